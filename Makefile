@@ -1,0 +1,40 @@
+# Every target sets itself up on a fresh machine: a .venv with the CPU torch wheel first, then recprobe.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The shared datasets sit beside the checkout here; elsewhere set RECPROBE_DATA_DIR or pass --data-dir.
+export RECPROBE_DATA_DIR ?= $(abspath ../shared/data)
+export HF_HUB_OFFLINE := 1
+
+.PHONY: quickstart test lint docs recbole bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev,docs]'
+	touch $@
+
+# RecBole 1.2.1 with its light dependencies only (its full list pins packages that no longer build).
+$(VENV)/.recbole: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[recbole]'
+	$(BIN)/pip install -q --no-deps recbole==1.2.1
+	touch $@
+
+recbole: $(VENV)/.recbole
+
+quickstart: $(VENV)/.installed
+	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart --resume
+
+test: $(VENV)/.installed $(VENV)/.recbole
+	$(BIN)/python -m pytest -n 2
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks examples
+
+bench: $(VENV)/.recbole
+	$(BIN)/python benchmarks/epoch_times.py
+	$(BIN)/python benchmarks/recbole_bpr.py
+
+clean:
+	rm -rf $(VENV) runs
