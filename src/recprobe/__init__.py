@@ -1,0 +1,23 @@
+"""recprobe: open up recommendation models.
+
+Probe the user representation a recommender builds right before its prediction layer, train a TopK
+sparse autoencoder on it, name its latents, and steer the model with them.
+"""
+
+from recprobe.data import Catalog, Split, load_dataset
+from recprobe.errors import RecprobeError
+from recprobe.metrics import evaluate_ranking
+from recprobe.models import build_model, load_recommender
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Catalog",
+    "RecprobeError",
+    "Split",
+    "build_model",
+    "evaluate_ranking",
+    "load_dataset",
+    "load_recommender",
+    "__version__",
+]

@@ -1,0 +1,34 @@
+"""Export a Split to RecBole atomic benchmark files so a peer trains on exactly the same data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from recprobe.data.split import Split
+from recprobe.io import atomic_write_text
+
+
+def export_recbole(split: Split, out_dir: str | Path) -> Path:
+    """Write ``<out>/<name>/<name>.{train,valid,test}.inter`` (and ``.item``) for RecBole's
+    ``benchmark_filename: [train, valid, test]``. Returns the dataset folder."""
+    name = split.name
+    folder = Path(out_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    header = "user_id:token\titem_id:token\ttimestamp:float\n"
+    # Held-out rows get times after every train row of their user so RecBole's order matches ours.
+    last = np.full(split.n_users, -np.inf)
+    np.maximum.at(last, split.train_users, split.train_times)
+    parts = {
+        "train": (split.train_users, split.train_items, split.train_times),
+        "valid": (np.arange(split.n_users), split.dev_items, last + 1),
+        "test": (np.arange(split.n_users), split.test_items, last + 2),
+    }
+    for part, (users, items, times) in parts.items():
+        rows = (f"{split.user_ids[u]}\t{split.item_ids[i]}\t{t:.0f}\n" for u, i, t in zip(users, items, times, strict=True))
+        atomic_write_text(folder / f"{name}.{part}.inter", header + "".join(rows))
+    lines = ["item_id:token\ttitle:token_seq\n"]
+    lines += [f"{raw}\t{title.replace(chr(9), ' ')}\n" for raw, title in zip(split.item_ids, split.catalog.titles, strict=True)]
+    atomic_write_text(folder / f"{name}.item", "".join(lines))
+    return folder

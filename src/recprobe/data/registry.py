@@ -1,0 +1,141 @@
+"""Named datasets (``ml-100k``, ``ml-1m``, ``grocery``) and where recprobe looks for them.
+
+Search order: the ``data_dir`` argument (``--data-dir``), ``$RECPROBE_DATA_DIR``, ``./data``; inside each,
+any of the dataset's folder names. ``ml-100k`` also comes from an installed ``recbole`` wheel. A folder
+path instead of a name loads RecBole atomic files or ReChorus files found in it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from recprobe.data import readers
+from recprobe.data.prepare import given_split, leave_one_out
+from recprobe.data.split import Split
+from recprobe.errors import DatasetNotFoundError, unknown_name
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    folders: tuple[str, ...]  # accepted folder names under a data directory
+    required: tuple[str, ...]  # any one of these files marks the folder as this dataset
+    load: Callable[[Path, str, float | None, int], Split]
+    how_to_get: str
+
+
+def _load_atomic(folder: Path, name: str, min_rating: float | None, core: int) -> Split:
+    inter = next(iter(sorted(folder.glob("*.inter"))))
+    item = inter.with_suffix(".item")
+    meta = readers.read_atomic_item(item) if item.exists() else {}
+    return leave_one_out(readers.read_atomic_inter(inter), name, meta, min_rating=min_rating, core=core)
+
+
+def _load_grocery(folder: Path, name: str, min_rating: float | None, core: int) -> Split:
+    meta_path = folder / "item_meta.csv"
+    meta = readers.read_rechorus_item_meta(meta_path) if meta_path.exists() else {}
+    parts = [
+        readers.read_rechorus(folder / f)
+        for f in ("train.csv", _first(folder, "dev_positives.csv", "dev.csv"), _first(folder, "test_positives.csv", "test.csv"))
+    ]
+    return given_split(*parts, name=name, meta=meta)
+
+
+def _load_movielens_1m(folder: Path, name: str, min_rating: float | None, core: int) -> Split:
+    ratings = _first(folder, "ratings.dat", "ratings.dat.gz", "ratings_users0001-2999.dat.gz")
+    frame = readers.read_movielens_ratings(folder / ratings)
+    movies = folder / "movies.dat"
+    meta = readers.read_movielens_movies(movies) if movies.exists() else {}
+    split = leave_one_out(frame, name, meta, min_rating=min_rating, core=core)
+    if ratings.startswith("ratings_users"):
+        split.notes.append("partial ML-1M: users 1-2999 only (original ratings.dat lines); see SOURCE.md")
+    return split
+
+
+def _first(folder: Path, *names: str) -> str:
+    return next((n for n in names if (folder / n).exists()), names[0])
+
+
+DATASETS = {
+    spec.name: spec
+    for spec in (
+        DatasetSpec(
+            "ml-100k",
+            ("movielens-100k", "ml-100k"),
+            ("ml-100k.inter",),
+            _load_atomic,
+            "copy RecBole's ml-100k.inter and ml-100k.item there, or `pip install --no-deps recbole==1.2.1`",
+        ),
+        DatasetSpec(
+            "ml-1m",
+            ("movielens-1m", "ml-1m"),
+            ("ratings.dat", "ratings.dat.gz", "ratings_users0001-2999.dat.gz"),
+            _load_movielens_1m,
+            "unzip GroupLens' ml-1m.zip there (ratings.dat and movies.dat)",
+        ),
+        DatasetSpec(
+            "grocery",
+            ("amazon-grocery-rechorus", "grocery", "Grocery_and_Gourmet_Food"),
+            ("train.csv",),
+            _load_grocery,
+            "put ReChorus' Grocery_and_Gourmet_Food train.csv, dev.csv, test.csv and item_meta.csv there",
+        ),
+    )
+}
+
+
+def data_dirs(data_dir: str | Path | None = None) -> list[Path]:
+    """Where datasets are looked for, in order."""
+    dirs = [Path(d) for d in (data_dir, os.environ.get("RECPROBE_DATA_DIR")) if d]
+    return [*dirs, Path("data")]
+
+
+def _recbole_example(name: str) -> Path | None:
+    spec = importlib.util.find_spec("recbole") if name == "ml-100k" else None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "dataset_example" / "ml-100k"
+
+
+def find_dataset(name: str, data_dir: str | Path | None = None) -> tuple[DatasetSpec, Path]:
+    """The spec and folder of a named dataset, or DatasetNotFoundError saying where it looked."""
+    if name not in DATASETS:
+        raise unknown_name("dataset", name, list(DATASETS))
+    spec = DATASETS[name]
+    looked = [d / f for d in data_dirs(data_dir) for f in spec.folders]
+    recbole = _recbole_example(name)
+    if recbole is not None:
+        looked.append(recbole)
+    for folder in looked:
+        if any((folder / f).exists() for f in spec.required):
+            return spec, folder
+    raise DatasetNotFoundError(
+        f"dataset {name!r} not found; looked in: {', '.join(str(p) for p in looked)}. "
+        f"Fix: pass --data-dir DIR (or set RECPROBE_DATA_DIR=DIR) where DIR/{spec.folders[0]}/ holds "
+        f"{' or '.join(spec.required)}; to get it, {spec.how_to_get}"
+    )
+
+
+def load_dataset(
+    name: str, data_dir: str | Path | None = None, *, min_rating: float | None = 4, core: int = 5
+) -> Split:
+    """Load a named dataset (or a folder of RecBole atomic / ReChorus files) as a leave-one-out Split.
+
+    ``min_rating`` and ``core`` apply to datasets recprobe splits itself; ``grocery`` is loaded as given.
+    """
+    path = Path(name)
+    if path.is_dir():
+        if (path / "train.csv").exists():
+            return _load_grocery(path, path.name, min_rating, core)
+        if any(path.glob("*.inter")):
+            return _load_atomic(path, path.name, min_rating, core)
+        raise DatasetNotFoundError(
+            f"{path} holds neither a RecBole .inter file nor ReChorus train.csv/dev.csv/test.csv; "
+            f"point --dataset at such a folder or use a named dataset ({', '.join(DATASETS)})"
+        )
+    spec, folder = find_dataset(name, data_dir)
+    return spec.load(folder, name, min_rating, core)

@@ -1,0 +1,36 @@
+"""recprobe's errors. Library code raises these; only the CLI prints them.
+
+Every message says what is wrong, where, and how to fix it.
+"""
+
+
+class RecprobeError(Exception):
+    """Base class of every error recprobe raises on purpose."""
+
+
+class DatasetNotFoundError(RecprobeError, FileNotFoundError):
+    """A named dataset is not in any of the places recprobe looked."""
+
+
+class DataFormatError(RecprobeError, ValueError):
+    """A data file exists but its content is not what its format requires."""
+
+
+class EmptySplitError(RecprobeError, ValueError):
+    """Filtering left no users, items or interactions to train or evaluate on."""
+
+
+class UnknownNameError(RecprobeError, KeyError):
+    """A name (model, dataset, adapter...) that recprobe does not know."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class RunFolderError(RecprobeError):
+    """An output folder that already holds something else, or a run folder that is incomplete."""
+
+
+def unknown_name(kind: str, name: str, known: list[str]) -> UnknownNameError:
+    """An UnknownNameError listing the names that would have worked."""
+    return UnknownNameError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(known))}")

@@ -1,0 +1,105 @@
+"""Ranking metrics: HR@K and NDCG@K over all items (the paper's "test-all"), or over 99 sampled
+negatives for comparison with published sampled tables (labelled ``(sampled-99)``).
+
+One masking policy: a user's excluded items (train items and the other held-out item) score -inf;
+the target is never masked. Rank = #{items with score >= target score}, so ties count against the
+target (as in ReChorus). HR@K = [rank <= K]; NDCG@K = [rank <= K] / log2(rank + 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+KS = (5, 10, 20, 50)
+SAMPLED = " (sampled-99)"
+
+
+def exclusion_mask(offsets: np.ndarray, items: np.ndarray, users: np.ndarray, n_items: int) -> torch.Tensor:
+    """Dense [B, n_items] bool mask of the CSR rows of ``users``."""
+    starts = offsets[users]
+    counts = offsets[users + 1] - starts
+    rows = np.repeat(np.arange(len(users)), counts)
+    within_row = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    cols = items[np.repeat(starts, counts) + within_row]
+    mask = torch.zeros(len(users), n_items, dtype=torch.bool)
+    mask[torch.from_numpy(rows), torch.from_numpy(cols)] = True
+    return mask
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """1-based rank of each target among all items, excluded items masked, ties against the target.
+    ``scores`` [B, N] is modified in place."""
+    target_scores = scores.gather(1, targets[:, None])
+    if not torch.isfinite(target_scores).all():
+        raise ValueError("a target item has a non-finite score (NaN or inf); the model's scores are broken")
+    if mask is not None:
+        scores.masked_fill_(mask.to(scores.device), float("-inf"))
+        scores.scatter_(1, targets[:, None], target_scores)  # the target is never masked
+    return (scores >= target_scores).sum(1)
+
+
+def metrics_from_ranks(ranks: torch.Tensor, ks: Sequence[int] = KS, suffix: str = "") -> dict[str, float]:
+    ranks = ranks.double()
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = ranks <= k
+        out[f"HR@{k}{suffix}"] = hit.double().mean().item()
+        out[f"NDCG@{k}{suffix}"] = torch.where(hit, 1.0 / torch.log2(ranks + 1), 0.0).mean().item()
+    return out
+
+
+def sample_negatives(
+    offsets: np.ndarray, items: np.ndarray, users: np.ndarray, targets: np.ndarray, n_items: int,
+    n: int, rng: np.random.Generator,
+) -> np.ndarray:
+    """[B, n] items drawn uniformly, none excluded for its user nor equal to its target."""
+    seen = exclusion_mask(offsets, items, users, n_items).numpy()
+    seen[np.arange(len(users)), targets] = True
+    if (seen.sum(1) > n_items - n).any():
+        raise ValueError(f"some user has fewer than {n} items left to sample negatives from")
+    negatives = rng.integers(0, n_items, size=(len(users), n))
+    while True:
+        bad = seen[np.arange(len(users))[:, None], negatives]
+        if not bad.any():
+            return negatives
+        negatives[bad] = rng.integers(0, n_items, size=int(bad.sum()))
+
+
+ScoreBatch = Callable[[np.ndarray], torch.Tensor]  # user indices [B] -> scores [B, n_items]
+
+
+@torch.no_grad()
+def evaluate_ranking(
+    score_batch: ScoreBatch,
+    targets: np.ndarray,
+    exclusions: tuple[np.ndarray, np.ndarray],
+    n_items: int,
+    *,
+    ks: Sequence[int] = KS,
+    batch_size: int = 1024,
+    sampled: bool = False,
+    seed: int = 0,
+) -> dict[str, float]:
+    """HR@K and NDCG@K of every user (index i has target ``targets[i]``), in batches of users.
+
+    ``sampled=True`` ranks the target among 99 sampled negatives instead of all items (keys end in
+    ``(sampled-99)``); it exists only for comparison with tables that used it.
+    """
+    offsets, items = exclusions
+    rng = np.random.default_rng(seed)
+    ranks = []
+    for start in range(0, len(targets), batch_size):
+        users = np.arange(start, min(start + batch_size, len(targets)))
+        scores = score_batch(users).float()
+        target = torch.from_numpy(targets[users]).to(scores.device)
+        if sampled:
+            negatives = sample_negatives(offsets, items, users, targets[users], n_items, 99, rng)
+            candidates = torch.cat([target[:, None], torch.from_numpy(negatives).to(scores.device)], 1)
+            ranks.append(target_ranks(scores.gather(1, candidates), torch.zeros_like(target)).cpu())
+        else:
+            mask = exclusion_mask(offsets, items, users, n_items)
+            ranks.append(target_ranks(scores, target, mask).cpu())
+    return metrics_from_ranks(torch.cat(ranks), ks, SAMPLED if sampled else "")
