@@ -78,8 +78,7 @@ def read_atomic_item(path: Path) -> ItemMeta:
         types = dict(h.split(":", 1) if ":" in h else (h, "token") for h in f.readline().rstrip("\n").split("\t"))
     attr_cols = [c for c in frame.columns if c not in ("item_id", title_col)]
     meta: ItemMeta = {}
-    for row in frame.itertuples(index=False):
-        r = row._asdict()
+    for r in frame.to_dict("records"):
         title = str(r[title_col]) if title_col and isinstance(r[title_col], str) else f"item {r['item_id']}"
         if isinstance(r.get("release_year"), str):
             title = f"{title} ({r['release_year']})"

@@ -1,0 +1,150 @@
+"""The command line: parses, calls the library, renders results and errors. Never imported by the library."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from recprobe.errors import RecprobeError
+
+app = typer.Typer(
+    help="recprobe: probe recommenders, train sparse autoencoders on them, name and steer their latents.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", envvar="RECPROBE_DATA_DIR", help="Folder holding the datasets (default: ./data)."),
+]
+
+
+def _parse_options(pairs: list[str]) -> dict[str, object]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
+        try:
+            options[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.replace("-", "_")] = value
+    return options
+
+
+def metrics_table(title: str, columns: dict[str, dict[str, float]]) -> Table:
+    """One row per metric, one column per split."""
+    table = Table("metric", *columns, title=title)
+    for key in next(iter(columns.values())):
+        table.add_row(key, *(f"{values[key]:.4f}" for values in columns.values()))
+    return table
+
+
+@app.command()
+def fit(
+    model: Annotated[str, typer.Option(help="bprmf, lightgcn, sasrec or timirec.")],
+    dataset: Annotated[str, typer.Option(help="ml-100k, ml-1m, grocery, or a folder of RecBole/ReChorus files.")],
+    out: Annotated[Path, typer.Option(help="Run folder, e.g. runs/NAME.")],
+    data_dir: DataDir = None,
+    epochs: Annotated[int, typer.Option(help="Most epochs per stage (early stopping usually ends sooner).")] = 200,
+    patience: Annotated[int, typer.Option(help="Epochs without a better dev NDCG@10 before stopping.")] = 10,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the model's tuned value).")] = None,
+    l2: Annotated[Optional[float], typer.Option(help="Adam weight decay (default: the model's tuned value).")] = None,
+    loss: Annotated[Optional[str], typer.Option(help="bpr or ce (default: the model's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Training samples per step.")] = 256,
+    d: Annotated[int, typer.Option("--d", help="Embedding size.")] = 64,
+    option: Annotated[list[str], typer.Option(help="Model option KEY=VALUE, e.g. n_layers=2 (repeatable).")] = [],  # noqa: B006
+    min_rating: Annotated[float, typer.Option(help="Ratings at least this are positives (negative: keep all).")] = 4,
+    core: Annotated[int, typer.Option(help="Iterative k-core filter on users and items.")] = 5,
+    seed: int = 0,
+    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1...")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace a different run already in --out.")] = False,
+) -> None:
+    """Train a built-in recommender and write runs/NAME/recommender/ (weights, config, metrics)."""
+    from recprobe.models.train import TrainConfig
+    from recprobe.runs import fit_run
+
+    train = TrainConfig(epochs=epochs, patience=patience, lr=lr, l2=l2, loss=loss, batch_size=batch_size,
+                        seed=seed, device=device)
+    metrics, reused = fit_run(
+        out, model, dataset, data_dir=data_dir, min_rating=None if min_rating < 0 else min_rating, core=core,
+        model_options={"d": d, **_parse_options(option)}, train=train, overwrite=overwrite,
+    )
+    if reused:
+        console.print(f"{out} already holds this run; showing its metrics (pass --overwrite to retrain).")
+    console.print(metrics_table(f"{model} on {dataset} (full ranking)", {"dev": metrics["dev"], "test": metrics["test"]}))
+    console.print(
+        f"best epoch {metrics['best_epoch']}, {metrics['seconds_per_epoch']:.2f} s/epoch, "
+        f"{metrics['train_seconds']:.0f} s in all -> {out / 'recommender'}"
+    )
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Option(help="Run folder with a trained recommender.")],
+    data_dir: DataDir = None,
+    sampled: Annotated[bool, typer.Option(help="Rank among 99 sampled negatives instead of all items.")] = False,
+) -> None:
+    """Evaluate a trained recommender on dev and test."""
+    from recprobe.models import evaluate_model, load_recommender
+
+    model, split = load_recommender(run, data_dir)
+    rows = {phase: evaluate_model(model, split, phase, sampled=sampled) for phase in ("dev", "test")}
+    console.print(metrics_table(f"{model.name} on {split.name} ({'sampled-99' if sampled else 'full ranking'})", rows))
+
+
+@app.command()
+def datasets(data_dir: DataDir = None) -> None:
+    """List the named datasets and where each was found."""
+    from recprobe.data import DATASETS, find_dataset
+
+    table = Table("dataset", "found at")
+    for name in DATASETS:
+        try:
+            table.add_row(name, str(find_dataset(name, data_dir)[1]))
+        except RecprobeError as e:
+            table.add_row(name, f"[red]missing[/] ({str(e).split('; ')[0]})")
+    console.print(table)
+
+
+@app.command()
+def export(
+    dataset: Annotated[str, typer.Option(help="Dataset name or folder.")],
+    out: Annotated[Path, typer.Option(help="Folder to write <dataset>/<dataset>.{train,valid,test}.inter into.")],
+    data_dir: DataDir = None,
+    min_rating: float = 4,
+    core: int = 5,
+) -> None:
+    """Export a split as RecBole atomic benchmark files, so RecBole trains on exactly the same data."""
+    from recprobe.data import export_recbole, load_dataset
+
+    split = load_dataset(dataset, data_dir, min_rating=None if min_rating < 0 else min_rating, core=core)
+    folder = export_recbole(split, out)
+    console.print(f"wrote {folder} (use benchmark_filename: [train, valid, test] in RecBole)")
+
+
+def main() -> None:
+    """Entry point: library errors become one red line and exit code 2, never a traceback."""
+    try:
+        app()
+    except (RecprobeError, ValidationError) as e:
+        message = _validation_message(e) if isinstance(e, ValidationError) else str(e)
+        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None
+
+
+def _validation_message(e: ValidationError) -> str:
+    first = e.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return f"invalid {e.title} option {where!r}: {first['msg']} (got {first.get('input')!r})"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""A trained recommender on disk: ``<run>/recommender/{config.json, model.safetensors, metrics.json}``.
+
+The folder is written next to its final place and renamed into it, so it is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+import recprobe
+from recprobe.data import load_dataset
+from recprobe.data.split import Split
+from recprobe.errors import RunFolderError
+from recprobe.io import read_json, write_json
+from recprobe.models.base import Recommender
+from recprobe.models.registry import build_model
+
+FOLDER = "recommender"
+
+
+def run_config(model: Recommender, split: Split, train: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Everything needed to rebuild the model and to tell one run from another."""
+    return {
+        "recprobe_version": recprobe.__version__,
+        "model": model.name,
+        "model_config": model.config.model_dump(),
+        "train_config": train,
+        "dataset": {"name": split.name, **data, "fingerprint": split.fingerprint,
+                    "n_users": split.n_users, "n_items": split.n_items, "notes": split.notes},
+    }
+
+
+def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("model", "model_config", "train_config")
+    return all(a.get(k) == b.get(k) for k in keys) and a["dataset"].get("fingerprint") == b["dataset"].get("fingerprint")
+
+
+def existing_config(run_dir: str | Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / FOLDER / "config.json"
+    return read_json(path) if path.exists() else None
+
+
+def save_recommender(run_dir: str | Path, model: Recommender, config: dict[str, Any], metrics: dict[str, Any]) -> Path:
+    """Write the recommender folder atomically (replacing an older one only once the new one is whole)."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir} is a file, not a run folder; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{FOLDER}."))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, staging / "model.safetensors", metadata={"model": model.name})
+        write_json(staging / "config.json", config)
+        write_json(staging / "metrics.json", metrics)
+        final = run_dir / FOLDER
+        if final.exists():
+            old = run_dir / f".{FOLDER}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(staging, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, final)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_recommender(run_dir: str | Path, data_dir: str | Path | None = None) -> tuple[Recommender, Split]:
+    """The trained model of a run folder and the exact split it was trained on (checked by fingerprint)."""
+    folder = Path(run_dir) / FOLDER
+    config = existing_config(run_dir)
+    if config is None or not (folder / "model.safetensors").exists():
+        raise RunFolderError(f"{folder} holds no trained recommender; train one with `recprobe fit --out {run_dir}`")
+    data = config["dataset"]
+    split = load_dataset(data["name"], data_dir, min_rating=data.get("min_rating"), core=data.get("core", 5))
+    if split.fingerprint != data["fingerprint"]:
+        raise RunFolderError(
+            f"the {data['name']} data found now (fingerprint {split.fingerprint}) is not the data {run_dir} was "
+            f"trained on ({data['fingerprint']}); point --data-dir at the original files"
+        )
+    model = build_model(config["model"], split, **config["model_config"])
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    return model.eval(), split

@@ -1,0 +1,77 @@
+"""Run folders: train a recommender into ``runs/<name>/`` without ever clobbering another run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from recprobe.data import load_dataset
+from recprobe.errors import RunFolderError
+from recprobe.io import read_json
+from recprobe.models import build_model, evaluate_model, fit, save_recommender
+from recprobe.models.checkpoint import FOLDER, existing_config, run_config, same_run
+from recprobe.models.train import TrainConfig
+
+
+def fit_run(
+    out: str | Path,
+    model: str,
+    dataset: str,
+    *,
+    data_dir: str | Path | None = None,
+    min_rating: float | None = 4,
+    core: int = 5,
+    model_options: dict[str, Any] | None = None,
+    train: TrainConfig | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> tuple[dict[str, Any], bool]:
+    """Train ``model`` on ``dataset`` into ``out/recommender``; returns (metrics, reused).
+
+    If ``out`` already holds the same run (same model, options, training config and data), its metrics
+    are returned and nothing is retrained. A different run there is refused unless ``overwrite``.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file; give a folder path for the run")
+    split = load_dataset(dataset, data_dir, min_rating=min_rating, core=core)
+    recommender = build_model(model, split, **(model_options or {}))
+    train = (train or TrainConfig()).resolved(recommender)
+    data = {"min_rating": min_rating, "core": core}
+    config = run_config(recommender, split, train.model_dump(exclude={"device", "eval_batch_size"}), data)
+    previous = existing_config(out)
+    if previous is not None and not overwrite:
+        if same_run(previous, config):
+            return read_json(out / FOLDER / "metrics.json"), True
+        raise RunFolderError(
+            f"{out} already holds a different run: {_describe(previous)}, not {_describe(config)} "
+            f"({_difference(previous, config)}); choose a new --out or pass --overwrite to replace it"
+        )
+    result = fit(recommender, split, train, progress=progress)
+    metrics = {
+        "dev": evaluate_model(recommender, split, "dev", device=train.device),
+        "test": evaluate_model(recommender, split, "test", device=train.device),
+        "test_sampled": evaluate_model(recommender, split, "test", sampled=True, device=train.device),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "train_seconds": result.seconds,
+        "loss": train.loss,
+        "history": result.history,
+    }
+    save_recommender(out, recommender, config, metrics)
+    return metrics, False
+
+
+def _describe(config: dict[str, Any]) -> str:
+    return f"{config['model']} on {config['dataset']['name']}"
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> str:
+    for key in ("model", "model_config", "train_config"):
+        if a.get(key) != b.get(key):
+            if isinstance(a.get(key), dict):
+                diff = [k for k in {*a[key], *b[key]} if a[key].get(k) != b[key].get(k)]
+                return f"{key} differs in {', '.join(sorted(diff))}"
+            return f"{key} differs"
+    return "the data differs (fingerprint)"
