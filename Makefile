@@ -24,9 +24,9 @@ $(VENV)/.recbole: $(VENV)/.installed
 recbole: $(VENV)/.recbole
 
 quickstart: $(VENV)/.installed
-	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart --resume
+	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart
 
-test: $(VENV)/.installed $(VENV)/.recbole
+test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n 2
 
 lint: $(VENV)/.installed

@@ -130,10 +130,10 @@ def export(
     console.print(f"wrote {folder} (use benchmark_filename: [train, valid, test] in RecBole)")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: library errors become one red line and exit code 2, never a traceback."""
     try:
-        app()
+        app(args=argv, prog_name="recprobe")
     except (RecprobeError, ValidationError) as e:
         message = _validation_message(e) if isinstance(e, ValidationError) else str(e)
         err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

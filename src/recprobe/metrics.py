@@ -55,11 +55,12 @@ def sample_negatives(
     offsets: np.ndarray, items: np.ndarray, users: np.ndarray, targets: np.ndarray, n_items: int,
     n: int, rng: np.random.Generator,
 ) -> np.ndarray:
-    """[B, n] items drawn uniformly, none excluded for its user nor equal to its target."""
+    """[B, n] items drawn uniformly with replacement (as ReChorus does), none excluded for its user nor
+    equal to its target."""
     seen = exclusion_mask(offsets, items, users, n_items).numpy()
     seen[np.arange(len(users)), targets] = True
-    if (seen.sum(1) > n_items - n).any():
-        raise ValueError(f"some user has fewer than {n} items left to sample negatives from")
+    if seen.all(1).any():
+        raise ValueError("some user has no item left to sample negatives from")
     negatives = rng.integers(0, n_items, size=(len(users), n))
     while True:
         bad = seen[np.arange(len(users))[:, None], negatives]

@@ -35,8 +35,9 @@ def fit_run(
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out} is a file; give a folder path for the run")
     split = load_dataset(dataset, data_dir, min_rating=min_rating, core=core)
-    recommender = build_model(model, split, **(model_options or {}))
-    train = (train or TrainConfig()).resolved(recommender)
+    train = train or TrainConfig()
+    recommender = build_model(model, split, seed=train.seed, **(model_options or {}))
+    train = train.resolved(recommender)
     data = {"min_rating": min_rating, "core": core}
     config = run_config(recommender, split, train.model_dump(exclude={"device", "eval_batch_size"}), data)
     previous = existing_config(out)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from recprobe.data.split import Split
 from recprobe.errors import unknown_name
 from recprobe.models.base import Recommender
@@ -21,10 +23,14 @@ def model_class(name: str) -> type[Recommender]:
     return MODELS[name]
 
 
-def build_model(name: str, split: Split, **options: Any) -> Recommender:
-    """A fresh built-in model for ``split``; ``options`` are fields of the model's Config."""
+def build_model(name: str, split: Split, *, seed: int = 0, **options: Any) -> Recommender:
+    """A fresh built-in model for ``split``, initialised from ``seed`` (the global RNG is left as it
+    was); ``options`` are fields of the model's Config."""
     cls = model_class(name)
-    model = cls(cls.Config(**options), split.n_users, split.n_items)
+    config = cls.Config(**options)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = cls(config, split.n_users, split.n_items)
     if isinstance(model, LightGCN):
         model.set_graph(split.train_users, split.train_items)
     return model

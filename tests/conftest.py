@@ -1,0 +1,56 @@
+"""Shared fixtures: small synthetic data for fast tests; the real datasets (../shared/data) for `slow` ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recprobe.data.prepare import leave_one_out
+from recprobe.data.split import Split
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+torch.set_num_threads(1)  # tests run in parallel workers; one thread each keeps them from fighting
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_data_dir(monkeypatch):
+    """Tests say where data is; they never pick it up from the environment."""
+    monkeypatch.delenv("RECPROBE_DATA_DIR", raising=False)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip(f"real datasets not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def synthetic_frame(n_users: int = 40, n_items: int = 30, per_user: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Interactions with structure a model can learn: each user prefers one of three item blocks."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        block = u % 3
+        pool = np.arange(n_items)[np.arange(n_items) % 3 == block]
+        items = rng.choice(pool, size=min(per_user, len(pool)), replace=False)
+        for t, i in enumerate(items):
+            rows.append((str(u + 1), str(i + 1), float(1000 + t), float(rng.integers(3, 6))))
+    return pd.DataFrame(rows, columns=["user", "item", "time", "rating"])
+
+
+@pytest.fixture
+def split() -> Split:
+    return leave_one_out(synthetic_frame(), "synthetic", {}, min_rating=None, core=3)
+
+
+def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    lines += [f"{r.user}\t{r.item}\t{r.rating}\t{r.time}" for r in frame.itertuples()]
+    (folder / f"{name}.inter").write_text("\n".join(lines) + "\n")
+    return folder

@@ -1,0 +1,93 @@
+"""Bad input at the command line: one clear line, exit code 2, no traceback, nothing overwritten."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from recprobe.cli import main
+
+from .conftest import synthetic_frame, write_atomic
+
+
+def run_cli(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    assert "Traceback" not in err
+    line = " ".join(err.split())  # rich may wrap
+    assert line.startswith("error:")
+    for needle in needles:
+        assert needle in line
+
+
+@pytest.fixture
+def toy(tmp_path):
+    return write_atomic(tmp_path / "toy", synthetic_frame())
+
+
+def fit_args(dataset, out, *extra):
+    return ("fit", "--model", "bprmf", "--dataset", str(dataset), "--out", str(out), "--epochs", "1",
+            "--min-rating", "-1", "--core", "3", *extra)
+
+
+def test_missing_data_directory(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "fit", "--model", "bprmf", "--dataset", "ml-1m", "--out", str(tmp_path / "r"),
+                           "--data-dir", str(tmp_path / "nowhere"))
+    assert_one_line_error(code, err, "dataset 'ml-1m' not found", "nowhere", "--data-dir")
+    assert not (tmp_path / "r").exists()
+
+
+def test_file_with_wrong_columns(capsys, tmp_path):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "bad.inter").write_text("who:token\twhat:token\twhen:float\n1\t2\t3\n")
+    code, _, err = run_cli(capsys, *fit_args(folder, tmp_path / "r"))
+    assert_one_line_error(code, err, "missing column(s)", "user_id")
+
+
+def test_non_numeric_ids(capsys, tmp_path):
+    folder = tmp_path / "grocery"
+    folder.mkdir()
+    (folder / "train.csv").write_text("user_id\titem_id\ttime\nu1\t2\t3\n")
+    code, _, err = run_cli(capsys, *fit_args(folder, tmp_path / "r"))
+    assert_one_line_error(code, err, "'user_id' must be an integer", "'u1'")
+
+
+def test_unknown_dataset_and_model(capsys, tmp_path, toy):
+    code, _, err = run_cli(capsys, "fit", "--model", "bprmf", "--dataset", "netflix", "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "unknown dataset 'netflix'", "ml-100k")
+    code, _, err = run_cli(capsys, "fit", "--model", "mf", "--dataset", str(toy), "--out", str(tmp_path / "r"),
+                           "--min-rating", "-1", "--core", "3")
+    assert_one_line_error(code, err, "unknown model 'mf'", "bprmf, lightgcn, sasrec, timirec")
+
+
+def test_split_left_empty_by_filtering(capsys, tmp_path, toy):
+    code, _, err = run_cli(capsys, *fit_args(toy, tmp_path / "r")[:-2], "--core", "100")
+    assert_one_line_error(code, err, "no interaction is left", "--core")
+
+
+def test_out_folder_holding_a_different_run_is_left_alone(capsys, tmp_path, toy):
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(capsys, *fit_args(toy, out))
+    assert code in (0, None) and "HR@10" in stdout
+    weights = out / "recommender" / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    code, stdout, _ = run_cli(capsys, *fit_args(toy, out))  # the same run again: reused
+    assert code in (0, None) and "already holds this run" in " ".join(stdout.split())
+    code, _, err = run_cli(capsys, *fit_args(toy, out, "--d", "8"))
+    assert_one_line_error(code, err, "already holds a different run", "model_config differs in d", "--overwrite")
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == digest
+    code, _, _ = run_cli(capsys, *fit_args(toy, out, "--d", "8", "--overwrite"))
+    assert code in (0, None) and hashlib.sha256(weights.read_bytes()).hexdigest() != digest
+
+
+def test_option_the_model_does_not_have(capsys, tmp_path, toy):
+    code, _, err = run_cli(capsys, *fit_args(toy, tmp_path / "r", "--option", "n_layers=2"))
+    assert_one_line_error(code, err, "invalid", "n_layers", "Extra inputs are not permitted")

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recprobe.data import export_recbole, load_dataset
+from recprobe.data.prepare import given_split, k_core, leave_one_out
+from recprobe.data.readers import read_atomic_inter, read_atomic_item, read_movielens_ratings, read_rechorus
+from recprobe.errors import DataFormatError, DatasetNotFoundError, EmptySplitError, UnknownNameError
+
+from .conftest import synthetic_frame, write_atomic
+
+frames = st.lists(
+    st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 50)), min_size=0, max_size=200
+).map(lambda rows: pd.DataFrame(
+    [(str(u), str(i), float(t)) for u, i, t in rows], columns=["user", "item", "time"]
+).drop_duplicates(["user", "item"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames, st.integers(1, 6))
+def test_k_core_leaves_only_dense_users_and_items_and_is_idempotent(frame, k):
+    core = k_core(frame, k)
+    assert (core["user"].value_counts() >= k).all()
+    assert (core["item"].value_counts() >= k).all()
+    assert len(k_core(core, k)) == len(core)
+
+
+@settings(max_examples=40, deadline=None)
+@given(frames)
+def test_leave_one_out_holds_out_each_users_last_two_by_time(frame):
+    try:
+        split = leave_one_out(frame, "h", {}, min_rating=None, core=3)
+    except EmptySplitError:
+        assert len(k_core(frame, 3)) == 0
+        return
+    kept = k_core(frame, 3)
+    assert len(split.train_items) + 2 * split.n_users == len(kept)
+    for u in range(split.n_users):
+        rows = kept[kept["user"] == split.user_ids[u]].reset_index(drop=True)
+        order = np.lexsort((np.arange(len(rows)), rows["time"].to_numpy()))
+        chronological = rows["item"].to_numpy()[order]
+        assert split.item_ids[split.test_items[u]] == chronological[-1]
+        assert split.item_ids[split.dev_items[u]] == chronological[-2]
+        train = split.train_items[split.train_offsets[u] : split.train_offsets[u + 1]]
+        assert list(split.item_ids[train]) == list(chronological[:-2])
+
+
+def test_histories_are_the_last_items_oldest_first_padded_at_the_end(split):
+    history, lengths = split.histories("test", 4)
+    offsets, items = split.sequences("test")
+    for u in range(split.n_users):
+        seq = items[offsets[u] : offsets[u + 1]]
+        assert seq[-1] == split.dev_items[u]
+        assert list(history[u, : lengths[u]]) == list(seq[-4:])
+        assert (history[u, lengths[u] :] == split.pad_item).all()
+
+
+def test_exclusions_mask_train_and_the_other_held_out_item_never_the_target(split):
+    for phase, other in (("dev", split.test_items), ("test", split.dev_items)):
+        offsets, items = split.exclusions(phase)
+        for u in range(split.n_users):
+            row = set(items[offsets[u] : offsets[u + 1]])
+            train = set(split.train_items[split.train_offsets[u] : split.train_offsets[u + 1]])
+            assert row == train | {other[u]}
+            assert split.targets(phase)[u] not in row
+
+
+def test_atomic_reader_names_missing_columns(tmp_path):
+    path = tmp_path / "bad.inter"
+    path.write_text("uid:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
+    with pytest.raises(DataFormatError, match=r"missing column\(s\) \['user_id'\].*RecBole atomic"):
+        read_atomic_inter(path)
+
+
+def test_atomic_reader_names_the_bad_row(tmp_path):
+    path = tmp_path / "bad.inter"
+    path.write_text("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t3\tyesterday\n")
+    with pytest.raises(DataFormatError, match="'timestamp' must be numeric, found 'yesterday' on data row 2"):
+        read_atomic_inter(path)
+
+
+def test_rechorus_reader_rejects_non_numeric_ids(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("user_id\titem_id\ttime\n1\tB00X\t5\n")
+    with pytest.raises(DataFormatError, match="'item_id' must be an integer, found 'B00X'"):
+        read_rechorus(path)
+
+
+def test_movielens_reader_accepts_original_ratings_dat_and_rejects_other_lines(tmp_path):
+    good = tmp_path / "ratings.dat"
+    good.write_text("1::1193::5::978300760\n1::661::3::978302109\n")
+    frame = read_movielens_ratings(good)
+    assert list(frame.columns) == ["user", "item", "time", "rating"] and len(frame) == 2
+    bad = tmp_path / "bad.dat"
+    bad.write_text("1::1193::5\n")
+    with pytest.raises(DataFormatError, match="line 1 has 3 fields, expected 4"):
+        read_movielens_ratings(bad)
+
+
+def test_item_reader_builds_titles_and_attributes(tmp_path):
+    path = tmp_path / "toy.item"
+    path.write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n7\tHeat\t1995\tAction Crime\n")
+    assert read_atomic_item(path) == {"7": ("Heat (1995)", {"release_year": ["1995"], "genre": ["Action", "Crime"]})}
+
+
+def test_folder_of_atomic_files_loads_as_a_dataset(tmp_path):
+    folder = write_atomic(tmp_path / "toy", synthetic_frame())
+    split = load_dataset(str(folder), min_rating=None, core=3)
+    assert split.n_users == 40 and split.name == "toy"
+
+
+def test_filtering_everything_away_is_a_clear_error(tmp_path):
+    folder = write_atomic(tmp_path / "toy", synthetic_frame())
+    with pytest.raises(EmptySplitError, match="no interaction is left.*lower --min-rating or --core"):
+        load_dataset(str(folder), min_rating=None, core=50)
+
+
+def test_missing_dataset_says_where_it_looked_and_how_to_fix(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as e:
+        load_dataset("grocery", tmp_path)
+    message = str(e.value)
+    assert str(tmp_path / "amazon-grocery-rechorus") in message and "--data-dir" in message
+
+
+def test_unknown_dataset_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="choose one of: grocery, ml-100k, ml-1m"):
+        load_dataset("netflix")
+
+
+def test_given_split_requires_one_dev_and_test_row_per_user():
+    train = pd.DataFrame({"user": ["1", "2"], "item": ["1", "2"], "time": [1.0, 1.0]})
+    dev = pd.DataFrame({"user": ["1"], "item": ["2"], "time": [2.0]})
+    with pytest.raises(EmptySplitError, match="lack a dev or test row"):
+        given_split(train, dev, dev, "g", {})
+
+
+def test_export_round_trips_through_recbole_atomic_files(split, tmp_path):
+    folder = export_recbole(split, tmp_path)
+    train = read_atomic_inter(folder / "synthetic.train.inter")
+    valid = read_atomic_inter(folder / "synthetic.valid.inter")
+    test = read_atomic_inter(folder / "synthetic.test.inter")
+    assert list(train["item"]) == list(split.item_ids[split.train_items])
+    assert list(valid["item"]) == list(split.item_ids[split.dev_items])
+    assert list(test["item"]) == list(split.item_ids[split.test_items])
+    assert (valid["time"].to_numpy() < test["time"].to_numpy()).all()
+
+
+def test_fingerprint_changes_with_the_data(split):
+    other = leave_one_out(synthetic_frame(seed=1), "synthetic", {}, min_rating=None, core=3)
+    assert split.fingerprint != other.fingerprint
+    same = leave_one_out(synthetic_frame(), "synthetic", {}, min_rating=None, core=3)
+    assert split.fingerprint == same.fingerprint
