@@ -141,8 +141,10 @@ def fit(model: Recommender, split: Split, config: TrainConfig, *, progress: bool
                     best_state = copy.deepcopy(model.state_dict())
                 else:
                     waited += 1
-                bar.update(epochs, advance=1, info=f"loss {total_loss / n_steps:.4f}  dev NDCG@10 {score:.4f} "
-                                                   f"(best {best_score:.4f} @ {best_epoch})")
+                info = f"loss {total_loss / n_steps:.4f}  dev NDCG@10 {score:.4f} (best {best_score:.4f} @ {best_epoch})"
+                bar.update(epochs, advance=1, info=info)
+                if progress and not bar.console.is_terminal:  # logs and CI get one line per epoch
+                    bar.console.print(f"{label} epoch {epoch}: {info}  [{train_times[-1]:.1f} s]")
                 if waited >= config.patience:
                     break
             model.load_state_dict(best_state)
