@@ -28,6 +28,7 @@ quickstart: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -n 2
+	$(BIN)/mkdocs build --strict -q
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks examples
