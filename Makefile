@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 # The shared datasets sit beside the checkout here; elsewhere set RECPROBE_DATA_DIR or pass --data-dir.
 export RECPROBE_DATA_DIR ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE := 1
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: quickstart test lint docs recbole bench clean
 
