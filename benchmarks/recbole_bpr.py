@@ -24,6 +24,9 @@ from recprobe.models import TrainConfig, build_model, evaluate_model, fit
 
 def run_recbole(data_path: str, dataset: str, seed: int, checkpoint_dir: str) -> tuple[dict, float]:
     import_recbole()
+    import warnings
+
+    warnings.filterwarnings("ignore")  # RecBole on pandas 3 / torch 2.13 warns a lot; none changes results here
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.model.general_recommender import BPR
@@ -47,7 +50,11 @@ def run_recbole(data_path: str, dataset: str, seed: int, checkpoint_dir: str) ->
     model = BPR(config, train.dataset)
     trainer = Trainer(config, model)
     trainer.fit(train, valid, saved=True, show_progress=False, verbose=False)
-    result = trainer.evaluate(test, load_best_model=True, show_progress=False)
+    # RecBole's own reload uses torch.load's old default (weights_only=False); load the best weights here
+    # from the file it has just written (trusted: ours).
+    checkpoint = torch.load(trainer.saved_model_file, map_location="cpu", weights_only=False)
+    model.load_state_dict(checkpoint["state_dict"])
+    result = trainer.evaluate(test, load_best_model=False, show_progress=False)
     return {"HR@10": float(result["hit@10"]), "NDCG@10": float(result["ndcg@10"])}, time.perf_counter() - started
 
 
@@ -70,9 +77,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     split = load_dataset(args.dataset, args.data_dir)
     with tempfile.TemporaryDirectory() as tmp:
-        export_recbole(split, tmp)
+        name = f"recprobe-{split.name}"  # not a name RecBole would replace by its bundled copy
+        export_recbole(split, tmp, name)
         ours, ours_s = run_recprobe(args.dataset, args.data_dir, args.seed)
-        theirs, theirs_s = run_recbole(tmp, split.name, args.seed, tmp)
+        print(f"recprobe BPRMF: {ours} in {ours_s:.1f} s", flush=True)
+        theirs, theirs_s = run_recbole(tmp, name, args.seed, tmp)
     print(f"{split.name}: {split.n_users} users, {split.n_items} items, {len(split.train_items)} train; "
           f"{args.threads} threads")
     print(f"{'':18s}{'HR@10':>8s}{'NDCG@10':>9s}{'wall s':>9s}")

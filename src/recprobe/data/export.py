@@ -10,10 +10,13 @@ from recprobe.data.split import Split
 from recprobe.io import atomic_write_text
 
 
-def export_recbole(split: Split, out_dir: str | Path) -> Path:
+def export_recbole(split: Split, out_dir: str | Path, name: str | None = None) -> Path:
     """Write ``<out>/<name>/<name>.{train,valid,test}.inter`` (and ``.item``) for RecBole's
-    ``benchmark_filename: [train, valid, test]``. Returns the dataset folder."""
-    name = split.name
+    ``benchmark_filename: [train, valid, test]``; ``name`` defaults to the split's. Returns the folder.
+
+    Note: RecBole replaces a dataset named like one of its bundled examples (``ml-100k``) by its own
+    copy; export under another name (``recprobe-ml-100k``) to make it read these files."""
+    name = name or split.name
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     header = "user_id:token\titem_id:token\ttimestamp:float\n"
