@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from recprobe.models import MODELS, TrainConfig, build_model, evaluate_model, fit, load_recommender, save_recommender
+from recprobe.models import (
+    MODELS,
+    TrainConfig,
+    build_model,
+    evaluate_model,
+    fit,
+    load_recommender,
+    save_recommender,
+)
 from recprobe.models.evaluate import phase_batches
 from recprobe.models.train import TrainingSamples
 

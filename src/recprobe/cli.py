@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
@@ -21,7 +21,7 @@ console = Console()
 err = Console(stderr=True)
 
 DataDir = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--data-dir", envvar="RECPROBE_DATA_DIR", help="Folder holding the datasets (default: ./data)."),
 ]
 
@@ -55,9 +55,9 @@ def fit(
     data_dir: DataDir = None,
     epochs: Annotated[int, typer.Option(help="Most epochs per stage (early stopping usually ends sooner).")] = 200,
     patience: Annotated[int, typer.Option(help="Epochs without a better dev NDCG@10 before stopping.")] = 10,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (default: the model's tuned value).")] = None,
-    l2: Annotated[Optional[float], typer.Option(help="Adam weight decay (default: the model's tuned value).")] = None,
-    loss: Annotated[Optional[str], typer.Option(help="bpr or ce (default: the model's).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the model's tuned value).")] = None,
+    l2: Annotated[float | None, typer.Option(help="Adam weight decay (default: the model's tuned value).")] = None,
+    loss: Annotated[str | None, typer.Option(help="bpr or ce (default: the model's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Training samples per step.")] = 256,
     d: Annotated[int, typer.Option("--d", help="Embedding size.")] = 64,
     option: Annotated[list[str], typer.Option(help="Model option KEY=VALUE, e.g. n_layers=2 (repeatable).")] = [],  # noqa: B006

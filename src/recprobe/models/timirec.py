@@ -9,7 +9,14 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from recprobe.models.base import Batch, LossKind, Recommender, TransformerBlock, recommendation_loss, reversed_positions
+from recprobe.models.base import (
+    Batch,
+    LossKind,
+    Recommender,
+    TransformerBlock,
+    recommendation_loss,
+    reversed_positions,
+)
 from recprobe.models.sasrec import SequentialConfig
 
 
