@@ -28,6 +28,7 @@ quickstart: $(VENV)/.installed
 	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart
 
 test: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2
 	$(BIN)/mkdocs build --strict -q
 
