@@ -18,7 +18,7 @@ ItemMeta = dict[str, tuple[str, dict[str, list[str]]]]  # raw item id -> (title,
 
 def _numeric(frame: pd.DataFrame, column: str, path: Path, *, integer: bool = False) -> pd.Series:
     values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() & frame[column].notna() | frame[column].isna()
+    bad = values.isna()  # empty cells and text both fail to parse
     if integer:
         bad |= values.notna() & (values != np.floor(values))
     if bad.any():
