@@ -27,8 +27,8 @@ recbole: $(VENV)/.recbole
 quickstart: $(VENV)/.installed
 	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart
 
-test: $(VENV)/.installed
-	$(BIN)/ruff check src tests benchmarks
+test: $(VENV)/.recbole
+	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -n 2
 	$(BIN)/mkdocs build --strict -q
 

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from recprobe.compat.recbole import import_recbole
+from recprobe.adapters.recbole.shims import import_recbole
 from recprobe.data import export_recbole, load_dataset
 from recprobe.models import TrainConfig, build_model, evaluate_model, fit
 

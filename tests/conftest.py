@@ -11,6 +11,8 @@ import torch
 
 from recprobe.data.prepare import leave_one_out
 from recprobe.data.split import Split
+from recprobe.models.evaluate import phase_batches
+from recprobe.target import Batch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -21,6 +23,22 @@ torch.set_num_threads(1)  # tests run in parallel workers; one thread each keeps
 def _no_ambient_data_dir(monkeypatch):
     """Tests say where data is; they never pick it up from the environment."""
     monkeypatch.delenv("RECPROBE_DATA_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_installed_plugins(monkeypatch):
+    """Tests see the built-in adapters only, never a plugin that happens to be installed."""
+    from recprobe.plugins import adapters
+
+    monkeypatch.setenv("RECPROBE_LOAD_PLUGINS", "")
+    adapters.cache_clear()
+    yield
+    adapters.cache_clear()
+
+
+def probe_batch(split: Split, max_history: int, n: int = 16) -> Batch:
+    """The test-phase batch of the first ``n`` users, as every target reads it."""
+    return phase_batches(split, "test", max_history)(np.arange(min(n, split.n_users)))
 
 
 @pytest.fixture

@@ -4,20 +4,32 @@ Probe the user representation a recommender builds right before its prediction l
 sparse autoencoder on it, name its latents, and steer the model with them.
 """
 
+from recprobe.adapters.torch import LastValid, Position, wrap
 from recprobe.data import Catalog, Split, load_dataset
 from recprobe.errors import RecprobeError
 from recprobe.metrics import evaluate_ranking
 from recprobe.models import build_model, load_recommender
+from recprobe.models.evaluate import phase_batches
+from recprobe.plugins import adapters, load_target
+from recprobe.target import Batch, ProbeTarget
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Batch",
     "Catalog",
+    "LastValid",
+    "Position",
+    "ProbeTarget",
     "RecprobeError",
     "Split",
+    "adapters",
     "build_model",
     "evaluate_ranking",
     "load_dataset",
     "load_recommender",
+    "load_target",
+    "phase_batches",
+    "wrap",
     "__version__",
 ]

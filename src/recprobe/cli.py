@@ -101,6 +101,17 @@ def evaluate(
 
 
 @app.command()
+def adapters() -> None:
+    """List every adapter (built-in and from installed plugins) with the package that provides it."""
+    from recprobe.plugins import adapters as registered
+
+    table = Table("adapter", "package", "version", "loads")
+    for name, entry in sorted(registered().items()):
+        table.add_row(name, entry.package, entry.version, entry.adapter.description)
+    console.print(table)
+
+
+@app.command()
 def datasets(data_dir: DataDir = None) -> None:
     """List the named datasets and where each was found."""
     from recprobe.data import DATASETS, find_dataset

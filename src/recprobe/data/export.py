@@ -11,8 +11,10 @@ from recprobe.io import atomic_write_text
 
 
 def export_recbole(split: Split, out_dir: str | Path, name: str | None = None) -> Path:
-    """Write ``<out>/<name>/<name>.{train,valid,test}.inter`` (and ``.item``) for RecBole's
-    ``benchmark_filename: [train, valid, test]``; ``name`` defaults to the split's. Returns the folder.
+    """Write ``<out>/<name>/<name>.{train,valid,test}.inter`` for RecBole's ``benchmark_filename:
+    [train, valid, test]``, ``<name>.inter`` with all of them (for RecBole's sequential datasets, which
+    split by themselves: ``eval_args.split: {LS: valid_and_test}, order: TO`` gives the same split), and
+    ``<name>.item`` with the titles; ``name`` defaults to the split's. Returns the folder.
 
     Note: RecBole replaces a dataset named like one of its bundled examples (``ml-100k``) by its own
     copy; export under another name (``recprobe-ml-100k``) to make it read these files."""
@@ -28,9 +30,12 @@ def export_recbole(split: Split, out_dir: str | Path, name: str | None = None) -
         "valid": (np.arange(split.n_users), split.dev_items, last + 1),
         "test": (np.arange(split.n_users), split.test_items, last + 2),
     }
+    texts = {}
     for part, (users, items, times) in parts.items():
         rows = (f"{split.user_ids[u]}\t{split.item_ids[i]}\t{t:.0f}\n" for u, i, t in zip(users, items, times, strict=True))
-        atomic_write_text(folder / f"{name}.{part}.inter", header + "".join(rows))
+        texts[part] = "".join(rows)
+        atomic_write_text(folder / f"{name}.{part}.inter", header + texts[part])
+    atomic_write_text(folder / f"{name}.inter", header + "".join(texts.values()))
     lines = ["item_id:token\ttitle:token_seq\n"]
     lines += [f"{raw}\t{title.replace(chr(9), ' ')}\n" for raw, title in zip(split.item_ids, split.catalog.titles, strict=True)]
     atomic_write_text(folder / f"{name}.item", "".join(lines))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
@@ -10,23 +9,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from recprobe.target import Batch
+
 LossKind = Literal["bpr", "ce"]
-
-
-@dataclass
-class Batch:
-    """What a recommender sees of a user: their index and their history (oldest first, padded at the
-    end with the pad item ``n_items``). General models ignore the history, sequential ones the user."""
-
-    users: torch.Tensor  # [B] int64
-    history: torch.Tensor  # [B, L] int64
-    lengths: torch.Tensor  # [B] int64, >= 1 for sequential models
-
-    def to(self, device: torch.device | str) -> Batch:
-        return Batch(self.users.to(device), self.history.to(device), self.lengths.to(device))
-
-    def __len__(self) -> int:
-        return len(self.users)
 
 
 class ModelConfig(BaseModel):
@@ -76,7 +61,11 @@ class Recommender(nn.Module):
         """[n_items, d] item vectors the prediction layer scores against."""
         raise NotImplementedError
 
-    def score(self, reps: torch.Tensor, batch: Batch | None = None) -> torch.Tensor:
+    def item_embeddings(self) -> torch.Tensor:
+        """The ProbeTarget view of ``item_vectors``."""
+        return self.item_vectors()
+
+    def score(self, reps: torch.Tensor, batch: Batch) -> torch.Tensor:
         """[B, n_items] scores from given representations: a dot product with every item vector."""
         return reps @ self.item_vectors().T
 

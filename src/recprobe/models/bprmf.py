@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recprobe.models.base import Batch, ModelConfig, Recommender
+from recprobe.models.base import ModelConfig, Recommender
+from recprobe.target import Batch
 
 
 class BPRMF(Recommender):

@@ -9,7 +9,8 @@ import torch
 
 from recprobe.data.split import Phase, Split
 from recprobe.metrics import KS, evaluate_ranking
-from recprobe.models.base import Batch, Recommender
+from recprobe.models.base import Recommender
+from recprobe.target import Batch
 
 
 def phase_batches(split: Split, phase: Phase, max_history: int):

@@ -9,7 +9,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from recprobe.models.base import Batch, LossKind, ModelConfig, Recommender, recommendation_loss
+from recprobe.models.base import LossKind, ModelConfig, Recommender, recommendation_loss
+from recprobe.target import Batch
 
 
 class LightGCNConfig(ModelConfig):

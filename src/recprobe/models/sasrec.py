@@ -7,7 +7,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from recprobe.models.base import Batch, ModelConfig, Recommender, TransformerBlock, reversed_positions
+from recprobe.models.base import ModelConfig, Recommender, TransformerBlock, reversed_positions
+from recprobe.target import Batch
 
 
 class SequentialConfig(ModelConfig):

@@ -10,7 +10,6 @@ from pydantic import Field
 from torch import nn
 
 from recprobe.models.base import (
-    Batch,
     LossKind,
     Recommender,
     TransformerBlock,
@@ -18,6 +17,7 @@ from recprobe.models.base import (
     reversed_positions,
 )
 from recprobe.models.sasrec import SequentialConfig
+from recprobe.target import Batch
 
 
 class TiMiRecConfig(SequentialConfig):

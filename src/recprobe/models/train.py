@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recprobe.data.split import Split, last_window
-from recprobe.models.base import Batch, LossKind, Recommender
+from recprobe.models.base import LossKind, Recommender
 from recprobe.models.evaluate import evaluate_model
+from recprobe.target import Batch
 
 EARLY_STOP_METRIC = "NDCG@10"
 

@@ -4,6 +4,11 @@
   Pythons and breaks on numpy 2. Stubbed (recprobe never uses RecBole's hyper-parameter search).
 - ``torch.utils.tensorboard``: imported by ``recbole.utils``; stubbed when tensorboard is absent.
 - numpy 2 removed ``np.float_``, ``np.complex_``, ``np.unicode_`` that RecBole's Config uses: restored.
+- scipy >= 1.13 removed ``dok_matrix._update`` that the graph models (LightGCN, NGCF...) build their
+  adjacency with: restored as a bulk update of the matrix's dict.
+
+Known and left alone: pandas 3 ignores RecBole's ``df[field].fillna(..., inplace=True)``, so a feature file
+with empty cells keeps NaN there; the interaction and item files recprobe exports have none.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ def apply_shims() -> None:
     for alias, target in (("float_", np.float64), ("complex_", np.complex128), ("unicode_", np.str_)):
         if not hasattr(np, alias):
             setattr(np, alias, target)
+    import scipy.sparse as sp
+
+    if not hasattr(sp.dok_matrix, "_update"):
+        sp.dok_matrix._update = lambda self, data: self._dict.update(data)
     try:
         importlib.import_module("ray.tune")
     except Exception:  # absent, or present and broken on numpy 2

@@ -1,0 +1,34 @@
+"""RecBole 1.2.1 checkpoints as ProbeTargets (extra ``recbole``). Importing this module does not import RecBole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from recprobe.adapters.base import Adapter, AdapterOptions
+from recprobe.hookspecs import hookimpl
+
+
+class RecBoleOptions(AdapterOptions):
+    checkpoint: Path = Field(description="A .pth file saved by RecBole's Trainer (saved=True).")
+    trust_checkpoint: bool = Field(
+        False, description="RecBole checkpoints are pickles, which can run code when loaded: set only for files you trust."
+    )
+    data_path: Path | None = Field(
+        None, description="Folder holding the dataset's folder, when it moved since training (RecBole's data_path)."
+    )
+
+
+def _load(options: RecBoleOptions):
+    from recprobe.adapters.recbole.target import load_recbole
+
+    return load_recbole(options.checkpoint, trust_checkpoint=options.trust_checkpoint, data_path=options.data_path)
+
+
+@hookimpl
+def register_adapters(register) -> None:
+    register(Adapter(
+        "recbole", "a RecBole 1.2.1 checkpoint: BPR, LightGCN, any general model with user/item embeddings, "
+        "or any sequential model with forward(item_seq, item_seq_len)", RecBoleOptions, _load,
+    ))

@@ -1,0 +1,131 @@
+"""Your own torch model as a ProbeTarget: forward hooks read the probing site's output and substitute
+edited representations, so the model's code is never changed.
+
+    target = recprobe.wrap(model, site="encoder.norm", n_items=1682, d_model=64,
+                           forward=lambda model, batch: model(batch.history), position=LastValid())
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from recprobe.errors import RecprobeError
+from recprobe.target import Batch
+
+Forward = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+class Position:
+    """Where the representation sits in the site's output. This base takes the whole output as [B, d]."""
+
+    def select(self, output: Any, batch: Batch) -> Any:
+        return output
+
+    def replace(self, output: Any, batch: Batch, reps: torch.Tensor) -> Any:
+        return reps.to(output.dtype)
+
+
+class LastValid(Position):
+    """The last valid step of a [B, L, d] sequence output whose histories are padded at the end."""
+
+    def select(self, output: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return output[torch.arange(len(output), device=output.device), batch.lengths - 1]
+
+    def replace(self, output: torch.Tensor, batch: Batch, reps: torch.Tensor) -> torch.Tensor:
+        edited = output.clone()
+        edited[torch.arange(len(output), device=output.device), batch.lengths - 1] = reps.to(output.dtype)
+        return edited
+
+
+class _Captured(Exception):
+    """Raised by the capture hook to skip the rest of the forward pass once the site has run."""
+
+
+class TorchTarget:
+    """A ProbeTarget over any ``nn.Module``; build it with ``recprobe.wrap``."""
+
+    def __init__(
+        self, model: nn.Module, site: str, *, n_items: int, d_model: int, forward: Forward,
+        position: Position | None = None, max_history: int = 0,
+        item_embeddings: Callable[[], torch.Tensor] | None = None, name: str | None = None,
+    ):
+        self.model, self.site, self.forward = model, site, forward
+        self.module = find_site(model, site)
+        self.n_items, self.d_model, self.max_history = n_items, d_model, max_history
+        self.position = position or Position()
+        self._item_embeddings = item_embeddings
+        self.name = name or f"torch:{type(model).__name__}.{site}"
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        captured: list[torch.Tensor] = []
+
+        def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+            captured.append(self.position.select(output, batch))
+            raise _Captured
+
+        handle = self.module.register_forward_hook(hook)
+        try:
+            self.forward(self.model, batch)
+        except _Captured:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise RecprobeError(f"the site {self.site!r} did not run during forward; pick a module the forward pass uses")
+        return self._checked(captured[0], batch, "the site's output")
+
+    def score(self, reps: torch.Tensor, batch: Batch) -> torch.Tensor:
+        reps = self._checked(reps, batch, "the representations given to score")
+
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+            return self.position.replace(output, batch, reps)
+
+        handle = self.module.register_forward_hook(hook)
+        try:
+            return self.forward(self.model, batch)
+        finally:
+            handle.remove()
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        return self.forward(self.model, batch)
+
+    def item_embeddings(self) -> torch.Tensor | None:
+        return None if self._item_embeddings is None else self._item_embeddings()
+
+    def _checked(self, reps: Any, batch: Batch, what: str) -> torch.Tensor:
+        expected = (len(batch), self.d_model)
+        if not isinstance(reps, torch.Tensor) or tuple(reps.shape) != expected:
+            got = tuple(reps.shape) if isinstance(reps, torch.Tensor) else type(reps).__name__
+            raise RecprobeError(
+                f"{what} at site {self.site!r} is {got}, but a ProbeTarget needs [B, d_model] = {expected}; "
+                "pick another site, fix d_model, or pass a position (e.g. LastValid()) that selects one vector per user"
+            )
+        return reps
+
+
+def find_site(model: nn.Module, site: str) -> nn.Module:
+    """The submodule at dotted path ``site``, or an error listing the paths that exist."""
+    modules = dict(model.named_modules())
+    if site in modules and site:
+        return modules[site]
+    paths = [p for p in modules if p]
+    close = difflib.get_close_matches(site, paths, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise RecprobeError(
+        f"{type(model).__name__} has no module {site!r}.{hint} Module paths: {', '.join(paths)}"
+    )
+
+
+def wrap(model: nn.Module, site: str, **options: Any) -> TorchTarget:
+    """Open ``model`` at the submodule ``site`` (a dotted path from ``model.named_modules()``).
+
+    Options: ``n_items``, ``d_model``, ``forward(model, batch) -> [B, n_items]`` scores (how a Batch is fed),
+    and optionally ``position`` (which part of the site's output is the user representation),
+    ``max_history``, ``item_embeddings`` (a function returning [n_items, d]) and ``name``.
+    """
+    return TorchTarget(model, site, **options)

@@ -1,0 +1,58 @@
+"""The one interface everything downstream of a recommender talks to: ``ProbeTarget``, and the batch it reads.
+
+Capture, SAE evaluation, concepts and steering need only this. Adapters build one from what a user has: a
+built-in run folder, a RecBole checkpoint, a torch model (see ``recprobe.adapters``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@dataclass
+class Batch:
+    """What a recommender sees of a user: their index and their history (oldest first, padded at the
+    end with the pad item ``n_items``). General models ignore the history, sequential ones the user."""
+
+    users: torch.Tensor  # [B] int64
+    history: torch.Tensor  # [B, L] int64
+    lengths: torch.Tensor  # [B] int64, >= 1 for sequential models
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(self.users.to(device), self.history.to(device), self.lengths.to(device))
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@runtime_checkable
+class ProbeTarget(Protocol):
+    """A recommender opened at its probing site: the user representation right before the prediction layer.
+
+    Items are numbered ``0 .. n_items - 1`` (the pad item in histories is ``n_items``); users as in the
+    dataset the target was trained on. ``recprobe.testing.check_probe_target`` checks an implementation.
+    """
+
+    name: str  # the adapter and model, e.g. "recbole:SASRec"
+    d_model: int  # width d of the representation
+    n_items: int
+    max_history: int  # history length the model reads; 0 when it needs only user ids
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        """[B, d] activations at the probing site; the model is left unchanged."""
+        ...
+
+    def score(self, reps: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """[B, n_items] scores computed from given, possibly edited, representations."""
+        ...
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """[B, n_items] the model's own scores, computed its own way (the reference ``score`` must match)."""
+        ...
+
+    def item_embeddings(self) -> torch.Tensor | None:
+        """[n_items, d'] the item vectors the prediction layer uses, or None when it has none."""
+        ...

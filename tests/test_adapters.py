@@ -1,0 +1,185 @@
+"""ProbeTarget adapters: built-ins, the plugin manager and its hook, check_probe_target, torch wrap."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import recprobe
+from recprobe.adapters.base import Adapter, AdapterOptions
+from recprobe.errors import RecprobeError, UnknownNameError
+from recprobe.hookspecs import hookimpl
+from recprobe.models import MODELS, TrainConfig, build_model
+from recprobe.plugins import collect_adapters, plugin_manager
+from recprobe.runs import fit_run
+from recprobe.testing import ProbeTargetCheckError, check_probe_target
+from tests.conftest import probe_batch
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_builtin_models_keep_the_probe_target_rules(split, name):
+    model = build_model(name, split, seed=0, d=8).eval()
+    assert isinstance(model, recprobe.ProbeTarget)
+    check_probe_target(model, probe_batch(split, model.max_history))
+
+
+def test_load_target_reads_a_run_folder_through_the_builtin_adapter(split, tmp_path, monkeypatch):
+    import recprobe.runs as runs
+
+    monkeypatch.setattr(runs, "load_dataset", lambda *a, **k: split)
+    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
+    fit_run(tmp_path / "run", "sasrec", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=1))
+    target = recprobe.load_target("sasrec", run=tmp_path / "run")
+    check_probe_target(target, probe_batch(split, target.max_history))
+    with pytest.raises(RecprobeError, match="holds a sasrec model, not bprmf; use the adapter 'sasrec'"):
+        recprobe.load_target("bprmf", run=tmp_path / "run")
+
+
+def test_unknown_adapter_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="unknown adapter 'nope'; choose one of: bprmf, lightgcn, recbole"):
+        recprobe.load_target("nope")
+    with pytest.raises(KeyError):
+        recprobe.load_target("nope")
+
+
+def test_unknown_adapter_option_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="epochs"):
+        recprobe.load_target("sasrec", run=tmp_path, epochs=3)
+
+
+def test_every_adapter_is_listed_with_its_package():
+    listed = recprobe.adapters()
+    assert set(listed) == {*MODELS, "recbole"}
+    assert {(e.package, e.version) for e in listed.values()} == {("recprobe", recprobe.__version__)}
+
+
+class _Toy:
+    """A plugin object as a third party would write it, registered by hand (no installed package)."""
+
+    @hookimpl
+    def register_adapters(self, register):
+        register(Adapter("toy", "a toy", AdapterOptions, lambda options: "built"))
+
+
+def test_hook_register_adapters():
+    pm = plugin_manager()
+    pm.register(_Toy(), name="toy-plugin")
+    found = collect_adapters(pm)
+    assert found["toy"].package == "toy-plugin" and found["toy"].adapter.load(None) == "built"
+    assert found["sasrec"].package == "recprobe"
+
+
+def test_two_plugins_registering_one_name_is_an_error():
+    class Clash:
+        @hookimpl
+        def register_adapters(self, register):
+            register(Adapter("sasrec", "another", AdapterOptions, lambda options: None))
+
+    pm = plugin_manager()
+    pm.register(Clash(), name="clash")
+    with pytest.raises(RecprobeError, match="'sasrec' is registered by both"):
+        collect_adapters(pm)
+
+
+def test_every_hook_is_documented_under_its_exact_signature():
+    import inspect
+    from pathlib import Path
+
+    from recprobe import hookspecs
+
+    page = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
+        if hasattr(fn, "recprobe_spec"):
+            assert f"def {name}{inspect.signature(fn)}" in page.replace("'", ""), name
+            assert f"test_hook_{name}" in globals(), name
+
+
+# -- check_probe_target catches each broken rule ---------------------------------------------------------
+
+
+class _Broken:
+    name, d_model, n_items, max_history = "broken", 4, 10, 0
+
+    def __init__(self, **breaks):
+        self.breaks = breaks
+        self.items = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+
+    def represent(self, batch):
+        reps = torch.ones(len(batch), 4) * batch.users[:, None]
+        return reps + torch.rand(reps.shape) if self.breaks.get("random") else reps
+
+    def score(self, reps, batch):
+        if self.breaks.get("ignores_reps"):
+            reps = self.represent(batch)
+        return reps @ self.items.T
+
+    def predict(self, batch):
+        return self.score(self.represent(batch), batch) + (1.0 if self.breaks.get("differs") else 0.0)
+
+    def item_embeddings(self):
+        return self.items[:3] if self.breaks.get("short_items") else self.items
+
+
+@pytest.mark.parametrize(("breaks", "message"), [
+    ({"random": True}, "differs between two calls"),
+    ({"ignores_reps": True}, "leaves score() unchanged"),
+    ({"differs": True}, "differs from the model's own predict"),
+    ({"short_items": True}, "item_embeddings() must be None or"),
+])
+def test_check_probe_target_names_the_broken_rule(split, breaks, message):
+    batch = probe_batch(split, 0)
+    check_probe_target(_Broken(), batch)
+    with pytest.raises(ProbeTargetCheckError, match="broken breaks") as e:
+        check_probe_target(_Broken(**breaks), batch)
+    assert message in str(e.value)
+
+
+# -- torch wrap ------------------------------------------------------------------------------------------
+
+
+class _GRURec(nn.Module):
+    def __init__(self, n_items: int, d: int = 8):
+        super().__init__()
+        self.items = nn.Embedding(n_items + 1, d, padding_idx=n_items)
+        self.gru = nn.GRU(d, d, batch_first=True)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, history, lengths):
+        states = self.out(self.gru(self.items(history))[0])
+        user = states[torch.arange(len(history)), lengths - 1]
+        return user @ self.items.weight[:-1].T
+
+
+def _wrap(split, site="out", **options):
+    model = _GRURec(split.n_items).eval()
+    options = {"n_items": split.n_items, "d_model": 8, "max_history": 5, "position": recprobe.LastValid(),
+               "forward": lambda m, b: m(b.history, b.lengths), **options}
+    return recprobe.wrap(model, site, **options)
+
+
+def test_wrapped_torch_model_keeps_the_rules(split):
+    target = _wrap(split, item_embeddings=None)
+    check_probe_target(target, probe_batch(split, 5))
+    assert target.name == "torch:_GRURec.out"
+
+
+def test_wrap_a_wrong_site_lists_the_module_paths(split):
+    with pytest.raises(RecprobeError, match=r"no module 'outt'. Did you mean 'out'\? Module paths: items, gru, out"):
+        _wrap(split, site="outt")
+
+
+def test_wrap_a_site_that_is_not_one_vector_per_user(split):
+    target = _wrap(split, position=None)
+    with pytest.raises(RecprobeError, match=r"is \(16, 5, 8\), but a ProbeTarget needs \[B, d_model\] = \(16, 8\)"):
+        target.represent(probe_batch(split, 5))
+
+
+def test_wrap_leaves_no_hook_behind(split):
+    """Hooks live only for the call that needs them: afterwards the bare model computes what it did before."""
+    target = _wrap(split)
+    batch = probe_batch(split, 5)
+    before = target.model(batch.history, batch.lengths)
+    target.score(target.represent(batch) * 3, batch)
+    assert not target.module._forward_hooks
+    assert torch.equal(target.model(batch.history, batch.lengths), before)
