@@ -91,7 +91,7 @@ def test_every_hook_is_documented_under_its_exact_signature():
     page = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
     for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
         if hasattr(fn, "recprobe_spec"):
-            assert f"def {name}{inspect.signature(fn)}" in page.replace("'", ""), name
+            assert f"def {name}{inspect.signature(fn)}".replace("'", "") in page, name
             assert f"test_hook_{name}" in globals(), name
 
 

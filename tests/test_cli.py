@@ -91,3 +91,11 @@ def test_out_folder_holding_a_different_run_is_left_alone(capsys, tmp_path, toy)
 def test_option_the_model_does_not_have(capsys, tmp_path, toy):
     code, _, err = run_cli(capsys, *fit_args(toy, tmp_path / "r", "--option", "n_layers=2"))
     assert_one_line_error(code, err, "invalid", "n_layers", "Extra inputs are not permitted")
+
+
+def test_adapters_lists_each_with_its_package(capsys):
+    code, out, _ = run_cli(capsys, "adapters")
+    assert code == 0
+    for name in ("bprmf", "lightgcn", "sasrec", "timirec", "recbole"):
+        assert name in out
+    assert "recprobe" in out
