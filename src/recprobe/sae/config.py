@@ -1,0 +1,51 @@
+"""SAEConfig: the TopK sparse autoencoder's shape and training objective (method.md section 4)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SAEConfig(BaseModel):
+    """A TopK SAE over ``d_in``-wide activations. Give ``scale`` (n_latents = scale * d_in) or ``n_latents``."""
+
+    model_config = ConfigDict(extra="forbid")
+    d_in: int = Field(ge=1, description="Width of the probed activation.")
+    scale: int | None = Field(16, ge=1, description="n_latents = scale * d_in (the paper's s; default 16).")
+    n_latents: int | None = Field(None, ge=1, description="Number of latents, instead of scale.")
+    k: int = Field(8, ge=1, description="Latents kept per vector (TopK).")
+    k_aux: int | None = Field(None, ge=1, description="Dead latents used by the AuxK loss (default d_in / 2).")
+    alpha: float = Field(1 / 32, ge=0, description="Weight of the AuxK loss.")
+    dead_window: int | None = Field(
+        None, ge=1, description="A latent is dead after this many training vectors without firing (default: one epoch)."
+    )
+    init: Literal["geometric_median", "mean"] = Field("geometric_median", description="How b_pre is initialised.")
+    seed: int = Field(0, description="Seeds the initialisation and the data order.")
+
+    @model_validator(mode="after")
+    def _resolve(self) -> SAEConfig:
+        if self.n_latents is None:
+            if self.scale is None:
+                raise ValueError("give scale or n_latents")
+            self.n_latents = self.scale * self.d_in
+        elif self.scale is not None and self.scale * self.d_in != self.n_latents:
+            raise ValueError(
+                f"scale ({self.scale}) * d_in ({self.d_in}) = {self.scale * self.d_in} disagrees with n_latents "
+                f"({self.n_latents}); give only one of scale and n_latents"
+            )
+        if self.k > self.n_latents:
+            raise ValueError(f"k ({self.k}) cannot exceed n_latents ({self.n_latents})")
+        if self.k_aux is None:
+            self.k_aux = max(1, self.d_in // 2)
+        return self
+
+
+class SAETrainConfig(BaseModel):
+    """How the SAE is trained."""
+
+    model_config = ConfigDict(extra="forbid")
+    epochs: int = Field(50, ge=1, description="Passes over the train activations.")
+    batch_size: int = Field(256, ge=1, description="Activation vectors per step.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate (no weight decay: it fights the unit-norm decoder).")
+    device: str = Field("cpu", description="torch device.")

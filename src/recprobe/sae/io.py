@@ -1,0 +1,87 @@
+"""SAE files: ``cfg.json`` + ``sae_weights.safetensors`` in SAELens v6's layout (``architecture: "topk"``), with
+the recommender's provenance in the config; the same folder is what goes to and comes from the Hugging Face Hub."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from recprobe.errors import RecprobeError, RunFolderError
+from recprobe.io import read_json, write_json
+from recprobe.sae.config import SAEConfig
+from recprobe.sae.topk import TopKSAE
+
+CONFIG, WEIGHTS = "cfg.json", "sae_weights.safetensors"
+HUB_FILES = (CONFIG, WEIGHTS, "README.md", "metrics.json")
+TENSORS = ("W_enc", "W_dec", "b_enc", "b_dec")
+
+
+def sae_cfg(sae: TopKSAE, provenance: dict[str, Any]) -> dict[str, Any]:
+    """SAELens v6 fields, then recprobe's own: the full SAEConfig and where the activations came from."""
+    return {
+        "architecture": "topk", "d_in": sae.config.d_in, "d_sae": sae.n_latents, "k": sae.k, "dtype": "float32",
+        "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {"model_name": provenance.get("target"), "hook_name": provenance.get("site", "represent"),
+                     "dataset_path": provenance.get("dataset"), "sae_lens_training_version": None},
+        "recprobe": {"config": sae.config.model_dump(), "provenance": provenance},
+    }
+
+
+def save_sae(sae: TopKSAE, folder: str | Path, provenance: dict[str, Any], extra: dict[str, str] | None = None) -> Path:
+    """Write the folder atomically: staged beside it, then renamed into place (an older one is replaced only
+    once the new one is whole). ``extra`` adds text files (metrics, model card)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        tensors = {name: getattr(sae, name).detach().cpu().contiguous() for name in TENSORS}
+        save_file(tensors, staging / WEIGHTS, metadata={"format": "pt", "architecture": "topk"})
+        write_json(staging / CONFIG, sae_cfg(sae, provenance))
+        for name, text in (extra or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
+        old = folder.parent / f".{folder.name}.old"
+        if folder.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(folder, old)
+        os.replace(staging, folder)
+        shutil.rmtree(old, ignore_errors=True)
+        return folder
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_sae(folder: str | Path) -> tuple[TopKSAE, dict[str, Any]]:
+    """The SAE in ``folder`` and its cfg.json; every problem with the files is a RecprobeError that names it."""
+    folder = Path(folder)
+    if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
+        raise RunFolderError(f"{folder} holds no SAE ({CONFIG} and {WEIGHTS}); train one with `recprobe train-sae`")
+    try:
+        cfg = read_json(folder / CONFIG)
+    except ValueError as e:
+        raise RecprobeError(f"{folder / CONFIG} is not valid JSON ({e})") from e
+    if not isinstance(cfg, dict) or cfg.get("architecture") != "topk":
+        raise RecprobeError(f"{folder / CONFIG}: recprobe loads TopK SAEs (architecture 'topk'), this is {cfg.get('architecture') if isinstance(cfg, dict) else cfg!r}")
+    try:
+        config = SAEConfig(**cfg["recprobe"]["config"]) if "recprobe" in cfg else SAEConfig(
+            d_in=cfg["d_in"], n_latents=cfg["d_sae"], scale=None, k=cfg["k"])
+    except (KeyError, TypeError, ValidationError) as e:
+        raise RecprobeError(f"{folder / CONFIG} does not describe a TopK SAE: {e}") from e
+    try:
+        tensors = load_file(folder / WEIGHTS)
+    except (SafetensorError, OSError) as e:
+        raise RecprobeError(f"{folder / WEIGHTS} is not a readable safetensors file ({e})") from e
+    sae = TopKSAE(config)
+    expected = {name: tuple(getattr(sae, name).shape) for name in TENSORS}
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    if found != expected:
+        raise RecprobeError(f"{folder / WEIGHTS} holds tensors {found}, but {CONFIG} implies {expected}")
+    sae.load_state_dict(tensors)
+    return sae.eval(), cfg

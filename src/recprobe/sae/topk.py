@@ -1,0 +1,110 @@
+"""The TopK sparse autoencoder (paper eq. 1-2; Gao et al. 2024), with a dense reference beside the fast path.
+
+    a = ReLU(W_enc^T (x - b_dec) + b_enc);  z = TopK_k(a);  x_hat = W_dec^T z + b_dec
+
+Weights follow SAELens' layout: ``W_enc`` [d_in, n_latents], ``W_dec`` [n_latents, d_in] (unit-norm rows, one
+per latent), ``b_enc`` [n_latents], ``b_dec`` [d_in] (the paper's b_pre).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recprobe.sae.config import SAEConfig
+
+
+@dataclass
+class SAEOutput:
+    x_hat: torch.Tensor  # [B, d_in]
+    values: torch.Tensor  # [B, k] latent values (0 = picked but not fired)
+    indices: torch.Tensor  # [B, k] latent ids
+    pre_acts: torch.Tensor  # [B, n_latents] ReLU pre-activations (for AuxK)
+
+
+class TopKSAE(nn.Module):
+    def __init__(self, config: SAEConfig):
+        super().__init__()
+        self.config = config
+        d, n = config.d_in, config.n_latents
+        generator = torch.Generator().manual_seed(config.seed)
+        decoder = torch.randn(n, d, generator=generator)
+        decoder /= decoder.norm(dim=1, keepdim=True)
+        self.W_dec = nn.Parameter(decoder)
+        self.W_enc = nn.Parameter(decoder.T.clone())
+        self.b_enc = nn.Parameter(torch.zeros(n))
+        self.b_dec = nn.Parameter(torch.zeros(d))
+
+    @property
+    def n_latents(self) -> int:
+        return self.config.n_latents
+
+    @property
+    def k(self) -> int:
+        return self.config.k
+
+    def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu((x - self.b_dec) @ self.W_enc + self.b_enc)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(values, indices) of the k largest activations of each row: [B, k] each."""
+        return self.pre_acts(x).topk(self.k, dim=-1, sorted=False)
+
+    def decode(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Sparse decode: a weighted sum of k decoder rows per vector (embedding_bag), never [B, n_latents]."""
+        return F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec
+
+    def forward(self, x: torch.Tensor) -> SAEOutput:
+        pre = self.pre_acts(x)
+        values, indices = pre.topk(self.k, dim=-1, sorted=False)
+        return SAEOutput(self.decode(values, indices), values, indices, pre)
+
+    def dense_latents(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, n_latents] z with zeros outside the top k: the slow, obvious reference."""
+        values, indices = self.encode(x)
+        return torch.zeros(len(x), self.n_latents, dtype=x.dtype, device=x.device).scatter(1, indices, values)
+
+    def reconstruct_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """x_hat by a dense matmul; agrees with ``forward(x).x_hat`` (tested)."""
+        return self.dense_latents(x) @ self.W_dec + self.b_dec
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(*self.encode(x))
+
+    def aux_loss(self, x: torch.Tensor, out: SAEOutput, dead: torch.Tensor) -> torch.Tensor:
+        """AuxK: the top k_aux dead latents reconstruct the residual e = x - x_hat (no b_dec; e detached),
+        scaled by min(n_dead / k_aux, 1). Zero when no latent is dead."""
+        n_dead = int(dead.sum())
+        if n_dead == 0:
+            return x.new_zeros(())
+        k_aux = min(self.config.k_aux, n_dead)
+        values, indices = out.pre_acts.masked_fill(~dead, 0.0).topk(k_aux, dim=-1, sorted=False)
+        e = (x - out.x_hat).detach()
+        e_hat = F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum")
+        return min(n_dead / self.config.k_aux, 1.0) * (e - e_hat).pow(2).sum(-1).mean()
+
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-12)
+
+    @torch.no_grad()
+    def remove_parallel_gradient(self) -> None:
+        """Drop the part of each decoder row's gradient that would change its norm."""
+        if self.W_dec.grad is not None:
+            parallel = (self.W_dec.grad * self.W_dec).sum(1, keepdim=True)
+            self.W_dec.grad -= parallel * self.W_dec
+
+
+def geometric_median(x: torch.Tensor, iterations: int = 100, tol: float = 1e-6) -> torch.Tensor:
+    """Weiszfeld's algorithm, started from the mean."""
+    median = x.mean(0)
+    for _ in range(iterations):
+        weights = 1.0 / (x - median).norm(dim=1).clamp(min=1e-8)
+        new = (weights[:, None] * x).sum(0) / weights.sum()
+        if (new - median).norm() < tol * median.norm().clamp(min=1e-8):
+            return new
+        median = new
+    return median

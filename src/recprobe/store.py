@@ -1,0 +1,147 @@
+"""ActivationStore: probed activations on disk as safetensors shards plus an index of where each row came from.
+
+    <folder>/index.json                 d, dtype, per split: its shards and row counts, provenance
+    <folder>/<split>-00000.safetensors  "activations" [n, d] float32, "users" [n], "positions" [n] int64
+
+Why safetensors shards rather than Arrow through ``datasets``: the SAE trainer reads whole shards in
+shuffled order and needs torch float tensors; a safetensors shard memory-maps straight into one tensor with no
+conversion, where Arrow rows come back as lists to convert per batch (``benchmarks/store_read.py``
+measures both). Memory stays bounded by one shard on both the write and the read side.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from recprobe.errors import RunFolderError
+from recprobe.io import atomic_write, read_json, write_json
+
+SHARD_ROWS = 65_536
+INDEX = "index.json"
+
+
+@dataclass
+class Rows:
+    """A block of activations with the entity keys of each row."""
+
+    activations: torch.Tensor  # [n, d] float32
+    users: torch.Tensor  # [n] int64
+    positions: torch.Tensor  # [n] int64: index in the user's sequence of the item being predicted
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, rows: slice) -> Rows:
+        return Rows(self.activations[rows], self.users[rows], self.positions[rows])
+
+    @staticmethod
+    def cat(parts: list[Rows]) -> Rows:
+        return Rows(*(torch.cat(tensors) for tensors in zip(*((p.activations, p.users, p.positions) for p in parts), strict=True)))
+
+
+class ActivationWriter:
+    """Appends rows split by split, cutting a shard every ``shard_rows``; ``close`` writes the index last, so a
+    folder with an index is complete. Opening a folder discards any earlier store in it."""
+
+    def __init__(self, folder: str | Path, d: int, provenance: dict[str, Any], shard_rows: int = SHARD_ROWS):
+        self.folder, self.d, self.shard_rows = Path(folder), d, shard_rows
+        if self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.folder.mkdir(parents=True)
+        self.index: dict[str, Any] = {"d": d, "dtype": "float32", "provenance": provenance, "splits": {}}
+        self._pending: list[Rows] = []
+        self._split: str | None = None
+
+    def append(self, split: str, rows: Rows) -> None:
+        if rows.activations.ndim != 2 or rows.activations.shape[1] != self.d:
+            raise ValueError(f"activations must be [n, {self.d}], got {tuple(rows.activations.shape)}")
+        if split != self._split:
+            self._flush(force=True)
+            self._split = split
+            self.index["splits"].setdefault(split, {"rows": 0, "shards": []})
+        self._pending.append(rows)
+        self._flush(force=False)
+
+    def close(self) -> Path:
+        self._flush(force=True)
+        write_json(self.folder / INDEX, self.index)
+        return self.folder
+
+    def _flush(self, force: bool) -> None:
+        """Write full shards; with ``force`` also the remainder."""
+        while self._pending:
+            rows = Rows.cat(self._pending)
+            if len(rows) < self.shard_rows and not force:
+                self._pending = [rows]
+                return
+            n = min(self.shard_rows, len(rows))
+            self._write_shard(rows[:n])
+            self._pending = [rows[n:]] if len(rows) > n else []
+
+    def _write_shard(self, rows: Rows) -> None:
+        entry = self.index["splits"][self._split]
+        name = f"{self._split}-{len(entry['shards']):05d}.safetensors"
+        tensors = {"activations": rows.activations.float().contiguous(), "users": rows.users.long().contiguous(),
+                   "positions": rows.positions.long().contiguous()}
+        atomic_write(self.folder / name, lambda p: save_file(tensors, p))
+        entry["shards"].append({"file": name, "rows": len(rows)})
+        entry["rows"] += len(rows)
+
+
+class ActivationStore:
+    """A finished store, read shard by shard (memory-mapped) so memory does not grow with the data."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        if not (self.folder / INDEX).exists():
+            raise RunFolderError(
+                f"{self.folder} holds no finished activation store (no {INDEX}); run `recprobe capture` first"
+            )
+        self.index = read_json(self.folder / INDEX)
+        self.d: int = self.index["d"]
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self.index["provenance"]
+
+    def splits(self) -> list[str]:
+        return list(self.index["splits"])
+
+    def n_rows(self, split: str) -> int:
+        return self._split(split)["rows"]
+
+    def shards(self, split: str) -> Iterator[Rows]:
+        for shard in self._split(split)["shards"]:
+            with safe_open(self.folder / shard["file"], framework="pt") as f:
+                yield Rows(f.get_tensor("activations"), f.get_tensor("users"), f.get_tensor("positions"))
+
+    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """Activation batches; shuffled (shard order, then rows within a shard) when a generator is given."""
+        shards = self._split(split)["shards"]
+        order = torch.randperm(len(shards), generator=generator) if generator is not None else torch.arange(len(shards))
+        for i in order.tolist():
+            with safe_open(self.folder / shards[i]["file"], framework="pt") as f:
+                x = f.get_tensor("activations")
+            rows = torch.randperm(len(x), generator=generator) if generator is not None else None
+            for start in range(0, len(x), batch_size):
+                yield x[start:start + batch_size] if rows is None else x[rows[start:start + batch_size]]
+
+    def load(self, split: str) -> Rows:
+        """The whole split in memory (for small stores and tests)."""
+        return Rows.cat(list(self.shards(split)))
+
+    def _split(self, split: str) -> dict[str, Any]:
+        if split not in self.index["splits"]:
+            raise RunFolderError(
+                f"{self.folder} has no {split!r} activations (it has {', '.join(self.splits())}); "
+                f"capture with --splits including {split}"
+            )
+        return self.index["splits"][split]

@@ -1,0 +1,140 @@
+"""TopK SAE: fast path against the dense reference, AuxK, decoder constraints, trainer, files, config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from recprobe.errors import RecprobeError
+from recprobe.sae import SAEConfig, SAETrainConfig, TopKSAE, load_sae, save_sae, train_sae
+from recprobe.sae.topk import geometric_median
+from recprobe.store import ActivationStore, ActivationWriter, Rows
+
+
+def low_rank_store(folder, n=600, d=8, seed=0, shard_rows=256) -> ActivationStore:
+    """Vectors that are sparse sums of 12 fixed directions: what a TopK SAE can recover exactly."""
+    g = torch.Generator().manual_seed(seed)
+    atoms = torch.randn(12, d, generator=g)
+    writer = ActivationWriter(folder, d, {"target": "synthetic"}, shard_rows=shard_rows)
+    for part, rows in (("train", n), ("dev", n // 4), ("test", n // 4)):
+        codes = torch.rand(rows, 12, generator=g) * (torch.rand(rows, 12, generator=g) < 0.2)
+        writer.append(part, Rows(codes @ atoms + 0.5, torch.arange(rows), torch.zeros(rows, dtype=torch.long)))
+    return ActivationStore(writer.close())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 9), st.integers(0, 10_000))
+def test_sparse_decode_matches_the_dense_reference(d_in, scale, batch, seed):
+    k = min(3, scale * d_in)
+    sae = TopKSAE(SAEConfig(d_in=d_in, scale=scale, k=k, seed=seed))
+    with torch.no_grad():
+        sae.b_enc.normal_(generator=torch.Generator().manual_seed(seed))
+    x = torch.randn(batch, d_in, generator=torch.Generator().manual_seed(seed + 1))
+    out = sae(x)
+    assert out.values.shape == out.indices.shape == (batch, k)
+    torch.testing.assert_close(out.x_hat, sae.reconstruct_reference(x), rtol=1e-5, atol=1e-5)
+    dense = sae.dense_latents(x)
+    assert ((dense > 0).sum(1) <= k).all() and (dense >= 0).all()
+
+
+def test_aux_loss_uses_the_residual_and_no_b_dec():
+    sae = TopKSAE(SAEConfig(d_in=4, n_latents=8, scale=None, k=1, k_aux=2))
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    out = sae(x)
+    dead = torch.zeros(8, dtype=torch.bool)
+    assert sae.aux_loss(x, out, dead) == 0
+    dead[[1, 2, 3]] = True
+    values, indices = out.pre_acts.masked_fill(~dead, 0).topk(2, dim=-1)
+    e_hat = torch.zeros(5, 4)
+    for row in range(5):
+        for v, i in zip(values[row], indices[row], strict=True):
+            e_hat[row] += v * sae.W_dec[i]
+    expected = ((x - out.x_hat) - e_hat).pow(2).sum(-1).mean()  # scaled by min(3/2, 1) = 1
+    torch.testing.assert_close(sae.aux_loss(x, out, dead), expected)
+
+
+def test_decoder_stays_unit_norm_and_gradient_parallel_part_is_removed():
+    sae = TopKSAE(SAEConfig(d_in=4, scale=2, k=2))
+    sae.W_dec.grad = sae.W_dec.detach() * 3 + torch.randn(8, 4)
+    sae.remove_parallel_gradient()
+    assert (sae.W_dec.grad * sae.W_dec).sum(1).abs().max() < 1e-5
+    with torch.no_grad():
+        sae.W_dec.mul_(5)
+    sae.normalize_decoder()
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(8))
+
+
+def test_geometric_median_resists_an_outlier():
+    x = torch.cat([torch.zeros(20, 2), torch.tensor([[100.0, 100.0]])])
+    assert geometric_median(x).norm() < 1.0 < x.mean(0).norm()
+
+
+def test_trainer_recovers_sparse_structure_and_is_deterministic(tmp_path):
+    store = low_rank_store(tmp_path / "acts")
+    config = SAEConfig(d_in=8, scale=4, k=4, seed=3)
+    train = SAETrainConfig(epochs=40, batch_size=64, lr=3e-3)
+    sae, result = train_sae(store, config, train, progress=False)
+    final = result.history[result.best_epoch - 1]
+    assert final["dev_fvu"] < 0.1 and final["dev_fvu"] == min(h["dev_fvu"] for h in result.history)
+    again, _ = train_sae(store, config, train, progress=False)
+    assert all(torch.equal(getattr(sae, n), getattr(again, n)) for n in ("W_enc", "W_dec", "b_enc", "b_dec"))
+    torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
+
+
+def test_save_load_round_trip_gives_the_same_outputs(tmp_path):
+    sae = TopKSAE(SAEConfig(d_in=6, scale=2, k=3, seed=1))
+    folder = save_sae(sae, tmp_path / "sae", {"target": "sasrec", "dataset": "ml-100k"}, {"metrics.json": "{}"})
+    loaded, cfg = load_sae(folder)
+    x = torch.randn(7, 6)
+    torch.testing.assert_close(loaded(x).x_hat, sae(x).x_hat)
+    assert cfg["architecture"] == "topk" and cfg["d_sae"] == 12 and cfg["recprobe"]["provenance"]["dataset"] == "ml-100k"
+    save_sae(TopKSAE(SAEConfig(d_in=6, scale=2, k=3, seed=2)), folder, {})  # replaces whole
+    assert not torch.equal(load_sae(folder)[0].W_dec, sae.W_dec)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sae"]
+
+
+def test_bad_sae_files_name_the_problem(tmp_path):
+    with pytest.raises(RecprobeError, match="holds no SAE"):
+        load_sae(tmp_path)
+    folder = save_sae(TopKSAE(SAEConfig(d_in=4, scale=2, k=2)), tmp_path / "sae", {})
+    (folder / "sae_weights.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(RecprobeError, match="not a readable safetensors file"):
+        load_sae(folder)
+    cfg = json.loads((folder / "cfg.json").read_text())
+    (folder / "cfg.json").write_text(json.dumps({**cfg, "architecture": "jumprelu"}))
+    with pytest.raises(RecprobeError, match="architecture 'topk'"):
+        load_sae(folder)
+    save_sae(TopKSAE(SAEConfig(d_in=4, scale=2, k=2)), folder, {})
+    cfg = json.loads((folder / "cfg.json").read_text())
+    cfg["recprobe"]["config"]["d_in"] = 5
+    (folder / "cfg.json").write_text(json.dumps(cfg))
+    with pytest.raises(RecprobeError, match="cfg.json does not describe|implies"):
+        load_sae(folder)
+
+
+def test_config_rules_name_both_fields():
+    assert SAEConfig(d_in=64).n_latents == 1024 and SAEConfig(d_in=64).k_aux == 32
+    with pytest.raises(ValidationError, match="disagrees with n_latents"):
+        SAEConfig(d_in=4, scale=2, n_latents=9)
+    with pytest.raises(ValidationError, match="k \\(9\\) cannot exceed n_latents \\(8\\)"):
+        SAEConfig(d_in=4, scale=2, k=9)
+    with pytest.raises(ValidationError, match="extra"):
+        SAEConfig(d_in=4, sparsity=3)
+
+
+def test_store_shards_stream_in_order_and_shuffle_deterministically(tmp_path):
+    store = low_rank_store(tmp_path / "acts", n=600, shard_rows=256)
+    assert store.n_rows("train") == 600 and len(store.index["splits"]["train"]["shards"]) == 3
+    whole = store.load("train").activations
+    torch.testing.assert_close(torch.cat(list(store.batches("train", 100))), whole)
+    a = torch.cat(list(store.batches("train", 100, torch.Generator().manual_seed(1))))
+    b = torch.cat(list(store.batches("train", 100, torch.Generator().manual_seed(1))))
+    assert torch.equal(a, b) and not torch.equal(a, whole)
+    assert torch.equal(a.sum(0).round(decimals=2), whole.sum(0).round(decimals=2))
+    with pytest.raises(RecprobeError, match="no 'valid' activations .* capture with --splits"):
+        store.n_rows("valid")
