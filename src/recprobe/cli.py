@@ -101,6 +101,56 @@ def evaluate(
 
 
 @app.command()
+def capture(
+    run: Annotated[Path, typer.Option(help="Run folder with a trained recommender.")],
+    splits: Annotated[str, typer.Option(help="Comma-separated: train, dev, test.")] = "train,dev,test",
+    positions: Annotated[str, typer.Option(help="last: one row per user; all: every train position (sequential models).")] = "last",
+    batch_size: Annotated[int, typer.Option(help="Users probed at once.")] = 1024,
+    data_dir: DataDir = None,
+) -> None:
+    """Probe the run's recommender and write RUN/activations/ (safetensors shards + index)."""
+    from recprobe.sae_runs import capture_run
+
+    if positions not in ("last", "all"):
+        raise typer.BadParameter(f"expected 'last' or 'all', got {positions!r}", param_hint="--positions")
+    store = capture_run(run, data_dir=data_dir, parts=tuple(s.strip() for s in splits.split(",") if s.strip()),
+                        positions=positions, batch_size=batch_size)  # type: ignore[arg-type]
+    rows = ", ".join(f"{part} {store.n_rows(part):,}" for part in store.splits())
+    console.print(f"{rows} vectors of width {store.d} -> {store.folder}")
+
+
+@app.command("train-sae")
+def train_sae(
+    run: Annotated[Path, typer.Option(help="Run folder with captured activations.")],
+    scale: Annotated[int, typer.Option(help="n_latents = scale * d_in.")] = 16,
+    k: Annotated[int, typer.Option(help="Latents kept per vector (TopK).")] = 8,
+    epochs: Annotated[int, typer.Option(help="Passes over the train activations.")] = 50,
+    batch_size: Annotated[int, typer.Option(help="Vectors per step.")] = 256,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    seed: int = 0,
+    option: Annotated[list[str], typer.Option(help="SAEConfig field KEY=VALUE, e.g. alpha=0.05 (repeatable).")] = [],  # noqa: B006
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    data_dir: DataDir = None,
+) -> None:
+    """Train a TopK SAE on RUN/activations and write RUN/sae/ (cfg.json, weights, metrics.json, model card)."""
+    from recprobe.sae.config import SAETrainConfig
+    from recprobe.sae_runs import train_sae_run
+
+    metrics = train_sae_run(
+        run, {"scale": scale, "k": k, "seed": seed, **_parse_options(option)},
+        SAETrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device), data_dir=data_dir,
+    )
+    after, before = metrics["after"], metrics["before"]
+    recon = after["reconstruction_test"] if "reconstruction_test" in after else next(iter(after.values()))
+    console.print(f"test FVU {recon['fvu']:.4f}  L0 {recon['l0']:.2f}  dead {recon['dead_fraction']:.1%}  "
+                  f"dense {recon['dense_fraction']:.1%}  (best epoch {metrics['best_epoch']})")
+    console.print(metrics_table("test ranking: original, spliced at random init, spliced after training", {
+        "original": after["original_test"], "random init": before["spliced_test"], "trained": after["spliced_test"],
+    }))
+    console.print(f"-> {run / 'sae'}")
+
+
+@app.command()
 def adapters() -> None:
     """List every adapter (built-in and from installed plugins) with the package that provides it."""
     from recprobe.plugins import adapters as registered

@@ -1,0 +1,63 @@
+"""The SAE stages of a run folder: capture its recommender's activations, then train and evaluate an SAE.
+
+    runs/<name>/activations/   index.json + shards      (recprobe capture)
+    runs/<name>/sae/           cfg.json, sae_weights.safetensors, metrics.json, README.md   (recprobe train-sae)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recprobe.capture import SPLITS, Positions, capture
+from recprobe.errors import RunFolderError
+from recprobe.evaluate import faithfulness
+from recprobe.models import load_recommender
+from recprobe.sae.card import model_card
+from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.sae.io import save_sae
+from recprobe.sae.topk import TopKSAE
+from recprobe.sae.train import initial_b_dec, train_sae
+from recprobe.store import ActivationStore
+
+ACTIVATIONS, SAE = "activations", "sae"
+
+
+def capture_run(run: str | Path, *, data_dir: str | Path | None = None, parts: tuple[str, ...] = SPLITS,
+                positions: Positions = "last", batch_size: int = 1024, progress: bool = True) -> ActivationStore:
+    """Capture the run's recommender over ``parts`` into ``run/activations``."""
+    model, split = load_recommender(run, data_dir)
+    provenance = {"adapter": model.name, "model": model.name, "site": f"{type(model).__name__}.represent",
+                  "run": str(run)}
+    return capture(model, split, Path(run) / ACTIVATIONS, parts=parts, positions=positions, batch_size=batch_size,
+                   provenance=provenance, progress=progress)
+
+
+def train_sae_run(run: str | Path, sae_options: dict[str, Any] | None = None, train: SAETrainConfig | None = None, *,
+                  data_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train an SAE on ``run/activations``, measure faithfulness before (random init) and after, and write
+    ``run/sae``. Returns the metrics."""
+    run = Path(run)
+    model, split = load_recommender(run, data_dir)
+    store = ActivationStore(run / ACTIVATIONS)
+    if store.provenance.get("fingerprint") != split.fingerprint:
+        raise RunFolderError(
+            f"{run / ACTIVATIONS} was captured from other data than {run}'s recommender; run `recprobe capture --run {run}` again"
+        )
+    config = SAEConfig(d_in=store.d, **(sae_options or {}))
+    train = train or SAETrainConfig()
+    initial = TopKSAE(config)
+    with torch.no_grad():
+        initial.b_dec.copy_(initial_b_dec(store, config))
+    before = faithfulness(model, initial.eval(), split, store)
+    sae, result = train_sae(store, config, train, progress=progress)
+    after = faithfulness(model, sae, split, store)
+    metrics = {"after": after, "before": before, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
+               "train_config": train.model_dump(), "history": result.history}
+    provenance = {**store.provenance, "d_in": store.d}
+    save_sae(sae, run / SAE, provenance, extra={"metrics.json": json.dumps(metrics, indent=2) + "\n",
+                                              "README.md": model_card(sae.config, provenance, metrics)})
+    return metrics
