@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
@@ -99,3 +100,25 @@ def test_adapters_lists_each_with_its_package(capsys):
     for name in ("bprmf", "lightgcn", "sasrec", "timirec", "recbole"):
         assert name in out
     assert "recprobe" in out
+
+
+def test_capture_then_train_sae_writes_the_sae_folder(capsys, tmp_path, toy):
+    out = tmp_path / "run"
+    assert run_cli(capsys, *fit_args(toy, out, "--epochs", "1", "--model", "sasrec"))[0] == 0
+    code, text, _ = run_cli(capsys, "capture", "--run", str(out), "--data-dir", str(toy.parent), "--positions", "all")
+    assert code == 0 and "vectors of width 64" in " ".join(text.split())
+    code, text, _ = run_cli(capsys, "train-sae", "--run", str(out), "--data-dir", str(toy.parent), "--epochs", "2",
+                            "--scale", "2", "--k", "4")
+    assert code == 0 and "random init" in text
+    sae = out / "sae"
+    assert sorted(p.name for p in sae.iterdir()) == ["README.md", "cfg.json", "metrics.json", "sae_weights.safetensors"]
+    metrics = json.loads((sae / "metrics.json").read_text())
+    assert {"original_test", "spliced_test", "reconstruction_train"} <= set(metrics["after"])
+    assert metrics["before"]["spliced_test"].keys() == metrics["after"]["spliced_test"].keys()
+
+
+def test_train_sae_without_capture_says_what_to_run(capsys, tmp_path, toy):
+    out = tmp_path / "run"
+    run_cli(capsys, *fit_args(toy, out, "--epochs", "1"))
+    code, _, err = run_cli(capsys, "train-sae", "--run", str(out), "--data-dir", str(toy.parent))
+    assert_one_line_error(code, err, "no finished activation store", "recprobe capture")

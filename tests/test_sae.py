@@ -138,3 +138,23 @@ def test_store_shards_stream_in_order_and_shuffle_deterministically(tmp_path):
     assert torch.equal(a.sum(0).round(decimals=2), whole.sum(0).round(decimals=2))
     with pytest.raises(RecprobeError, match="no 'valid' activations .* capture with --splits"):
         store.n_rows("valid")
+
+
+def test_push_to_hub_and_from_pretrained_round_trip(tmp_path, monkeypatch):
+    """The real huggingface_hub client against a local stand-in server (tests/hub_standin.py): no network here."""
+    from tests.hub_standin import HubStandIn
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    sae = TopKSAE(SAEConfig(d_in=6, scale=2, k=3, seed=4))
+    folder = save_sae(sae, tmp_path / "sae", {"target": "sasrec"}, {"README.md": "# card\n", "metrics.json": "{}\n"})
+    (folder / "notes.txt").write_text("not for the Hub")
+    with HubStandIn() as hub:
+        url = TopKSAE.from_pretrained(str(folder)).push_to_hub("me/sae", endpoint=hub.endpoint, token="hf_test")
+        assert "me/sae/commit/" in url
+        assert sorted(hub.repos["me/sae"]) == ["README.md", "cfg.json", "metrics.json", "sae_weights.safetensors"]
+        loaded = TopKSAE.from_pretrained("me/sae", endpoint=hub.endpoint, cache_dir=tmp_path / "cache", token="hf_test")
+        x = torch.randn(4, 6)
+        torch.testing.assert_close(loaded(x).x_hat, sae(x).x_hat)
+        with pytest.raises(RecprobeError, match="neither a local SAE folder nor a Hub repo"):
+            TopKSAE.from_pretrained("me/missing", endpoint=hub.endpoint, cache_dir=tmp_path / "cache", token="hf_test")

@@ -38,7 +38,8 @@ def fit_run(
     train = train or TrainConfig()
     recommender = build_model(model, split, seed=train.seed, **(model_options or {}))
     train = train.resolved(recommender)
-    data = {"min_rating": min_rating, "core": core}
+    source = str(Path(dataset).resolve()) if Path(dataset).is_dir() else dataset  # what load_dataset reads back
+    data = {"source": source, "min_rating": min_rating, "core": core}
     config = run_config(recommender, split, train.model_dump(exclude={"device", "eval_batch_size"}), data)
     previous = existing_config(out)
     if previous is not None and not overwrite:

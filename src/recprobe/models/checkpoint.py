@@ -79,7 +79,7 @@ def load_recommender(run_dir: str | Path, data_dir: str | Path | None = None) ->
     if config is None or not (folder / "model.safetensors").exists():
         raise RunFolderError(f"{folder} holds no trained recommender; train one with `recprobe fit --out {run_dir}`")
     data = config["dataset"]
-    split = load_dataset(data["name"], data_dir, min_rating=data.get("min_rating"), core=data.get("core", 5))
+    split = load_dataset(data.get("source", data["name"]), data_dir, min_rating=data.get("min_rating"), core=data.get("core", 5))
     if split.fingerprint != data["fingerprint"]:
         raise RunFolderError(
             f"the {data['name']} data found now (fingerprint {split.fingerprint}) is not the data {run_dir} was "

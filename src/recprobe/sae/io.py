@@ -84,4 +84,5 @@ def load_sae(folder: str | Path) -> tuple[TopKSAE, dict[str, Any]]:
     if found != expected:
         raise RecprobeError(f"{folder / WEIGHTS} holds tensors {found}, but {CONFIG} implies {expected}")
     sae.load_state_dict(tensors)
+    sae.folder = folder
     return sae.eval(), cfg

@@ -9,6 +9,7 @@ per latent), ``b_enc`` [n_latents], ``b_dec`` [d_in] (the paper's b_pre).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,27 @@ class TopKSAE(nn.Module):
         self.W_enc = nn.Parameter(decoder.T.clone())
         self.b_enc = nn.Parameter(torch.zeros(n))
         self.b_dec = nn.Parameter(torch.zeros(d))
+        self.folder: Path | None = None  # where it was loaded from, if it was
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str, **hub_options) -> TopKSAE:
+        """Load from a local folder or a Hugging Face Hub repo id (see ``recprobe.sae.hub.from_pretrained``)."""
+        from recprobe.sae.hub import from_pretrained
+
+        return from_pretrained(path_or_repo_id, **hub_options)
+
+    def push_to_hub(self, repo_id: str, **hub_options) -> str:
+        """Upload this SAE to a Hub model repo: the folder it was loaded from (with its metrics and model card),
+        or, for an SAE never saved, its cfg.json and weights alone. Returns the commit URL."""
+        import tempfile
+
+        from recprobe.sae.hub import push_to_hub
+        from recprobe.sae.io import save_sae
+
+        if self.folder is not None:
+            return push_to_hub(self.folder, repo_id, **hub_options)
+        with tempfile.TemporaryDirectory() as tmp:
+            return push_to_hub(save_sae(self, Path(tmp) / "sae", {}), repo_id, **hub_options)
 
     @property
     def n_latents(self) -> int:

@@ -1,0 +1,47 @@
+"""Share SAE folders through the Hugging Face Hub (extra ``hub``). Only the expected file names travel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from recprobe.errors import RecprobeError
+from recprobe.sae.io import CONFIG, HUB_FILES, WEIGHTS, load_sae
+from recprobe.sae.topk import TopKSAE
+
+
+def _hub():
+    try:
+        import huggingface_hub
+    except ImportError as e:
+        raise RecprobeError(f"the Hub client is not installed ({e}); run `pip install 'recprobe[hub]'`") from e
+    return huggingface_hub
+
+
+def from_pretrained(path_or_repo_id: str | Path, *, revision: str | None = None, endpoint: str | None = None,
+                    cache_dir: str | Path | None = None, token: str | None = None) -> TopKSAE:
+    """A local SAE folder, or a Hub model repo holding ``cfg.json`` and ``sae_weights.safetensors``."""
+    path = Path(path_or_repo_id)
+    if path.is_dir():
+        return load_sae(path)[0]
+    hub = _hub()
+    try:
+        files = [hub.hf_hub_download(str(path_or_repo_id), name, revision=revision, endpoint=endpoint,
+                                     cache_dir=cache_dir, token=token) for name in (CONFIG, WEIGHTS)]
+    except (hub.errors.HfHubHTTPError, hub.errors.LocalEntryNotFoundError, ValueError) as e:
+        raise RecprobeError(
+            f"{path_or_repo_id!r} is neither a local SAE folder nor a Hub repo with {CONFIG} and {WEIGHTS} ({e})"
+        ) from e
+    return load_sae(Path(files[0]).parent)[0]
+
+
+def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False, endpoint: str | None = None,
+                token: str | None = None, commit_message: str = "Upload TopK SAE trained with recprobe") -> str:
+    """Upload an SAE folder (cfg.json, weights, metrics.json, README.md model card) to a Hub model repo;
+    returns the commit URL."""
+    folder = Path(folder)
+    load_sae(folder)  # refuse to publish a folder that does not load
+    api = _hub().HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(folder_path=folder, repo_id=repo_id, allow_patterns=list(HUB_FILES),
+                               commit_message=commit_message)
+    return str(commit)

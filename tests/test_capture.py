@@ -1,0 +1,67 @@
+"""Capture: which rows are probed, what the store holds, and the run-folder stages end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recprobe.capture import capture, rows_to_probe
+from recprobe.errors import RecprobeError, RunFolderError
+from recprobe.evaluate import ranking
+from recprobe.models import build_model
+from recprobe.store import ActivationStore
+from tests.conftest import probe_batch
+
+
+def test_rows_to_probe(split):
+    n_train = np.diff(split.train_offsets)
+    users, positions = rows_to_probe(split, "test", 20, "last")
+    assert np.array_equal(positions, n_train + 1)
+    users, positions = rows_to_probe(split, "train", 20, "all")
+    assert len(users) == len(split.train_items) - split.n_users and positions.min() == 1
+    assert (positions < n_train[users]).all()
+    with pytest.raises(RecprobeError, match="positions='all' needs a sequential model"):
+        rows_to_probe(split, "train", 0, "all")
+
+
+@pytest.mark.parametrize("name", ["bprmf", "sasrec"])
+def test_captured_rows_are_what_the_model_represents(split, tmp_path, name):
+    model = build_model(name, split, d=8).eval()
+    store = capture(model, split, tmp_path / "acts", positions="last", batch_size=7, progress=False)
+    assert store.splits() == ["train", "dev", "test"] and store.d == 8
+    test = store.load("test")
+    with torch.no_grad():
+        expected = model.represent(probe_batch(split, model.max_history, n=split.n_users))
+    torch.testing.assert_close(test.activations, expected)
+    assert torch.equal(test.users, torch.arange(split.n_users))
+    assert store.provenance["fingerprint"] == split.fingerprint
+
+
+def test_capture_all_positions_matches_history_prefixes(split, tmp_path):
+    model = build_model("sasrec", split, d=8).eval()
+    store = capture(model, split, tmp_path / "acts", parts=("train",), positions="all", progress=False)
+    rows = store.load("train")
+    u, p = int(rows.users[5]), int(rows.positions[5])
+    items = split.train_items[split.train_offsets[u]:split.train_offsets[u + 1]]
+    history = torch.full((1, model.max_history), split.pad_item)
+    history[0, :p] = torch.from_numpy(items[:p])
+    from recprobe.target import Batch
+
+    with torch.no_grad():
+        rep = model.represent(Batch(torch.tensor([u]), history, torch.tensor([p])))
+    torch.testing.assert_close(rows.activations[5:6], rep)
+
+
+def test_an_identity_reconstruction_splices_in_without_changing_ranking(split):
+    class Identity:
+        def reconstruct(self, x):
+            return x
+
+    model = build_model("bprmf", split, d=8).eval()
+    assert ranking(model, split, "test", sae=Identity()) == ranking(model, split, "test")
+
+
+def test_a_missing_store_says_to_capture(tmp_path):
+    with pytest.raises(RunFolderError, match="run `recprobe capture` first"):
+        ActivationStore(tmp_path)
