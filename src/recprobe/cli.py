@@ -124,8 +124,8 @@ def train_sae(
     run: Annotated[Path, typer.Option(help="Run folder with captured activations.")],
     scale: Annotated[int, typer.Option(help="n_latents = scale * d_in.")] = 16,
     k: Annotated[int, typer.Option(help="Latents kept per vector (TopK).")] = 8,
-    epochs: Annotated[int, typer.Option(help="Passes over the train activations.")] = 50,
-    batch_size: Annotated[int, typer.Option(help="Vectors per step.")] = 256,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the train activations (default: enough to see 2M vectors, 5 to 500).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Vectors per step.")] = 64,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     seed: int = 0,
     option: Annotated[list[str], typer.Option(help="SAEConfig field KEY=VALUE, e.g. alpha=0.05 (repeatable).")] = [],  # noqa: B006

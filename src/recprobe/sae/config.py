@@ -45,7 +45,15 @@ class SAETrainConfig(BaseModel):
     """How the SAE is trained."""
 
     model_config = ConfigDict(extra="forbid")
-    epochs: int = Field(50, ge=1, description="Passes over the train activations.")
-    batch_size: int = Field(256, ge=1, description="Activation vectors per step.")
+    epochs: int | None = Field(
+        None, ge=1, description="Passes over the train activations (default: enough to see 2M vectors, 5 to 500)."
+    )
+    batch_size: int = Field(64, ge=1, description="Activation vectors per step.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate (no weight decay: it fights the unit-norm decoder).")
     device: str = Field("cpu", description="torch device.")
+
+    def epochs_for(self, n_train: int) -> int:
+        """The number of epochs: as given, or enough passes over ``n_train`` vectors to see 2M, within 5..500."""
+        if self.epochs is not None:
+            return self.epochs
+        return int(min(500, max(5, -(-2_000_000 // max(n_train, 1)))))

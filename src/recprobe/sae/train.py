@@ -80,7 +80,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                TimeElapsedColumn())
     with Progress(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("sae", total=n_train, epoch=1, fvu=float("nan"), l0=0.0, dead=0.0)
-        for epoch in range(1, train.epochs + 1):
+        for epoch in range(1, train.epochs_for(n_train) + 1):
             bar.reset(task, total=n_train, epoch=epoch, fvu=float("nan"), l0=0.0, dead=dead.fraction)
             sae.train()
             sse, sq_loss, l0, seen = 0.0, 0.0, 0.0, 0
