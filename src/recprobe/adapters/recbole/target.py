@@ -135,7 +135,7 @@ def read_checkpoint(path: Path, *, trust_checkpoint: bool) -> dict[str, Any]:
     if not trust_checkpoint:
         raise RecprobeError(
             f"{path} is a pickle (RecBole saves checkpoints with torch.save), and unpickling can run code; "
-            "load it only if you trust it, with trust_checkpoint=True (CLI: --trust-checkpoint)"
+            "load it only if you trust it, with trust_checkpoint=True"
         )
     if not path.is_file():
         raise RecprobeError(f"{path} does not exist or is not a file; pass the .pth file RecBole's Trainer saved")
