@@ -26,6 +26,8 @@ recbole: $(VENV)/.recbole
 
 quickstart: $(VENV)/.installed
 	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart
+	$(BIN)/recprobe capture --run runs/quickstart --positions all
+	$(BIN)/recprobe train-sae --run runs/quickstart
 
 test: $(VENV)/.recbole
 	$(BIN)/ruff check src tests benchmarks examples

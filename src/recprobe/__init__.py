@@ -11,6 +11,7 @@ from recprobe.metrics import evaluate_ranking
 from recprobe.models import build_model, load_recommender
 from recprobe.models.evaluate import phase_batches
 from recprobe.plugins import adapters, load_target
+from recprobe.sae import SAEConfig, TopKSAE
 from recprobe.target import Batch, ProbeTarget
 
 __version__ = "0.1.0"
@@ -22,7 +23,9 @@ __all__ = [
     "Position",
     "ProbeTarget",
     "RecprobeError",
+    "SAEConfig",
     "Split",
+    "TopKSAE",
     "adapters",
     "build_model",
     "evaluate_ranking",
