@@ -1,0 +1,81 @@
+"""Cases, levels and per-latent samples (paper 3.3, with the reference code's leakage and padding avoided)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recprobe.concepts import CaseSet, levels, record_cases, sample_latent
+from recprobe.models import build_model
+from recprobe.sae import SAEConfig, TopKSAE
+
+
+def case_set(values: np.ndarray, indices: np.ndarray) -> CaseSet:
+    n = len(values)
+    return CaseSet(np.arange(n), np.full((n, 9), -1), np.zeros(n, dtype=np.int64),
+                   values.astype(np.float32), indices.astype(np.int64))
+
+
+@st.composite
+def sparse_activations(draw):
+    n, k, n_latents = draw(st.integers(1, 40)), draw(st.integers(1, 4)), draw(st.integers(4, 12))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    indices = np.stack([rng.choice(n_latents, size=k, replace=False) for _ in range(n)])
+    values = rng.exponential(size=(n, k)) * (rng.random((n, k)) < 0.8)
+    return case_set(values, indices)
+
+
+@settings(max_examples=50, deadline=None)
+@given(sparse_activations(), st.sampled_from(["max", "quantile"]))
+def test_levels_are_zero_exactly_where_nothing_fired_and_within_1_to_10_elsewhere(cases, mode):
+    out = levels(cases, mode)
+    assert out.shape == cases.values.shape
+    assert ((out == 0) == (cases.values <= 0)).all()
+    assert out.max(initial=0) <= 10 and out[cases.values > 0].min(initial=1) >= 1
+
+
+def test_max_levels_reach_10_at_each_latents_peak():
+    cases = case_set(np.array([[1.0, 0.5], [2.0, 0.0], [0.2, 0.1]]), np.array([[0, 1], [0, 1], [0, 1]]))
+    assert levels(cases, "max").tolist() == [[5, 10], [10, 0], [1, 2]]
+
+
+@settings(max_examples=50, deadline=None)
+@given(sparse_activations(), st.integers(1, 4), st.integers(0, 100))
+def test_samples_are_disjoint_seeded_and_never_padded(cases, n, seed):
+    for latent in range(int(cases.indices.max()) + 1):
+        sample = sample_latent(cases, latent, n=n, seed=seed)
+        activation = cases.activation(latent)
+        assert sample.n_active == int((activation > 0).sum())
+        if sample.status == "insufficient":
+            assert sample.n_active < 2 * n and not sample.construction
+            continue
+        assert len(sample.construction) == len(sample.verification) == n
+        chosen = sample.construction + sample.verification
+        assert len(set(chosen) | set(sample.negatives)) == len(chosen) + len(sample.negatives)
+        assert (activation[sample.negatives] == 0).all()
+        top = np.sort(activation)[::-1][: 2 * n]
+        assert sorted(activation[chosen].tolist(), reverse=True) == top.tolist()
+        assert sample == sample_latent(cases, latent, n=n, seed=seed)
+
+
+def test_record_cases_matches_the_model_and_round_trips(split, tmp_path):
+    model = build_model("sasrec", split, d=8).eval()
+    sae = TopKSAE(SAEConfig(d_in=8, scale=2, k=3))
+    cases = record_cases(model, sae, split, batch_size=7)
+    assert len(cases) == split.n_users and cases.values.shape == (split.n_users, 3)
+    seen = split.sequences("test")
+    for user in (0, 5):
+        items = seen[1][seen[0][user]:seen[0][user + 1]]
+        assert cases.predicted[user] not in items
+        shown = cases.history[user][cases.history[user] >= 0]
+        assert shown.tolist() == items[-9:].tolist()
+    cases.save(tmp_path / "cases.safetensors")
+    again = CaseSet.load(tmp_path / "cases.safetensors")
+    assert all(np.array_equal(getattr(cases, f), getattr(again, f)) for f in ("users", "history", "values", "indices"))
+
+
+def test_unknown_level_mode():
+    with pytest.raises(ValueError, match="'max' or 'quantile'"):
+        levels(case_set(np.ones((2, 1)), np.zeros((2, 1))), "median")
