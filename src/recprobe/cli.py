@@ -151,6 +151,42 @@ def train_sae(
 
 
 @app.command()
+def interpret(
+    run: Annotated[Path, typer.Option(help="Run folder with a trained SAE.")],
+    n: Annotated[int, typer.Option("--n", help="Cases per set: N construction, N verification, N non-activated.")] = 5,
+    latents: Annotated[str | None, typer.Option(help="Latents to interpret, e.g. 0-99 or 3,17 (default: all).")] = None,
+    level_mode: Annotated[str, typer.Option(help="max (per latent) or quantile (global deciles).")] = "max",
+    seed: int = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Describe each SAE latent from catalog metadata and verify it with sentence embeddings (RUN/concepts/)."""
+    from recprobe.concepts.interpret import interpret_run
+
+    if level_mode not in ("max", "quantile"):
+        raise typer.BadParameter(f"expected 'max' or 'quantile', got {level_mode!r}", param_hint="--level-mode")
+    summary = interpret_run(run, data_dir=data_dir, n=n, seed=seed, level_mode=level_mode,  # type: ignore[arg-type]
+                            latents=_parse_latents(latents))
+    counts = summary["concepts"]
+    console.print(f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
+                  f"activated cases); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
+                  f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
+                  f"random-description baseline {summary['mean_baseline_confidence']} -> {run / 'concepts'}")
+
+
+def _parse_latents(spec: str | None) -> list[int] | None:
+    if spec is None:
+        return None
+    out: list[int] = []
+    try:
+        for part in spec.split(","):
+            first, _, last = part.partition("-")
+            out.extend(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise typer.BadParameter(f"expected ranges like 0-99 or 3,17, got {spec!r}", param_hint="--latents") from None
+    return out
+
+
+@app.command()
 def adapters() -> None:
     """List every adapter (built-in and from installed plugins) with the package that provides it."""
     from recprobe.plugins import adapters as registered

@@ -110,20 +110,22 @@ class LatentSample:
     n_active: int
     construction: list[int]  # case rows, N of the top 2N by activation
     verification: list[int]  # the other N of the top 2N
-    negatives: list[int]  # N random cases where the latent is 0
+    negatives: list[int]  # N random cases where the latent is 0, verified beside the N activated ones
+    calibration: list[int]  # N more non-activated cases, for verifiers that calibrate on construction cases
 
 
 def sample_latent(cases: CaseSet, latent: int, n: int = 5, seed: int = 0) -> LatentSample:
     """Top 2N cases by activation, split at random into N for construction and N for verification, plus N
-    random non-activated cases; all disjoint; the same seed and latent give the same sample."""
+    random non-activated cases (and N more for calibration); all disjoint; the same seed and latent give the
+    same sample."""
     activation = cases.activation(latent)
     active = np.flatnonzero(activation > 0)
     if len(active) < 2 * n:
-        return LatentSample(latent, "insufficient", len(active), [], [], [])
+        return LatentSample(latent, "insufficient", len(active), [], [], [], [])
     rng = np.random.default_rng([seed, latent])
     top = active[np.lexsort((active, -activation[active]))][: 2 * n]  # ties broken by row, so stable
     top = rng.permutation(top)
     inactive = np.flatnonzero(activation == 0)
-    negatives = rng.choice(inactive, size=min(n, len(inactive)), replace=False)
+    negatives = rng.choice(inactive, size=min(2 * n, len(inactive)), replace=False)
     return LatentSample(latent, "ok", len(active), sorted(top[:n].tolist()), sorted(top[n:].tolist()),
-                        sorted(negatives.tolist()))
+                        sorted(negatives[:n].tolist()), sorted(negatives[n:].tolist()))

@@ -1,0 +1,138 @@
+"""Interpret every latent of a run's SAE: describe it, verify the description on unseen cases, score it.
+
+    runs/<name>/concepts/settings.json        describer, verifier, N, seed, level mode (a rerun must match)
+    runs/<name>/concepts/cases.safetensors    every test user's case
+    runs/<name>/concepts/concepts.jsonl       one line per latent, appended as each finishes
+    runs/<name>/concepts/summary.json         counts by confidence, written at the end
+
+A killed run resumes where it stopped: finished latents are read back and skipped, and a line cut short by
+the kill is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from recprobe.concepts.cases import CaseSet, LevelMode, record_cases, sample_latent
+from recprobe.concepts.labelers import MetadataDescriber
+from recprobe.concepts.scoring import auroc, confidence
+from recprobe.concepts.verify import EmbeddingVerifier
+from recprobe.errors import RunFolderError
+from recprobe.io import atomic_write_text, read_json, write_json
+from recprobe.models import load_recommender
+from recprobe.sae.io import load_sae
+
+FOLDER = "concepts"
+DESCRIBING_CASES = 50  # the metadata describer reads up to this many activated cases (never verification ones)
+
+
+def read_finished(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a concepts.jsonl; a trailing partial line (a killed write) is cut off the file."""
+    if not path.exists():
+        return []
+    records, good_bytes = [], 0
+    with open(path, "rb") as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+            if not line.endswith(b"\n"):
+                records.pop()
+                break
+            good_bytes += len(line)
+    if good_bytes != path.stat().st_size:
+        with open(path, "r+b") as f:
+            f.truncate(good_bytes)
+    return records
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, seed: int) -> dict[str, Any]:
+    sample = sample_latent(cases, latent, n=n, seed=seed)
+    record: dict[str, Any] = {"latent": latent, "status": sample.status, "n_active": sample.n_active}
+    if sample.status != "ok":
+        return record
+    activation = cases.activation(latent)
+    ranked = [int(r) for r in np.argsort(-activation, kind="stable") if activation[r] > 0]
+    held_out = set(sample.verification)
+    describing = [r for r in ranked if r not in held_out][:DESCRIBING_CASES]
+    description = describer.describe(describing)
+    rows = sample.verification + sample.negatives
+    levels, scores = verifier.levels(description, rows, sample.construction, sample.calibration)
+    baseline_description = describer.describe(sample.calibration)  # what unrelated cases have in common
+    baseline_levels, _ = verifier.levels(baseline_description, rows, sample.construction, sample.calibration)
+    return {
+        **record, "description": description,
+        **confidence(levels[:n], levels[n:]),
+        "auroc": auroc(scores[:n], scores[n:]),
+        "baseline_description": baseline_description,
+        "baseline_confidence": confidence(baseline_levels[:n], baseline_levels[n:])["confidence"],
+        "construction": [int(cases.users[r]) for r in sample.construction],
+        "verification": [int(cases.users[r]) for r in sample.verification],
+        "negatives": [int(cases.users[r]) for r in sample.negatives],
+        "levels": levels.tolist(),
+    }
+
+
+def summarize(records: list[dict[str, Any]], n_latents: int) -> dict[str, Any]:
+    scored = [r for r in records if r["status"] == "ok"]
+    c = np.array([r["confidence"] for r in scored])
+    return {
+        "latents": n_latents, "interpreted": len(records), "insufficient": len(records) - len(scored),
+        "concepts": {"C=1.0": int((c == 1.0).sum()), "C>=0.9": int((c >= 0.9).sum()),
+                     "C>=0.8": int((c >= 0.8).sum()), "all": len(scored)},
+        "mean_confidence": float(c.mean()) if len(c) else None,
+        "mean_baseline_confidence": float(np.mean([r["baseline_confidence"] for r in scored])) if scored else None,
+        "mean_auroc": float(np.nanmean([r["auroc"] for r in scored])) if scored else None,
+    }
+
+
+def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, n: int = 5, seed: int = 0,
+                  level_mode: LevelMode = "max", latents: Iterable[int] | None = None, progress: bool = True,
+                  verifier: EmbeddingVerifier | None = None) -> dict[str, Any]:
+    """Describe and verify the run's SAE latents (metadata describer, embedding verifier); resumable."""
+    run = Path(run)
+    folder = run / FOLDER
+    settings = {"describer": "metadata", "verifier": "embedding", "n": n, "seed": seed, "level_mode": level_mode}
+    if (folder / "settings.json").exists() and read_json(folder / "settings.json") != settings:
+        raise RunFolderError(
+            f"{folder} holds concepts made with {read_json(folder / 'settings.json')}, not {settings}; "
+            f"remove {folder} to start over with the new settings"
+        )
+    model, split = load_recommender(run, data_dir)
+    sae, _ = load_sae(run / "sae")
+    write_json(folder / "settings.json", settings)
+    cases_path = folder / "cases.safetensors"
+    if not cases_path.exists():
+        record_cases(model, sae, split).save(cases_path)
+    cases = CaseSet.load(cases_path)
+    describer = MetadataDescriber(cases, split.catalog)
+    verifier = verifier or EmbeddingVerifier(cases, split.catalog)
+    path = folder / "concepts.jsonl"
+    records = read_finished(path)
+    done = {r["latent"] for r in records}
+    todo = [j for j in (range(sae.n_latents) if latents is None else latents) if j not in done]
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("interpret latents", total=len(todo))
+        for latent in todo:
+            record = interpret_latent(latent, cases, describer, verifier, n, seed)
+            append_record(path, record)
+            records.append(record)
+            bar.advance(task)
+    summary = summarize(records, sae.n_latents)
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

