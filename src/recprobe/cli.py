@@ -156,19 +156,22 @@ def interpret(
     n: Annotated[int, typer.Option("--n", help="Cases per set: N construction, N verification, N non-activated.")] = 5,
     latents: Annotated[str | None, typer.Option(help="Latents to interpret, e.g. 0-99 or 3,17 (default: all).")] = None,
     level_mode: Annotated[str, typer.Option(help="max (per latent) or quantile (global deciles).")] = "max",
+    describer: Annotated[str, typer.Option(help="metadata (catalog enrichment, no LLM) or llm.")] = "metadata",
+    verifier: Annotated[str, typer.Option(help="embedding (MiniLM), llm (generated levels) or llm-likelihood.")] = "embedding",
+    llm: Annotated[str, typer.Option(help="smollm2, hf:<id or path>, gguf:<file>, openai:<base url>, fake.")] = "smollm2",
     seed: int = 0,
     data_dir: DataDir = None,
 ) -> None:
-    """Describe each SAE latent from catalog metadata and verify it with sentence embeddings (RUN/concepts/)."""
+    """Describe each SAE latent, verify the description on unseen cases, and score it (RUN/concepts/)."""
     from recprobe.concepts.interpret import interpret_run
 
     if level_mode not in ("max", "quantile"):
         raise typer.BadParameter(f"expected 'max' or 'quantile', got {level_mode!r}", param_hint="--level-mode")
-    summary = interpret_run(run, data_dir=data_dir, n=n, seed=seed, level_mode=level_mode,  # type: ignore[arg-type]
-                            latents=_parse_latents(latents))
+    summary = interpret_run(run, data_dir=data_dir, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
+                            level_mode=level_mode, latents=_parse_latents(latents))  # type: ignore[arg-type]
     counts = summary["concepts"]
     console.print(f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
-                  f"activated cases); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
+                  f"activated cases, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
                   f"random-description baseline {summary['mean_baseline_confidence']} -> {run / 'concepts'}")
 

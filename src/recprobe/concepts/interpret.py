@@ -1,6 +1,6 @@
 """Interpret every latent of a run's SAE: describe it, verify the description on unseen cases, score it.
 
-    runs/<name>/concepts/settings.json        describer, verifier, N, seed, level mode (a rerun must match)
+    runs/<name>/concepts/settings.json        describer, verifier, LLM, prompt version, N, seed, level mode
     runs/<name>/concepts/cases.safetensors    every test user's case
     runs/<name>/concepts/concepts.jsonl       one line per latent, appended as each finishes
     runs/<name>/concepts/summary.json         counts by confidence, written at the end
@@ -20,11 +20,15 @@ from typing import Any
 import numpy as np
 from rich.progress import Progress
 
-from recprobe.concepts.cases import CaseSet, LevelMode, record_cases, sample_latent
+from recprobe.concepts.cases import CaseSet, LevelMode, levels, record_cases, sample_latent
+from recprobe.concepts.describe import LLMDescriber
 from recprobe.concepts.labelers import MetadataDescriber
+from recprobe.concepts.llm import load_llm
+from recprobe.concepts.prompts import VERSION, domain_of, load_prompts
 from recprobe.concepts.scoring import auroc, confidence
-from recprobe.concepts.verify import EmbeddingVerifier
-from recprobe.errors import RunFolderError
+from recprobe.concepts.verify import EmbeddingVerifier, LikelihoodVerifier, LLMVerifier
+from recprobe.data.split import Catalog
+from recprobe.errors import RecprobeError, RunFolderError
 from recprobe.io import atomic_write_text, read_json, write_json
 from recprobe.models import load_recommender
 from recprobe.sae.io import load_sae
@@ -61,19 +65,26 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+DESCRIBERS, VERIFIERS = ("metadata", "llm"), ("embedding", "llm", "llm-likelihood")
+
+
 def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, seed: int) -> dict[str, Any]:
     sample = sample_latent(cases, latent, n=n, seed=seed)
     record: dict[str, Any] = {"latent": latent, "status": sample.status, "n_active": sample.n_active}
     if sample.status != "ok":
         return record
-    activation = cases.activation(latent)
-    ranked = [int(r) for r in np.argsort(-activation, kind="stable") if activation[r] > 0]
-    held_out = set(sample.verification)
-    describing = [r for r in ranked if r not in held_out][:DESCRIBING_CASES]
-    description = describer.describe(describing)
+    describing = sample.construction
+    if isinstance(describer, MetadataDescriber):  # counts need more cases; any activated one but the held-out
+        activation = cases.activation(latent)
+        held_out = set(sample.verification)
+        ranked = [int(r) for r in np.argsort(-activation, kind="stable") if activation[r] > 0]
+        describing = [r for r in ranked if r not in held_out][:DESCRIBING_CASES]
+    description = describer.describe(latent, describing)
+    baseline_description = describer.describe(latent, sample.calibration)  # what unrelated cases share
+    if description is None or baseline_description is None:
+        return {**record, "status": "unparsable"}
     rows = sample.verification + sample.negatives
     levels, scores = verifier.levels(description, rows, sample.construction, sample.calibration)
-    baseline_description = describer.describe(sample.calibration)  # what unrelated cases have in common
     baseline_levels, _ = verifier.levels(baseline_description, rows, sample.construction, sample.calibration)
     return {
         **record, "description": description,
@@ -92,7 +103,9 @@ def summarize(records: list[dict[str, Any]], n_latents: int) -> dict[str, Any]:
     scored = [r for r in records if r["status"] == "ok"]
     c = np.array([r["confidence"] for r in scored])
     return {
-        "latents": n_latents, "interpreted": len(records), "insufficient": len(records) - len(scored),
+        "latents": n_latents, "interpreted": len(records),
+        "insufficient": sum(r["status"] == "insufficient" for r in records),
+        "unparsable": sum(r["status"] == "unparsable" for r in records),
         "concepts": {"C=1.0": int((c == 1.0).sum()), "C>=0.9": int((c >= 0.9).sum()),
                      "C>=0.8": int((c >= 0.8).sum()), "all": len(scored)},
         "mean_confidence": float(c.mean()) if len(c) else None,
@@ -101,13 +114,32 @@ def summarize(records: list[dict[str, Any]], n_latents: int) -> dict[str, Any]:
     }
 
 
-def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, n: int = 5, seed: int = 0,
-                  level_mode: LevelMode = "max", latents: Iterable[int] | None = None, progress: bool = True,
-                  verifier: EmbeddingVerifier | None = None) -> dict[str, Any]:
-    """Describe and verify the run's SAE latents (metadata describer, embedding verifier); resumable."""
+def build_stages(describer: str, verifier: str, llm_spec: str, cases: CaseSet, catalog: Catalog, dataset: str,
+                 level_mode: LevelMode):
+    """The describer and verifier objects; the LLM is loaded only when one of them needs it."""
+    llm = load_llm(llm_spec) if "llm" in (describer, verifier) or verifier == "llm-likelihood" else None
+    prompts = load_prompts()
+    made_describer = (MetadataDescriber(cases, catalog) if describer == "metadata"
+                      else LLMDescriber(llm, prompts, domain_of(dataset), cases, catalog, levels(cases, level_mode)))
+    made_verifier = {"embedding": lambda: EmbeddingVerifier(cases, catalog),
+                     "llm": lambda: LLMVerifier(llm, prompts, cases, catalog),
+                     "llm-likelihood": lambda: LikelihoodVerifier(llm, cases, catalog)}[verifier]()
+    return made_describer, made_verifier
+
+
+def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, describer: str = "metadata",
+                  verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
+                  level_mode: LevelMode = "max", latents: Iterable[int] | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Describe and verify the run's SAE latents and score each description; resumable."""
+    if describer not in DESCRIBERS or verifier not in VERIFIERS:
+        raise RecprobeError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
+                            f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
     run = Path(run)
     folder = run / FOLDER
-    settings = {"describer": "metadata", "verifier": "embedding", "n": n, "seed": seed, "level_mode": level_mode}
+    uses_llm = "llm" in (describer, verifier) or verifier == "llm-likelihood"
+    settings = {"describer": describer, "verifier": verifier, "llm": llm if uses_llm else None,
+                "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode}
     if (folder / "settings.json").exists() and read_json(folder / "settings.json") != settings:
         raise RunFolderError(
             f"{folder} holds concepts made with {read_json(folder / 'settings.json')}, not {settings}; "
@@ -120,8 +152,7 @@ def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, n: int
     if not cases_path.exists():
         record_cases(model, sae, split).save(cases_path)
     cases = CaseSet.load(cases_path)
-    describer = MetadataDescriber(cases, split.catalog)
-    verifier = verifier or EmbeddingVerifier(cases, split.catalog)
+    describe, verify = build_stages(describer, verifier, llm, cases, split.catalog, split.name, level_mode)
     path = folder / "concepts.jsonl"
     records = read_finished(path)
     done = {r["latent"] for r in records}
@@ -129,7 +160,7 @@ def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, n: int
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("interpret latents", total=len(todo))
         for latent in todo:
-            record = interpret_latent(latent, cases, describer, verifier, n, seed)
+            record = interpret_latent(latent, cases, describe, verify, n, seed)
             append_record(path, record)
             records.append(record)
             bar.advance(task)

@@ -69,7 +69,7 @@ class MetadataDescriber:
         scores = log_odds(focus, self.background)
         return sorted(((f, s) for f, s in scores.items() if s > 0), key=lambda fs: (-fs[1], fs[0]))
 
-    def describe(self, rows: list[int]) -> str:
+    def describe(self, latent: int, rows: list[int]) -> str:
         """A short phrase from the top enriched features, e.g. ``genre: Animation, Children's; "toy"``."""
         top = self.enriched(rows)[:MAX_FEATURES]
         if not top:

@@ -11,8 +11,13 @@ import numpy as np
 
 from recprobe.concepts.cases import CaseSet
 from recprobe.concepts.embedding import SentenceEmbedder
-from recprobe.concepts.texts import case_text
+from recprobe.concepts.llm import LLM
+from recprobe.concepts.prompts import Prompts
+from recprobe.concepts.schemas import LevelPrediction
+from recprobe.concepts.texts import case_items, case_text
 from recprobe.data.split import Catalog
+
+VERIFY_TOKENS = 12
 
 
 def calibrate(positive: np.ndarray, negative: np.ndarray) -> tuple[float, float]:
@@ -28,7 +33,24 @@ def to_levels(scores: np.ndarray, threshold: float, spread: float) -> np.ndarray
     return np.clip(np.floor(6 + 5 * (scores - threshold) / spread), 0, 10).astype(np.int64)
 
 
-class EmbeddingVerifier:
+class CalibratedVerifier:
+    """Scores cases for a description; levels come from calibration on the construction cases."""
+
+    def scores(self, description: str, rows: list[int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def levels(self, description: str, rows: list[int], calibration_positive: list[int],
+               calibration_negative: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(levels, scores) of ``rows``, calibrated on the two calibration sets."""
+        threshold, spread = calibrate(self.scores(description, calibration_positive),
+                                      self.scores(description, calibration_negative))
+        scores = self.scores(description, rows)
+        return to_levels(scores, threshold, spread), scores
+
+
+class EmbeddingVerifier(CalibratedVerifier):
+    """Cosine similarity of the case's text and the description (all-MiniLM-L6-v2)."""
+
     name = "embedding"
 
     def __init__(self, cases: CaseSet, catalog: Catalog, embedder: SentenceEmbedder | None = None):
@@ -46,10 +68,37 @@ class EmbeddingVerifier:
     def scores(self, description: str, rows: list[int]) -> np.ndarray:
         return self.case_vectors(rows) @ self.embedder.encode([description]).numpy()[0]
 
+
+class LikelihoodVerifier(CalibratedVerifier):
+    """No generation: mean log P(case items | "Theme: <description>") minus mean log P(case items | nothing),
+    from one batched forward pass of a local model."""
+
+    name = "llm-likelihood"
+
+    def __init__(self, llm: LLM, cases: CaseSet, catalog: Catalog):
+        self.llm, self.cases, self.catalog = llm, cases, catalog
+
+    def scores(self, description: str, rows: list[int]) -> np.ndarray:
+        texts = ["\n".join(self.catalog.describe(i) for i in case_items(self.cases, r)) for r in rows]
+        with_theme = self.llm.log_likelihood([f"Theme: {description}\n"] * len(rows), texts)
+        without = self.llm.log_likelihood([""] * len(rows), texts)
+        return with_theme - without
+
+
+class LLMVerifier:
+    """The paper's verifier: the model generates each case's level given the description. An answer that
+    does not parse counts as level 0 and is counted in ``unparsable``."""
+
+    name = "llm"
+
+    def __init__(self, llm: LLM, prompts: Prompts, cases: CaseSet, catalog: Catalog):
+        self.llm, self.prompts, self.cases, self.catalog = llm, prompts, cases, catalog
+        self.unparsable = 0
+
     def levels(self, description: str, rows: list[int], calibration_positive: list[int],
                calibration_negative: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(levels, scores) of ``rows``, calibrated on the two calibration sets."""
-        threshold, spread = calibrate(self.scores(description, calibration_positive),
-                                      self.scores(description, calibration_negative))
-        scores = self.scores(description, rows)
-        return to_levels(scores, threshold, spread), scores
+        conversations = [self.prompts.verify_messages(description, case_text(self.cases, r, self.catalog)) for r in rows]
+        answers = self.llm.generate(conversations, LevelPrediction, VERIFY_TOKENS)
+        self.unparsable += sum(a is None for a in answers)
+        levels = np.array([a.level if a is not None else 0 for a in answers], dtype=np.int64)
+        return levels, levels.astype(np.float64)

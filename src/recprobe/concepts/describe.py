@@ -1,0 +1,32 @@
+"""The LLM describer: a system prompt, one one-shot example, and the latent's construction cases with levels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recprobe.concepts.cases import CaseSet
+from recprobe.concepts.llm import LLM
+from recprobe.concepts.prompts import Prompts
+from recprobe.concepts.schemas import ConceptDescription
+from recprobe.concepts.texts import case_text
+from recprobe.data.split import Catalog
+
+DESCRIBE_TOKENS = 60
+
+
+class LLMDescriber:
+    name = "llm"
+
+    def __init__(self, llm: LLM, prompts: Prompts, domain: str, cases: CaseSet, catalog: Catalog, levels: np.ndarray):
+        self.llm, self.prompts, self.domain = llm, prompts, domain
+        self.cases, self.catalog, self.levels = cases, catalog, levels
+
+    def level(self, latent: int, row: int) -> int:
+        return int(np.where(self.cases.indices[row] == latent, self.levels[row], 0).max())
+
+    def describe(self, latent: int, rows: list[int]) -> str | None:
+        """The description, or None when the model's answer does not parse."""
+        cases = "\n\n".join(f"{case_text(self.cases, r, self.catalog)}\nLevel: {self.level(latent, r)}" for r in rows)
+        answer = self.llm.generate([self.prompts.describe_messages(self.domain, cases)], ConceptDescription,
+                                   DESCRIBE_TOKENS)[0]
+        return answer.description.strip() if answer is not None else None

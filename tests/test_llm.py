@@ -1,0 +1,69 @@
+"""Language-model backends: spec strings, the OpenAI-compatible client, the fake, and the real embedded model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recprobe.concepts.llm import FakeLLM, OpenAILLM, load_llm
+from recprobe.concepts.prompts import domain_of, load_prompts
+from recprobe.concepts.schemas import ConceptDescription, LevelPrediction
+from recprobe.errors import RecprobeError
+
+
+def test_unknown_spec_lists_the_forms():
+    with pytest.raises(RecprobeError, match="unknown language model 'llama'; use smollm2, hf:"):
+        load_llm("llama")
+    with pytest.raises(RecprobeError, match="no GGUF file at /nope.gguf"):
+        load_llm("gguf:/nope.gguf")
+
+
+def test_prompts_are_versioned_files_with_a_one_shot_example_per_domain():
+    prompts = load_prompts()
+    assert prompts.version == "v1" and set(prompts.examples) == {"movies", "grocery", "music", "generic"}
+    messages = prompts.describe_messages(domain_of("ml-100k"), "History: ...")
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert "1980s science-fiction" in messages[2]["content"]
+    with pytest.raises(RecprobeError, match="no prompt version 'v9'"):
+        load_prompts("v9")
+
+
+def test_fake_answers_fit_the_schemas_and_repeat():
+    fake = FakeLLM()
+    conversation = [[{"role": "user", "content": "x"}]]
+    level = fake.generate(conversation * 2, LevelPrediction, 5)
+    assert level[0] == level[1] and 0 <= level[0].level <= 10
+    assert fake.generate(conversation, ConceptDescription, 5)[0].description.startswith("fake concept")
+
+
+def test_openai_backend_keeps_requests_in_flight_and_retries():
+    """The real client code against a local stand-in server (tests/openai_standin.py)."""
+    from tests.openai_standin import OpenAIStandIn
+
+    with OpenAIStandIn(fail_every=3) as server:
+        llm = OpenAILLM(server.base_url, retries=3, concurrency=4)
+        assert llm.model == "standin-model"
+        answers = llm.generate([[{"role": "user", "content": str(i)}] for i in range(6)], LevelPrediction, 8)
+        assert [a.level for a in answers] == [7] * 6
+        assert server.received[0]["response_format"]["json_schema"]["name"] == "LevelPrediction"
+        assert server.received[0]["response_format"]["json_schema"]["schema"]["properties"]["level"]["enum"] == list(range(11))
+        with pytest.raises(RecprobeError, match="no token log-probabilities"):
+            llm.log_likelihood(["a"], ["b"])
+    with pytest.raises(RecprobeError, match="cannot reach openai:http://127.0.0.1:9/v1 after 2 tries"):
+        OpenAILLM("http://127.0.0.1:9/v1", model="m", retries=1, timeout=1).generate(
+            [[{"role": "user", "content": "x"}]], LevelPrediction, 4)
+
+
+@pytest.mark.slow
+def test_the_embedded_model_generates_constrained_json_and_scores_likelihoods():
+    pytest.importorskip("gguf", reason="pip install 'recprobe[llm]'")
+    llm = load_llm("smollm2")
+    prompts = load_prompts()
+    case = "History:\n- Scream (1996) [genre: Horror]\nPredicted next: Halloween (1978) [genre: Horror]"
+    levels = llm.generate([prompts.verify_messages("horror movies", case)] * 2, LevelPrediction, 12)
+    assert all(isinstance(a, LevelPrediction) for a in levels) and levels[0] == levels[1]
+    description = llm.generate([prompts.describe_messages("movies", case + "\nLevel: 10")], ConceptDescription, 40)[0]
+    assert description is not None and 0 < len(description.description) <= 160
+    texts = ["Scream (1996) [genre: Horror]", "Toy Story (1995) [genre: Animation, Children's]"]
+    ratio = llm.log_likelihood(["Theme: horror movies\n"] * 2, texts) - llm.log_likelihood(["", ""], texts)
+    assert np.isfinite(ratio).all() and ratio[0] > ratio[1]  # measured here: 2.09 vs 0.78
