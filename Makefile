@@ -30,6 +30,7 @@ quickstart: $(VENV)/.installed
 	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart
 	$(BIN)/recprobe capture --run runs/quickstart --positions all
 	$(BIN)/recprobe train-sae --run runs/quickstart
+	$(BIN)/recprobe interpret --run runs/quickstart
 
 test: $(VENV)/.recbole
 	$(BIN)/ruff check src tests benchmarks examples
