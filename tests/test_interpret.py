@@ -94,3 +94,24 @@ def test_interpret_with_llm_stages_on_the_fake_backend(split, tmp_path, monkeypa
     assert all(len(r["levels"]) == 4 and set(r["levels"]) <= set(range(11)) for r in ok)
     settings = json.loads((run / "concepts" / "settings.json").read_text())
     assert settings["llm"] == "fake" and settings["prompts"] == "v1"
+
+
+def test_similarity_and_the_raw_dimension_baseline():
+    import torch
+
+    from recprobe.concepts.baseline import RawDimensions
+    from recprobe.concepts.cases import CaseSet
+    from recprobe.concepts.similarity import concept_similarity, representative_items
+
+    values, indices = RawDimensions(3).encode(torch.tensor([[1.0, -2.0, 0.5], [3.0, 1.0, -1.0], [0.2, 0.0, 2.0]]))
+    torch.testing.assert_close(values, torch.tensor([[1.0, 0.0, 0.5], [3.0, 1.0, 0.0], [0.2, 0.0, 2.0]]))
+    assert indices[1].tolist() == [0, 1, 2]
+    cases = CaseSet(np.arange(3), np.full((3, 9), -1), np.array([0, 1, 2]), values.numpy(), indices.numpy())
+    assert representative_items(cases, 0) == [1, 0]
+    items = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    records = [{"latent": 0, "status": "ok", "confidence": 0.9}, {"latent": 2, "status": "ok", "confidence": 1.0},
+               {"latent": 1, "status": "ok", "confidence": 0.5}]
+    result = concept_similarity(records, cases, items)
+    assert result["confident_concepts"] == 2
+    assert result["intra_similarity"] == pytest.approx(0.5)  # latent 0: items 1,0 (cos 1); latent 2: items 2,0 (cos 0)
+    assert result["inter_similarity"] == pytest.approx(0.0)  # top items 1 and 2

@@ -159,6 +159,7 @@ def interpret(
     describer: Annotated[str, typer.Option(help="metadata (catalog enrichment, no LLM) or llm.")] = "metadata",
     verifier: Annotated[str, typer.Option(help="embedding (MiniLM), llm (generated levels) or llm-likelihood.")] = "embedding",
     llm: Annotated[str, typer.Option(help="smollm2, hf:<id or path>, gguf:<file>, openai:<base url>, fake.")] = "smollm2",
+    raw: Annotated[bool, typer.Option("--raw", help="Interpret the representation's raw dimensions (BaseModel row).")] = False,
     seed: int = 0,
     data_dir: DataDir = None,
 ) -> None:
@@ -168,12 +169,14 @@ def interpret(
     if level_mode not in ("max", "quantile"):
         raise typer.BadParameter(f"expected 'max' or 'quantile', got {level_mode!r}", param_hint="--level-mode")
     summary = interpret_run(run, data_dir=data_dir, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
-                            level_mode=level_mode, latents=_parse_latents(latents))  # type: ignore[arg-type]
+                            level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
+                            basis="raw" if raw else "sae")
     counts = summary["concepts"]
     console.print(f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
                   f"activated cases, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
-                  f"random-description baseline {summary['mean_baseline_confidence']} -> {run / 'concepts'}")
+                  f"random-description baseline {summary['mean_baseline_confidence']}; intra-concept similarity "
+                  f"{summary['intra_similarity']}, inter {summary['inter_similarity']}")
 
 
 def _parse_latents(spec: str | None) -> list[int] | None:

@@ -3,7 +3,10 @@
     runs/<name>/concepts/settings.json        describer, verifier, LLM, prompt version, N, seed, level mode
     runs/<name>/concepts/cases.safetensors    every test user's case
     runs/<name>/concepts/concepts.jsonl       one line per latent, appended as each finishes
-    runs/<name>/concepts/summary.json         counts by confidence, written at the end
+    runs/<name>/concepts/summary.json         counts by confidence, similarity, written at the end
+
+With ``basis="raw"`` the same happens in ``concepts-raw/`` for the raw dimensions of the representation (the
+paper's BaseModel row) instead of the SAE's latents.
 
 A killed run resumes where it stopped: finished latents are read back and skipped, and a line cut short by
 the kill is dropped.
@@ -20,12 +23,14 @@ from typing import Any
 import numpy as np
 from rich.progress import Progress
 
+from recprobe.concepts.baseline import RawDimensions
 from recprobe.concepts.cases import CaseSet, LevelMode, levels, record_cases, sample_latent
 from recprobe.concepts.describe import LLMDescriber
 from recprobe.concepts.labelers import MetadataDescriber
 from recprobe.concepts.llm import load_llm
 from recprobe.concepts.prompts import VERSION, domain_of, load_prompts
 from recprobe.concepts.scoring import auroc, confidence
+from recprobe.concepts.similarity import concept_similarity
 from recprobe.concepts.verify import EmbeddingVerifier, LikelihoodVerifier, LLMVerifier
 from recprobe.data.split import Catalog
 from recprobe.errors import RecprobeError, RunFolderError
@@ -129,14 +134,16 @@ def build_stages(describer: str, verifier: str, llm_spec: str, cases: CaseSet, c
 
 def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, describer: str = "metadata",
                   verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
-                  level_mode: LevelMode = "max", latents: Iterable[int] | None = None,
+                  level_mode: LevelMode = "max", latents: Iterable[int] | None = None, basis: str = "sae",
                   progress: bool = True) -> dict[str, Any]:
     """Describe and verify the run's SAE latents and score each description; resumable."""
     if describer not in DESCRIBERS or verifier not in VERIFIERS:
         raise RecprobeError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
                             f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
+    if basis not in ("sae", "raw"):
+        raise RecprobeError(f"basis must be 'sae' (the SAE's latents) or 'raw' (the representation's dimensions), got {basis!r}")
     run = Path(run)
-    folder = run / FOLDER
+    folder = run / (FOLDER if basis == "sae" else f"{FOLDER}-raw")
     uses_llm = "llm" in (describer, verifier) or verifier == "llm-likelihood"
     settings = {"describer": describer, "verifier": verifier, "llm": llm if uses_llm else None,
                 "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode}
@@ -146,7 +153,7 @@ def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, descri
             f"remove {folder} to start over with the new settings"
         )
     model, split = load_recommender(run, data_dir)
-    sae, _ = load_sae(run / "sae")
+    sae = load_sae(run / "sae")[0] if basis == "sae" else RawDimensions(model.d_model)
     write_json(folder / "settings.json", settings)
     cases_path = folder / "cases.safetensors"
     if not cases_path.exists():
@@ -164,6 +171,6 @@ def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, descri
             append_record(path, record)
             records.append(record)
             bar.advance(task)
-    summary = summarize(records, sae.n_latents)
+    summary = {**summarize(records, sae.n_latents), **concept_similarity(records, cases, model.item_embeddings())}
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
