@@ -142,9 +142,11 @@ def test_store_shards_stream_in_order_and_shuffle_deterministically(tmp_path):
 
 def test_push_to_hub_and_from_pretrained_round_trip(tmp_path, monkeypatch):
     """The real huggingface_hub client against a local stand-in server (tests/hub_standin.py): no network here."""
+    import huggingface_hub.constants
+
     from tests.hub_standin import HubStandIn
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # make test sets HF_HUB_OFFLINE=1
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     sae = TopKSAE(SAEConfig(d_in=6, scale=2, k=3, seed=4))
     folder = save_sae(sae, tmp_path / "sae", {"target": "sasrec"}, {"README.md": "# card\n", "metrics.json": "{}\n"})

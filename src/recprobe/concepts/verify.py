@@ -49,24 +49,28 @@ class CalibratedVerifier:
 
 
 class EmbeddingVerifier(CalibratedVerifier):
-    """Cosine similarity of the case's text and the description (all-MiniLM-L6-v2)."""
+    """Cosine similarity of the case's items and the description (all-MiniLM-L6-v2)."""
 
     name = "embedding"
 
     def __init__(self, cases: CaseSet, catalog: Catalog, embedder: SentenceEmbedder | None = None):
         self.cases, self.catalog = cases, catalog
         self.embedder = embedder or SentenceEmbedder()
-        self._cache: dict[int, np.ndarray] = {}
+        self._items: np.ndarray | None = None
+        self._descriptions: dict[str, np.ndarray] = {}
 
     def case_vectors(self, rows: list[int]) -> np.ndarray:
-        missing = [r for r in rows if r not in self._cache]
-        if missing:
-            vectors = self.embedder.encode([case_text(self.cases, r, self.catalog) for r in missing]).numpy()
-            self._cache.update(zip(missing, vectors, strict=True))
-        return np.stack([self._cache[r] for r in rows])
+        """A case's vector: the normalised mean of its items' vectors. Items are embedded once each (a catalog
+        is far smaller than the set of cases, and an item's text is short)."""
+        if self._items is None:
+            self._items = self.embedder.encode([self.catalog.describe(i) for i in range(len(self.catalog))]).numpy()
+        vectors = np.stack([self._items[case_items(self.cases, r)].mean(0) for r in rows])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
 
     def scores(self, description: str, rows: list[int]) -> np.ndarray:
-        return self.case_vectors(rows) @ self.embedder.encode([description]).numpy()[0]
+        if description not in self._descriptions:  # each description is scored three times (two calibration sets)
+            self._descriptions = {description: self.embedder.encode([description]).numpy()[0]}
+        return self.case_vectors(rows) @ self._descriptions[description]
 
 
 class LikelihoodVerifier(CalibratedVerifier):
