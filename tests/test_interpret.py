@@ -115,3 +115,43 @@ def test_similarity_and_the_raw_dimension_baseline():
     assert result["confident_concepts"] == 2
     assert result["intra_similarity"] == pytest.approx(0.5)  # latent 0: items 1,0 (cos 1); latent 2: items 2,0 (cos 0)
     assert result["inter_similarity"] == pytest.approx(0.0)  # top items 1 and 2
+
+
+@pytest.mark.slow
+def test_interpret_killed_mid_run_resumes_without_redoing_or_duplicating(tmp_path):
+    """SIGKILL the real CLI while it appends latents, rerun it, and compare."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import synthetic_frame, write_atomic
+
+    toy = write_atomic(tmp_path / "toy", synthetic_frame(n_users=120, n_items=60, per_user=15))
+    run, env = tmp_path / "run", {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cli = [sys.executable, "-m", "recprobe.cli"]
+
+    def call(*args):
+        subprocess.run([*cli, *args], check=True, env=env, capture_output=True, timeout=600)
+
+    call("fit", "--model", "bprmf", "--dataset", str(toy), "--out", str(run), "--epochs", "2", "--min-rating", "-1",
+         "--core", "3", "--d", "16")
+    call("capture", "--run", str(run))
+    call("train-sae", "--run", str(run), "--scale", "8", "--k", "4", "--epochs", "3")
+    interpret = [*cli, "interpret", "--run", str(run), "--n", "2", "--describer", "llm", "--verifier", "llm",
+                 "--llm", "fake"]
+    lines = run / "concepts" / "concepts.jsonl"
+    process = subprocess.Popen(interpret, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not lines.exists() or lines.read_text().count("\n") < 20):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = lines.read_bytes()
+    finished = before[: before.rfind(b"\n") + 1].decode().splitlines()
+    assert 20 <= len(finished) < 128, "the kill should land mid-run"
+    subprocess.run(interpret, check=True, env=env, capture_output=True, timeout=600)
+    after = lines.read_text().splitlines()
+    assert after[: len(finished)] == finished  # nothing finished was rewritten
+    assert sorted(json.loads(line)["latent"] for line in after) == list(range(128))  # each latent exactly once
