@@ -141,9 +141,12 @@ def train_sae(
         SAETrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device), data_dir=data_dir,
     )
     after, before = metrics["after"], metrics["before"]
-    recon = after["reconstruction_test"] if "reconstruction_test" in after else next(iter(after.values()))
-    console.print(f"test FVU {recon['fvu']:.4f}  L0 {recon['l0']:.2f}  dead {recon['dead_fraction']:.1%}  "
-                  f"dense {recon['dense_fraction']:.1%}  (best epoch {metrics['best_epoch']})")
+    for part in ("train", "test"):
+        if f"reconstruction_{part}" in after:
+            r = after[f"reconstruction_{part}"]
+            console.print(f"{part} ({r['vectors']:,} vectors): FVU {r['fvu']:.4f}  L0 {r['l0']:.2f}  "
+                          f"dead {r['dead_fraction']:.1%}  dense {r['dense_fraction']:.1%}")
+    console.print(f"best epoch {metrics['best_epoch']} (lowest dev FVU)")
     console.print(metrics_table("test ranking: original, spliced at random init, spliced after training", {
         "original": after["original_test"], "random init": before["spliced_test"], "trained": after["spliced_test"],
     }))
@@ -176,7 +179,7 @@ def interpret(
                   f"activated cases, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
                   f"random-description baseline {summary['mean_baseline_confidence']}; intra-concept similarity "
-                  f"{summary['intra_similarity']}, inter {summary['inter_similarity']}")
+                  f"{summary['intra_similarity']}, inter {summary['inter_similarity']} -> {run / ('concepts-raw' if raw else 'concepts')}")
 
 
 def _parse_latents(spec: str | None) -> list[int] | None:
