@@ -45,3 +45,12 @@ def test_every_model_trains_on_movielens_100k(name, shared_data, tmp_path):
     assert {"HR@10", "NDCG@10", "HR@20", "NDCG@20", "HR@50"} <= set(metrics["test"])
     assert metrics["test"]["HR@10"] > 2 * 10 / 1008  # well above random after two epochs
     assert metrics["seconds_per_epoch"] > 0
+
+
+def test_grocery_items_read_as_category_labels(shared_data):
+    """Grocery ships category ids only: the catalog says so and falls back to category labels."""
+    catalog = load_dataset("grocery", shared_data).catalog
+    assert not catalog.has_titles
+    labelled = [catalog.describe(i) for i in range(len(catalog)) if catalog.attributes[i]]
+    assert labelled and all("[category: category " in text for text in labelled[:50])
+    assert load_dataset("ml-100k", shared_data).catalog.has_titles

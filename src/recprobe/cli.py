@@ -175,6 +175,8 @@ def interpret(
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
                             basis="raw" if raw else "sae")
     counts = summary["concepts"]
+    if summary["item_text"] != "titles":
+        err.print(f"note: {summary['item_text']}")
     console.print(f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
                   f"activated cases, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "

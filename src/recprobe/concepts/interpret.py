@@ -39,7 +39,8 @@ from recprobe.models import load_recommender
 from recprobe.sae.io import load_sae
 
 FOLDER = "concepts"
-DESCRIBING_CASES = 50  # the metadata describer reads up to this many activated cases (never verification ones)
+DESCRIBING_CASES = 50
+NO_TITLES = "this dataset has no item titles: items read as their id and category label"  # the metadata describer reads up to this many activated cases (never verification ones)
 
 
 def read_finished(path: Path) -> list[dict[str, Any]]:
@@ -171,6 +172,7 @@ def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, descri
             append_record(path, record)
             records.append(record)
             bar.advance(task)
-    summary = {**summarize(records, sae.n_latents), **concept_similarity(records, cases, model.item_embeddings())}
+    summary = {**summarize(records, sae.n_latents), **concept_similarity(records, cases, model.item_embeddings()),
+               "item_text": "titles" if split.catalog.has_titles else NO_TITLES}
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -38,13 +38,14 @@ def _sorted_ids(values: pd.Series) -> np.ndarray:
     return unique[order].astype(str)
 
 
-def build_catalog(item_ids: np.ndarray, meta: ItemMeta) -> Catalog:
+def build_catalog(item_ids: np.ndarray, meta: ItemMeta, *, has_titles: bool = True) -> Catalog:
+    """Titles and attributes by item index; ``has_titles`` is False when ``meta`` has none to give."""
     titles, attributes = [], []
     for raw in item_ids:
         title, attrs = meta.get(raw, (f"item {raw}", {}))
         titles.append(title)
         attributes.append(attrs)
-    return Catalog(titles=titles, attributes=attributes)
+    return Catalog(titles=titles, attributes=attributes, has_titles=has_titles and bool(meta))
 
 
 def leave_one_out(
@@ -124,6 +125,6 @@ def given_split(
         train_times=t[order],
         dev_items=per_user(dev),
         test_items=per_user(test),
-        catalog=build_catalog(item_ids, meta),
+        catalog=build_catalog(item_ids, meta, has_titles=False),  # ReChorus item_meta has categories, no titles
         notes=["split as given (ReChorus leave-one-out)"],
     )

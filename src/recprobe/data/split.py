@@ -18,6 +18,7 @@ class Catalog:
 
     titles: list[str]
     attributes: list[dict[str, list[str]]]
+    has_titles: bool = True  # False when titles are placeholders (e.g. Grocery ships category ids only)
 
     def __len__(self) -> int:
         return len(self.titles)
