@@ -151,3 +151,27 @@ def test_interpret_killed_mid_run_resumes_without_redoing_or_duplicating(tmp_pat
     after = lines.read_text().splitlines()
     assert after[: len(finished)] == finished  # nothing finished was rewritten
     assert sorted(json.loads(line)["latent"] for line in after) == list(range(128))  # each latent exactly once
+
+
+@pytest.mark.slow
+def test_concepts_export_as_parquet_and_push_beside_the_sae(split, tmp_path, monkeypatch):
+    """The Hub is a local stand-in server (tests/hub_standin.py); no network here."""
+    import datasets
+    import huggingface_hub.constants
+
+    from recprobe.concepts.export import export_tables
+    from recprobe.sae.hub import push_to_hub
+    from tests.hub_standin import HubStandIn
+
+    run = sae_run(split, tmp_path, monkeypatch)
+    interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, latents=range(4), progress=False)
+    tables = export_tables(run / "concepts", split.catalog)
+    cases = datasets.Dataset.from_parquet(str(tables["cases"]))
+    assert len(cases) == split.n_users and cases[0]["predicted"].startswith("item ")
+    concepts = datasets.Dataset.from_parquet(str(tables["concepts"]))
+    assert concepts["latent"] == [0, 1, 2, 3] and json.loads(concepts[0]["record"])["latent"] == 0
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with HubStandIn() as hub:
+        push_to_hub(run / "sae", "me/sae", tables=tables, endpoint=hub.endpoint, token="hf_test")
+        assert {"cfg.json", "sae_weights.safetensors", "concepts/cases.parquet", "concepts/concepts.parquet"} <= set(
+            hub.repos["me/sae"])

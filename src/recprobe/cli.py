@@ -198,6 +198,24 @@ def _parse_latents(spec: str | None) -> list[int] | None:
 
 
 @app.command()
+def push(
+    run: Annotated[Path, typer.Option(help="Run folder with a trained SAE (and, if interpreted, its concepts).")],
+    repo: Annotated[str, typer.Option(help="Hub model repo id, e.g. you/ml100k-sasrec-sae.")],
+    private: Annotated[bool, typer.Option(help="Create the repo as private.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Upload RUN/sae (and the cases and concepts as Parquet tables) to a Hugging Face Hub model repo."""
+    from recprobe.concepts.export import export_tables
+    from recprobe.models import load_recommender
+    from recprobe.sae.hub import push_to_hub
+
+    tables = None
+    if (run / "concepts" / "concepts.jsonl").exists():
+        tables = export_tables(run / "concepts", load_recommender(run, data_dir)[1].catalog)
+    console.print(f"-> {push_to_hub(run / 'sae', repo, tables=tables, private=private)}")
+
+
+@app.command()
 def adapters() -> None:
     """List every adapter (built-in and from installed plugins) with the package that provides it."""
     from recprobe.plugins import adapters as registered

@@ -34,14 +34,16 @@ def from_pretrained(path_or_repo_id: str | Path, *, revision: str | None = None,
     return load_sae(Path(files[0]).parent)[0]
 
 
-def push_to_hub(folder: str | Path, repo_id: str, *, private: bool = False, endpoint: str | None = None,
-                token: str | None = None, commit_message: str = "Upload TopK SAE trained with recprobe") -> str:
-    """Upload an SAE folder (cfg.json, weights, metrics.json, README.md model card) to a Hub model repo;
-    returns the commit URL."""
+def push_to_hub(folder: str | Path, repo_id: str, *, tables: dict[str, Path] | None = None, private: bool = False,
+                endpoint: str | None = None, token: str | None = None,
+                commit_message: str = "Upload TopK SAE trained with recprobe") -> str:
+    """Upload an SAE folder (cfg.json, weights, metrics.json, README.md model card) to a Hub model repo, and
+    ``tables`` (name -> Parquet file, e.g. the concepts export) under ``concepts/``; returns the commit URL."""
+    hub = _hub()
     folder = Path(folder)
     load_sae(folder)  # refuse to publish a folder that does not load
-    api = _hub().HfApi(endpoint=endpoint, token=token)
+    api = hub.HfApi(endpoint=endpoint, token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=folder, repo_id=repo_id, allow_patterns=list(HUB_FILES),
-                               commit_message=commit_message)
-    return str(commit)
+    operations = [hub.CommitOperationAdd(name, folder / name) for name in HUB_FILES if (folder / name).is_file()]
+    operations += [hub.CommitOperationAdd(f"concepts/{name}.parquet", path) for name, path in (tables or {}).items()]
+    return str(api.create_commit(repo_id, operations, commit_message=commit_message).commit_url)
