@@ -81,12 +81,18 @@ class LikelihoodVerifier(CalibratedVerifier):
 
     def __init__(self, llm: LLM, cases: CaseSet, catalog: Catalog):
         self.llm, self.cases, self.catalog = llm, cases, catalog
+        self._without_theme: dict[int, float] = {}  # independent of the description: computed once per case
+
+    def text(self, row: int) -> str:
+        return "\n".join(self.catalog.describe(i) for i in case_items(self.cases, row))
 
     def scores(self, description: str, rows: list[int]) -> np.ndarray:
-        texts = ["\n".join(self.catalog.describe(i) for i in case_items(self.cases, r)) for r in rows]
-        with_theme = self.llm.log_likelihood([f"Theme: {description}\n"] * len(rows), texts)
-        without = self.llm.log_likelihood([""] * len(rows), texts)
-        return with_theme - without
+        missing = [r for r in rows if r not in self._without_theme]
+        if missing:
+            plain = self.llm.log_likelihood([""] * len(missing), [self.text(r) for r in missing])
+            self._without_theme.update(zip(missing, plain.tolist(), strict=True))
+        with_theme = self.llm.log_likelihood([f"Theme: {description}\n"] * len(rows), [self.text(r) for r in rows])
+        return with_theme - np.array([self._without_theme[r] for r in rows])
 
 
 class LLMVerifier:
