@@ -87,6 +87,7 @@ def test_interpret_with_llm_stages_on_the_fake_backend(split, tmp_path, monkeypa
     records = [json.loads(line) for line in (run / "concepts" / "concepts.jsonl").read_text().splitlines()]
     ok = [r for r in records if r["status"] == "ok"]
     assert summary["concepts"]["all"] == len(ok) > 0
+    assert summary["llm_prompts"] >= 4 * len(ok)  # at least the 2N verification prompts (or likelihoods) each
     assert all(len(r["levels"]) == 4 and set(r["levels"]) <= set(range(11)) for r in ok)
     settings = json.loads((run / "concepts" / "settings.json").read_text())
     assert settings["llm"] == "fake" and settings["prompts"] == "v1"

@@ -27,7 +27,7 @@ from recprobe.concepts.baseline import RawDimensions
 from recprobe.concepts.cases import CaseSet, LevelMode, levels, record_cases, sample_latent
 from recprobe.concepts.describe import LLMDescriber
 from recprobe.concepts.labelers import MetadataDescriber
-from recprobe.concepts.llm import load_llm
+from recprobe.concepts.llm import CountingLLM, load_llm
 from recprobe.concepts.prompts import VERSION, domain_of, load_prompts
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.similarity import concept_similarity
@@ -122,15 +122,15 @@ def summarize(records: list[dict[str, Any]], n_latents: int) -> dict[str, Any]:
 
 def build_stages(describer: str, verifier: str, llm_spec: str, cases: CaseSet, catalog: Catalog, dataset: str,
                  level_mode: LevelMode):
-    """The describer and verifier objects; the LLM is loaded only when one of them needs it."""
-    llm = load_llm(llm_spec) if "llm" in (describer, verifier) or verifier == "llm-likelihood" else None
+    """The describer and verifier objects, and the LLM (counting its prompts), loaded only when one needs it."""
+    llm = CountingLLM(load_llm(llm_spec)) if "llm" in (describer, verifier) or verifier == "llm-likelihood" else None
     prompts = load_prompts()
     made_describer = (MetadataDescriber(cases, catalog) if describer == "metadata"
                       else LLMDescriber(llm, prompts, domain_of(dataset), cases, catalog, levels(cases, level_mode)))
     made_verifier = {"embedding": lambda: EmbeddingVerifier(cases, catalog),
                      "llm": lambda: LLMVerifier(llm, prompts, cases, catalog),
                      "llm-likelihood": lambda: LikelihoodVerifier(llm, cases, catalog)}[verifier]()
-    return made_describer, made_verifier
+    return made_describer, made_verifier, llm
 
 
 def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, describer: str = "metadata",
@@ -160,7 +160,7 @@ def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, descri
     if not cases_path.exists():
         record_cases(model, sae, split).save(cases_path)
     cases = CaseSet.load(cases_path)
-    describe, verify = build_stages(describer, verifier, llm, cases, split.catalog, split.name, level_mode)
+    describe, verify, counter = build_stages(describer, verifier, llm, cases, split.catalog, split.name, level_mode)
     path = folder / "concepts.jsonl"
     records = read_finished(path)
     done = {r["latent"] for r in records}
@@ -171,8 +171,10 @@ def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, descri
             record = interpret_latent(latent, cases, describe, verify, n, seed)
             append_record(path, record)
             records.append(record)
-            bar.advance(task)
+            calls = f" ({counter.calls} LLM prompts)" if counter is not None else ""
+            bar.update(task, advance=1, description=f"interpret latents{calls}")
     summary = {**summarize(records, sae.n_latents), **concept_similarity(records, cases, model.item_embeddings()),
-               "item_text": "titles" if split.catalog.has_titles else NO_TITLES}
+               "item_text": "titles" if split.catalog.has_titles else NO_TITLES,
+               "llm_prompts": counter.calls if counter is not None else 0}  # this invocation's
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -54,6 +54,21 @@ def parse(schema: type[Schema], text: str) -> Schema | None:
         return None
 
 
+class CountingLLM:
+    """Wraps a backend and counts the prompts sent to it (for progress and reports)."""
+
+    def __init__(self, llm: LLM):
+        self.llm, self.spec, self.calls = llm, llm.spec, 0
+
+    def generate(self, conversations: list[Messages], schema: type[Schema], max_new_tokens: int) -> list[Schema | None]:
+        self.calls += len(conversations)
+        return self.llm.generate(conversations, schema, max_new_tokens)
+
+    def log_likelihood(self, prefixes: list[str], texts: list[str]) -> np.ndarray:
+        self.calls += len(texts)
+        return self.llm.log_likelihood(prefixes, texts)
+
+
 class TransformersLLM:
     def __init__(self, model: Any, tokenizer: Any, spec: str, batch_size: int = 16):
         import outlines
