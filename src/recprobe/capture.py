@@ -45,10 +45,11 @@ def rows_to_probe(split: Split, part: str, max_history: int, positions: Position
 def batches_at(split: Split, users: np.ndarray, positions: np.ndarray, max_history: int, batch_size: int) -> Iterator[Batch]:
     """Batches whose history for (user, position) is the user's items before that position."""
     offsets, items = split.sequences("test")  # train items then the dev item, per user
+    by_user = phase_batches(split, "dev", 0)  # general models read user ids only
     for start in range(0, len(users), batch_size):
         u, p = users[start:start + batch_size], positions[start:start + batch_size]
         if max_history == 0:
-            yield phase_batches(split, "dev", 0)(u)
+            yield by_user(u)
             continue
         history, lengths = last_window(offsets, items, u, offsets[u] + p, max_history, split.pad_item)
         yield Batch(torch.from_numpy(u), torch.from_numpy(history), torch.from_numpy(lengths))

@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from recprobe.capture import SPLITS, Positions, capture
 from recprobe.errors import RunFolderError
 from recprobe.evaluate import faithfulness
@@ -19,8 +17,7 @@ from recprobe.models import load_recommender
 from recprobe.sae.card import model_card
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.io import save_sae
-from recprobe.sae.topk import TopKSAE
-from recprobe.sae.train import initial_b_dec, train_sae
+from recprobe.sae.train import initial_sae, train_sae
 from recprobe.store import ActivationStore
 
 ACTIVATIONS, SAE = "activations", "sae"
@@ -49,10 +46,7 @@ def train_sae_run(run: str | Path, sae_options: dict[str, Any] | None = None, tr
         )
     config = SAEConfig(d_in=store.d, **(sae_options or {}))
     train = train or SAETrainConfig()
-    initial = TopKSAE(config)
-    with torch.no_grad():
-        initial.b_dec.copy_(initial_b_dec(store, config))
-    before = faithfulness(model, initial.eval(), split, store)
+    before = faithfulness(model, initial_sae(store, config).eval(), split, store)
     sae, result = train_sae(store, config, train, progress=progress)
     after = faithfulness(model, sae, split, store)
     metrics = {"after": after, "before": before, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds,

@@ -55,7 +55,6 @@ class CaseSet:
 def record_cases(target: ProbeTarget, sae, split: Split, *, batch_size: int = 1024) -> CaseSet:
     """Every test user's case, computed batch by batch (no [n_users, n_items] matrix is ever held)."""
     batch_of = phase_batches(split, "test", target.max_history)
-    offsets, items = split.sequences("test")
     exclusions = split.exclusions("test")
     parts: dict[str, list[np.ndarray]] = {"users": [], "predicted": [], "values": [], "indices": []}
     for start in range(0, split.n_users, batch_size):
@@ -69,13 +68,9 @@ def record_cases(target: ProbeTarget, sae, split: Split, *, batch_size: int = 10
         parts["predicted"].append(scores.argmax(1).numpy())
         parts["values"].append(values.numpy().astype(np.float32))
         parts["indices"].append(indices.numpy().astype(np.int64))
-    users = np.concatenate(parts["users"])
-    ends = offsets[1:]
-    starts = np.maximum(offsets[:-1], ends - SHOWN_HISTORY)
-    cols = np.arange(SHOWN_HISTORY)
-    index = starts[:, None] + cols[None, :]
-    history = np.where(index < ends[:, None], items[np.minimum(index, len(items) - 1)], -1)
-    return CaseSet(users, history[users].astype(np.int64), np.concatenate(parts["predicted"]).astype(np.int64),
+    history, _ = split.histories("test", SHOWN_HISTORY)
+    return CaseSet(np.concatenate(parts["users"]), np.where(history == split.pad_item, -1, history),
+                   np.concatenate(parts["predicted"]).astype(np.int64),
                    np.concatenate(parts["values"]), np.concatenate(parts["indices"]))
 
 

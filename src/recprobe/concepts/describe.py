@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recprobe.concepts.cases import CaseSet
+from recprobe.concepts.cases import CaseSet, LatentSample
 from recprobe.concepts.llm import LLM
 from recprobe.concepts.prompts import Prompts
 from recprobe.concepts.schemas import ConceptDescription
@@ -20,6 +20,10 @@ class LLMDescriber:
     def __init__(self, llm: LLM, prompts: Prompts, domain: str, cases: CaseSet, catalog: Catalog, levels: np.ndarray):
         self.llm, self.prompts, self.domain = llm, prompts, domain
         self.cases, self.catalog, self.levels = cases, catalog, levels
+
+    def describing_rows(self, latent: int, sample: LatentSample) -> list[int]:
+        """The N construction cases, as the paper's prompt shows them."""
+        return sample.construction
 
     def level(self, latent: int, row: int) -> int:
         return int(np.where(self.cases.indices[row] == latent, self.levels[row], 0).max())

@@ -79,13 +79,7 @@ def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, s
     record: dict[str, Any] = {"latent": latent, "status": sample.status, "n_active": sample.n_active}
     if sample.status != "ok":
         return record
-    describing = sample.construction
-    if isinstance(describer, MetadataDescriber):  # counts need more cases; any activated one but the held-out
-        activation = cases.activation(latent)
-        held_out = set(sample.verification)
-        ranked = [int(r) for r in np.argsort(-activation, kind="stable") if activation[r] > 0]
-        describing = [r for r in ranked if r not in held_out][:DESCRIBING_CASES]
-    description = describer.describe(latent, describing)
+    description = describer.describe(latent, describer.describing_rows(latent, sample))
     baseline_description = describer.describe(latent, sample.calibration)  # what unrelated cases share
     if description is None or baseline_description is None:
         return {**record, "status": "unparsable"}

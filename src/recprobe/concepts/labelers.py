@@ -12,12 +12,13 @@ from collections import Counter
 
 import numpy as np
 
-from recprobe.concepts.cases import CaseSet
+from recprobe.concepts.cases import CaseSet, LatentSample
 from recprobe.concepts.texts import case_items
 from recprobe.data.split import Catalog
 
 STOPWORDS = frozenset(["a", "an", "and", "the", "of", "in", "on", "to", "for", "with", "by", "at", "from", "is", "it", "its", "as", "or", "be", "this", "that", "s", "vs"])
 MAX_FEATURES = 3
+DESCRIBING_CASES = 50  # counts need more cases than N: up to this many activated ones, never verification ones
 
 
 def item_features(catalog: Catalog, item: int) -> set[str]:
@@ -61,6 +62,13 @@ class MetadataDescriber:
         self._features = [case_features(cases, row, catalog) for row in range(len(cases))]
         for counts in self._features:
             self.background.update(counts)
+
+    def describing_rows(self, latent: int, sample: LatentSample) -> list[int]:
+        """The latent's most activating cases, held-out verification cases excepted."""
+        activation = self.cases.activation(latent)
+        held_out = set(sample.verification)
+        ranked = [int(r) for r in np.argsort(-activation, kind="stable") if activation[r] > 0]
+        return [r for r in ranked if r not in held_out][:DESCRIBING_CASES]
 
     def enriched(self, rows: list[int]) -> list[tuple[str, float]]:
         focus: Counter = Counter()

@@ -16,13 +16,14 @@ from recprobe.target import Batch
 def phase_batches(split: Split, phase: Phase, max_history: int):
     """A function mapping user indices to the Batch a model reading ``max_history`` items sees for them at
     ``phase`` (0: user ids only)."""
-    history, lengths = split.histories(phase, max(max_history, 1))
-    history_t, lengths_t = torch.from_numpy(history), torch.from_numpy(lengths)
+    if max_history == 0:
+        history_t, lengths_t = torch.empty(split.n_users, 0, dtype=torch.long), torch.zeros(split.n_users, dtype=torch.long)
+    else:
+        history, lengths = split.histories(phase, max_history)
+        history_t, lengths_t = torch.from_numpy(history), torch.from_numpy(lengths)
 
     def batch_of(users: Sequence[int] | np.ndarray) -> Batch:
         index = torch.as_tensor(np.asarray(users, dtype=np.int64))
-        if max_history == 0:
-            return Batch(index, torch.empty(len(index), 0, dtype=torch.long), torch.zeros(len(index), dtype=torch.long))
         return Batch(index, history_t[index], lengths_t[index])
 
     return batch_of

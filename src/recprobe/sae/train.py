@@ -36,6 +36,14 @@ def initial_b_dec(store: ActivationStore, config: SAEConfig) -> torch.Tensor:
     return geometric_median(sample) if config.init == "geometric_median" else sample.mean(0)
 
 
+def initial_sae(store: ActivationStore, config: SAEConfig) -> TopKSAE:
+    """The SAE as training starts: seeded weights, b_dec at the train activations' centre."""
+    sae = TopKSAE(config)
+    with torch.no_grad():
+        sae.b_dec.copy_(initial_b_dec(store, config))
+    return sae
+
+
 class DeadLatents:
     """Counts the training vectors seen since each latent last fired (a zero value picked by TopK is not a fire)."""
 
@@ -64,10 +72,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     if config.d_in != store.d:
         raise ValueError(f"SAEConfig.d_in is {config.d_in} but the stored activations are {store.d} wide")
     device = torch.device(train.device)
-    sae = TopKSAE(config)
-    with torch.no_grad():
-        sae.b_dec.copy_(initial_b_dec(store, config))
-    sae.to(device)
+    sae = initial_sae(store, config).to(device)
     optimiser = torch.optim.Adam(sae.parameters(), lr=train.lr)  # no weight decay on an SAE
     n_train = store.n_rows("train")
     dead = DeadLatents(config.n_latents, config.dead_window or n_train)
@@ -83,7 +88,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
         for epoch in range(1, train.epochs_for(n_train) + 1):
             bar.reset(task, total=n_train, epoch=epoch, fvu=float("nan"), l0=0.0, dead=dead.fraction)
             sae.train()
-            sse, sq_loss, l0, seen = 0.0, 0.0, 0.0, 0
+            sse, variance, l0, seen = 0.0, 0.0, 0.0, 0
             for x in store.batches("train", train.batch_size, generator):
                 x = x.to(device)
                 out = sae(x)
@@ -97,11 +102,11 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                 dead.update(out.values.detach(), out.indices)
                 sse += mse.item() * len(x)
                 l0 += float((out.values > 0).sum())
-                sq_loss += float(x.var(0, unbiased=False).sum()) * len(x)
+                variance += float(x.var(0, unbiased=False).sum()) * len(x)
                 seen += len(x)
-                bar.update(task, advance=len(x), fvu=sse / max(sq_loss, 1e-12), l0=l0 / seen, dead=dead.fraction)
+                bar.update(task, advance=len(x), fvu=sse / max(variance, 1e-12), l0=l0 / seen, dead=dead.fraction)
             selected = reconstruction_metrics(sae, store, select_on, device=device)
-            result.history.append({"epoch": epoch, "train_fvu_batch": sse / max(sq_loss, 1e-12),
+            result.history.append({"epoch": epoch, "train_fvu_batch": sse / max(variance, 1e-12),
                                    f"{select_on}_fvu": selected["fvu"], "l0": selected["l0"],
                                    "dead_fraction": dead.fraction})
             if selected["fvu"] < best_fvu:
