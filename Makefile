@@ -26,13 +26,18 @@ $(VENV)/.recbole: $(VENV)/.installed
 
 recbole: $(VENV)/.recbole
 
+# SAELens and sparsify, the peers our SAE files and trainer are checked against.
+$(VENV)/.peers: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[peers]'
+	touch $@
+
 quickstart: $(VENV)/.installed
 	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart
 	$(BIN)/recprobe capture --run runs/quickstart --positions all
 	$(BIN)/recprobe train-sae --run runs/quickstart
 	$(BIN)/recprobe interpret --run runs/quickstart
 
-test: $(VENV)/.recbole
+test: $(VENV)/.recbole $(VENV)/.peers
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -n 2
 	$(BIN)/mkdocs build --strict -q
@@ -40,9 +45,10 @@ test: $(VENV)/.recbole
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests benchmarks examples
 
-bench: $(VENV)/.recbole
+bench: $(VENV)/.recbole $(VENV)/.peers
 	$(BIN)/python benchmarks/epoch_times.py
 	$(BIN)/python benchmarks/recbole_bpr.py
+	$(BIN)/python benchmarks/sae_peers.py
 
 clean:
 	rm -rf $(VENV) runs

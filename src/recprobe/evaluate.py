@@ -27,11 +27,11 @@ def reconstruction_metrics(sae, store: ActivationStore, split: str, *, batch_siz
     fires = torch.zeros(sae.n_latents, dtype=torch.long)
     for x in store.batches(split, batch_size):
         x = x.to(device)
-        out = sae(x)
-        sse += float((x - out.x_hat).double().pow(2).sum())
+        values, indices = sae.encode(x)
+        sse += float((x - sae.decode(values, indices)).double().pow(2).sum())
         total += x.double().sum(0).cpu()
         square += float(x.double().pow(2).sum())
-        fired = out.indices[out.values > 0]
+        fired = indices[values > 0]
         fires += torch.bincount(fired.cpu(), minlength=sae.n_latents)
         n += len(x)
     sae.train(was_training)

@@ -57,7 +57,8 @@ class ActivationWriter:
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True)
         self.index: dict[str, Any] = {"d": d, "dtype": "float32", "provenance": provenance, "splits": {}}
-        self._pending: list[Rows] = []
+        self._pending: list[Rows] = []  # rows not yet in a shard (fewer than shard_rows between appends)
+        self._pending_rows = 0
         self._split: str | None = None
 
     def append(self, split: str, rows: Rows) -> None:
@@ -68,7 +69,9 @@ class ActivationWriter:
             self._split = split
             self.index["splits"].setdefault(split, {"rows": 0, "shards": []})
         self._pending.append(rows)
-        self._flush(force=False)
+        self._pending_rows += len(rows)
+        if self._pending_rows >= self.shard_rows:
+            self._flush(force=False)
 
     def close(self) -> Path:
         self._flush(force=True)
@@ -77,14 +80,15 @@ class ActivationWriter:
 
     def _flush(self, force: bool) -> None:
         """Write full shards; with ``force`` also the remainder."""
-        while self._pending:
-            rows = Rows.cat(self._pending)
-            if len(rows) < self.shard_rows and not force:
-                self._pending = [rows]
-                return
-            n = min(self.shard_rows, len(rows))
-            self._write_shard(rows[:n])
-            self._pending = [rows[n:]] if len(rows) > n else []
+        if not self._pending:
+            return
+        rows, start = Rows.cat(self._pending), 0
+        while len(rows) - start >= self.shard_rows or (force and start < len(rows)):
+            n = min(self.shard_rows, len(rows) - start)
+            self._write_shard(rows[start:start + n])
+            start += n
+        self._pending = [rows[start:]] if start < len(rows) else []
+        self._pending_rows = len(rows) - start
 
     def _write_shard(self, rows: Rows) -> None:
         entry = self.index["splits"][self._split]

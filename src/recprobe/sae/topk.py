@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recprobe.sae.config import SAEConfig
+from recprobe.sae.sparse import topk_encode
 
 
 @dataclass
@@ -23,7 +24,9 @@ class SAEOutput:
     x_hat: torch.Tensor  # [B, d_in]
     values: torch.Tensor  # [B, k] latent values (0 = picked but not fired)
     indices: torch.Tensor  # [B, k] latent ids
-    pre_acts: torch.Tensor  # [B, n_latents] ReLU pre-activations (for AuxK)
+    aux_values: torch.Tensor  # [B, k_aux] the largest dead-latent values, for AuxK ([B, 0] when none is dead)
+    aux_indices: torch.Tensor  # [B, k_aux]
+    n_dead: int = 0  # dead latents in the mask ``forward`` was given
 
 
 class TopKSAE(nn.Module):
@@ -79,10 +82,13 @@ class TopKSAE(nn.Module):
         """Sparse decode: a weighted sum of k decoder rows per vector (embedding_bag), never [B, n_latents]."""
         return F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec
 
-    def forward(self, x: torch.Tensor) -> SAEOutput:
-        pre = self.pre_acts(x)
-        values, indices = pre.topk(self.k, dim=-1, sorted=False)
-        return SAEOutput(self.decode(values, indices), values, indices, pre)
+    def forward(self, x: torch.Tensor, dead: torch.Tensor | None = None) -> SAEOutput:
+        """The training pass: one dense encoder matmul, a sparse backward (``recprobe.sae.sparse``) and a sparse
+        decode. ``dead`` (a [n_latents] bool mask) also picks the AuxK latents."""
+        values, indices, aux_values, aux_indices = topk_encode(
+            x - self.b_dec, self.W_enc, self.b_enc, self.k, dead, self.config.k_aux)
+        n_dead = 0 if dead is None else int(dead.sum())
+        return SAEOutput(self.decode(values, indices), values, indices, aux_values, aux_indices, n_dead)
 
     def dense_latents(self, x: torch.Tensor) -> torch.Tensor:
         """[B, n_latents] z with zeros outside the top k: the slow, obvious reference."""
@@ -96,17 +102,14 @@ class TopKSAE(nn.Module):
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(*self.encode(x))
 
-    def aux_loss(self, x: torch.Tensor, out: SAEOutput, dead: torch.Tensor) -> torch.Tensor:
-        """AuxK: the top k_aux dead latents reconstruct the residual e = x - x_hat (no b_dec; e detached),
-        scaled by min(n_dead / k_aux, 1). Zero when no latent is dead."""
-        n_dead = int(dead.sum())
-        if n_dead == 0:
+    def aux_loss(self, x: torch.Tensor, out: SAEOutput) -> torch.Tensor:
+        """AuxK: the top k_aux dead latents (picked by ``forward(x, dead)``) reconstruct the residual
+        e = x - x_hat (no b_dec; e detached), scaled by min(n_dead / k_aux, 1). Zero when no latent is dead."""
+        if out.n_dead == 0:
             return x.new_zeros(())
-        k_aux = min(self.config.k_aux, n_dead)
-        values, indices = out.pre_acts.masked_fill(~dead, 0.0).topk(k_aux, dim=-1, sorted=False)
         e = (x - out.x_hat).detach()
-        e_hat = F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum")
-        return min(n_dead / self.config.k_aux, 1.0) * (e - e_hat).pow(2).sum(-1).mean()
+        e_hat = F.embedding_bag(out.aux_indices, self.W_dec, per_sample_weights=out.aux_values, mode="sum")
+        return min(out.n_dead / self.config.k_aux, 1.0) * (e - e_hat).pow(2).sum(-1).mean()
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:

@@ -53,7 +53,7 @@ class DeadLatents:
 
     def update(self, values: torch.Tensor, indices: torch.Tensor) -> None:
         self.since_fired += len(values)
-        self.since_fired[indices[values > 0].unique().cpu()] = 0
+        self.since_fired.index_fill_(0, indices.masked_select(values > 0).cpu(), 0)
 
     @property
     def mask(self) -> torch.Tensor:
@@ -73,7 +73,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
         raise ValueError(f"SAEConfig.d_in is {config.d_in} but the stored activations are {store.d} wide")
     device = torch.device(train.device)
     sae = initial_sae(store, config).to(device)
-    optimiser = torch.optim.Adam(sae.parameters(), lr=train.lr)  # no weight decay on an SAE
+    optimiser = torch.optim.Adam(sae.parameters(), lr=train.lr, fused=True)  # no weight decay on an SAE
     n_train = store.n_rows("train")
     dead = DeadLatents(config.n_latents, config.dead_window or n_train)
     select_on = "dev" if "dev" in store.splits() else "train"
@@ -88,12 +88,12 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
         for epoch in range(1, train.epochs_for(n_train) + 1):
             bar.reset(task, total=n_train, epoch=epoch, fvu=float("nan"), l0=0.0, dead=dead.fraction)
             sae.train()
-            sse, variance, l0, seen = 0.0, 0.0, 0.0, 0
+            sse, l0, seen, total, square = 0.0, 0.0, 0, torch.zeros(store.d, dtype=torch.float64), 0.0
             for x in store.batches("train", train.batch_size, generator):
                 x = x.to(device)
-                out = sae(x)
+                out = sae(x, dead.mask.to(device))
                 mse = (x - out.x_hat).pow(2).sum(-1).mean()
-                loss = mse + config.alpha * sae.aux_loss(x, out, dead.mask.to(device))
+                loss = mse + config.alpha * sae.aux_loss(x, out)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 sae.remove_parallel_gradient()
@@ -102,11 +102,14 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                 dead.update(out.values.detach(), out.indices)
                 sse += mse.item() * len(x)
                 l0 += float((out.values > 0).sum())
-                variance += float(x.var(0, unbiased=False).sum()) * len(x)
+                total += x.sum(0).double().cpu()
+                square += float(x.pow(2).sum())
                 seen += len(x)
-                bar.update(task, advance=len(x), fvu=sse / max(variance, 1e-12), l0=l0 / seen, dead=dead.fraction)
+                bar.update(task, advance=len(x), fvu=sse / max(square - float(total.pow(2).sum()) / seen, 1e-12),
+                           l0=l0 / seen, dead=dead.fraction)
             selected = reconstruction_metrics(sae, store, select_on, device=device)
-            result.history.append({"epoch": epoch, "train_fvu_batch": sse / max(variance, 1e-12),
+            train_fvu = sse / max(square - float(total.pow(2).sum()) / seen, 1e-12)
+            result.history.append({"epoch": epoch, "train_fvu": train_fvu,
                                    f"{select_on}_fvu": selected["fvu"], "l0": selected["l0"],
                                    "dead_fraction": dead.fraction})
             if selected["fvu"] < best_fvu:

@@ -1,0 +1,157 @@
+"""recprobe's TopK SAE trainer against SAELens and EleutherAI sparsify on the same activations.
+
+    pip install -e ".[peers]"   # sae-lens and eai-sparsify beside recprobe and torch 2.13 (make bench does it)
+    python benchmarks/sae_peers.py [--rows 500000] [--d 64] [--latents 1024] [--k 8] [--batch-size 4096]
+                                   [--epochs 5] [--lr 2e-3] [--threads 2] [--repeats 3]
+
+Every trainer sees the same synthetic activations (sparse sums of 8 of 2,048 random unit directions plus noise)
+in batches of the same size, for the same number of epochs, with Adam at the same learning rate, on the same
+number of CPU threads:
+- recprobe: ``train_sae`` over an ActivationStore on disk, exactly as ``recprobe train-sae`` runs it, including
+  its per-epoch dev evaluation and checkpoint selection;
+- SAELens: ``SAETrainer`` with a ``TopKTrainingSAE`` (its own training loop, batches from memory);
+- sparsify: a ``SparseCoder`` stepped as sparsify's ``Trainer`` steps it (FVU + AuxK loss, unit-norm decoder,
+  parallel gradient removed), batches from memory;
+- the CPU's limit for the workload: one dense encoder matmul plus top-k per sample, nothing else.
+It prints the median samples per second of each, the held-out FVU, and each as a fraction of the limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+from recprobe.evaluate import reconstruction_metrics
+from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
+from recprobe.store import ActivationStore, ActivationWriter, Rows
+
+
+def synthetic(n: int, d: int, seed: int, atoms: int = 2048, active: int = 8) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    dictionary = torch.nn.functional.normalize(torch.randn(atoms, d, generator=torch.Generator().manual_seed(0)), dim=1)
+    picked = torch.randint(atoms, (n, active), generator=generator)
+    weights = torch.empty(n, active).exponential_(generator=generator)
+    return torch.einsum("na,nad->nd", weights, dictionary[picked]) + 0.05 * torch.randn(n, d, generator=generator)
+
+
+def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    return float((x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
+
+
+def shuffled(x: torch.Tensor, batch_size: int, epochs: int, seed: int) -> Iterator[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for rows in torch.randperm(len(x), generator=generator).split(batch_size):
+            if len(rows) == batch_size:
+                yield x[rows]
+
+
+def run_recprobe(store: ActivationStore, args) -> tuple[float, float]:
+    config = SAEConfig(d_in=args.d, n_latents=args.latents, scale=None, k=args.k, seed=0)
+    started = time.perf_counter()
+    sae, _ = train_sae(store, config, SAETrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+                       progress=False)
+    seconds = time.perf_counter() - started
+    return seconds, reconstruction_metrics(sae, store, "dev")["fvu"]
+
+
+def run_saelens(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[float, float]:
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    torch.manual_seed(0)
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=args.d, d_sae=args.latents, k=args.k, device="cpu"))
+    steps = args.epochs * (len(train) // args.batch_size)
+    config = SAETrainerConfig(total_training_samples=steps * args.batch_size, train_batch_size_samples=args.batch_size,
+                              lr=args.lr, lr_end=args.lr, device="cpu")
+    trainer = SAETrainer(cfg=config, sae=sae, data_provider=shuffled(train, args.batch_size, args.epochs, 0))
+    started = time.perf_counter()
+    trainer.fit()
+    seconds = time.perf_counter() - started
+    with torch.no_grad():
+        return seconds, fvu(held_out, sae(held_out))
+
+
+def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[float, float]:
+    from sparsify import SparseCoder, SparseCoderConfig
+
+    torch.manual_seed(0)
+    sae = SparseCoder(args.d, SparseCoderConfig(num_latents=args.latents, k=args.k))
+    optimiser = torch.optim.Adam(sae.parameters(), lr=args.lr)
+    since_fired = torch.zeros(args.latents, dtype=torch.long)
+    started = time.perf_counter()
+    for x in shuffled(train, args.batch_size, args.epochs, 0):  # the body of sparsify's Trainer.fit, one SAE
+        out = sae(x, dead_mask=since_fired > len(train))
+        (out.fvu + 1 / 32 * out.auxk_loss).backward()
+        sae.set_decoder_norm_to_unit_norm()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        optimiser.step()
+        optimiser.zero_grad()
+        since_fired += len(x)
+        since_fired[out.latent_indices.flatten()] = 0
+    seconds = time.perf_counter() - started
+    with torch.no_grad():
+        return seconds, fvu(held_out, sae(held_out).sae_out)
+
+
+def run_limit(train: torch.Tensor, args) -> tuple[float, float]:
+    weight, bias = torch.randn(args.d, args.latents), torch.zeros(args.latents)
+    started = time.perf_counter()
+    for x in shuffled(train, args.batch_size, args.epochs, 0):
+        torch.addmm(bias, x, weight).topk(args.k, dim=-1, sorted=False)
+    return time.perf_counter() - started, float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--d", type=int, default=64)
+    parser.add_argument("--latents", type=int, default=1024)
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=["limit", "recprobe", "sparsify", "saelens"])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first Adam in a process imports torch._dynamo (~2 s)
+    train, held_out = synthetic(args.rows, args.d, seed=1), synthetic(args.rows // 10, args.d, seed=2)
+    samples = args.epochs * (len(train) // args.batch_size) * args.batch_size
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = ActivationWriter(tmp, args.d, {"benchmark": "sae_peers"})
+        for split, x in (("train", train), ("dev", held_out)):
+            writer.append(split, Rows(x, torch.zeros(len(x), dtype=torch.long), torch.zeros(len(x), dtype=torch.long)))
+        store = ActivationStore(writer.close())
+        runners: dict[str, Callable[[], tuple[float, float]]] = {
+            "limit": lambda: run_limit(train, args),
+            "recprobe": lambda: run_recprobe(store, args),
+            "sparsify": lambda: run_sparsify(train, held_out, args),
+            "saelens": lambda: run_saelens(train, held_out, args),
+        }
+        results = {}
+        for _ in range(args.repeats):  # interleaved, so a noisy spell hits every trainer alike
+            for name in args.only:
+                seconds, held_out_fvu = runners[name]()
+                results.setdefault(name, []).append((samples / seconds, held_out_fvu))
+                print(f"  {name:9s} {samples / seconds:10,.0f} samples/s  held-out FVU {held_out_fvu:.4f}", flush=True)
+    limit = statistics.median(rate for rate, _ in results["limit"]) if "limit" in results else float("nan")
+    print(f"\n{args.rows:,} x {args.d} vectors, {args.latents} latents, k={args.k}, batch {args.batch_size}, "
+          f"{args.epochs} epochs, lr {args.lr}, {args.threads} threads; medians of {args.repeats}")
+    print(f"{'trainer':10s} {'samples/s':>12s} {'held-out FVU':>13s} {'of CPU limit':>13s} {'recprobe is':>12s}")
+    ours = statistics.median(rate for rate, _ in results["recprobe"]) if "recprobe" in results else float("nan")
+    for name, runs in results.items():
+        rate = statistics.median(r for r, _ in runs)
+        error = statistics.median(f for _, f in runs)
+        print(f"{name:10s} {rate:12,.0f} {error:13.4f} {rate / limit:13.0%} {ours / rate:11.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""TopK encoding with a sparse backward: the one dense cost of a training step is the encoder matmul.
+
+Autograd through ``relu(x @ W_enc + b_enc).topk(k)`` would scatter the gradient of the k picked values into a
+dense [B, n_latents] matrix and run a second dense matmul for ``W_enc``'s gradient. Only B * k entries of that
+matrix are non-zero, so the backward here touches just the picked columns: B * k * d_in work instead of
+B * n_latents * d_in. The AuxK selection (the top ``k_aux`` dead latents) rides along in the same forward, so
+the dense pre-activations are computed once and never kept for the backward.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def scatter_outer(n_rows: int, indices: torch.Tensor, weights: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """[n_rows, d] with row ``indices[b, j]`` accumulating ``weights[b, j] * vectors[b]``: the gradient of a
+    weight matrix whose rows were gathered by ``indices``, without sorting or a dense [B, n_rows] matrix."""
+    rows = (weights.unsqueeze(2) * vectors.unsqueeze(1)).reshape(-1, vectors.shape[1])  # [B * k, d]
+    out = torch.zeros(n_rows, vectors.shape[1], dtype=vectors.dtype, device=vectors.device)
+    return out.index_add_(0, indices.flatten(), rows)
+
+
+class _TopKEncode(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, centred, W_enc, b_enc, k: int, dead: torch.Tensor | None, k_aux: int):
+        pre = torch.addmm(b_enc, centred, W_enc)  # [B, n]; ReLU commutes with top-k, so it runs on k values only
+        values, indices = pre.topk(k, dim=-1, sorted=False)
+        if dead is None:
+            aux_values, aux_indices = values.new_zeros(len(centred), 0), indices.new_zeros(len(centred), 0)
+        else:  # top k_aux among the dead columns only, mapped back to latent ids
+            dead_ids = dead.nonzero().squeeze(1)
+            aux_values, picked = pre.index_select(1, dead_ids).topk(k_aux, dim=-1, sorted=False)
+            aux_indices = dead_ids[picked]
+        values, aux_values = values.relu_(), aux_values.relu_()
+        ctx.save_for_backward(centred, W_enc, torch.cat([indices, aux_indices], 1),
+                              torch.cat([values, aux_values], 1) > 0)
+        ctx.mark_non_differentiable(indices, aux_indices)
+        return values, indices, aux_values, aux_indices
+
+    @staticmethod
+    def backward(ctx, grad_values, _grad_indices, grad_aux_values, _grad_aux_indices):
+        centred, W_enc, indices, fired = ctx.saved_tensors
+        grad = torch.cat([grad_values, grad_aux_values], 1) * fired  # ReLU: no gradient where the value is 0
+        flat = indices.flatten()
+        grad_centred = grad_W_enc = grad_b_enc = None
+        if ctx.needs_input_grad[0]:
+            grad_centred = F.embedding_bag(indices, W_enc.T, per_sample_weights=grad, mode="sum")
+        if ctx.needs_input_grad[1]:
+            grad_W_enc = scatter_outer(W_enc.shape[1], indices, grad, centred).T.contiguous()
+        if ctx.needs_input_grad[2]:
+            grad_b_enc = torch.zeros(W_enc.shape[1], dtype=grad.dtype, device=grad.device).index_add_(
+                0, flat, grad.flatten())
+        return grad_centred, grad_W_enc, grad_b_enc, None, None, None
+
+
+def topk_encode(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: int,
+                dead: torch.Tensor | None = None, k_aux: int = 0):
+    """(values, indices) of the k largest ``relu(centred @ W_enc + b_enc)`` per row, and (aux_values,
+    aux_indices) of the ``k_aux`` largest among the ``dead`` latents (empty when ``dead`` is None); the values
+    carry gradients to all three inputs."""
+    if dead is not None:
+        k_aux = min(k_aux, int(dead.sum()))
+        dead = dead if k_aux > 0 else None
+    return _TopKEncode.apply(centred, W_enc, b_enc, k, dead, k_aux)
