@@ -72,3 +72,19 @@ def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy") -> Path:
     lines += [f"{r.user}\t{r.item}\t{r.rating}\t{r.time}" for r in frame.itertuples()]
     (folder / f"{name}.inter").write_text("\n".join(lines) + "\n")
     return folder
+
+
+def sae_run(split, tmp_path, monkeypatch):
+    """A run folder on the synthetic split: a BPRMF, its activations and a small SAE (8 latents, k = 2)."""
+    from recprobe.models import TrainConfig
+    from recprobe.runs import fit_run
+    from recprobe.sae.config import SAETrainConfig
+    from recprobe.sae_runs import capture_run, train_sae_run
+
+    monkeypatch.setattr("recprobe.runs.load_dataset", lambda *a, **k: split)
+    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
+    run = tmp_path / "run"
+    fit_run(run, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=2), progress=False)
+    capture_run(run, progress=False)
+    train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=3), progress=False)
+    return run

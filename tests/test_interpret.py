@@ -13,6 +13,7 @@ from recprobe.concepts.labelers import log_odds
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
 from recprobe.errors import RunFolderError
+from tests.conftest import sae_run
 
 
 def test_log_odds_ranks_the_enriched_feature_first():
@@ -41,22 +42,6 @@ def test_a_partial_last_line_is_dropped(tmp_path):
     path.write_text('{"latent": 0, "status": "insufficient", "n_active": 1}\n{"latent": 1, "sta')
     assert [r["latent"] for r in read_finished(path)] == [0]
     assert path.read_text().endswith("}\n")
-
-
-def sae_run(split, tmp_path, monkeypatch):
-    """A run folder on the synthetic split: a BPRMF, its activations and a small SAE (8 latents, k = 2)."""
-    from recprobe.models import TrainConfig
-    from recprobe.runs import fit_run
-    from recprobe.sae.config import SAETrainConfig
-    from recprobe.sae_runs import capture_run, train_sae_run
-
-    monkeypatch.setattr("recprobe.runs.load_dataset", lambda *a, **k: split)
-    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
-    run = tmp_path / "run"
-    fit_run(run, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=2), progress=False)
-    capture_run(run, progress=False)
-    train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=3), progress=False)
-    return run
 
 
 @pytest.mark.slow

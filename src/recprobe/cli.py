@@ -197,6 +197,56 @@ def _parse_latents(spec: str | None) -> list[int] | None:
     return out
 
 
+def _steering_table(title: str, effect: dict) -> Table:
+    table = Table("scale", "Hit@10 of concept items", "HR@10", title=title)
+    for row in effect["scales"]:
+        table.add_row(f"{row['scale']:g}x", f"{row['hit@10']:.3f}", f"{row['HR@10']:.3f}")
+    return table
+
+
+@app.command()
+def steer(
+    run: Annotated[Path, typer.Option(help="Run folder with a trained SAE.")],
+    latent: Annotated[int | None, typer.Option(help="The latent to scale.")] = None,
+    scale: Annotated[list[float], typer.Option(help="Factor for the latent (repeatable), e.g. --scale -10 --scale 10.")] = [],  # noqa: B006
+    table7: Annotated[bool, typer.Option("--table7", help="Paper Table 7: the 3 most confident concepts at -10x, 1x, +10x (needs `recprobe interpret`).")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Scale a latent and re-rank: how often its concept items reach the top 10, over the users it fires on."""
+    from recprobe.steering_runs import SteeringRun
+
+    if table7 == (latent is not None):
+        raise typer.BadParameter("give --latent J (with --scale F) or --table7", param_hint="--latent")
+    steering = SteeringRun(run, data_dir)
+    rows = steering.table7()["latents"] if table7 else [steering.steer(latent, scale or [-10.0, 10.0])]
+    for row in rows:
+        console.print(_steering_table(f"latent {row['latent']}: items with {row['feature']} "
+                                      f"({row['metadata']['concept_items']} items, fires on {row['metadata']['n_active']} users)",
+                                      row["metadata"]))
+        if "decoder" in row:
+            console.print(_steering_table(f"latent {row['latent']}: the 20 items its decoder direction promotes", row["decoder"]))
+    console.print(f"-> {run / 'steering'}")
+
+
+@app.command()
+def debias(
+    run: Annotated[Path, typer.Option(help="Run folder with a trained SAE.")],
+    latents: Annotated[int, typer.Option(help="How many latents of each kind (niche, popular) to rescale.")] = 30,
+    niche_scale: Annotated[float, typer.Option(help="Factor for the latents that fire with niche predictions.")] = 2.0,
+    popular_scale: Annotated[float, typer.Option(help="Factor for those that fire with popular ones (0 ablates).")] = 1.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10."""
+    from recprobe.steering_runs import SteeringRun
+
+    report = SteeringRun(run, data_dir).debias(latents, niche_scale, popular_scale)
+    table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
+    for key, before in report["before"].items():
+        table.add_row(key, f"{before:.4f}", f"{report['after'][key]:.4f}", f"{report['change'][key]:+.1%}")
+    console.print(table)
+    console.print(f"-> {run / 'steering' / 'debias.json'}")
+
+
 @app.command()
 def push(
     run: Annotated[Path, typer.Option(help="Run folder with a trained SAE (and, if interpreted, its concepts).")],

@@ -28,6 +28,11 @@ def item_features(catalog: Catalog, item: int) -> set[str]:
     return features | {f'"{w}"' for w in words if w not in STOPWORDS}
 
 
+def items_with(catalog: Catalog, feature: str) -> np.ndarray:
+    """[n_items] bool: the items that carry ``feature`` (an attribute value or a title word)."""
+    return np.array([feature in item_features(catalog, item) for item in range(len(catalog))])
+
+
 def case_features(cases: CaseSet, row: int, catalog: Catalog) -> Counter:
     counts: Counter = Counter()
     for item in case_items(cases, row):
@@ -69,6 +74,13 @@ class MetadataDescriber:
         held_out = set(sample.verification)
         ranked = [int(r) for r in np.argsort(-activation, kind="stable") if activation[r] > 0]
         return [r for r in ranked if r not in held_out][:DESCRIBING_CASES]
+
+    def top_attribute(self, latent: int) -> str | None:
+        """The attribute value (``genre: Horror``; title words aside) most enriched in the latent's most
+        activating cases (all of them: nothing is held out here)."""
+        activation = self.cases.activation(latent)
+        rows = [int(r) for r in np.argsort(-activation, kind="stable")[:DESCRIBING_CASES] if activation[r] > 0]
+        return next((feature for feature, _ in self.enriched(rows) if not feature.startswith('"')), None)
 
     def enriched(self, rows: list[int]) -> list[tuple[str, float]]:
         focus: Counter = Counter()

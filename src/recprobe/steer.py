@@ -1,0 +1,125 @@
+"""Steering (paper 5.5, Table 7): edit SAE latents, decode, substitute the representation, re-rank.
+
+An edit changes latent j's value z_j: ``scale`` multiplies it (where it fired), ``clamp`` sets it (everywhere),
+``ablate`` zeroes it. The representation handed to the model's scorer is x + sum_j (z'_j - z_j) W_dec[j]: the
+edit's change of the SAE's reconstruction, added to the original representation, so the SAE's reconstruction
+error stays in and an edit that changes nothing (scale 1) leaves the model's ranking exactly as it was.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recprobe.data.split import Split
+from recprobe.errors import RecprobeError
+from recprobe.metrics import exclusion_mask
+from recprobe.models.evaluate import phase_batches
+from recprobe.target import Batch, ProbeTarget
+
+TOP = 10
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One latent's change: exactly one of ``scale`` (x factor where it fired; 0 ablates) and ``clamp``."""
+
+    latent: int
+    scale: float | None = None
+    clamp: float | None = None
+
+    def check(self, n_latents: int) -> None:
+        if not 0 <= self.latent < n_latents:
+            raise RecprobeError(f"latent {self.latent} does not exist: this SAE has latents 0..{n_latents - 1}")
+        if (self.scale is None) == (self.clamp is None):
+            raise RecprobeError(f"edit of latent {self.latent}: give exactly one of scale and clamp")
+        value = self.scale if self.scale is not None else self.clamp
+        if not math.isfinite(value):
+            raise RecprobeError(f"edit of latent {self.latent}: {value} is not a finite number; give e.g. 10, -10 or 0")
+
+    def apply(self, z: torch.Tensor) -> torch.Tensor:
+        """The new value of this latent given its current values z [B]."""
+        return z * self.scale if self.scale is not None else torch.full_like(z, self.clamp)
+
+
+def latent_values(sae, reps: torch.Tensor, latent: int) -> torch.Tensor:
+    """[B] the value of one latent (0 where it is not among the top k)."""
+    values, indices = sae.encode(reps)
+    return (values * (indices == latent)).sum(1)
+
+
+@torch.no_grad()
+def steered(sae, reps: torch.Tensor, edits: Sequence[Edit]) -> torch.Tensor:
+    """The representation with the edits applied (see the module docstring)."""
+    reps = reps.float()
+    values, indices = sae.encode(reps)
+    out = reps.clone()
+    for edit in edits:
+        edit.check(sae.n_latents)
+        z = (values * (indices == edit.latent)).sum(1)
+        out += (edit.apply(z) - z)[:, None] * sae.W_dec[edit.latent]
+    return out
+
+
+def ranked_batches(target: ProbeTarget, split: Split, users: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, Batch, torch.Tensor]]:
+    """(users, batch, seen-item mask) over ``users`` at test time."""
+    batch_of = phase_batches(split, "test", target.max_history)
+    exclusions = split.exclusions("test")
+    for start in range(0, len(users), batch_size):
+        chunk = users[start:start + batch_size]
+        yield chunk, batch_of(chunk), exclusion_mask(*exclusions, chunk, split.n_items)
+
+
+@torch.no_grad()
+def top_items(target: ProbeTarget, reps: torch.Tensor, batch: Batch, seen: torch.Tensor, k: int = TOP) -> torch.Tensor:
+    """[B, k] the top-k items for the given representations, seen items masked."""
+    scores = target.score(reps, batch).float()
+    scores[seen] = -torch.inf
+    return scores.topk(k, dim=1).indices
+
+
+@torch.no_grad()
+def active_users(target: ProbeTarget, sae, split: Split, latent: int, batch_size: int = 512) -> np.ndarray:
+    """Test users on whom ``latent`` fires."""
+    found = []
+    for users, batch, _ in ranked_batches(target, split, np.arange(split.n_users), batch_size):
+        found.append(users[(latent_values(sae, target.represent(batch).float(), latent) > 0).numpy()])
+    return np.concatenate(found)
+
+
+@torch.no_grad()
+def steering_effect(target: ProbeTarget, sae, split: Split, latent: int, concept_items: np.ndarray,
+                    scales: Sequence[float] = (-10.0, 1.0, 10.0), batch_size: int = 512) -> dict[str, object]:
+    """Over the test users on whom ``latent`` fires, at each scale: Hit@10 of the concept items (share of users
+    whose top 10 holds at least one) and HR@10 of the test item."""
+    for scale in scales:
+        Edit(latent, scale=scale).check(sae.n_latents)
+    concept = torch.from_numpy(np.asarray(concept_items, dtype=bool))
+    users = active_users(target, sae, split, latent, batch_size)
+    hits = {scale: 0 for scale in scales}
+    test_hits = {scale: 0 for scale in scales}
+    for chunk, batch, seen in ranked_batches(target, split, users, batch_size):
+        reps = target.represent(batch).float()
+        targets = torch.from_numpy(split.test_items[chunk])
+        for scale in scales:
+            top = top_items(target, steered(sae, reps, [Edit(latent, scale=scale)]), batch, seen)
+            hits[scale] += int(concept[top].any(1).sum())
+            test_hits[scale] += int((top == targets[:, None]).any(1).sum())
+    n = max(len(users), 1)
+    return {"latent": latent, "n_active": len(users), "concept_items": int(concept.sum()),
+            "scales": [{"scale": s, "hit@10": hits[s] / n, "HR@10": test_hits[s] / n} for s in scales]}
+
+
+def decoder_items(target: ProbeTarget, sae, latent: int, count: int = 20) -> np.ndarray:
+    """[n_items] bool: the ``count`` items whose embeddings have the largest dot product with latent's decoder row."""
+    items = target.item_embeddings()
+    if items is None or items.shape[1] != sae.W_dec.shape[1]:
+        raise RecprobeError(f"{target.name} has no item embeddings in its representation's space, so decoder "
+                            "directions cannot be read as items; use the metadata concept items instead")
+    mask = np.zeros(target.n_items, dtype=bool)
+    mask[(items.detach().float() @ sae.W_dec[latent].detach()).topk(count).indices.numpy()] = True
+    return mask

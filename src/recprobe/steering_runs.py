@@ -1,0 +1,109 @@
+"""Steering and de-biasing over a run folder, written to ``runs/<name>/steering/``:
+
+    steering/latent-<j>.json   one latent's effect at the asked scales, for both kinds of concept items
+    steering/table7.json       paper Table 7: the most confident concepts at -10x, 1x, +10x
+    steering/debias.json       popularity-tracking latents rescaled: top-10 popularity, coverage, HR@10 before/after
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recprobe.concepts.cases import CaseSet, record_cases
+from recprobe.concepts.interpret import FOLDER as CONCEPTS
+from recprobe.concepts.interpret import read_finished
+from recprobe.concepts.labelers import MetadataDescriber, items_with
+from recprobe.debias import popularity_latents, top10_report
+from recprobe.errors import RunFolderError
+from recprobe.io import write_json
+from recprobe.models import load_recommender
+from recprobe.sae.io import load_sae
+from recprobe.steer import Edit, decoder_items, steering_effect
+
+FOLDER = "steering"
+TABLE7_SCALES = (-10.0, 1.0, 10.0)
+
+
+class SteeringRun:
+    """A run's recommender, split, SAE and cases, loaded once."""
+
+    def __init__(self, run: str | Path, data_dir: str | Path | None = None):
+        self.run = Path(run)
+        if not (self.run / "sae" / "cfg.json").exists():
+            raise RunFolderError(f"{self.run} has no SAE to steer with; run `recprobe train-sae --run {self.run}` first")
+        self.target, self.split = load_recommender(self.run, data_dir)
+        self.sae = load_sae(self.run / "sae")[0]
+        cases_path = self.run / CONCEPTS / "cases.safetensors"
+        self.cases = CaseSet.load(cases_path) if cases_path.exists() else record_cases(self.target, self.sae, self.split)
+        self._describer: MetadataDescriber | None = None
+        (self.run / FOLDER).mkdir(exist_ok=True)
+
+    @property
+    def describer(self) -> MetadataDescriber:
+        if self._describer is None:
+            self._describer = MetadataDescriber(self.cases, self.split.catalog)
+        return self._describer
+
+    def concept_items(self, latent: int) -> tuple[str | None, np.ndarray]:
+        """The latent's most enriched catalog attribute value and the items carrying it."""
+        feature = self.describer.top_attribute(latent)
+        mask = items_with(self.split.catalog, feature) if feature else np.zeros(self.split.n_items, dtype=bool)
+        return feature, mask
+
+    def effect(self, latent: int, scales: Sequence[float]) -> dict[str, Any]:
+        """Both variants of concept items: the metadata feature's items and the decoder direction's top items."""
+        Edit(latent, scale=1.0).check(self.sae.n_latents)
+        feature, items = self.concept_items(latent)
+        record: dict[str, Any] = {"latent": latent, "feature": feature,
+                                  "metadata": steering_effect(self.target, self.sae, self.split, latent, items, scales)}
+        if self.target.item_embeddings() is not None:
+            record["decoder"] = steering_effect(self.target, self.sae, self.split, latent,
+                                                decoder_items(self.target, self.sae, latent), scales)
+        return record
+
+    def steer(self, latent: int, scales: Sequence[float]) -> dict[str, Any]:
+        record = self.effect(latent, sorted({1.0, *scales}))
+        write_json(self.run / FOLDER / f"latent-{latent}.json", record)
+        return record
+
+    def table7(self, count: int = 3, max_share: float = 0.1) -> dict[str, Any]:
+        """The ``count`` most confident concepts (from concepts.jsonl; ties broken by AUROC, then by how many
+        cases they fire on) whose concept items are at most ``max_share`` of the catalog, each at -10x, 1x, +10x."""
+        records = [r for r in read_finished(self.run / CONCEPTS / "concepts.jsonl") if r.get("confidence") is not None]
+        if not records:
+            raise RunFolderError(f"{self.run} has no interpreted concepts; run `recprobe interpret --run {self.run}` first")
+        rows = []
+        ranked = sorted(records, key=lambda r: (-r["confidence"], -(r.get("auroc") or 0), -r["n_active"], r["latent"]))
+        for record in ranked:
+            _, items = self.concept_items(record["latent"])
+            if 0 < items.sum() <= max_share * self.split.n_items:
+                rows.append({**self.effect(record["latent"], TABLE7_SCALES), "description": record["description"],
+                             "confidence": record["confidence"]})
+            if len(rows) == count:
+                break
+        table = {"max_share": max_share, "scales": list(TABLE7_SCALES), "latents": rows}
+        write_json(self.run / FOLDER / "table7.json", table)
+        return table
+
+    def debias(self, n_latents: int = 30, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
+        """Scale the ``n_latents`` latents whose activation most tracks *un*popular predictions by ``niche_scale``
+        and the ``n_latents`` that most track popular ones by ``popular_scale`` (0 ablates, 1 leaves them)."""
+        ranked = popularity_latents(self.cases, self.split.item_popularity(), self.sae.n_latents)
+        niche = [(j, rho) for j, rho in ranked[::-1] if rho < 0][:n_latents]
+        popular = [(j, rho) for j, rho in ranked if rho > 0][:n_latents]
+        edits = [Edit(j, scale=niche_scale) for j, _ in niche] + [Edit(j, scale=popular_scale) for j, _ in popular]
+        edits = [edit for edit in edits if edit.scale != 1.0]
+        for edit in edits:
+            edit.check(self.sae.n_latents)
+        report = {"n_latents": n_latents, "niche_scale": niche_scale, "popular_scale": popular_scale,
+                  "niche": [{"latent": j, "spearman": rho} for j, rho in niche],
+                  "popular": [{"latent": j, "spearman": rho} for j, rho in popular],
+                  "before": top10_report(self.target, self.sae, self.split, []),
+                  "after": top10_report(self.target, self.sae, self.split, edits)}
+        report["change"] = {key: report["after"][key] / report["before"][key] - 1 for key in report["before"]}
+        write_json(self.run / FOLDER / "debias.json", report)
+        return report
