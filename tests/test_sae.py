@@ -197,3 +197,62 @@ def test_push_to_hub_and_from_pretrained_round_trip(tmp_path, monkeypatch):
         torch.testing.assert_close(loaded(x).x_hat, sae(x).x_hat)
         with pytest.raises(RecprobeError, match="neither a local SAE folder nor a Hub repo"):
             TopKSAE.from_pretrained("me/missing", endpoint=hub.endpoint, cache_dir=tmp_path / "cache", token="hf_test")
+
+
+TRAIN_SCRIPT = """
+import sys, torch
+from safetensors.torch import save_file
+from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
+from recprobe.store import ActivationStore
+torch.set_num_threads(1)
+sae, result = train_sae(ActivationStore(sys.argv[1]), SAEConfig(d_in=8, scale=4, k=2, seed=3),
+                        SAETrainConfig(epochs=12, batch_size=8, checkpoint_every=7), progress=False,
+                        checkpoint=sys.argv[2] if sys.argv[2] != "-" else None)
+save_file({n: t.contiguous() for n, t in sae.state_dict().items()}, sys.argv[3])
+"""
+
+
+def test_training_killed_with_sigkill_resumes_to_the_same_weights(tmp_path):
+    """A real `kill -9` mid-run: the rerun continues from the checkpoint and ends bit-identical to a run
+    that was never interrupted (same process setup, one thread)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    store = low_rank_store(tmp_path / "store", n=1200, shard_rows=500)
+    run = lambda checkpoint, out: subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(store.folder),  # noqa: E731
+                                                    checkpoint, str(out)])
+    assert run("-", tmp_path / "reference.safetensors").wait(timeout=300) == 0
+    checkpoint = tmp_path / "state.safetensors"
+    process = run(str(checkpoint), tmp_path / "resumed.safetensors")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # kill once a checkpoint in the third epoch or later is on disk
+        if checkpoint.exists():
+            with safe_open(checkpoint, framework="pt") as f:
+                if json.loads(f.metadata()["progress"])["epoch"] >= 3:
+                    break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL and not (tmp_path / "resumed.safetensors").exists()
+    assert run(str(checkpoint), tmp_path / "resumed.safetensors").wait(timeout=300) == 0
+    reference, resumed = load_file(tmp_path / "reference.safetensors"), load_file(tmp_path / "resumed.safetensors")
+    for name, value in reference.items():
+        assert torch.equal(value, resumed[name]), name
+
+
+def test_a_checkpoint_from_other_settings_is_refused(tmp_path):
+    store = low_rank_store(tmp_path / "store", n=200)
+    checkpoint = tmp_path / "state.safetensors"
+    train_sae(store, SAEConfig(d_in=8, scale=2, k=2), SAETrainConfig(epochs=1, batch_size=32), progress=False,
+              checkpoint=checkpoint)
+    with pytest.raises(RecprobeError, match="other settings or data; pass the same options to resume it, or delete"):
+        train_sae(store, SAEConfig(d_in=8, scale=2, k=3), SAETrainConfig(epochs=1, batch_size=32), progress=False,
+                  checkpoint=checkpoint)
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(RecprobeError, match="not a readable training checkpoint"):
+        train_sae(store, SAEConfig(d_in=8, scale=2, k=2), SAETrainConfig(epochs=1, batch_size=32), progress=False,
+                  checkpoint=checkpoint)

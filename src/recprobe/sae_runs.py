@@ -21,6 +21,7 @@ from recprobe.sae.train import initial_sae, train_sae
 from recprobe.store import ActivationStore
 
 ACTIVATIONS, SAE = "activations", "sae"
+CHECKPOINT = "sae-checkpoint.safetensors"  # resumable training state while train-sae runs
 
 
 def capture_run(run: str | Path, *, data_dir: str | Path | None = None, parts: tuple[str, ...] = SPLITS,
@@ -47,11 +48,13 @@ def train_sae_run(run: str | Path, sae_options: dict[str, Any] | None = None, tr
     config = SAEConfig(d_in=store.d, **(sae_options or {}))
     train = train or SAETrainConfig()
     before = faithfulness(model, initial_sae(store, config).eval(), split, store)
-    sae, result = train_sae(store, config, train, progress=progress)
+    checkpoint = run / CHECKPOINT
+    sae, result = train_sae(store, config, train, progress=progress, checkpoint=checkpoint)
     after = faithfulness(model, sae, split, store)
     metrics = {"after": after, "before": before, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
                "train_config": train.model_dump(), "history": result.history}
     provenance = {**store.provenance, "d_in": store.d}
     save_sae(sae, run / SAE, provenance, extra={"metrics.json": json.dumps(metrics, indent=2) + "\n",
                                               "README.md": model_card(sae.config, provenance, metrics)})
+    checkpoint.unlink()  # the SAE is saved: nothing left to resume
     return metrics

@@ -51,6 +51,7 @@ class SAETrainConfig(BaseModel):
     batch_size: int = Field(64, ge=1, description="Activation vectors per step.")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate (no weight decay: it fights the unit-norm decoder).")
     device: str = Field("cpu", description="torch device.")
+    checkpoint_every: int = Field(1000, ge=1, description="Steps between resumable checkpoints (also at each epoch's end).")
 
     def epochs_for(self, n_train: int) -> int:
         """The number of epochs: as given, or enough passes over ``n_train`` vectors to see 2M, within 5..500."""

@@ -47,7 +47,7 @@ class _TopKEncode(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_centred = F.embedding_bag(indices, W_enc.T, per_sample_weights=grad, mode="sum")
         if ctx.needs_input_grad[1]:
-            grad_W_enc = scatter_outer(W_enc.shape[1], indices, grad, centred).T.contiguous()
+            grad_W_enc = scatter_outer(W_enc.shape[1], indices, grad, centred).T  # [n, d] rows: W_enc's own layout
         if ctx.needs_input_grad[2]:
             grad_b_enc = torch.zeros(W_enc.shape[1], dtype=grad.dtype, device=grad.device).index_add_(
                 0, flat, grad.flatten())

@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recprobe.evaluate import reconstruction_metrics
+from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.topk import TopKSAE, geometric_median
 from recprobe.store import ActivationStore
@@ -65,9 +67,11 @@ class DeadLatents:
 
 
 def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig | None = None, *,
-              progress: bool = True) -> tuple[TopKSAE, SAEFitResult]:
+              progress: bool = True, checkpoint: str | Path | None = None) -> tuple[TopKSAE, SAEFitResult]:
     """Train on the store's ``train`` rows and keep the epoch with the lowest ``dev`` FVU (train FVU when the
-    store has no dev rows). Deterministic for ``config.seed`` on one device."""
+    store has no dev rows). Deterministic for ``config.seed`` on one device. With ``checkpoint`` (a file path),
+    the full training state is saved there every ``train.checkpoint_every`` steps and at each epoch's end, and
+    a run started with the same settings over the same store resumes from it with identical results."""
     train = train or SAETrainConfig()
     if config.d_in != store.d:
         raise ValueError(f"SAEConfig.d_in is {config.d_in} but the stored activations are {store.d} wide")
@@ -78,18 +82,33 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     dead = DeadLatents(config.n_latents, config.dead_window or n_train)
     select_on = "dev" if "dev" in store.splits() else "train"
     generator = torch.Generator().manual_seed(config.seed)
-    result, best_fvu, best_state = SAEFitResult(best_epoch=0), float("inf"), None
-    started = time.perf_counter()
+    state, best_state, total = TrainingProgress(), None, torch.zeros(store.d, dtype=torch.float64)
+    key = fingerprint(config.model_dump(), train.model_dump(exclude={"device", "checkpoint_every"}), store.index)
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        state, extra, best_state = load_checkpoint(checkpoint, key, sae, optimiser)
+        dead.since_fired, total = extra["since_fired"], extra["total"]
+        generator.set_state(extra["epoch_rng"])
+    epoch_rng = generator.get_state()
+
+    def save() -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, key, state, sae, optimiser, {"since_fired": dead.since_fired, "total": total,
+                                                                      "epoch_rng": epoch_rng}, best_state)
+
+    started, steps = time.perf_counter() - state.seconds, 0
     columns = (TextColumn("SAE epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("FVU {task.fields[fvu]:.4f}  L0 {task.fields[l0]:.1f}  dead {task.fields[dead]:.1%}"),
                TimeElapsedColumn())
     with Progress(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("sae", total=n_train, epoch=1, fvu=float("nan"), l0=0.0, dead=0.0)
-        for epoch in range(1, train.epochs_for(n_train) + 1):
-            bar.reset(task, total=n_train, epoch=epoch, fvu=float("nan"), l0=0.0, dead=dead.fraction)
+        while state.epoch <= train.epochs_for(n_train):
+            bar.reset(task, total=n_train, completed=state.seen, epoch=state.epoch, fvu=float("nan"), l0=0.0,
+                      dead=dead.fraction)
             sae.train()
-            sse, l0, seen, total, square = 0.0, 0.0, 0, torch.zeros(store.d, dtype=torch.float64), 0.0
-            for x in store.batches("train", train.batch_size, generator):
+            for batch_index, x in enumerate(store.batches("train", train.batch_size, generator)):
+                if batch_index < state.batches_done:  # done before a restart: same order, skipped
+                    continue
                 x = x.to(device)
                 out = sae(x, dead.mask.to(device))
                 mse = (x - out.x_hat).pow(2).sum(-1).mean()
@@ -100,20 +119,35 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                 optimiser.step()
                 sae.normalize_decoder()
                 dead.update(out.values.detach(), out.indices)
-                sse += mse.item() * len(x)
-                l0 += float((out.values > 0).sum())
+                state.batches_done += 1
+                state.sse += mse.item() * len(x)
+                state.l0 += float((out.values > 0).sum())
                 total += x.sum(0).double().cpu()
-                square += float(x.pow(2).sum())
-                seen += len(x)
-                bar.update(task, advance=len(x), fvu=sse / max(square - float(total.pow(2).sum()) / seen, 1e-12),
-                           l0=l0 / seen, dead=dead.fraction)
+                state.square += float(x.pow(2).sum())
+                state.seen += len(x)
+                bar.update(task, advance=len(x), fvu=_fvu(state, total), l0=state.l0 / state.seen, dead=dead.fraction)
+                steps += 1
+                if steps % train.checkpoint_every == 0:
+                    state.seconds = time.perf_counter() - started
+                    save()
             selected = reconstruction_metrics(sae, store, select_on, device=device)
-            train_fvu = sse / max(square - float(total.pow(2).sum()) / seen, 1e-12)
-            result.history.append({"epoch": epoch, "train_fvu": train_fvu,
-                                   f"{select_on}_fvu": selected["fvu"], "l0": selected["l0"],
-                                   "dead_fraction": dead.fraction})
-            if selected["fvu"] < best_fvu:
-                best_fvu, best_state, result.best_epoch = selected["fvu"], copy.deepcopy(sae.state_dict()), epoch
+            state.history.append({"epoch": state.epoch, "train_fvu": _fvu(state, total),
+                                  f"{select_on}_fvu": selected["fvu"], "l0": selected["l0"],
+                                  "dead_fraction": dead.fraction})
+            if selected["fvu"] < state.best_fvu:
+                state.best_fvu, state.best_epoch = selected["fvu"], state.epoch
+                best_state = copy.deepcopy(sae.state_dict())
+            state.new_epoch()
+            total.zero_()
+            epoch_rng = generator.get_state()
+            state.seconds = time.perf_counter() - started
+            save()
     sae.load_state_dict(best_state)
-    result.train_seconds = time.perf_counter() - started
+    result = SAEFitResult(best_epoch=state.best_epoch, history=state.history,
+                          train_seconds=time.perf_counter() - started)
     return sae.cpu().eval(), result
+
+
+def _fvu(state: TrainingProgress, total: torch.Tensor) -> float:
+    """The epoch's running FVU: squared error over the variance around the running mean."""
+    return state.sse / max(state.square - float(total.pow(2).sum()) / max(state.seen, 1), 1e-12)
