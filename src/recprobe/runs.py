@@ -8,11 +8,13 @@ from typing import Any
 from recprobe.data import load_dataset
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json
+from recprobe.locking import locked
 from recprobe.models import build_model, evaluate_model, fit, save_recommender
 from recprobe.models.checkpoint import FOLDER, existing_config, run_config, same_run
 from recprobe.models.train import TrainConfig
 
 
+@locked("fit")
 def fit_run(
     out: str | Path,
     model: str,

@@ -13,6 +13,7 @@ from typing import Any
 from recprobe.capture import SPLITS, Positions, capture
 from recprobe.errors import RunFolderError
 from recprobe.evaluate import faithfulness
+from recprobe.locking import locked
 from recprobe.models import load_recommender
 from recprobe.sae.card import model_card
 from recprobe.sae.config import SAEConfig, SAETrainConfig
@@ -24,6 +25,7 @@ ACTIVATIONS, SAE = "activations", "sae"
 CHECKPOINT = "sae-checkpoint.safetensors"  # resumable training state while train-sae runs
 
 
+@locked("capture")
 def capture_run(run: str | Path, *, data_dir: str | Path | None = None, parts: tuple[str, ...] = SPLITS,
                 positions: Positions = "last", batch_size: int = 1024, progress: bool = True) -> ActivationStore:
     """Capture the run's recommender over ``parts`` into ``run/activations``."""
@@ -34,6 +36,7 @@ def capture_run(run: str | Path, *, data_dir: str | Path | None = None, parts: t
                    provenance=provenance, progress=progress)
 
 
+@locked("train-sae")
 def train_sae_run(run: str | Path, sae_options: dict[str, Any] | None = None, train: SAETrainConfig | None = None, *,
                   data_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Train an SAE on ``run/activations``, measure faithfulness before (random init) and after, and write

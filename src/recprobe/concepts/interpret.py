@@ -35,6 +35,7 @@ from recprobe.concepts.verify import EmbeddingVerifier, LikelihoodVerifier, LLMV
 from recprobe.data.split import Catalog
 from recprobe.errors import RecprobeError, RunFolderError
 from recprobe.io import atomic_write_text, read_json, write_json
+from recprobe.locking import locked
 from recprobe.models import load_recommender
 from recprobe.sae.io import load_sae
 
@@ -127,6 +128,7 @@ def build_stages(describer: str, verifier: str, llm_spec: str, cases: CaseSet, c
     return made_describer, made_verifier, llm
 
 
+@locked("interpret")
 def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, describer: str = "metadata",
                   verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
                   level_mode: LevelMode = "max", latents: Iterable[int] | None = None, basis: str = "sae",
