@@ -32,10 +32,7 @@ $(VENV)/.peers: $(VENV)/.installed
 	touch $@
 
 quickstart: $(VENV)/.installed
-	$(BIN)/recprobe fit --model sasrec --dataset ml-100k --out runs/quickstart
-	$(BIN)/recprobe capture --run runs/quickstart --positions all
-	$(BIN)/recprobe train-sae --run runs/quickstart
-	$(BIN)/recprobe interpret --run runs/quickstart
+	$(BIN)/recprobe quickstart --out runs/quickstart
 
 test: $(VENV)/.recbole $(VENV)/.peers
 	$(BIN)/ruff check src tests benchmarks examples

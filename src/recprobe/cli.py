@@ -163,6 +163,7 @@ def interpret(
     verifier: Annotated[str, typer.Option(help="embedding (MiniLM), llm (generated levels) or llm-likelihood.")] = "embedding",
     llm: Annotated[str, typer.Option(help="smollm2, hf:<id or path>, gguf:<file>, openai:<base url>, fake.")] = "smollm2",
     raw: Annotated[bool, typer.Option("--raw", help="Interpret the representation's raw dimensions (BaseModel row).")] = False,
+    folder: Annotated[str | None, typer.Option(help="Folder inside RUN for the results (default: concepts, or concepts-raw).")] = None,
     seed: int = 0,
     data_dir: DataDir = None,
 ) -> None:
@@ -173,7 +174,7 @@ def interpret(
         raise typer.BadParameter(f"expected 'max' or 'quantile', got {level_mode!r}", param_hint="--level-mode")
     summary = interpret_run(run, data_dir=data_dir, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
-                            basis="raw" if raw else "sae")
+                            basis="raw" if raw else "sae", folder=folder)
     counts = summary["concepts"]
     if summary["item_text"] != "titles":
         err.print(f"note: {summary['item_text']}")
@@ -181,7 +182,7 @@ def interpret(
                   f"activated cases, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
                   f"random-description baseline {summary['mean_baseline_confidence']}; intra-concept similarity "
-                  f"{summary['intra_similarity']}, inter {summary['inter_similarity']} -> {run / ('concepts-raw' if raw else 'concepts')}")
+                  f"{summary['intra_similarity']}, inter {summary['inter_similarity']} -> {run / (folder or ('concepts-raw' if raw else 'concepts'))}")
 
 
 def _parse_latents(spec: str | None) -> list[int] | None:
@@ -245,6 +246,30 @@ def debias(
         table.add_row(key, f"{before:.4f}", f"{report['after'][key]:.4f}", f"{report['change'][key]:+.1%}")
     console.print(table)
     console.print(f"-> {run / 'steering' / 'debias.json'}")
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/quickstart"),
+    llm: Annotated[str, typer.Option(help="LLM for the handful of LLM-described latents.")] = "smollm2",
+    llm_latents: Annotated[int, typer.Option(help="How many latents the LLM describes and verifies (0: none).")] = 3,
+    data_dir: DataDir = None,
+) -> None:
+    """Every stage on MovieLens-100K with the embedded defaults, ending with the HTML report."""
+    from recprobe.quickstart import quickstart as run_quickstart
+
+    run_quickstart(out, data_dir=data_dir, llm=llm, llm_latents=llm_latents, console=console)
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Option(help="Run folder with a trained SAE (concepts and steering are shown when present).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write RUN/report/: a static HTML overview and one page per latent; prints the path to open."""
+    from recprobe.report import build_report
+
+    console.print(f"report: {build_report(run, data_dir).resolve()}")
 
 
 @app.command()

@@ -21,6 +21,8 @@ F = TypeVar("F", bound=Callable)
 @contextmanager
 def run_lock(run: str | Path, command: str) -> Iterator[None]:
     run = Path(run)
+    if run.exists() and not run.is_dir():
+        raise RunFolderError(f"{run} is a file; give a folder path for the run")
     created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     with open(run / LOCK, "a+", encoding="utf-8") as f:

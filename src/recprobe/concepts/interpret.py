@@ -132,15 +132,19 @@ def build_stages(describer: str, verifier: str, llm_spec: str, cases: CaseSet, c
 def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, describer: str = "metadata",
                   verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
                   level_mode: LevelMode = "max", latents: Iterable[int] | None = None, basis: str = "sae",
-                  progress: bool = True) -> dict[str, Any]:
-    """Describe and verify the run's SAE latents and score each description; resumable."""
+                  folder: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Describe and verify the run's SAE latents and score each description; resumable. Results go to
+    ``run/<folder>`` (default ``concepts``, or ``concepts-raw`` for the raw basis), so runs with other
+    settings can sit beside each other."""
     if describer not in DESCRIBERS or verifier not in VERIFIERS:
         raise RecprobeError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
                             f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
     if basis not in ("sae", "raw"):
         raise RecprobeError(f"basis must be 'sae' (the SAE's latents) or 'raw' (the representation's dimensions), got {basis!r}")
     run = Path(run)
-    folder = run / (FOLDER if basis == "sae" else f"{FOLDER}-raw")
+    folder = run / (folder or (FOLDER if basis == "sae" else f"{FOLDER}-raw"))
+    if folder.parent != run:
+        raise RecprobeError(f"the concepts folder must be a plain name inside the run folder, got {folder.name!r}")
     uses_llm = "llm" in (describer, verifier) or verifier == "llm-likelihood"
     settings = {"describer": describer, "verifier": verifier, "llm": llm if uses_llm else None,
                 "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode}

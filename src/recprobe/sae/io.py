@@ -3,9 +3,6 @@ the recommender's provenance in the config; the same folder is what goes to and 
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from recprobe.errors import RecprobeError, RunFolderError
-from recprobe.io import read_json, write_json
+from recprobe.io import read_json, write_folder, write_json
 from recprobe.sae.config import SAEConfig
 from recprobe.sae.topk import TopKSAE
 
@@ -36,26 +33,16 @@ def sae_cfg(sae: TopKSAE, provenance: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_sae(sae: TopKSAE, folder: str | Path, provenance: dict[str, Any], extra: dict[str, str] | None = None) -> Path:
-    """Write the folder atomically: staged beside it, then renamed into place (an older one is replaced only
-    once the new one is whole). ``extra`` adds text files (metrics, model card)."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    """Write the folder atomically (``recprobe.io.write_folder``). ``extra`` adds text files (metrics, card)."""
+
+    def write(staging: Path) -> None:
         tensors = {name: getattr(sae, name).detach().cpu().contiguous() for name in TENSORS}
         save_file(tensors, staging / WEIGHTS, metadata={"format": "pt", "architecture": "topk"})
         write_json(staging / CONFIG, sae_cfg(sae, provenance))
         for name, text in (extra or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
-        old = folder.parent / f".{folder.name}.old"
-        if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
-        return folder
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return write_folder(folder, write)
 
 
 def load_sae(folder: str | Path) -> tuple[TopKSAE, dict[str, Any]]:

@@ -1,0 +1,65 @@
+"""`recprobe quickstart`: every stage on MovieLens-100K with the embedded defaults, then the HTML report.
+
+fit SASRec -> capture every train position -> TopK SAE -> concepts for every latent (metadata describer,
+MiniLM embedding verifier) -> the embedded LLM (SmolLM2) on a handful of latents -> steering (paper Table 7)
+and de-biasing -> report. A stage whose output is already in the run folder is reused, so a rerun after an
+interruption picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from recprobe.concepts.interpret import interpret_run, read_finished
+from recprobe.report import build_report
+from recprobe.runs import fit_run
+from recprobe.sae_runs import capture_run, train_sae_run
+from recprobe.steering_runs import SteeringRun
+
+LLM_FOLDER = "concepts-llm"
+
+
+def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | None = None, llm: str = "smollm2",
+               llm_latents: int = 3, console: Console | None = None) -> Path:
+    """Run every stage into ``out``; returns the report's index.html."""
+    out, console = Path(out), console or Console()
+    timings: list[tuple[str, float]] = []
+
+    def stage(name: str, work: Callable[[], Any], done: bool = False) -> Any:
+        if done:
+            console.print(f"[dim]{name}: already in {out}, reused[/]")
+            return None
+        started = time.perf_counter()
+        result = work()
+        timings.append((name, time.perf_counter() - started))
+        console.print(f"[green]{name}[/] done in {timings[-1][1]:.0f} s")
+        return result
+
+    metrics, _ = stage("fit SASRec on ml-100k", lambda: fit_run(out, "sasrec", "ml-100k", data_dir=data_dir))
+    console.print(f"  test HR@10 {metrics['test']['HR@10']:.4f}, NDCG@10 {metrics['test']['NDCG@10']:.4f}")
+    stage("capture", lambda: capture_run(out, data_dir=data_dir, positions="all"),
+          done=(out / "activations" / "index.json").exists())
+    stage("train the TopK SAE", lambda: train_sae_run(out, data_dir=data_dir), done=(out / "sae" / "cfg.json").exists())
+    summary = stage("interpret every latent (metadata + embedding)", lambda: interpret_run(out, data_dir=data_dir))
+    console.print(f"  concepts with C >= 0.8: {summary['concepts']['C>=0.8']} of {summary['interpreted'] - summary['insufficient']} verified")
+    confident = sorted((r for r in read_finished(out / "concepts" / "concepts.jsonl") if r.get("confidence") is not None),
+                       key=lambda r: (-r["confidence"], -r["n_active"]))[:llm_latents]
+    if llm_latents:
+        stage(f"the embedded LLM on {len(confident)} latents", lambda: interpret_run(
+            out, data_dir=data_dir, describer="llm", verifier="llm", llm=llm, latents=[r["latent"] for r in confident],
+            folder=LLM_FOLDER))
+    steering = SteeringRun(out, data_dir)
+    table = stage("steering (Table 7)", steering.table7)
+    for row in table["latents"]:
+        hits = " / ".join(f"{s['hit@10']:.2f}" for s in row["metadata"]["scales"])
+        console.print(f"  latent {row['latent']} ({row['feature']}): Hit@10 at -10x / 1x / +10x = {hits}")
+    report = stage("de-biasing", steering.debias)
+    console.print(f"  top-10 popularity {report['change']['mean_popularity@10']:+.1%}, HR@10 {report['change']['HR@10']:+.1%}")
+    index = stage("HTML report", lambda: build_report(out, data_dir))
+    console.print(f"total {sum(t for _, t in timings) / 60:.1f} min. Open the report: [bold]{index.resolve()}[/]")
+    return index

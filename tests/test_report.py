@@ -1,0 +1,72 @@
+"""The HTML report: built from a real (small) run, every link resolves, and headless Chromium renders it
+without console errors (Debian's `chromium`; `.ci/run` installs it)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from recprobe.cli import main
+from recprobe.concepts.interpret import interpret_run
+from recprobe.errors import RunFolderError
+from recprobe.report import build_report
+from recprobe.steering_runs import SteeringRun
+from tests.conftest import sae_run
+
+
+@pytest.fixture
+def reported_run(split, tmp_path, monkeypatch):
+    """A run taken through interpretation (metadata describer, deterministic fake LLM verifier), steering and
+    de-biasing, then reported."""
+    run = sae_run(split, tmp_path, monkeypatch)
+    interpret_run(run, verifier="llm", llm="fake", n=2, progress=False)
+    steering = SteeringRun(run)
+    steering.steer(0, [-10.0, 10.0])
+    steering.debias(n_latents=2)
+    return run, build_report(run)
+
+
+def test_report_pages_and_links(reported_run):
+    run, index = reported_run
+    html = index.read_text()
+    for section in ("Recommender (test, full ranking)", "SAE faithfulness", "Concepts by confidence", "Top concepts",
+                    "De-biasing: every test user"):
+        assert section in html
+    pages = sorted((run / "report" / "latents").glob("*.html"))
+    assert pages and "Top cases" in pages[0].read_text() and "Latents that fire with it" in pages[0].read_text()
+    assert "Steering" in (run / "report" / "latents" / "0.html").read_text()
+    for page in [index, *pages]:  # every relative link and stylesheet points at a file of the report
+        for target in re.findall(r'(?:href|src)="([^"#:]+)"', page.read_text()):
+            assert (page.parent / target).resolve().is_file(), f"{page.name} links to missing {target}"
+
+
+def test_report_needs_an_sae(split, tmp_path, monkeypatch, capsys):
+    run = sae_run(split, tmp_path, monkeypatch)
+    shutil.rmtree(run / "sae")
+    with pytest.raises(RunFolderError, match="has no SAE to report on; run `recprobe train-sae"):
+        build_report(run)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--run", str(run)])
+    assert exit_info.value.code == 2 and "has no SAE to report on" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(reported_run, tmp_path):
+    run, index = reported_run
+    for page in (index, run / "report" / "latents" / "0.html"):
+        shot = tmp_path / f"{page.stem}.png"
+        done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                               "--enable-logging=stderr", "--v=0", "--window-size=1280,1600", f"--screenshot={shot}",
+                               page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "CONSOLE" not in done.stderr, [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+        assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
+        dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                              page.resolve().as_uri()], capture_output=True, text=True, timeout=120).stdout
+        assert "<table>" in dom and "</main>" in dom
+    assert Path(shot).exists()
