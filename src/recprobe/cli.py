@@ -347,5 +347,7 @@ def _validation_message(e: ValidationError) -> str:
     return f"invalid {e.title} option {where!r}: {first['msg']} (got {first.get('input')!r})"
 
 
+click_command = typer.main.get_command(app)  # the CLI as click sees it: the docs' CLI reference reads it
+
 if __name__ == "__main__":
     main()
