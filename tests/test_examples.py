@@ -32,6 +32,20 @@ def run(args: list[str], cwd: Path, data: Path, plugins: str | None = "") -> sub
     return result
 
 
+def test_readme_snippets_run_as_written(shared_data, tmp_path):
+    """Every line of the README's hand-run pipeline, then its Python block, from an empty folder."""
+    readme = (ROOT / "README.md").read_text()
+    shell = next(b for b in re.findall(r"^```bash\n(.*?)^```", readme, flags=re.S | re.M) if "recprobe fit" in b)
+    for line in shell.splitlines():
+        command = line.split("#")[0].split()
+        assert command[0] == "recprobe", line
+        run([sys.executable, "-m", "recprobe.cli", *command[1:]], tmp_path, shared_data)
+    assert (tmp_path / "runs" / "ml100k-bprmf" / "report" / "index.html").exists()
+    (script := tmp_path / "readme.py").write_text(re.findall(r"^```python\n(.*?)^```", readme, flags=re.S | re.M)[0])
+    top = run([sys.executable, str(script)], tmp_path, shared_data).stdout
+    assert re.fullmatch(r"tensor\(\[[\d,\s]+\]\)\n", top), top
+
+
 def test_own_model_example(shared_data, tmp_path):
     out = run([sys.executable, str(ROOT / "examples" / "own_model.py")], tmp_path, shared_data).stdout
     assert re.search(r"torch:GRURec.project: \(256, 32\) representations, probe check passed", out)

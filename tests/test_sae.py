@@ -28,9 +28,9 @@ def low_rank_store(folder, n=600, d=8, seed=0, shard_rows=256) -> ActivationStor
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 9), st.integers(0, 10_000))
+@given(st.integers(2, 6), st.integers(1, 4), st.integers(1, 9), st.integers(0, 10_000))
 def test_sparse_decode_matches_the_dense_reference(d_in, scale, batch, seed):
-    k = min(3, scale * d_in)
+    k = min(3, scale * d_in - 1)
     sae = TopKSAE(SAEConfig(d_in=d_in, scale=scale, k=k, seed=seed))
     with torch.no_grad():
         sae.b_enc.normal_(generator=torch.Generator().manual_seed(seed))
@@ -43,10 +43,10 @@ def test_sparse_decode_matches_the_dense_reference(d_in, scale, batch, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 9), st.integers(0, 8), st.integers(0, 10_000))
+@given(st.integers(2, 6), st.integers(1, 4), st.integers(1, 9), st.integers(0, 8), st.integers(0, 10_000))
 def test_sparse_backward_matches_autograd_through_the_dense_reference(d_in, scale, batch, n_dead, seed):
     n = scale * d_in
-    sae = TopKSAE(SAEConfig(d_in=d_in, scale=scale, k=min(3, n), k_aux=2, seed=seed))
+    sae = TopKSAE(SAEConfig(d_in=d_in, scale=scale, k=min(3, n - 1), k_aux=2, seed=seed))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         sae.b_enc.normal_(generator=generator)
@@ -158,8 +158,9 @@ def test_config_rules_name_both_fields():
     assert SAEConfig(d_in=64).n_latents == 1024 and SAEConfig(d_in=64).k_aux == 32
     with pytest.raises(ValidationError, match="disagrees with n_latents"):
         SAEConfig(d_in=4, scale=2, n_latents=9)
-    with pytest.raises(ValidationError, match="k \\(9\\) cannot exceed n_latents \\(8\\)"):
-        SAEConfig(d_in=4, scale=2, k=9)
+    for k in (8, 9):
+        with pytest.raises(ValidationError, match=f"k \\({k}\\) must be below n_latents \\(8\\)"):
+            SAEConfig(d_in=4, scale=2, k=k)
     with pytest.raises(ValidationError, match="extra"):
         SAEConfig(d_in=4, sparsity=3)
 
@@ -256,3 +257,49 @@ def test_a_checkpoint_from_other_settings_is_refused(tmp_path):
     with pytest.raises(RecprobeError, match="not a readable training checkpoint"):
         train_sae(store, SAEConfig(d_in=8, scale=2, k=2), SAETrainConfig(epochs=1, batch_size=32), progress=False,
                   checkpoint=checkpoint)
+
+
+def _rewrite_shard(path, edit) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(path)
+    edit(tensors)
+    save_file(tensors, path)
+
+
+def test_bad_stores_name_the_problem(tmp_path):
+    from recprobe.errors import ConfigError, DataFormatError, RunFolderError
+
+    store = low_rank_store(tmp_path / "store", n=300, shard_rows=100)
+    with pytest.raises(ConfigError, match="reads 6-wide vectors .* holds 8-wide activations; use d_in=8"):
+        train_sae(store, SAEConfig(d_in=6, scale=2, k=2), progress=False)
+    shard = tmp_path / "store" / "train-00001.safetensors"
+    _rewrite_shard(shard, lambda t: t["activations"].__setitem__((5, 3), float("nan")))
+    with pytest.raises(DataFormatError, match="train-00001.safetensors row 5 holds a non-finite activation"):
+        train_sae(store, SAEConfig(d_in=8, scale=2, k=2), SAETrainConfig(epochs=1), progress=False)
+    shard.write_bytes(shard.read_bytes()[:200])  # truncated
+    with pytest.raises(DataFormatError, match="train-00001.safetensors is not a readable activation shard"):
+        train_sae(store, SAEConfig(d_in=8, scale=2, k=2), SAETrainConfig(epochs=1), progress=False)
+    writer = ActivationWriter(tmp_path / "empty", 8, {})
+    writer.append("dev", Rows(torch.zeros(3, 8), torch.arange(3), torch.zeros(3, dtype=torch.long)))
+    with pytest.raises(RunFolderError, match="has no 'train' activations .it has dev.; capture with --splits including train"):
+        train_sae(ActivationStore(writer.close()), SAEConfig(d_in=8, scale=2, k=2), progress=False)
+    writer = ActivationWriter(tmp_path / "nan", 8, {})
+    rows = torch.zeros(3, 8)
+    rows[2, 0] = float("inf")
+    with pytest.raises(DataFormatError, match="non-finite activation for user 12 at position 7 .train split"):
+        writer.append("train", Rows(rows, torch.tensor([10, 11, 12]), torch.tensor([5, 6, 7])))
+
+
+def test_a_failed_training_run_leaves_the_saved_sae_as_it_was(split, tmp_path, monkeypatch):
+    from recprobe.errors import DataFormatError
+    from recprobe.sae_runs import train_sae_run
+    from tests.conftest import sae_run
+
+    run = sae_run(split, tmp_path, monkeypatch)
+    saved = {p.name: p.read_bytes() for p in (run / "sae").iterdir()}
+    _rewrite_shard(run / "activations" / "train-00000.safetensors",
+                   lambda t: t["activations"].__setitem__((0, 0), float("nan")))
+    with pytest.raises(DataFormatError, match="non-finite"):
+        train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=3), progress=False)
+    assert {p.name: p.read_bytes() for p in (run / "sae").iterdir()} == saved

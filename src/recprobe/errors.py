@@ -34,3 +34,7 @@ class RunFolderError(RecprobeError):
 def unknown_name(kind: str, name: str, known: list[str]) -> UnknownNameError:
     """An UnknownNameError listing the names that would have worked."""
     return UnknownNameError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(known))}")
+
+
+class ConfigError(RecprobeError, ValueError):
+    """Settings that cannot work together (e.g. an SAE width that does not match the activations)."""

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from recprobe.errors import RunFolderError
+from recprobe.errors import DataFormatError, RunFolderError
 from recprobe.io import atomic_write, read_json, write_json
 
 SHARD_ROWS = 65_536
@@ -47,6 +47,12 @@ class Rows:
         return Rows(*(torch.cat(tensors) for tensors in zip(*((p.activations, p.users, p.positions) for p in parts), strict=True)))
 
 
+def non_finite_row(x: torch.Tensor) -> int | None:
+    """The first row of ``x`` holding a NaN or an infinity, if any."""
+    finite = torch.isfinite(x).all(1)
+    return None if bool(finite.all()) else int((~finite).nonzero()[0])
+
+
 class ActivationWriter:
     """Appends rows split by split, cutting a shard every ``shard_rows``; ``close`` writes the index last, so a
     folder with an index is complete. Opening a folder discards any earlier store in it."""
@@ -63,7 +69,12 @@ class ActivationWriter:
 
     def append(self, split: str, rows: Rows) -> None:
         if rows.activations.ndim != 2 or rows.activations.shape[1] != self.d:
-            raise ValueError(f"activations must be [n, {self.d}], got {tuple(rows.activations.shape)}")
+            raise DataFormatError(f"activations must be [n, {self.d}], got {tuple(rows.activations.shape)}")
+        bad = non_finite_row(rows.activations)
+        if bad is not None:
+            raise DataFormatError(f"the target produced a non-finite activation for user {int(rows.users[bad])} at "
+                                  f"position {int(rows.positions[bad])} ({split} split); nothing was stored for it. "
+                                  "Check the model's weights and inputs")
         if split != self._split:
             self._flush(force=True)
             self._split = split
@@ -124,16 +135,18 @@ class ActivationStore:
 
     def shards(self, split: str) -> Iterator[Rows]:
         for shard in self._split(split)["shards"]:
-            with safe_open(self.folder / shard["file"], framework="pt") as f:
-                yield Rows(f.get_tensor("activations"), f.get_tensor("users"), f.get_tensor("positions"))
+            yield Rows(*self._read(shard["file"], "activations", "users", "positions"))
 
     def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
         """Activation batches; shuffled (shard order, then rows within a shard) when a generator is given."""
         shards = self._split(split)["shards"]
         order = torch.randperm(len(shards), generator=generator) if generator is not None else torch.arange(len(shards))
         for i in order.tolist():
-            with safe_open(self.folder / shards[i]["file"], framework="pt") as f:
-                x = f.get_tensor("activations")
+            (x,) = self._read(shards[i]["file"], "activations")
+            bad = non_finite_row(x)
+            if bad is not None:
+                raise DataFormatError(f"{self.folder / shards[i]['file']} row {bad} holds a non-finite activation "
+                                      f"({x[bad].tolist()[:4]}...); capture the run again")
             rows = torch.randperm(len(x), generator=generator) if generator is not None else None
             for start in range(0, len(x), batch_size):
                 yield x[start:start + batch_size] if rows is None else x[rows[start:start + batch_size]]
@@ -141,6 +154,18 @@ class ActivationStore:
     def load(self, split: str) -> Rows:
         """The whole split in memory (for small stores and tests)."""
         return Rows.cat(list(self.shards(split)))
+
+    def _read(self, file: str, *names: str) -> list[torch.Tensor]:
+        try:
+            with safe_open(self.folder / file, framework="pt") as f:
+                tensors = [f.get_tensor(name) for name in names]
+        except (SafetensorError, OSError) as e:
+            raise DataFormatError(f"{self.folder / file} is not a readable activation shard ({e}); capture the run "
+                                  "again") from e
+        if tensors[0].ndim != 2 or tensors[0].shape[1] != self.d:
+            raise DataFormatError(f"{self.folder / file} holds activations of shape {tuple(tensors[0].shape)}, but "
+                                  f"{INDEX} says they are {self.d} wide; capture the run again")
+        return tensors
 
     def _split(self, split: str) -> dict[str, Any]:
         if split not in self.index["splits"]:

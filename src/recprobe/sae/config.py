@@ -34,8 +34,9 @@ class SAEConfig(BaseModel):
                 f"scale ({self.scale}) * d_in ({self.d_in}) = {self.scale * self.d_in} disagrees with n_latents "
                 f"({self.n_latents}); give only one of scale and n_latents"
             )
-        if self.k > self.n_latents:
-            raise ValueError(f"k ({self.k}) cannot exceed n_latents ({self.n_latents})")
+        if self.k >= self.n_latents:
+            raise ValueError(f"k ({self.k}) must be below n_latents ({self.n_latents}): with k >= n_latents every "
+                             "latent fires on every vector and nothing is sparse")
         if self.k_aux is None:
             self.k_aux = max(1, self.d_in // 2)
         return self

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from recprobe.errors import ConfigError, RunFolderError
 from recprobe.evaluate import reconstruction_metrics
 from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
@@ -74,7 +75,10 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     a run started with the same settings over the same store resumes from it with identical results."""
     train = train or SAETrainConfig()
     if config.d_in != store.d:
-        raise ValueError(f"SAEConfig.d_in is {config.d_in} but the stored activations are {store.d} wide")
+        raise ConfigError(f"the SAE reads {config.d_in}-wide vectors (d_in) but {store.folder} holds {store.d}-wide "
+                          f"activations; use d_in={store.d}")
+    if store.n_rows("train") == 0:
+        raise RunFolderError(f"{store.folder} holds no train activations; capture with --splits including train")
     device = torch.device(train.device)
     sae = initial_sae(store, config).to(device)
     optimiser = torch.optim.Adam(sae.parameters(), lr=train.lr, fused=True)  # no weight decay on an SAE
