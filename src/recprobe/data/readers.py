@@ -98,7 +98,7 @@ RECHORUS = "ReChorus files: header 'user_id item_id time' with integer ids (tab-
 
 
 def read_rechorus(path: Path) -> pd.DataFrame:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # only to sniff the separator
         header = f.readline()
     frame = _read_table(path, "\t" if "\t" in header else ",")
     _require(frame, ["user_id", "item_id", "time"], path, RECHORUS)
