@@ -140,6 +140,8 @@ def train_sae(
         run, {"scale": scale, "k": k, "seed": seed, **_parse_options(option)},
         SAETrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device), data_dir=data_dir,
     )
+    if not metrics:  # a rank other than 0 under torchrun: rank 0 reports
+        return
     after, before = metrics["after"], metrics["before"]
     for part in ("train", "test"):
         if f"reconstruction_{part}" in after:

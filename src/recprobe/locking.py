@@ -51,6 +51,8 @@ def locked(command: str) -> Callable[[F], F]:
     def decorate(function: F) -> F:
         @functools.wraps(function)
         def run_locked(run, *args, **kwargs):
+            if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 holds the lock for the group
+                return function(run, *args, **kwargs)
             with run_lock(run, command):
                 return function(run, *args, **kwargs)
 

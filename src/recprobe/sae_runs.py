@@ -18,6 +18,7 @@ from recprobe.models import load_recommender
 from recprobe.sae.card import model_card
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.io import save_sae
+from recprobe.sae.parallel import DataParallel
 from recprobe.sae.train import initial_sae, train_sae
 from recprobe.store import ActivationStore
 
@@ -50,9 +51,12 @@ def train_sae_run(run: str | Path, sae_options: dict[str, Any] | None = None, tr
         )
     config = SAEConfig(d_in=store.d, **(sae_options or {}))
     train = train or SAETrainConfig()
-    before = faithfulness(model, initial_sae(store, config).eval(), split, store)
+    parallel = DataParallel.from_env(train.device)  # under torchrun: every rank trains, rank 0 writes
+    before = faithfulness(model, initial_sae(store, config).eval(), split, store) if parallel.main else {}
     checkpoint = run / CHECKPOINT
     sae, result = train_sae(store, config, train, progress=progress, checkpoint=checkpoint)
+    if not parallel.main:
+        return {}
     after = faithfulness(model, sae, split, store)
     metrics = {"after": after, "before": before, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
                "train_config": train.model_dump(), "history": result.history}

@@ -14,6 +14,7 @@ from recprobe.errors import ConfigError, RunFolderError
 from recprobe.evaluate import reconstruction_metrics
 from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.sae.parallel import DataParallel
 from recprobe.sae.topk import TopKSAE, geometric_median
 from recprobe.store import ActivationStore
 
@@ -54,9 +55,14 @@ class DeadLatents:
         self.window = window
         self.since_fired = torch.zeros(n_latents, dtype=torch.long)
 
-    def update(self, values: torch.Tensor, indices: torch.Tensor) -> None:
-        self.since_fired += len(values)
-        self.since_fired.index_fill_(0, indices.masked_select(values > 0).cpu(), 0)
+    def fired(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """[n_latents] bool: the latents that fired on these vectors."""
+        mask = torch.zeros(len(self.since_fired), dtype=torch.bool, device=indices.device)
+        return mask.index_fill_(0, indices.masked_select(values > 0), True)
+
+    def update(self, fired: torch.Tensor, n_vectors: int) -> None:
+        self.since_fired += n_vectors
+        self.since_fired[fired.cpu()] = 0
 
     @property
     def mask(self) -> torch.Tensor:
@@ -70,7 +76,8 @@ class DeadLatents:
 def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig | None = None, *,
               progress: bool = True, checkpoint: str | Path | None = None) -> tuple[TopKSAE, SAEFitResult]:
     """Train on the store's ``train`` rows and keep the epoch with the lowest ``dev`` FVU (train FVU when the
-    store has no dev rows). Deterministic for ``config.seed`` on one device. With ``checkpoint`` (a file path),
+    store has no dev rows). Deterministic for ``config.seed`` on one device. Inside a ``torch.distributed``
+    process group, each rank trains on its slice of every batch (``recprobe.sae.parallel``). With ``checkpoint``,
     the full training state is saved there every ``train.checkpoint_every`` steps and at each epoch's end, and
     a run started with the same settings over the same store resumes from it with identical results."""
     train = train or SAETrainConfig()
@@ -80,6 +87,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     if store.n_rows("train") == 0:
         raise RunFolderError(f"{store.folder} holds no train activations; capture with --splits including train")
     device = torch.device(train.device)
+    parallel = DataParallel.current()
     sae = initial_sae(store, config).to(device)
     optimiser = torch.optim.Adam(sae.parameters(), lr=train.lr, fused=True)  # no weight decay on an SAE
     n_train = store.n_rows("train")
@@ -96,7 +104,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     epoch_rng = generator.get_state()
 
     def save() -> None:
-        if checkpoint is not None:
+        if checkpoint is not None and parallel.main:
             save_checkpoint(checkpoint, key, state, sae, optimiser, {"since_fired": dead.since_fired, "total": total,
                                                                       "epoch_rng": epoch_rng}, best_state)
 
@@ -104,32 +112,39 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     columns = (TextColumn("SAE epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("FVU {task.fields[fvu]:.4f}  L0 {task.fields[l0]:.1f}  dead {task.fields[dead]:.1%}"),
                TimeElapsedColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
+    with Progress(*columns, disable=not (progress and parallel.main), transient=True) as bar:
         task = bar.add_task("sae", total=n_train, epoch=1, fvu=float("nan"), l0=0.0, dead=0.0)
         while state.epoch <= train.epochs_for(n_train):
-            bar.reset(task, total=n_train, completed=state.seen, epoch=state.epoch, fvu=float("nan"), l0=0.0,
+            bar.reset(task, total=n_train, completed=state.batches_done * train.batch_size, epoch=state.epoch, fvu=float("nan"), l0=0.0,
                       dead=dead.fraction)
             sae.train()
             for batch_index, x in enumerate(store.batches("train", train.batch_size, generator)):
                 if batch_index < state.batches_done:  # done before a restart: same order, skipped
                     continue
-                x = x.to(device)
-                out = sae(x, dead.mask.to(device))
-                mse = (x - out.x_hat).pow(2).sum(-1).mean()
-                loss = mse + config.alpha * sae.aux_loss(x, out)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
+                mine = parallel.part(x).to(device)
+                out = sae(mine, dead.mask.to(device))
+                optimiser.zero_grad(set_to_none=False)
+                if len(mine):
+                    mse = (mine - out.x_hat).pow(2).sum(-1).mean()
+                    # weighted by this rank's share, the ranks' gradients sum to the global batch mean's
+                    ((mse + config.alpha * sae.aux_loss(mine, out)) * (len(mine) / len(x))).backward()
+                else:  # a last batch smaller than the world: this rank adds nothing to the sum
+                    mse = mine.new_zeros(())
+                    for p in sae.parameters():
+                        p.grad = torch.zeros_like(p)
+                parallel.sum_gradients(sae.parameters())
                 sae.remove_parallel_gradient()
                 optimiser.step()
                 sae.normalize_decoder()
-                dead.update(out.values.detach(), out.indices)
+                dead.update(parallel.fired_anywhere(dead.fired(out.values.detach(), out.indices)), len(x))
                 state.batches_done += 1
-                state.sse += mse.item() * len(x)
+                state.sse += mse.item() * len(mine)  # this rank's rows: the progress shown is rank 0's
                 state.l0 += float((out.values > 0).sum())
-                total += x.sum(0).double().cpu()
-                state.square += float(x.pow(2).sum())
-                state.seen += len(x)
-                bar.update(task, advance=len(x), fvu=_fvu(state, total), l0=state.l0 / state.seen, dead=dead.fraction)
+                total += mine.sum(0).double().cpu()
+                state.square += float(mine.pow(2).sum())
+                state.seen += len(mine)
+                bar.update(task, advance=len(x), fvu=_fvu(state, total), l0=state.l0 / max(state.seen, 1),
+                           dead=dead.fraction)
                 steps += 1
                 if steps % train.checkpoint_every == 0:
                     state.seconds = time.perf_counter() - started
