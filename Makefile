@@ -7,7 +7,7 @@ export RECPROBE_DATA_DIR ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: quickstart test lint docs recbole bench clean
+.PHONY: quickstart test lint docs recbole bench clean chromium
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,12 @@ $(VENV)/.peers: $(VENV)/.installed
 quickstart: $(VENV)/.installed
 	$(BIN)/recprobe quickstart --out runs/quickstart
 
-test: $(VENV)/.recbole $(VENV)/.peers
+# Debian's Chromium, for the report's rendering test (skipped where it cannot be installed).
+chromium:
+	@command -v chromium >/dev/null || (apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) || echo "chromium not installed: its test will be skipped")
+
+test: $(VENV)/.recbole $(VENV)/.peers chromium
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/python -m pytest -n 2
 	$(BIN)/mkdocs build --strict -q
