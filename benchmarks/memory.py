@@ -1,4 +1,4 @@
-"""Peak memory of capture and SAE training over a store of 10 million 64-dim vectors.
+"""Peak memory of capture, SAE training and case recording over a store of 10 million 64-dim vectors.
 
     python benchmarks/memory.py [--rows 10000000] [--d 64] [--folder /tmp/recprobe-memory]
 
@@ -7,7 +7,9 @@ never hides another's:
 - capture: ``recprobe.capture`` runs a sequential ProbeTarget (mean of the history's item embeddings) over
   every train position of a synthetic split (100 positions per user), writing the ActivationStore;
 - train: ``train_sae`` makes one pass over that store (1,024 latents, k = 8, batch 4,096), with the dev
-  evaluation and checkpoint selection it always does.
+  evaluation and checkpoint selection it always does;
+- cases: ``record_cases`` runs the target and the trained SAE over every user's test position (100,000 users),
+  keeping each case's history, top prediction and sparse activations, as ``recprobe interpret`` does.
 The target is synthetic because the stages' memory does not depend on the model, only on the row count; a
 real model would take hours to capture 10M rows on 2 CPU cores. The store needs rows * d * 4 bytes on disk.
 """
@@ -36,7 +38,8 @@ class MeanPool:
 
     def __init__(self, d: int):
         self.d_model = d
-        self.items = torch.nn.Embedding(N_ITEMS + 1, d, padding_idx=N_ITEMS)
+        self.items = torch.nn.Embedding(N_ITEMS + 1, d, padding_idx=N_ITEMS,
+                                        _weight=torch.randn(N_ITEMS + 1, d, generator=torch.Generator().manual_seed(0)))
 
     @torch.no_grad()
     def represent(self, batch: Batch) -> torch.Tensor:
@@ -76,16 +79,26 @@ def stage_capture(args) -> str:
 
 
 def stage_train(args) -> str:
-    from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
+    from recprobe.sae import SAEConfig, SAETrainConfig, save_sae, train_sae
     from recprobe.store import ActivationStore
 
     store = ActivationStore(args.folder)
-    _, result = train_sae(store, SAEConfig(d_in=store.d, n_latents=1024, scale=None, k=8),
-                          SAETrainConfig(epochs=1, batch_size=4096, lr=2e-3), progress=False)
+    sae, result = train_sae(store, SAEConfig(d_in=store.d, n_latents=1024, scale=None, k=8),
+                            SAETrainConfig(epochs=1, batch_size=4096, lr=2e-3), progress=False)
+    save_sae(sae, f"{args.folder}-sae", store.provenance)
     return f"1 epoch over {store.n_rows('train'):,} rows, dev FVU {result.history[-1]['dev_fvu']:.3f}"
 
 
-STAGES = {"capture": stage_capture, "train": stage_train}
+def stage_cases(args) -> str:
+    from recprobe.concepts.cases import record_cases
+    from recprobe.sae import load_sae
+
+    split = synthetic_split(args.rows // POSITIONS_PER_USER)
+    cases = record_cases(MeanPool(args.d), load_sae(f"{args.folder}-sae")[0], split)
+    return f"{len(cases):,} test users' cases"
+
+
+STAGES = {"capture": stage_capture, "train": stage_train, "cases": stage_cases}
 
 
 def main() -> None:
