@@ -7,18 +7,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from recprobe.capture import SPLITS, Positions, capture
+from recprobe.concepts.cases import CaseSet, record_cases
+from recprobe.data.split import Split
 from recprobe.errors import RunFolderError
 from recprobe.evaluate import faithfulness
 from recprobe.locking import locked
 from recprobe.models import load_recommender
+from recprobe.models.base import Recommender
 from recprobe.sae.card import model_card
 from recprobe.sae.config import SAEConfig, SAETrainConfig
-from recprobe.sae.io import save_sae
+from recprobe.sae.io import load_sae, save_sae
 from recprobe.sae.parallel import DataParallel
+from recprobe.sae.topk import TopKSAE
 from recprobe.sae.train import initial_sae, train_sae
 from recprobe.store import ActivationStore
 
@@ -65,3 +70,27 @@ def train_sae_run(run: str | Path, sae_options: dict[str, Any] | None = None, tr
                                               "README.md": model_card(sae.config, provenance, metrics)})
     checkpoint.unlink()  # the SAE is saved: nothing left to resume
     return metrics
+
+
+@dataclass
+class OpenedRun:
+    """A run taken as far as its SAE: the recommender, its split, the SAE and every test user's case."""
+
+    run: Path
+    target: Recommender
+    split: Split
+    sae: TopKSAE
+    cases: CaseSet
+
+
+def open_sae_run(run: str | Path, data_dir: str | Path | None = None, *, purpose: str) -> OpenedRun:
+    """Load a run for a stage that needs its SAE (``purpose`` completes "has no SAE to ..."). The cases come
+    from ``concepts/cases.safetensors`` when interpret has recorded them, else they are recorded now."""
+    run = Path(run)
+    if not (run / SAE / "cfg.json").exists():
+        raise RunFolderError(f"{run} has no SAE to {purpose}; run `recprobe train-sae --run {run}` first")
+    target, split = load_recommender(run, data_dir)
+    sae = load_sae(run / SAE)[0]
+    cases_path = run / "concepts" / "cases.safetensors"
+    cases = CaseSet.load(cases_path) if cases_path.exists() else record_cases(target, sae, split)
+    return OpenedRun(run, target, split, sae, cases)

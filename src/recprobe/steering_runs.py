@@ -13,15 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from recprobe.concepts.cases import CaseSet, record_cases
 from recprobe.concepts.interpret import FOLDER as CONCEPTS
 from recprobe.concepts.interpret import read_finished
 from recprobe.concepts.labelers import MetadataDescriber, items_with
 from recprobe.debias import popularity_latents, top10_report
 from recprobe.errors import RunFolderError
 from recprobe.io import write_json
-from recprobe.models import load_recommender
-from recprobe.sae.io import load_sae
+from recprobe.sae_runs import open_sae_run
 from recprobe.steer import Edit, decoder_items, steering_effect
 
 FOLDER = "steering"
@@ -32,13 +30,8 @@ class SteeringRun:
     """A run's recommender, split, SAE and cases, loaded once."""
 
     def __init__(self, run: str | Path, data_dir: str | Path | None = None):
-        self.run = Path(run)
-        if not (self.run / "sae" / "cfg.json").exists():
-            raise RunFolderError(f"{self.run} has no SAE to steer with; run `recprobe train-sae --run {self.run}` first")
-        self.target, self.split = load_recommender(self.run, data_dir)
-        self.sae = load_sae(self.run / "sae")[0]
-        cases_path = self.run / CONCEPTS / "cases.safetensors"
-        self.cases = CaseSet.load(cases_path) if cases_path.exists() else record_cases(self.target, self.sae, self.split)
+        opened = open_sae_run(run, data_dir, purpose="steer with")
+        self.run, self.target, self.split, self.sae, self.cases = opened.run, opened.target, opened.split, opened.sae, opened.cases
         self._describer: MetadataDescriber | None = None
         (self.run / FOLDER).mkdir(exist_ok=True)
 

@@ -17,15 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from recprobe.concepts.cases import CaseSet, levels, record_cases
+from recprobe.concepts.cases import levels
 from recprobe.concepts.interpret import FOLDER as CONCEPTS
 from recprobe.concepts.interpret import read_finished
-from recprobe.errors import RunFolderError
 from recprobe.io import read_json, write_folder
-from recprobe.models import load_recommender
 from recprobe.report.charts import bars, histogram
 from recprobe.report.pages import STYLE, Markup, card, kpis, link, page, table
-from recprobe.sae.io import load_sae
+from recprobe.sae_runs import open_sae_run
 from recprobe.steering_runs import FOLDER as STEERING
 
 FOLDER = "report"
@@ -40,16 +38,11 @@ class RunReport:
     """Everything the pages show, read once from the run folder."""
 
     def __init__(self, run: str | Path, data_dir: str | Path | None = None):
-        self.run = Path(run)
-        if not (self.run / "sae" / "cfg.json").exists():
-            raise RunFolderError(f"{self.run} has no SAE to report on; run `recprobe train-sae --run {self.run}` first")
-        self.target, self.split = load_recommender(self.run, data_dir)
-        self.sae = load_sae(self.run / "sae")[0]
+        opened = open_sae_run(run, data_dir, purpose="report on")
+        self.run, self.target, self.split, self.sae, self.cases = opened.run, opened.target, opened.split, opened.sae, opened.cases
         self.config = read_json(self.run / "recommender" / "config.json")
         self.model_metrics = read_json(self.run / "recommender" / "metrics.json")
         self.sae_metrics = read_json(self.run / "sae" / "metrics.json")
-        cases_path = self.run / CONCEPTS / "cases.safetensors"
-        self.cases = CaseSet.load(cases_path) if cases_path.exists() else record_cases(self.target, self.sae, self.split)
         self.levels = levels(self.cases)
         self.records = {r["latent"]: r for r in read_finished(self.run / CONCEPTS / "concepts.jsonl")}
         self.summary = _optional_json(self.run / CONCEPTS / "summary.json")
