@@ -234,7 +234,7 @@ def steer(
 @app.command()
 def debias(
     run: Annotated[Path, typer.Option(help="Run folder with a trained SAE.")],
-    latents: Annotated[int, typer.Option(help="How many latents of each kind (niche, popular) to rescale.")] = 30,
+    latents: Annotated[int, typer.Option(min=1, help="How many latents of each kind (niche, popular) to rescale.")] = 30,
     niche_scale: Annotated[float, typer.Option(help="Factor for the latents that fire with niche predictions.")] = 2.0,
     popular_scale: Annotated[float, typer.Option(help="Factor for those that fire with popular ones (0 ablates).")] = 1.0,
     data_dir: DataDir = None,
@@ -245,7 +245,8 @@ def debias(
     report = SteeringRun(run, data_dir).debias(latents, niche_scale, popular_scale)
     table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
     for key, before in report["before"].items():
-        table.add_row(key, f"{before:.4f}", f"{report['after'][key]:.4f}", f"{report['change'][key]:+.1%}")
+        change = report["change"][key]
+        table.add_row(key, f"{before:.4f}", f"{report['after'][key]:.4f}", "n/a" if change is None else f"{change:+.1%}")
     console.print(table)
     console.print(f"-> {run / 'steering' / 'debias.json'}")
 

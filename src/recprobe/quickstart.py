@@ -59,7 +59,8 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
         hits = " / ".join(f"{s['hit@10']:.2f}" for s in row["metadata"]["scales"])
         console.print(f"  latent {row['latent']} ({row['feature']}): Hit@10 at -10x / 1x / +10x = {hits}")
     report = stage("de-biasing", steering.debias)
-    console.print(f"  top-10 popularity {report['change']['mean_popularity@10']:+.1%}, HR@10 {report['change']['HR@10']:+.1%}")
+    console.print(f"  top-10 popularity {report['after']['mean_popularity@10']:.1f} (was {report['before']['mean_popularity@10']:.1f}), "
+                  f"HR@10 {report['after']['HR@10']:.4f} (was {report['before']['HR@10']:.4f})")
     index = stage("HTML report", lambda: build_report(out, data_dir))
     console.print(f"total {sum(t for _, t in timings) / 60:.1f} min. Open the report: [bold]{index.resolve()}[/]")
     return index

@@ -97,6 +97,7 @@ class SteeringRun:
                   "popular": [{"latent": j, "spearman": rho} for j, rho in popular],
                   "before": top10_report(self.target, self.sae, self.split, []),
                   "after": top10_report(self.target, self.sae, self.split, edits)}
-        report["change"] = {key: report["after"][key] / report["before"][key] - 1 for key in report["before"]}
+        report["change"] = {key: report["after"][key] / before - 1 if (before := report["before"][key]) else None
+                            for key in report["before"]}
         write_json(self.run / FOLDER / "debias.json", report)
         return report

@@ -105,7 +105,7 @@ class RunReport:
             before, after = self.debias["before"], self.debias["after"]
             out.append(card("De-biasing: every test user's top 10", table(
                 ["metric", "before", "after", "change"],
-                [(k, before[k], after[k], f"{self.debias['change'][k]:+.1%}") for k in before], numeric=(1, 2, 3))))
+                [(k, before[k], after[k], _change(self.debias["change"][k])) for k in before], numeric=(1, 2, 3))))
         if not out:
             out.append(card("Steering", f"<p class='muted'>Not run yet: <code>recprobe steer --run {self.run} --table7</code> "
                                         f"and <code>recprobe debias --run {self.run}</code></p>"))
@@ -199,3 +199,7 @@ def build_report(run: str | Path, data_dir: str | Path | None = None) -> Path:
 
 def _round(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+def _change(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1%}"
