@@ -50,9 +50,11 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
     confident = sorted((r for r in read_finished(out / "concepts" / "concepts.jsonl") if r.get("confidence") is not None),
                        key=lambda r: (-r["confidence"], -r["n_active"]))[:llm_latents]
     if llm_latents:
-        stage(f"the embedded LLM on {len(confident)} latents", lambda: interpret_run(
+        stage(f"{llm} on {len(confident)} latents", lambda: interpret_run(
             out, data_dir=data_dir, describer="llm", verifier="llm", llm=llm, latents=[r["latent"] for r in confident],
             folder=LLM_FOLDER))
+        for record in read_finished(out / LLM_FOLDER / "concepts.jsonl"):
+            console.print(f"  latent {record['latent']}: {record.get('description')!r} (C = {record.get('confidence')})")
     steering = SteeringRun(out, data_dir)
     table = stage("steering (Table 7)", steering.table7)
     for row in table["latents"]:

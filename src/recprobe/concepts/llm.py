@@ -110,12 +110,17 @@ class TransformersLLM:
             mask = torch.zeros(len(rows), width, dtype=torch.long)
             for i, row in enumerate(rows):
                 ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
-            logprobs = self.model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+            # the vocabulary projection runs only where a text token is predicted: [B, width, vocab] log-probs
+            # would take ~1 GB per batch for SmolLM2's 49k-token vocabulary
+            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+            head = self.model.get_output_embeddings()
             for i, (p, t) in enumerate(encoded):
+                if not t:
+                    out.append(0.0)
+                    continue
                 begin = len(bos) + len(p)
-                positions = torch.arange(begin, begin + len(t))
-                token_logprobs = logprobs[i, positions - 1, torch.tensor(t)]
-                out.append(float(token_logprobs.mean()) if len(t) else 0.0)
+                logprobs = head(hidden[i, begin - 1:begin - 1 + len(t)]).float().log_softmax(-1)
+                out.append(float(logprobs[torch.arange(len(t)), torch.tensor(t)].mean()))
         return np.array(out)
 
 

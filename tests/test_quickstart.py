@@ -1,0 +1,36 @@
+"""`recprobe quickstart` end to end on the real MovieLens-100K (slow: trains SASRec and its SAE), with the
+deterministic fake LLM standing in for SmolLM2 (the embedded model itself is exercised in test_llm.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recprobe.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def quickstart(out) -> None:
+    with pytest.raises(SystemExit) as exit_info:  # click ends every command with SystemExit
+        main(["quickstart", "--out", str(out), "--llm", "fake", "--llm-latents", "2"])
+    assert exit_info.value.code == 0
+
+
+def test_quickstart_runs_every_stage_and_reuses_them(shared_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RECPROBE_DATA_DIR", str(shared_data))
+    out = tmp_path / "quickstart"
+    quickstart(out)
+    printed = capsys.readouterr().out
+    assert "Open the report:" in printed and str((out / "report" / "index.html").resolve()) in printed.replace("\n", "")
+    for path in ("recommender/model.safetensors", "activations/index.json", "sae/sae_weights.safetensors",
+                 "concepts/summary.json", "concepts-llm/summary.json", "steering/table7.json", "steering/debias.json",
+                 "report/index.html"):
+        assert (out / path).is_file(), path
+    assert len(json.loads((out / "steering" / "table7.json").read_text())["latents"]) == 3
+    assert not (out / "sae-checkpoint.safetensors").exists()
+    weights = (out / "sae" / "sae_weights.safetensors").read_bytes()
+    quickstart(out)  # a rerun reuses every stage
+    assert "capture: already in" in capsys.readouterr().out
+    assert (out / "sae" / "sae_weights.safetensors").read_bytes() == weights
