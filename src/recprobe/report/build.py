@@ -27,7 +27,7 @@ from recprobe.sae_runs import open_sae_run
 from recprobe.steering_runs import FOLDER as STEERING
 
 FOLDER = "report"
-TOP_CASES, TOP_ITEMS, TOP_COFIRING, TOP_CONCEPTS, SHOWN_HISTORY = 6, 10, 6, 25, 5
+TOP_CASES, TOP_ITEMS, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 10, 6, 25, 5
 
 
 def _optional_json(path: Path) -> Any:
@@ -144,12 +144,12 @@ class RunReport:
         for row in np.argsort(-activation, kind="stable")[:TOP_CASES]:
             if activation[row] <= 0:
                 break
-            history = [self.item(int(i)) for i in self.cases.history[row] if i >= 0][-SHOWN_HISTORY:]
+            history = [self.item(int(i)) for i in self.cases.history[row] if i >= 0][-REPORT_HISTORY:]
             column = np.flatnonzero(self.cases.indices[row] == latent)
             level = int(self.levels[row, column[0]]) if len(column) else 0
             rows.append((Markup(f'<span class="level">{level}</span>'), float(activation[row]), "; ".join(history),
                          self.item(int(self.cases.predicted[row]))))
-        return table(["level", "activation", f"last {SHOWN_HISTORY} items of the history", "model's top prediction"], rows,
+        return table(["level", "activation", f"last {REPORT_HISTORY} items of the history", "model's top prediction"], rows,
                      numeric=(1,))
 
     def _promoted(self, latent: int) -> str:
