@@ -15,7 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
-from recprobe.concepts.interpret import interpret_run, read_finished
+from recprobe.concepts.interpret import interpret_run, most_confident, read_finished
 from recprobe.report import build_report
 from recprobe.runs import fit_run
 from recprobe.sae_runs import capture_run, train_sae_run
@@ -47,8 +47,7 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
     stage("train the TopK SAE", lambda: train_sae_run(out, data_dir=data_dir), done=(out / "sae" / "cfg.json").exists())
     summary = stage("interpret every latent (metadata + embedding)", lambda: interpret_run(out, data_dir=data_dir))
     console.print(f"  concepts with C >= 0.8: {summary['concepts']['C>=0.8']} of {summary['interpreted'] - summary['insufficient']} verified")
-    confident = sorted((r for r in read_finished(out / "concepts" / "concepts.jsonl") if r.get("confidence") is not None),
-                       key=lambda r: (-r["confidence"], -r["n_active"]))[:llm_latents]
+    confident = most_confident(read_finished(out / "concepts" / "concepts.jsonl"))[:llm_latents]
     if llm_latents:
         stage(f"{llm} on {len(confident)} latents", lambda: interpret_run(
             out, data_dir=data_dir, describer="llm", verifier="llm", llm=llm, latents=[r["latent"] for r in confident],

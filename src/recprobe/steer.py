@@ -46,10 +46,14 @@ class Edit:
         return z * self.scale if self.scale is not None else torch.full_like(z, self.clamp)
 
 
-def latent_values(sae, reps: torch.Tensor, latent: int) -> torch.Tensor:
-    """[B] the value of one latent (0 where it is not among the top k)."""
-    values, indices = sae.encode(reps)
+def value_of(values: torch.Tensor, indices: torch.Tensor, latent: int) -> torch.Tensor:
+    """[B] one latent's value from an encoding's (values, indices) (0 where it is not among the top k)."""
     return (values * (indices == latent)).sum(1)
+
+
+def latent_values(sae, reps: torch.Tensor, latent: int) -> torch.Tensor:
+    """[B] the value of one latent for these representations."""
+    return value_of(*sae.encode(reps), latent)
 
 
 @torch.no_grad()
@@ -60,7 +64,7 @@ def steered(sae, reps: torch.Tensor, edits: Sequence[Edit]) -> torch.Tensor:
     out = reps.clone()
     for edit in edits:
         edit.check(sae.n_latents)
-        z = (values * (indices == edit.latent)).sum(1)
+        z = value_of(values, indices, edit.latent)
         out += (edit.apply(z) - z)[:, None] * sae.W_dec[edit.latent]
     return out
 
@@ -114,12 +118,21 @@ def steering_effect(target: ProbeTarget, sae, split: Split, latent: int, concept
             "scales": [{"scale": s, "hit@10": hits[s] / n, "HR@10": test_hits[s] / n} for s in scales]}
 
 
-def decoder_items(target: ProbeTarget, sae, latent: int, count: int = 20) -> np.ndarray:
-    """[n_items] bool: the ``count`` items whose embeddings have the largest dot product with latent's decoder row."""
+def decoder_scores(target: ProbeTarget, sae, latent: int) -> torch.Tensor | None:
+    """[n_items] each item embedding's dot product with the latent's decoder row, or None for a target whose
+    item embeddings (if any) do not live in the representation's space."""
     items = target.item_embeddings()
     if items is None or items.shape[1] != sae.W_dec.shape[1]:
+        return None
+    return items.detach().float() @ sae.W_dec[latent].detach()
+
+
+def decoder_items(target: ProbeTarget, sae, latent: int, count: int = 20) -> np.ndarray:
+    """[n_items] bool: the ``count`` items whose embeddings have the largest dot product with latent's decoder row."""
+    scores = decoder_scores(target, sae, latent)
+    if scores is None:
         raise RecprobeError(f"{target.name} has no item embeddings in its representation's space, so decoder "
                             "directions cannot be read as items; use the metadata concept items instead")
     mask = np.zeros(target.n_items, dtype=bool)
-    mask[(items.detach().float() @ sae.W_dec[latent].detach()).topk(count).indices.numpy()] = True
+    mask[scores.topk(count).indices.numpy()] = True
     return mask

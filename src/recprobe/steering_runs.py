@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from recprobe.concepts.interpret import FOLDER as CONCEPTS
-from recprobe.concepts.interpret import read_finished
+from recprobe.concepts.interpret import most_confident, read_finished
 from recprobe.concepts.labelers import MetadataDescriber, items_with
 from recprobe.debias import popularity_latents, top10_report
 from recprobe.errors import RunFolderError
 from recprobe.io import write_json
 from recprobe.sae_runs import open_sae_run
-from recprobe.steer import Edit, decoder_items, steering_effect
+from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect
 
 FOLDER = "steering"
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
@@ -53,7 +53,7 @@ class SteeringRun:
         feature, items = self.concept_items(latent)
         record: dict[str, Any] = {"latent": latent, "feature": feature,
                                   "metadata": steering_effect(self.target, self.sae, self.split, latent, items, scales)}
-        if self.target.item_embeddings() is not None:
+        if decoder_scores(self.target, self.sae, latent) is not None:
             record["decoder"] = steering_effect(self.target, self.sae, self.split, latent,
                                                 decoder_items(self.target, self.sae, latent), scales)
         return record
@@ -66,11 +66,10 @@ class SteeringRun:
     def table7(self, count: int = 3, max_share: float = 0.1) -> dict[str, Any]:
         """The ``count`` most confident concepts (from concepts.jsonl; ties broken by AUROC, then by how many
         cases they fire on) whose concept items are at most ``max_share`` of the catalog, each at -10x, 1x, +10x."""
-        records = [r for r in read_finished(self.run / CONCEPTS / "concepts.jsonl") if r.get("confidence") is not None]
-        if not records:
+        ranked = most_confident(read_finished(self.run / CONCEPTS / "concepts.jsonl"))
+        if not ranked:
             raise RunFolderError(f"{self.run} has no interpreted concepts; run `recprobe interpret --run {self.run}` first")
         rows = []
-        ranked = sorted(records, key=lambda r: (-r["confidence"], -(r.get("auroc") or 0), -r["n_active"], r["latent"]))
         for record in ranked:
             _, items = self.concept_items(record["latent"])
             if 0 < items.sum() <= max_share * self.split.n_items:

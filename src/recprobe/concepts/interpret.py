@@ -65,6 +65,12 @@ def read_finished(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def most_confident(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verified concepts, most confident first; ties broken by AUROC, then by how many cases they fire on."""
+    scored = [r for r in records if r.get("confidence") is not None]
+    return sorted(scored, key=lambda r: (-r["confidence"], -(r.get("auroc") or 0), -r["n_active"], r["latent"]))
+
+
 def append_record(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")

@@ -19,11 +19,12 @@ import torch
 
 from recprobe.concepts.cases import levels
 from recprobe.concepts.interpret import FOLDER as CONCEPTS
-from recprobe.concepts.interpret import read_finished
+from recprobe.concepts.interpret import most_confident, read_finished
 from recprobe.io import read_json, write_folder
 from recprobe.report.charts import bars, histogram
 from recprobe.report.pages import STYLE, Markup, card, kpis, link, page, table
 from recprobe.sae_runs import open_sae_run
+from recprobe.steer import decoder_scores
 from recprobe.steering_runs import FOLDER as STEERING
 
 FOLDER = "report"
@@ -77,8 +78,8 @@ class RunReport:
         if not self.summary:
             return [card("Concepts", f"<p class='muted'>Not interpreted yet: <code>recprobe interpret --run {self.run}</code></p>")]
         counts = self.summary["concepts"]
-        scored = [r for r in self.records.values() if r.get("confidence") is not None]
-        top = sorted(scored, key=lambda r: (-r["confidence"], -r["n_active"]))[:TOP_CONCEPTS]
+        scored = most_confident(list(self.records.values()))
+        top = scored[:TOP_CONCEPTS]
         return [
             card("Concepts by confidence", bars([(k, float(v)) for k, v in counts.items()], fmt="{:.0f}") +
                  f"<p class='muted'>{self.summary['insufficient']} latents fire on too few test users to verify. "
@@ -153,10 +154,9 @@ class RunReport:
                      numeric=(1,))
 
     def _promoted(self, latent: int) -> str:
-        items = self.target.item_embeddings()
-        if items is None or items.shape[1] != self.sae.W_dec.shape[1]:
+        scores = decoder_scores(self.target, self.sae, latent)
+        if scores is None:
             return "<p class='muted'>This model has no item embeddings in the representation's space.</p>"
-        scores = items.detach().float() @ self.sae.W_dec[latent].detach()
         top = torch.topk(scores, TOP_ITEMS)
         return table(["item", "score"], [(self.item(int(i)), float(s)) for s, i in zip(top.values, top.indices, strict=True)],
                      numeric=(1,))

@@ -68,7 +68,10 @@ def load_checkpoint(path: Path, key: str, sae: torch.nn.Module, optimiser: torch
     if metadata.get("key") != key:
         raise RecprobeError(f"{path} was written by a training run with other settings or data; pass the same "
                             "options to resume it, or delete it to start over")
-    group = lambda prefix: {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}  # noqa: E731
+
+    def group(prefix: str) -> dict[str, torch.Tensor]:
+        return {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}
+
     sae.load_state_dict(group("model."))
     params = list(sae.parameters())
     adam: dict[int, dict[str, torch.Tensor]] = {}

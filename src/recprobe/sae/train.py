@@ -84,13 +84,13 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     if config.d_in != store.d:
         raise ConfigError(f"the SAE reads {config.d_in}-wide vectors (d_in) but {store.folder} holds {store.d}-wide "
                           f"activations; use d_in={store.d}")
-    if store.n_rows("train") == 0:
+    n_train = store.n_rows("train")
+    if n_train == 0:
         raise RunFolderError(f"{store.folder} holds no train activations; capture with --splits including train")
     device = torch.device(train.device)
     parallel = DataParallel.current()
     sae = initial_sae(store, config).to(device)
     optimiser = torch.optim.Adam(sae.parameters(), lr=train.lr, fused=True)  # no weight decay on an SAE
-    n_train = store.n_rows("train")
     dead = DeadLatents(config.n_latents, config.dead_window or n_train)
     select_on = "dev" if "dev" in store.splits() else "train"
     generator = torch.Generator().manual_seed(config.seed)
@@ -115,8 +115,8 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     with Progress(*columns, disable=not (progress and parallel.main), transient=True) as bar:
         task = bar.add_task("sae", total=n_train, epoch=1, fvu=float("nan"), l0=0.0, dead=0.0)
         while state.epoch <= train.epochs_for(n_train):
-            bar.reset(task, total=n_train, completed=state.batches_done * train.batch_size, epoch=state.epoch, fvu=float("nan"), l0=0.0,
-                      dead=dead.fraction)
+            bar.reset(task, total=n_train, completed=state.batches_done * train.batch_size, epoch=state.epoch,
+                      fvu=float("nan"), l0=0.0, dead=dead.fraction)
             sae.train()
             for batch_index, x in enumerate(store.batches("train", train.batch_size, generator)):
                 if batch_index < state.batches_done:  # done before a restart: same order, skipped
