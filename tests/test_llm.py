@@ -67,3 +67,23 @@ def test_the_embedded_model_generates_constrained_json_and_scores_likelihoods():
     texts = ["Scream (1996) [genre: Horror]", "Toy Story (1995) [genre: Animation, Children's]"]
     ratio = llm.log_likelihood(["Theme: horror movies\n"] * 2, texts) - llm.log_likelihood(["", ""], texts)
     assert np.isfinite(ratio).all() and ratio[0] > ratio[1]  # measured here: 2.09 vs 0.78
+
+
+@pytest.mark.slow
+def test_the_likelihood_verifier_scores_a_matching_case_above_an_unrelated_one():
+    """The real SmolLM2 through LikelihoodVerifier: log P(description | case) ranks the horror history first."""
+    pytest.importorskip("gguf", reason="pip install 'recprobe[llm]'")
+    from recprobe.concepts.cases import CaseSet
+    from recprobe.concepts.verify import LikelihoodVerifier
+    from recprobe.data.split import Catalog
+
+    catalog = Catalog(["Scream (1996)", "Halloween (1978)", "Toy Story (1995)", "Aladdin (1992)"],
+                      [{"genre": ["Horror"]}, {"genre": ["Horror"]}, {"genre": ["Animation", "Children's"]},
+                       {"genre": ["Animation", "Children's"]}])
+    history = np.array([[0] + [-1] * 8, [2] + [-1] * 8])
+    cases = CaseSet(np.arange(2), history, np.array([1, 3]), np.ones((2, 1), np.float32), np.zeros((2, 1), np.int64))
+    verifier = LikelihoodVerifier(load_llm("smollm2"), cases, catalog)
+    assert verifier.text(0) == "Items:\nScream (1996) [genre: Horror]\nHalloween (1978) [genre: Horror]\nTheme: "
+    horror, children = verifier.scores("genre: Horror", [0, 1])
+    assert horror > children
+    assert np.argmax(verifier.scores("genre: Animation, Children's", [0, 1])) == 1

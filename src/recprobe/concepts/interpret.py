@@ -40,8 +40,7 @@ from recprobe.models import load_recommender
 from recprobe.sae.io import load_sae
 
 FOLDER = "concepts"
-DESCRIBING_CASES = 50
-NO_TITLES = "this dataset has no item titles: items read as their id and category label"  # the metadata describer reads up to this many activated cases (never verification ones)
+NO_TITLES = "this dataset has no item titles: items read as their id and category label"
 
 
 def read_finished(path: Path) -> list[dict[str, Any]]:
