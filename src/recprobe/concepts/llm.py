@@ -20,6 +20,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -32,6 +33,7 @@ from recprobe.errors import RecprobeError
 
 Schema = TypeVar("Schema", bound=BaseModel)
 Messages = list[dict[str, str]]
+PREFIX_CACHE = 32  # prefixes whose keys and values are kept: ~14 MB each for SmolLM2 and a 300-token case
 SPECS = "smollm2, hf:<model id or path>, gguf:<file>, openai:<base url>, or fake"
 
 
@@ -78,6 +80,7 @@ class TransformersLLM:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self._outlines = outlines.from_transformers(model, tokenizer)
         self._generators: dict[type, Any] = {}
+        self._prefixes: OrderedDict[str, tuple[Any, torch.Tensor]] = OrderedDict()
 
     def _generator(self, schema: type[BaseModel]):
         if schema not in self._generators:  # compiling is seconds; calling model(prompt, schema) would redo it
@@ -98,30 +101,41 @@ class TransformersLLM:
 
     @torch.no_grad()
     def log_likelihood(self, prefixes: list[str], texts: list[str]) -> np.ndarray:
+        """Each prefix runs through the model once and its keys and values are kept (the last PREFIX_CACHE
+        prefixes): a verifier scores the same cases for several descriptions, and a case's prefix is a few
+        hundred tokens where a description is a dozen. Half the time of padded batches of whole sequences,
+        with the same results (to 3e-6)."""
+        head = self.model.get_output_embeddings()
         out = []
-        for start in range(0, len(texts), self.batch_size):
-            pairs = list(zip(prefixes[start:start + self.batch_size], texts[start:start + self.batch_size], strict=True))
-            encoded = [(self.tokenizer(p, add_special_tokens=False)["input_ids"],
-                        self.tokenizer(t, add_special_tokens=False)["input_ids"]) for p, t in pairs]
-            bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-            rows = [bos + p + t for p, t in encoded]
-            width = max(map(len, rows))
-            ids = torch.full((len(rows), width), self.tokenizer.pad_token_id)
-            mask = torch.zeros(len(rows), width, dtype=torch.long)
-            for i, row in enumerate(rows):
-                ids[i, : len(row)], mask[i, : len(row)] = torch.tensor(row), 1
-            # the vocabulary projection runs only where a text token is predicted: [B, width, vocab] log-probs
-            # would take ~1 GB per batch for SmolLM2's 49k-token vocabulary
-            hidden = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
-            head = self.model.get_output_embeddings()
-            for i, (p, t) in enumerate(encoded):
-                if not t:
-                    out.append(0.0)
-                    continue
-                begin = len(bos) + len(p)
-                logprobs = head(hidden[i, begin - 1:begin - 1 + len(t)]).float().log_softmax(-1)
-                out.append(float(logprobs[torch.arange(len(t)), torch.tensor(t)].mean()))
+        for prefix, text in zip(prefixes, texts, strict=True):
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if not ids:
+                out.append(0.0)
+                continue
+            cache, next_token = self._prefix(prefix)
+            logprobs = [float(next_token[ids[0]])]
+            if len(ids) > 1:
+                hidden = self.model.base_model(input_ids=torch.tensor([ids[:-1]]), past_key_values=cache,
+                                               use_cache=True).last_hidden_state[0]
+                cache.crop(-(len(ids) - 1))  # back to the prefix alone, for the next text
+                logprobs += head(hidden).float().log_softmax(-1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].tolist()
+            out.append(float(np.mean(logprobs)))
         return np.array(out)
+
+    def _prefix(self, prefix: str) -> tuple[Any, torch.Tensor]:
+        """(key/value cache, log-probabilities of the next token) after BOS + prefix."""
+        if prefix in self._prefixes:
+            self._prefixes.move_to_end(prefix)
+            return self._prefixes[prefix]
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        ids = torch.tensor([bos + self.tokenizer(prefix, add_special_tokens=False)["input_ids"]])
+        output = self.model.base_model(input_ids=ids, use_cache=True)
+        # the vocabulary projection runs at the last position only: all of them would take ~60 MB per prefix
+        next_token = self.model.get_output_embeddings()(output.last_hidden_state[0, -1]).float().log_softmax(-1)
+        self._prefixes[prefix] = (output.past_key_values, next_token)
+        if len(self._prefixes) > PREFIX_CACHE:
+            self._prefixes.popitem(last=False)
+        return self._prefixes[prefix]
 
 
 class OpenAILLM:
