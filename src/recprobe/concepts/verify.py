@@ -74,8 +74,8 @@ class EmbeddingVerifier(CalibratedVerifier):
 
 
 class LikelihoodVerifier(CalibratedVerifier):
-    """No generation: how much a case raises a local model's probability of the description, from one batched
-    forward pass.
+    """No generation: how a local model's probability of the description changes with the case it follows
+    (each case's prefix runs through the model once, whatever the number of descriptions).
 
     The score is the pointwise mutual information of case and description, computed from the description's
     side: log P(description | case) - log P(description), which by Bayes' rule equals log P(case | description)
