@@ -127,12 +127,8 @@ def decoder_scores(target: ProbeTarget, sae, latent: int) -> torch.Tensor | None
     return items.detach().float() @ sae.W_dec[latent].detach()
 
 
-def decoder_items(target: ProbeTarget, sae, latent: int, count: int = 20) -> np.ndarray:
-    """[n_items] bool: the ``count`` items whose embeddings have the largest dot product with latent's decoder row."""
-    scores = decoder_scores(target, sae, latent)
-    if scores is None:
-        raise RecprobeError(f"{target.name} has no item embeddings in its representation's space, so decoder "
-                            "directions cannot be read as items; use the metadata concept items instead")
-    mask = np.zeros(target.n_items, dtype=bool)
+def decoder_items(scores: torch.Tensor, count: int = 20) -> np.ndarray:
+    """[n_items] bool: the ``count`` items with the largest ``decoder_scores``."""
+    mask = np.zeros(len(scores), dtype=bool)
     mask[scores.topk(count).indices.numpy()] = True
     return mask

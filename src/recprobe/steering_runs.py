@@ -53,9 +53,9 @@ class SteeringRun:
         feature, items = self.concept_items(latent)
         record: dict[str, Any] = {"latent": latent, "feature": feature,
                                   "metadata": steering_effect(self.target, self.sae, self.split, latent, items, scales)}
-        if decoder_scores(self.target, self.sae, latent) is not None:
-            record["decoder"] = steering_effect(self.target, self.sae, self.split, latent,
-                                                decoder_items(self.target, self.sae, latent), scales)
+        scores = decoder_scores(self.target, self.sae, latent)
+        if scores is not None:  # None: the item embeddings are not in the representation's space
+            record["decoder"] = steering_effect(self.target, self.sae, self.split, latent, decoder_items(scores), scales)
         return record
 
     def steer(self, latent: int, scales: Sequence[float]) -> dict[str, Any]:

@@ -120,10 +120,14 @@ def summarize(records: list[dict[str, Any]], n_latents: int) -> dict[str, Any]:
     }
 
 
+def uses_llm(describer: str, verifier: str) -> bool:
+    return describer == "llm" or verifier in ("llm", "llm-likelihood")
+
+
 def build_stages(describer: str, verifier: str, llm_spec: str, cases: CaseSet, catalog: Catalog, dataset: str,
                  level_mode: LevelMode):
     """The describer and verifier objects, and the LLM (counting its prompts), loaded only when one needs it."""
-    llm = CountingLLM(load_llm(llm_spec)) if "llm" in (describer, verifier) or verifier == "llm-likelihood" else None
+    llm = CountingLLM(load_llm(llm_spec)) if uses_llm(describer, verifier) else None
     prompts = load_prompts()
     made_describer = (MetadataDescriber(cases, catalog) if describer == "metadata"
                       else LLMDescriber(llm, prompts, domain_of(dataset), cases, catalog, levels(cases, level_mode)))
@@ -150,8 +154,7 @@ def interpret_run(run: str | Path, *, data_dir: str | Path | None = None, descri
     folder = run / (folder or (FOLDER if basis == "sae" else f"{FOLDER}-raw"))
     if folder.parent != run:
         raise RecprobeError(f"the concepts folder must be a plain name inside the run folder, got {folder.name!r}")
-    uses_llm = "llm" in (describer, verifier) or verifier == "llm-likelihood"
-    settings = {"describer": describer, "verifier": verifier, "llm": llm if uses_llm else None,
+    settings = {"describer": describer, "verifier": verifier, "llm": llm if uses_llm(describer, verifier) else None,
                 "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode}
     if (folder / "settings.json").exists() and read_json(folder / "settings.json") != settings:
         raise RunFolderError(

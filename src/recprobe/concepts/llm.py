@@ -115,8 +115,12 @@ class TransformersLLM:
             cache, next_token = self._prefix(prefix)
             logprobs = [float(next_token[ids[0]])]
             if len(ids) > 1:
-                hidden = self.model.base_model(input_ids=torch.tensor([ids[:-1]]), past_key_values=cache,
-                                               use_cache=True).last_hidden_state[0]
+                try:
+                    hidden = self.model.base_model(input_ids=torch.tensor([ids[:-1]]), past_key_values=cache,
+                                                   use_cache=True).last_hidden_state[0]
+                except BaseException:  # the cache may hold part of this text now: never reuse it
+                    self._prefixes.pop(prefix, None)
+                    raise
                 cache.crop(-(len(ids) - 1))  # back to the prefix alone, for the next text
                 logprobs += head(hidden).float().log_softmax(-1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].tolist()
             out.append(float(np.mean(logprobs)))
