@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from recprobe.concepts.interpret import interpret_run, read_finished
-from recprobe.concepts.labelers import log_odds
+from recprobe.concepts.cases import CaseSet, LatentSample
+from recprobe.concepts.labelers import MetadataDescriber, items_with, log_odds
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
+from recprobe.data.split import Catalog
 from recprobe.errors import RunFolderError
 from tests.conftest import sae_run
 
@@ -21,6 +23,39 @@ def test_log_odds_ranks_the_enriched_feature_first():
     focus = Counter({"genre: Comedy": 5, "genre: Horror": 20, '"love"': 2})
     scores = log_odds(focus, background + focus)
     assert max(scores, key=scores.get) == "genre: Horror" and scores["genre: Comedy"] < 0
+
+
+def metadata_cases(has_titles: bool) -> tuple[CaseSet, Catalog]:
+    """60 cases over 6 items; latent 0 fires on the 20 cases whose history holds item 0 (a horror film)."""
+    titles = [f"Film {i} (199{i})" for i in range(6)]
+    genres = [["Horror"], ["Comedy"], ["Comedy"], ["Drama"], ["Drama"], ["Comedy"]]
+    catalog = Catalog(titles, [{"genre": g} for g in genres], has_titles=has_titles)
+    rng = np.random.default_rng(0)
+    history = np.full((60, 9), -1)
+    history[:, :3] = rng.integers(1, 6, size=(60, 3))
+    history[:20, 3] = 0
+    values = np.zeros((60, 1), dtype=np.float32)
+    values[:20, 0] = np.linspace(2, 1, 20)
+    cases = CaseSet(np.arange(60), history, rng.integers(1, 6, size=60), values, np.zeros((60, 1), dtype=np.int64))
+    return cases, catalog
+
+
+def test_the_metadata_describer_names_the_enriched_attribute_and_item():
+    cases, catalog = metadata_cases(has_titles=True)
+    describer = MetadataDescriber(cases, catalog)
+    sample = LatentSample(0, "ok", 20, construction=[0, 1], verification=[2, 3], negatives=[40, 41],
+                          calibration=[42, 43])
+    rows = describer.describing_rows(0, sample)
+    assert rows[:2] == [0, 1] and not {2, 3} & set(rows) and len(rows) == 18
+    assert describer.describe(0, rows).startswith('genre: Horror; items like "Film 0 (1990)"')
+    assert describer.top_attribute(0) == "genre: Horror"
+    assert items_with(catalog, '"Film 0 (1990)"').tolist() == [True] + [False] * 5
+
+
+def test_placeholder_titles_are_not_described():
+    cases, catalog = metadata_cases(has_titles=False)
+    describer = MetadataDescriber(cases, catalog)
+    assert "items like" not in describer.describe(0, list(range(20)))
 
 
 def test_calibrated_levels_put_the_threshold_between_the_sets():

@@ -1,13 +1,12 @@
 """The metadata describer (no LLM): what the latent's most activating cases have in common, against all cases.
 
-Each case contributes the attribute values (``genre: Comedy``) and title words of the items it shows. A feature's
+Each case contributes the attribute values (``genre: Comedy``) and the titles of the items it shows. A feature's
 enrichment is its weighted log-odds ratio with an informative Dirichlet prior (Monroe et al. 2008), between the
 latent's describing cases and every case; the description names the few most enriched features.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import numpy as np
@@ -16,20 +15,19 @@ from recprobe.concepts.cases import CaseSet, LatentSample
 from recprobe.concepts.texts import case_items
 from recprobe.data.split import Catalog
 
-STOPWORDS = frozenset(["a", "an", "and", "the", "of", "in", "on", "to", "for", "with", "by", "at", "from", "is", "it", "its", "as", "or", "be", "this", "that", "s", "vs"])
 MAX_FEATURES = 3
 DESCRIBING_CASES = 50  # counts need more cases than N: up to this many activated ones, never verification ones
 
 
 def item_features(catalog: Catalog, item: int) -> set[str]:
-    """Attribute values as ``name: value`` and title words (3+ letters, no stopwords, no years) as ``"word"``."""
+    """Attribute values as ``name: value``, and the item itself as its quoted title where the catalog has
+    titles (a placeholder such as ``item 4521`` names nothing a reader or a verifier could recognise)."""
     features = {f"{name}: {value}" for name, values in catalog.attributes[item].items() for value in values}
-    words = re.findall(r"[a-z][a-z']{2,}", catalog.titles[item].lower())
-    return features | {f'"{w}"' for w in words if w not in STOPWORDS}
+    return features | {f'"{catalog.titles[item]}"'} if catalog.has_titles else features
 
 
 def items_with(catalog: Catalog, feature: str) -> np.ndarray:
-    """[n_items] bool: the items that carry ``feature`` (an attribute value or a title word)."""
+    """[n_items] bool: the items that carry ``feature`` (an attribute value or a quoted title)."""
     return np.array([feature in item_features(catalog, item) for item in range(len(catalog))])
 
 
@@ -76,7 +74,7 @@ class MetadataDescriber:
         return [r for r in ranked if r not in held_out][:DESCRIBING_CASES]
 
     def top_attribute(self, latent: int) -> str | None:
-        """The attribute value (``genre: Horror``; title words aside) most enriched in the latent's most
+        """The attribute value (``genre: Horror``; titles aside) most enriched in the latent's most
         activating cases (all of them: nothing is held out here)."""
         activation = self.cases.activation(latent)
         rows = [int(r) for r in np.argsort(-activation, kind="stable")[:DESCRIBING_CASES] if activation[r] > 0]
@@ -90,19 +88,19 @@ class MetadataDescriber:
         return sorted(((f, s) for f, s in scores.items() if s > 0), key=lambda fs: (-fs[1], fs[0]))
 
     def describe(self, latent: int, rows: list[int]) -> str:
-        """A short phrase from the top enriched features, e.g. ``genre: Animation, Children's; "toy"``."""
+        """A short phrase from the top enriched features, e.g. ``genre: Animation, Children's; items like "Toy Story (1995)"``."""
         top = self.enriched(rows)[:MAX_FEATURES]
         if not top:
             return "no feature stands out"
         attributes: dict[str, list[str]] = {}
-        words = []
+        titles = []
         for feature, _ in top:
             if feature.startswith('"'):
-                words.append(feature)
+                titles.append(feature)
             else:
                 name, _, value = feature.partition(": ")
                 attributes.setdefault(name, []).append(value)
         parts = [f"{name}: {', '.join(values)}" for name, values in attributes.items()]
-        if words:
-            parts.append("titles with " + ", ".join(words))
+        if titles:
+            parts.append("items like " + ", ".join(titles))
         return "; ".join(parts)
