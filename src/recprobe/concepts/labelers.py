@@ -26,6 +26,10 @@ def item_features(catalog: Catalog, item: int) -> set[str]:
     return features | {f'"{catalog.titles[item]}"'} if catalog.has_titles else features
 
 
+def is_title(feature: str) -> bool:
+    return feature.startswith('"')
+
+
 def items_with(catalog: Catalog, feature: str) -> np.ndarray:
     """[n_items] bool: the items that carry ``feature`` (an attribute value or a quoted title)."""
     return np.array([feature in item_features(catalog, item) for item in range(len(catalog))])
@@ -78,7 +82,7 @@ class MetadataDescriber:
         activating cases (all of them: nothing is held out here)."""
         activation = self.cases.activation(latent)
         rows = [int(r) for r in np.argsort(-activation, kind="stable")[:DESCRIBING_CASES] if activation[r] > 0]
-        return next((feature for feature, _ in self.enriched(rows) if not feature.startswith('"')), None)
+        return next((feature for feature, _ in self.enriched(rows) if not is_title(feature)), None)
 
     def enriched(self, rows: list[int]) -> list[tuple[str, float]]:
         focus: Counter = Counter()
@@ -88,14 +92,19 @@ class MetadataDescriber:
         return sorted(((f, s) for f, s in scores.items() if s > 0), key=lambda fs: (-fs[1], fs[0]))
 
     def describe(self, latent: int, rows: list[int]) -> str:
-        """A short phrase from the top enriched features, e.g. ``genre: Animation, Children's; items like "Toy Story (1995)"``."""
-        top = self.enriched(rows)[:MAX_FEATURES]
+        """A short phrase from the top enriched features, e.g. ``genre: Animation, Children's; items like "Toy Story (1995)"``.
+        When only titles make the top, the most enriched attribute value joins them: a reader (and a verifier)
+        learns what kind of items these are, not only examples."""
+        ranked = self.enriched(rows)
+        top = ranked[:MAX_FEATURES]
         if not top:
             return "no feature stands out"
+        if all(is_title(feature) for feature, _ in top):
+            top += [(feature, score) for feature, score in ranked if not is_title(feature)][:1]
         attributes: dict[str, list[str]] = {}
         titles = []
         for feature, _ in top:
-            if feature.startswith('"'):
+            if is_title(feature):
                 titles.append(feature)
             else:
                 name, _, value = feature.partition(": ")
