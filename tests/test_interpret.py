@@ -8,8 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from recprobe.concepts.interpret import interpret_run, read_finished
 from recprobe.concepts.cases import CaseSet, LatentSample
+from recprobe.concepts.interpret import interpret_run, read_finished
 from recprobe.concepts.labelers import MetadataDescriber, items_with, log_odds
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
@@ -50,6 +50,15 @@ def test_the_metadata_describer_names_the_enriched_attribute_and_item():
     assert describer.describe(0, rows).startswith('genre: Horror; items like "Film 0 (1990)"')
     assert describer.top_attribute(0) == "genre: Horror"
     assert items_with(catalog, '"Film 0 (1990)"').tolist() == [True] + [False] * 5
+
+
+def test_an_attribute_joins_a_description_made_only_of_titles():
+    describer = MetadataDescriber(*metadata_cases(has_titles=True))
+    ranked = [('"A (1990)"', 3.0), ('"B (1991)"', 2.0), ('"C (1992)"', 1.5), ("genre: Drama", 1.0), ("genre: War", 0.5)]
+    describer.enriched = lambda rows: ranked
+    assert describer.describe(0, [0]) == 'genre: Drama; items like "A (1990)", "B (1991)", "C (1992)"'
+    describer.enriched = lambda rows: ranked[:3]  # no attribute is enriched at all
+    assert describer.describe(0, [0]) == 'items like "A (1990)", "B (1991)", "C (1992)"'
 
 
 def test_placeholder_titles_are_not_described():

@@ -92,9 +92,9 @@ class MetadataDescriber:
         return sorted(((f, s) for f, s in scores.items() if s > 0), key=lambda fs: (-fs[1], fs[0]))
 
     def describe(self, latent: int, rows: list[int]) -> str:
-        """A short phrase from the top enriched features, e.g. ``genre: Animation, Children's; items like "Toy Story (1995)"``.
+        """A short phrase from the top enriched features, e.g. ``genre: Drama; items like "Boogie Nights (1997)"``.
         When only titles make the top, the most enriched attribute value joins them: a reader (and a verifier)
-        learns what kind of items these are, not only examples."""
+        learns what kind of items these are, not only which."""
         ranked = self.enriched(rows)
         top = ranked[:MAX_FEATURES]
         if not top:
