@@ -82,8 +82,9 @@ class LikelihoodVerifier(CalibratedVerifier):
     - log P(case). The two sides differ only in how well a small model estimates them. A description is a
     dozen tokens and a case a few hundred; in log P(case | "Theme: ...") - log P(case), one theme line barely
     moves the case's likelihood, and SmolLM2-135M's estimate was at chance on real latents (AUROC 0.50), while
-    the description's side reaches 0.72 on the same cases (docs/results.md). log P(description) is the same
-    for every case of a latent and levels are calibrated per latent, so it is left out."""
+    the description's side reaches 0.72 on the same cases and descriptions (docs/results.md).
+    log P(description) is the same for every case of a latent and levels are calibrated per latent, so it is
+    left out."""
 
     name = "llm-likelihood"
 
