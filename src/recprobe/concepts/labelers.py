@@ -27,6 +27,7 @@ def item_features(catalog: Catalog, item: int) -> set[str]:
 
 
 def is_title(feature: str) -> bool:
+    """Features are quoted titles or ``name: value`` attribute values."""
     return feature.startswith('"')
 
 
