@@ -1,0 +1,108 @@
+"""Does a known remedy for dead latents help on a run whose activations vary along few directions?
+
+    python benchmarks/dead_latent_remedies.py runs/ml-100k-bprmf runs/ml-100k-lightgcn --epochs 500
+
+Trains the run's SAE (s = 16, k = 8, the shipped defaults) once per remedy on the same captured activations and
+prints one markdown row each: train FVU, dead fraction, and how many latents fire on at least 10 train vectors
+(enough to be interpreted with N = 5). The remedies, each swapped in for this script only:
+
+- ``shipped``: as ``recprobe train-sae`` trains (method.md section 4).
+- ``auxk-normalised``: AuxK divided by the residual's variance, as sparsify and OpenAI's code do, so that the
+  dead latents keep a signal when the reconstruction is already good (scaled by the batch's variance to keep
+  alpha's meaning).
+- ``auxk-strong``: the same with alpha = 1/4 and k_aux = 512.
+- ``data-init``: each latent's decoder row (and encoder column) starts at a random train vector minus b_dec,
+  so every latent starts out as some vector's best match.
+
+Resampling dead latents (Bricken et al. 2023) was measured earlier and is described in docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+
+from recprobe.sae import train as sae_train
+from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.sae.topk import TopKSAE
+from recprobe.store import ActivationStore
+
+ENOUGH_CASES = 10
+
+
+def normalised_aux_loss(self: TopKSAE, x: torch.Tensor, out) -> torch.Tensor:
+    if out.n_dead == 0:
+        return x.new_zeros(())
+    e = (x - out.x_hat).detach()
+    e_hat = F.embedding_bag(out.aux_indices, self.W_dec, per_sample_weights=out.aux_values, mode="sum")
+    residual_variance = (e - e.mean(0)).pow(2).sum(-1).mean().clamp(min=1e-12)
+    batch_variance = (x - x.mean(0)).pow(2).sum(-1).mean()
+    scale = min(out.n_dead / self.config.k_aux, 1.0) * batch_variance / residual_variance
+    return scale * (e - e_hat).pow(2).sum(-1).mean()
+
+
+def data_initialised_sae(store: ActivationStore, config: SAEConfig, shipped=sae_train.initial_sae) -> TopKSAE:
+    sae = shipped(store, config)
+    vectors = torch.cat(list(store.batches("train", 65_536)))
+    picked = torch.randint(len(vectors), (config.n_latents,), generator=torch.Generator().manual_seed(config.seed))
+    rows = vectors[picked] - sae.b_dec.detach()
+    rows /= rows.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    with torch.no_grad():
+        sae.W_dec.copy_(rows)
+        sae.W_enc.copy_(rows.T)
+    return sae
+
+
+@contextmanager
+def normalised_auxk() -> Iterator[None]:
+    with mock.patch.object(TopKSAE, "aux_loss", normalised_aux_loss):
+        yield
+
+
+REMEDIES: dict[str, tuple[dict, Callable]] = {
+    "shipped": ({}, nullcontext),
+    "auxk-normalised": ({}, normalised_auxk),
+    "auxk-strong": ({"alpha": 0.25, "k_aux": 512}, normalised_auxk),
+    "data-init": ({}, lambda: mock.patch.object(sae_train, "initial_sae", data_initialised_sae)),
+}
+
+
+def row(run: Path, remedy: str, epochs: int) -> str:
+    store = ActivationStore(run / "activations")
+    options, patch = REMEDIES[remedy]
+    with patch():
+        sae, _ = sae_train.train_sae(store, SAEConfig(d_in=store.d, scale=16, k=8, **options),
+                                     SAETrainConfig(epochs=epochs), progress=False)
+    with torch.no_grad():
+        x = torch.cat(list(store.batches("train", 65_536)))
+        values, indices = sae.encode(x)
+        sse = float((x - sae.decode(values, indices)).pow(2).sum())
+        variance = float((x - x.mean(0)).pow(2).sum())
+        fires = torch.bincount(indices[values > 0], minlength=sae.n_latents)
+    cells = [run.name, remedy, f"{sse / variance:.4f}", f"{float((fires == 0).float().mean()):.1%}",
+             str(int((fires >= ENOUGH_CASES).sum()))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders with captured activations")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--remedies", default=",".join(REMEDIES), help="comma-separated, from: " + ", ".join(REMEDIES))
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"| run | remedy | train FVU | dead | latents firing on >= {ENOUGH_CASES} vectors |")
+    print("|" + "---|" * 5)
+    for run in args.runs:
+        for remedy in args.remedies.split(","):
+            print(row(run, remedy, args.epochs), flush=True)
+
+
+if __name__ == "__main__":
+    main()
