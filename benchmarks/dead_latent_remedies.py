@@ -28,6 +28,7 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
+from recprobe.evaluate import reconstruction_metrics
 from recprobe.sae import train as sae_train
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.topk import TopKSAE
@@ -49,9 +50,9 @@ def normalised_aux_loss(self: TopKSAE, x: torch.Tensor, out) -> torch.Tensor:
 
 def data_initialised_sae(store: ActivationStore, config: SAEConfig, shipped=sae_train.initial_sae) -> TopKSAE:
     sae = shipped(store, config)
-    vectors = torch.cat(list(store.batches("train", 65_536)))
-    picked = torch.randint(len(vectors), (config.n_latents,), generator=torch.Generator().manual_seed(config.seed))
-    rows = vectors[picked] - sae.b_dec.detach()
+    generator = torch.Generator().manual_seed(config.seed)
+    sample = next(iter(store.batches("train", 65_536, generator)))  # a shuffled batch: bounded memory
+    rows = sample[torch.randint(len(sample), (config.n_latents,), generator=generator)] - sae.b_dec.detach()
     rows /= rows.norm(dim=1, keepdim=True).clamp(min=1e-12)
     with torch.no_grad():
         sae.W_dec.copy_(rows)
@@ -79,13 +80,13 @@ def row(run: Path, remedy: str, epochs: int) -> str:
     with patch():
         sae, _ = sae_train.train_sae(store, SAEConfig(d_in=store.d, scale=16, k=8, **options),
                                      SAETrainConfig(epochs=epochs), progress=False)
+    fires = torch.zeros(sae.n_latents, dtype=torch.long)
     with torch.no_grad():
-        x = torch.cat(list(store.batches("train", 65_536)))
-        values, indices = sae.encode(x)
-        sse = float((x - sae.decode(values, indices)).pow(2).sum())
-        variance = float((x - x.mean(0)).pow(2).sum())
-        fires = torch.bincount(indices[values > 0], minlength=sae.n_latents)
-    cells = [run.name, remedy, f"{sse / variance:.4f}", f"{float((fires == 0).float().mean()):.1%}",
+        for x in store.batches("train", 65_536):
+            values, indices = sae.encode(x)
+            fires += torch.bincount(indices[values > 0], minlength=sae.n_latents)
+    train = reconstruction_metrics(sae, store, "train")
+    cells = [run.name, remedy, f"{train['fvu']:.4f}", f"{train['dead_fraction']:.1%}",
              str(int((fires >= ENOUGH_CASES).sum()))]
     return "| " + " | ".join(cells) + " |"
 
