@@ -4,15 +4,15 @@
 
 Trains the run's SAE (s = 16, k = 8, the shipped defaults) once per remedy on the same captured activations and
 prints one markdown row each: train FVU, dead fraction, and how many latents fire on at least 10 train vectors
-(enough to be interpreted with N = 5). The remedies, each swapped in for this script only:
+(enough to be interpreted with N = 5). The remedies:
 
 - ``shipped``: as ``recprobe train-sae`` trains (method.md section 4).
-- ``auxk-normalised``: AuxK divided by the residual's variance, as sparsify and OpenAI's code do, so that the
-  dead latents keep a signal when the reconstruction is already good (scaled by the batch's variance to keep
-  alpha's meaning).
+- ``auxk-normalised``: ``aux_scale="residual_variance"``: AuxK divided by the residual's variance, as sparsify
+  and OpenAI's code do, so that the dead latents keep a signal when the reconstruction is already good
+  (times the batch's variance, to keep alpha's meaning).
 - ``auxk-strong``: the same with alpha = 1/4 and k_aux = 512.
-- ``data-init``: each latent's decoder row (and encoder column) starts at a random train vector minus b_dec,
-  so every latent starts out as some vector's best match.
+- ``data-init`` (swapped in by this script only): each latent's decoder row (and encoder column) starts at a
+  random train vector minus b_dec, so every latent starts out as some vector's best match.
 
 Resampling dead latents (Bricken et al. 2023) was measured earlier and is described in docs/results.md.
 """
@@ -20,13 +20,12 @@ Resampling dead latents (Bricken et al. 2023) was measured earlier and is descri
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from unittest import mock
 
 import torch
-import torch.nn.functional as F
 
 from recprobe.evaluate import reconstruction_metrics
 from recprobe.sae import train as sae_train
@@ -35,17 +34,6 @@ from recprobe.sae.topk import TopKSAE
 from recprobe.store import ActivationStore
 
 ENOUGH_CASES = 10
-
-
-def normalised_aux_loss(self: TopKSAE, x: torch.Tensor, out) -> torch.Tensor:
-    if out.n_dead == 0:
-        return x.new_zeros(())
-    e = (x - out.x_hat).detach()
-    e_hat = F.embedding_bag(out.aux_indices, self.W_dec, per_sample_weights=out.aux_values, mode="sum")
-    residual_variance = (e - e.mean(0)).pow(2).sum(-1).mean().clamp(min=1e-12)
-    batch_variance = (x - x.mean(0)).pow(2).sum(-1).mean()
-    scale = min(out.n_dead / self.config.k_aux, 1.0) * batch_variance / residual_variance
-    return scale * (e - e_hat).pow(2).sum(-1).mean()
 
 
 def data_initialised_sae(store: ActivationStore, config: SAEConfig, shipped=sae_train.initial_sae) -> TopKSAE:
@@ -60,16 +48,10 @@ def data_initialised_sae(store: ActivationStore, config: SAEConfig, shipped=sae_
     return sae
 
 
-@contextmanager
-def normalised_auxk() -> Iterator[None]:
-    with mock.patch.object(TopKSAE, "aux_loss", normalised_aux_loss):
-        yield
-
-
 REMEDIES: dict[str, tuple[dict, Callable]] = {
     "shipped": ({}, nullcontext),
-    "auxk-normalised": ({}, normalised_auxk),
-    "auxk-strong": ({"alpha": 0.25, "k_aux": 512}, normalised_auxk),
+    "auxk-normalised": ({"aux_scale": "residual_variance"}, nullcontext),
+    "auxk-strong": ({"aux_scale": "residual_variance", "alpha": 0.25, "k_aux": 512}, nullcontext),
     "data-init": ({}, lambda: mock.patch.object(sae_train, "initial_sae", data_initialised_sae)),
 }
 

@@ -95,6 +95,19 @@ def test_aux_loss_uses_the_residual_and_no_b_dec():
     torch.testing.assert_close(sae.aux_loss(x, out), expected)
 
 
+def test_residual_variance_aux_scale_divides_by_the_residuals_variance():
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    dead = torch.zeros(8, dtype=torch.bool)
+    dead[[0, 5]] = True
+    shape = {"d_in": 4, "n_latents": 8, "scale": None, "k": 1, "k_aux": 2}
+    paper = TopKSAE(SAEConfig(**shape))
+    scaled = TopKSAE(SAEConfig(**shape, aux_scale="residual_variance"))
+    out = paper(x, dead)
+    e = x - out.x_hat
+    ratio = (x - x.mean(0)).pow(2).sum(-1).mean() / (e - e.mean(0)).pow(2).sum(-1).mean()
+    torch.testing.assert_close(scaled.aux_loss(x, scaled(x, dead)), paper.aux_loss(x, out) * ratio)
+
+
 def test_decoder_stays_unit_norm_and_gradient_parallel_part_is_removed():
     sae = TopKSAE(SAEConfig(d_in=4, scale=2, k=2))
     sae.W_dec.grad = sae.W_dec.detach() * 3 + torch.randn(8, 4)

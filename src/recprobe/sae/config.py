@@ -17,6 +17,11 @@ class SAEConfig(BaseModel):
     k: int = Field(8, ge=1, description="Latents kept per vector (TopK).")
     k_aux: int | None = Field(None, ge=1, description="Dead latents used by the AuxK loss (default d_in / 2).")
     alpha: float = Field(1 / 32, ge=0, description="Weight of the AuxK loss.")
+    aux_scale: Literal["paper", "residual_variance"] = Field(
+        "paper", description="'paper': AuxK as the paper writes it. 'residual_variance': AuxK times the batch's "
+        "variance over the residual's (sparsify's and OpenAI's scaling), so dead latents still learn once the "
+        "reconstruction is good; fewer dead latents on representations that vary along few directions.",
+    )
     dead_window: int | None = Field(
         None, ge=1, description="A latent is dead after this many training vectors without firing (default: one epoch)."
     )

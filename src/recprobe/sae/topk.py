@@ -106,12 +106,16 @@ class TopKSAE(nn.Module):
 
     def aux_loss(self, x: torch.Tensor, out: SAEOutput) -> torch.Tensor:
         """AuxK: the top k_aux dead latents (picked by ``forward(x, dead)``) reconstruct the residual
-        e = x - x_hat (no b_dec; e detached), scaled by min(n_dead / k_aux, 1). Zero when no latent is dead."""
+        e = x - x_hat (no b_dec; e detached), scaled by min(n_dead / k_aux, 1), and with
+        ``aux_scale="residual_variance"`` also by var(x) / var(e) over the batch. Zero when no latent is dead."""
         if out.n_dead == 0:
             return x.new_zeros(())
         e = (x - out.x_hat).detach()
         e_hat = F.embedding_bag(out.aux_indices, self.W_dec, per_sample_weights=out.aux_values, mode="sum")
-        return min(out.n_dead / self.config.k_aux, 1.0) * (e - e_hat).pow(2).sum(-1).mean()
+        scale = min(out.n_dead / self.config.k_aux, 1.0)
+        if self.config.aux_scale == "residual_variance":
+            scale = scale * _variance(x) / _variance(e).clamp(min=1e-12)
+        return scale * (e - e_hat).pow(2).sum(-1).mean()
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
@@ -123,6 +127,11 @@ class TopKSAE(nn.Module):
         if self.W_dec.grad is not None:
             parallel = (self.W_dec.grad * self.W_dec).sum(1, keepdim=True)
             self.W_dec.grad -= parallel * self.W_dec
+
+
+def _variance(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance of the rows from their mean."""
+    return (x - x.mean(0)).pow(2).sum(-1).mean()
 
 
 def geometric_median(x: torch.Tensor, iterations: int = 100, tol: float = 1e-6) -> torch.Tensor:
