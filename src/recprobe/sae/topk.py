@@ -107,7 +107,8 @@ class TopKSAE(nn.Module):
     def aux_loss(self, x: torch.Tensor, out: SAEOutput) -> torch.Tensor:
         """AuxK: the top k_aux dead latents (picked by ``forward(x, dead)``) reconstruct the residual
         e = x - x_hat (no b_dec; e detached), scaled by min(n_dead / k_aux, 1), and with
-        ``aux_scale="residual_variance"`` also by var(x) / var(e) over the batch. Zero when no latent is dead."""
+        ``aux_scale="residual_variance"`` also by var(x) / var(e) over the batch (each rank's share of it under
+        torchrun). Zero when no latent is dead."""
         if out.n_dead == 0:
             return x.new_zeros(())
         e = (x - out.x_hat).detach()
