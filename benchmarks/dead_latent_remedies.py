@@ -37,6 +37,7 @@ ENOUGH_CASES = 10
 
 
 def data_initialised_sae(store: ActivationStore, config: SAEConfig, shipped=sae_train.initial_sae) -> TopKSAE:
+    """The shipped start (bound before the patch replaces it), then decoder rows from train vectors."""
     sae = shipped(store, config)
     generator = torch.Generator().manual_seed(config.seed)
     sample = next(iter(store.batches("train", 65_536, generator)))  # a shuffled batch: bounded memory
@@ -79,7 +80,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--remedies", default=",".join(REMEDIES), help="comma-separated, from: " + ", ".join(REMEDIES))
     args = parser.parse_args()
-    torch.manual_seed(0)
     print(f"| run | remedy | train FVU | dead | latents firing on >= {ENOUGH_CASES} vectors |")
     print("|" + "---|" * 5)
     for run in args.runs:
