@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+from recprobe.batches import phase_batches
 from recprobe.data.prepare import leave_one_out
 from recprobe.data.split import Split
-from recprobe.models.evaluate import phase_batches
 from recprobe.target import Batch
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -63,7 +64,8 @@ def synthetic_frame(n_users: int = 40, n_items: int = 30, per_user: int = 12, se
 
 @pytest.fixture
 def split() -> Split:
-    return leave_one_out(synthetic_frame(), "synthetic", {}, min_rating=None, core=3)
+    made = leave_one_out(synthetic_frame(), "synthetic", {}, min_rating=None, core=3)
+    return replace(made, origin={"source": "synthetic", "min_rating": None, "core": 3})
 
 
 def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy") -> Path:
@@ -74,15 +76,22 @@ def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy") -> Path:
     return folder
 
 
+def use_synthetic(monkeypatch, split) -> None:
+    """Every place a run reads its dataset gets the synthetic split."""
+    for where in ("recprobe.runs.fit", "recprobe.runs.run", "recprobe.models.checkpoint"):
+        monkeypatch.setattr(f"{where}.load_dataset", lambda *a, **k: split)
+
+
 def sae_run(split, tmp_path, monkeypatch):
     """A run folder on the synthetic split: a BPRMF, its activations and a small SAE (8 latents, k = 2)."""
-    from recprobe.models import TrainConfig
-    from recprobe.runs import fit_run
-    from recprobe.sae.config import SAETrainConfig
-    from recprobe.sae_runs import capture_run, train_sae_run
+    from recprobe.runs.capture import capture_run
+    from recprobe.runs.sae import train_sae_run
 
-    monkeypatch.setattr("recprobe.runs.load_dataset", lambda *a, **k: split)
-    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
+    from recprobe.models import TrainConfig
+    from recprobe.runs.fit import fit_run
+    from recprobe.sae.config import SAETrainConfig
+
+    use_synthetic(monkeypatch, split)
     run = tmp_path / "run"
     fit_run(run, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=2), progress=False)
     capture_run(run, progress=False)

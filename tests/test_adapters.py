@@ -12,9 +12,9 @@ from recprobe.errors import RecprobeError, UnknownNameError
 from recprobe.hookspecs import hookimpl
 from recprobe.models import MODELS, TrainConfig, build_model
 from recprobe.plugins import collect_adapters, plugin_manager
-from recprobe.runs import fit_run
+from recprobe.runs.fit import fit_run
 from recprobe.testing import ProbeTargetCheckError, check_probe_target
-from tests.conftest import probe_batch
+from tests.conftest import probe_batch, use_synthetic
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -25,10 +25,7 @@ def test_builtin_models_keep_the_probe_target_rules(split, name):
 
 
 def test_load_target_reads_a_run_folder_through_the_builtin_adapter(split, tmp_path, monkeypatch):
-    import recprobe.runs as runs
-
-    monkeypatch.setattr(runs, "load_dataset", lambda *a, **k: split)
-    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
+    use_synthetic(monkeypatch, split)
     fit_run(tmp_path / "run", "sasrec", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=1))
     target = recprobe.load_target("sasrec", run=tmp_path / "run")
     check_probe_target(target, probe_batch(split, target.max_history))
@@ -50,7 +47,7 @@ def test_unknown_adapter_option_is_refused(tmp_path):
 
 def test_every_adapter_is_listed_with_its_package():
     listed = recprobe.adapters()
-    assert set(listed) == {*MODELS, "recbole"}
+    assert set(listed) == {*MODELS, "recbole", "torch"}
     assert {(e.package, e.version) for e in listed.values()} == {("recprobe", recprobe.__version__)}
 
 

@@ -35,7 +35,7 @@ def test_captured_rows_are_what_the_model_represents(split, tmp_path, name):
         expected = model.represent(probe_batch(split, model.max_history, n=split.n_users))
     torch.testing.assert_close(test.activations, expected)
     assert torch.equal(test.users, torch.arange(split.n_users))
-    assert store.provenance["fingerprint"] == split.fingerprint
+    assert store.provenance["dataset"] == split.fingerprint
 
 
 def test_capture_all_positions_matches_history_prefixes(split, tmp_path):

@@ -121,13 +121,13 @@ def test_train_sae_without_capture_says_what_to_run(capsys, tmp_path, toy):
     out = tmp_path / "run"
     run_cli(capsys, *fit_args(toy, out, "--epochs", "1"))
     code, _, err = run_cli(capsys, "train-sae", "--run", str(out), "--data-dir", str(toy.parent))
-    assert_one_line_error(code, err, "no finished activation store", "recprobe capture")
+    assert_one_line_error(code, err, "has no activations; run `recprobe capture --run", "first")
 
 
 def test_interpret_without_an_sae_says_what_to_run(capsys, tmp_path, toy):
     out = tmp_path / "run"
     run_cli(capsys, *fit_args(toy, out, "--epochs", "1"))
     code, _, err = run_cli(capsys, "interpret", "--run", str(out), "--llm", "fake")
-    assert_one_line_error(code, err, "holds no SAE", "recprobe train-sae")
+    assert_one_line_error(code, err, "has no SAE; run `recprobe train-sae --run", "first")
     code, _, err = run_cli(capsys, "interpret", "--run", str(out), "--verifier", "vibes")
     assert_one_line_error(code, err, "verifier one of embedding, llm, llm-likelihood", "'vibes'")

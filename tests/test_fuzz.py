@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import struct
 
 import pytest
@@ -84,6 +85,7 @@ def test_sae_cfg_json_loads_or_refuses(tmp_path, cfg, broken_json):
 def test_safetensors_headers_load_or_refuse(tmp_path, cut, noise, how):
     """Damaged SAE weights and activation shards: cut short, a forged header length, junk appended."""
     folder = save_sae(TopKSAE(SAEConfig(d_in=4, scale=2, k=2)), tmp_path / "sae", {})
+    shutil.rmtree(tmp_path / "store", ignore_errors=True)  # hypothesis reuses tmp_path across examples
     writer = ActivationWriter(tmp_path / "store", 4, {})
     writer.append("train", Rows(torch.zeros(5, 4), torch.arange(5), torch.zeros(5, dtype=torch.long)))
     store = ActivationStore(writer.close())

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from recprobe.concepts.cases import CaseSet, LatentSample
-from recprobe.concepts.interpret import interpret_run, read_finished
+from recprobe.concepts.records import read_records, repair_records
+from recprobe.runs.interpret import interpret_run
 from recprobe.concepts.labelers import MetadataDescriber, items_with, log_odds
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
@@ -81,11 +82,22 @@ def test_confidence_and_auroc():
     assert auroc(np.array([3.0, 2.0]), np.array([1.0, 2.0])) == 0.875
 
 
-def test_a_partial_last_line_is_dropped(tmp_path):
+def test_a_reader_skips_damaged_lines_and_never_changes_the_file(tmp_path):
     path = tmp_path / "concepts.jsonl"
-    path.write_text('{"latent": 0, "status": "insufficient", "n_active": 1}\n{"latent": 1, "sta')
-    assert [r["latent"] for r in read_finished(path)] == [0]
-    assert path.read_text().endswith("}\n")
+    good = ['{"latent": 0, "status": "insufficient", "n_active": 1}', '{"latent": 2, "status": "insufficient", "n_active": 0}']
+    text = f'{good[0]}\nnot json\nnull\n{good[1]}\n{{"latent": 1, "sta'
+    path.write_text(text)
+    found = read_records(tmp_path)
+    assert [r["latent"] for r in found.records] == [0, 2] and found.damaged == ["not json", "null", '{"latent": 1, "sta']
+    assert path.read_text() == text  # readers never write
+
+
+def test_repair_keeps_the_good_lines_and_moves_the_damaged_ones_aside(tmp_path):
+    path = tmp_path / "concepts.jsonl"
+    path.write_text('{"latent": 0, "status": "ok"}\n{broken\n{"latent": 3, "status": "ok"}\n')
+    assert [r["latent"] for r in repair_records(tmp_path).records] == [0, 3]
+    assert path.read_text() == '{"latent": 0, "status": "ok"}\n{"latent": 3, "status": "ok"}\n'
+    assert (tmp_path / "concepts.damaged.jsonl").read_text() == "{broken\n"
 
 
 @pytest.mark.slow
@@ -103,8 +115,9 @@ def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypat
     assert records[2] == json.loads(lines[2])  # redone identically
     ok = [r for r in records if r["status"] == "ok"]
     assert all(0 <= r["confidence"] <= 1 and len(r["levels"]) == 4 for r in ok)
-    with pytest.raises(RunFolderError, match="remove .* to start over"):
+    with pytest.raises(RunFolderError, match=r"another n .*start it over with `recprobe interpret --run .* --overwrite`"):
         interpret_run(run, n=3, progress=False)
+    assert interpret_run(run, n=3, latents=range(2), overwrite=True, progress=False)["interpreted"] == 2
 
 
 @pytest.mark.slow
@@ -190,12 +203,14 @@ def test_concepts_export_as_parquet_and_push_beside_the_sae(split, tmp_path, mon
     import huggingface_hub.constants
 
     from recprobe.concepts.export import export_tables
+    from recprobe.runs import Run
     from recprobe.sae.hub import push_to_hub
     from tests.hub_standin import HubStandIn
 
     run = sae_run(split, tmp_path, monkeypatch)
     interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, latents=range(4), progress=False)
-    tables = export_tables(run / "concepts", split.catalog)
+    opened = Run.open(run)
+    tables = export_tables(opened.cases(), opened.concepts(), split.catalog, tmp_path / "tables")
     cases = datasets.Dataset.from_parquet(str(tables["cases"]))
     assert len(cases) == split.n_users and cases[0]["predicted"].startswith("item ")
     concepts = datasets.Dataset.from_parquet(str(tables["concepts"]))

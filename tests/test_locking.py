@@ -9,10 +9,11 @@ import sys
 import time
 
 import pytest
+from recprobe.runs.layout import LOCK
+from recprobe.runs.lock import run_lock
 
 from recprobe.cli import main
 from recprobe.errors import RunFolderError
-from recprobe.locking import LOCK, run_lock
 
 
 def test_a_second_command_on_a_busy_run_is_refused(tmp_path, capsys):
@@ -30,7 +31,7 @@ def test_a_second_command_on_a_busy_run_is_refused(tmp_path, capsys):
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     run = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from recprobe.locking import run_lock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from recprobe.runs.lock import run_lock\n"
                                "with run_lock(sys.argv[1], 'fit'):\n print('held', flush=True); time.sleep(600)", str(run)],
                               stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

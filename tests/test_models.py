@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from recprobe.batches import phase_batches
 from recprobe.models import (
     MODELS,
     TrainConfig,
@@ -13,7 +14,6 @@ from recprobe.models import (
     load_recommender,
     save_recommender,
 )
-from recprobe.models.evaluate import phase_batches
 from recprobe.models.train import TrainingSamples
 
 ALL = sorted(MODELS)

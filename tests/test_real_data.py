@@ -7,7 +7,7 @@ import pytest
 from recprobe.data import load_dataset
 from recprobe.io import read_json
 from recprobe.models import MODELS
-from recprobe.runs import fit_run
+from recprobe.runs.fit import fit_run
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,12 @@ import shutil
 import subprocess
 
 import pytest
+from recprobe.runs.steering import SteeringRun
 
 from recprobe.cli import main
-from recprobe.concepts.interpret import interpret_run
+from recprobe.runs.interpret import interpret_run
 from recprobe.errors import RunFolderError
 from recprobe.report import build_report
-from recprobe.steering_runs import SteeringRun
 from tests.conftest import sae_run
 
 
@@ -46,11 +46,11 @@ def test_report_pages_and_links(reported_run):
 def test_report_needs_an_sae(split, tmp_path, monkeypatch, capsys):
     run = sae_run(split, tmp_path, monkeypatch)
     shutil.rmtree(run / "sae")
-    with pytest.raises(RunFolderError, match="has no SAE to report on; run `recprobe train-sae"):
+    with pytest.raises(RunFolderError, match="has no SAE; run `recprobe train-sae --run .*` first"):
         build_report(run)
     with pytest.raises(SystemExit) as exit_info:
         main(["report", "--run", str(run)])
-    assert exit_info.value.code == 2 and "has no SAE to report on" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "has no SAE; run `recprobe train-sae" in capsys.readouterr().err
 
 
 @pytest.mark.slow

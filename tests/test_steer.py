@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from recprobe.runs.steering import SteeringRun
 
 from recprobe.cli import main
 from recprobe.debias import average_ranks, spearman, top10_report
@@ -16,7 +17,6 @@ from recprobe.errors import RecprobeError, RunFolderError
 from recprobe.models import load_recommender
 from recprobe.sae import SAEConfig, TopKSAE, load_sae
 from recprobe.steer import Edit, latent_values, steered, steering_effect, top_items
-from recprobe.steering_runs import SteeringRun
 from tests.conftest import sae_run
 
 
@@ -96,11 +96,11 @@ def test_steering_effect_and_debias_report_on_a_real_run(split, tmp_path, monkey
 def test_steering_a_run_without_an_sae_is_refused(split, tmp_path, monkeypatch, capsys):
     run = sae_run(split, tmp_path, monkeypatch)
     (run / "sae" / "cfg.json").unlink()
-    with pytest.raises(RunFolderError, match="has no SAE to steer with; run `recprobe train-sae"):
+    with pytest.raises(RunFolderError, match="has no SAE; run `recprobe train-sae --run .*` first"):
         SteeringRun(run)
     with pytest.raises(SystemExit) as exit_info:
         main(["steer", "--run", str(run), "--latent", "0", "--scale", "10"])
-    assert exit_info.value.code == 2 and "has no SAE to steer with" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "has no SAE; run `recprobe train-sae" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_latent_out_of_range_and_a_non_finite_scale(split, tmp_path, monkeypatch, capsys):
@@ -118,7 +118,7 @@ def _all_users(split, target):
 
 
 def _batch(split, target, users):
-    from recprobe.models.evaluate import phase_batches
+    from recprobe.batches import phase_batches
 
     return phase_batches(split, "test", target.max_history)(users)
 

@@ -5,12 +5,13 @@ sparse autoencoder on it, name its latents, and steer the model with them.
 """
 
 from recprobe.adapters.torch import LastValid, Position, wrap
+from recprobe.batches import phase_batches
 from recprobe.data import Catalog, Split, load_dataset
 from recprobe.errors import RecprobeError
 from recprobe.metrics import evaluate_ranking
-from recprobe.models import build_model, load_recommender
-from recprobe.models.evaluate import phase_batches
+from recprobe.models import build_model
 from recprobe.plugins import adapters, load_target
+from recprobe.runs import Run
 from recprobe.sae import SAEConfig, TopKSAE
 from recprobe.target import Batch, ProbeTarget
 
@@ -23,6 +24,8 @@ __all__ = [
     "Position",
     "ProbeTarget",
     "RecprobeError",
+    "Run",
+    "Run",
     "SAEConfig",
     "Split",
     "TopKSAE",
@@ -30,7 +33,6 @@ __all__ = [
     "build_model",
     "evaluate_ranking",
     "load_dataset",
-    "load_recommender",
     "load_target",
     "phase_batches",
     "wrap",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,20 +10,31 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from recprobe.data.split import Split, last_window
+from recprobe.batches import position_batches
+from recprobe.data.split import Split
 from recprobe.errors import RecprobeError
-from recprobe.models.evaluate import phase_batches
+from recprobe.io import write_folder
 from recprobe.store import ActivationStore, ActivationWriter, Rows
-from recprobe.target import Batch, ProbeTarget
+from recprobe.target import ProbeTarget
 
-Positions = Literal["last", "all"]
+Positions = Literal["auto", "last", "all"]
 SPLITS = ("train", "dev", "test")
+
+
+def resolve_positions(positions: Positions, max_history: int) -> Positions:
+    """``auto``: every train position for a sequential target (the method's default), the last for a general one."""
+    if positions not in ("auto", "last", "all"):
+        raise RecprobeError(f"positions must be 'auto', 'last' or 'all', got {positions!r}")
+    if positions == "auto":
+        return "all" if max_history else "last"
+    return positions
 
 
 def rows_to_probe(split: Split, part: str, max_history: int, positions: Positions) -> tuple[np.ndarray, np.ndarray]:
     """(users, sequence positions) of the rows captured for ``part``. train/last: each user before their last
     train item; train/all: before every train item that has a history (sequential models); dev and test:
     each user as evaluated."""
+    positions = resolve_positions(positions, max_history)
     n_train = np.diff(split.train_offsets)
     users = np.arange(split.n_users)
     if part == "dev":
@@ -42,37 +53,35 @@ def rows_to_probe(split: Split, part: str, max_history: int, positions: Position
     return split.train_users[flat], flat - split.train_offsets[split.train_users[flat]]
 
 
-def batches_at(split: Split, users: np.ndarray, positions: np.ndarray, max_history: int, batch_size: int) -> Iterator[Batch]:
-    """Batches whose history for (user, position) is the user's items before that position."""
-    offsets, items = split.sequences("test")  # train items then the dev item, per user
-    by_user = phase_batches(split, "dev", 0)  # general models read user ids only
-    for start in range(0, len(users), batch_size):
-        u, p = users[start:start + batch_size], positions[start:start + batch_size]
-        if max_history == 0:
-            yield by_user(u)
-            continue
-        history, lengths = last_window(offsets, items, u, offsets[u] + p, max_history, split.pad_item)
-        yield Batch(torch.from_numpy(u), torch.from_numpy(history), torch.from_numpy(lengths))
-
-
 @torch.no_grad()
 def capture(
     target: ProbeTarget, split: Split, folder: str | Path, *, parts: Sequence[str] = SPLITS,
-    positions: Positions = "last", batch_size: int = 1024, provenance: dict[str, Any] | None = None,
+    positions: Positions = "auto", batch_size: int = 1024, provenance: dict[str, Any] | None = None,
     progress: bool = True,
 ) -> ActivationStore:
-    """Write ``target``'s activations for each of ``parts`` to ``folder``; memory holds one batch and one shard."""
+    """Write ``target``'s activations for each of ``parts`` to ``folder``; memory holds one batch and one shard.
+    The store is built beside ``folder`` and swapped in only when complete: a failed or killed capture leaves
+    the previous store as it was."""
+    if batch_size < 1:
+        raise RecprobeError(f"batch size must be at least 1, got {batch_size}")
+    if not parts:
+        raise RecprobeError(f"no split to capture; give some of {', '.join(SPLITS)}")
+    positions = resolve_positions(positions, target.max_history)
     plan = {part: rows_to_probe(split, part, target.max_history, positions) for part in parts}
-    provenance = {"target": target.name, "dataset": split.name, "fingerprint": split.fingerprint,
+    provenance = {"target": target.name, "dataset": split.fingerprint, "dataset_name": split.name,
                   "positions": positions, **(provenance or {})}
-    writer = ActivationWriter(folder, target.d_model, provenance)
-    with Progress(disable=not progress, transient=True) as bar:
-        for part, (users, pos) in plan.items():
-            task = bar.add_task(f"capture {part}", total=len(users))
-            done = 0
-            for batch in batches_at(split, users, pos, target.max_history, batch_size):
-                reps = target.represent(batch).float().cpu()
-                writer.append(part, Rows(reps, batch.users, torch.from_numpy(pos[done:done + len(batch)])))
-                done += len(batch)
-                bar.advance(task, len(batch))
-    return ActivationStore(writer.close())
+
+    def write(staging: Path) -> None:
+        writer = ActivationWriter(staging, target.d_model, provenance)
+        with Progress(disable=not progress, transient=True) as bar:
+            for part, (users, pos) in plan.items():
+                task = bar.add_task(f"capture {part}", total=len(users))
+                done = 0
+                for batch in position_batches(split, users, pos, target.max_history, batch_size):
+                    reps = target.represent(batch).float().cpu()
+                    writer.append(part, Rows(reps, batch.users, torch.from_numpy(pos[done:done + len(batch)])))
+                    done += len(batch)
+                    bar.advance(task, len(batch))
+        writer.close()
+
+    return ActivationStore(write_folder(folder, write))

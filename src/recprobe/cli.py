@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from recprobe.errors import RecprobeError
+from recprobe.models.train import TrainConfig
+from recprobe.sae.config import SAEConfig, SAETrainConfig
 
 app = typer.Typer(
     help="recprobe: probe recommenders, train sparse autoencoders on them, name and steer their latents.",
@@ -26,8 +29,20 @@ DataDir = Annotated[
 ]
 
 
-def _parse_options(pairs: list[str]) -> dict[str, object]:
-    options = {}
+def from_config(config: type[BaseModel], name: str, *flags: str) -> typer.models.OptionInfo:
+    """A CLI option whose help is the config field's own description (its default comes from ``default``)."""
+    return typer.Option(*flags, help=config.model_fields[name].description)
+
+
+def default(config: type[BaseModel], name: str):
+    """The config field's default: the one place each default is written."""
+    return config.model_fields[name].default
+
+
+def _parse_options(pairs: list[str], named: dict[str, object] | None = None) -> dict[str, object]:
+    """``--option KEY=VALUE`` pairs (values parsed as JSON where they can be); a key that a named option of the
+    command also sets is refused rather than silently overriding it."""
+    options: dict[str, object] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -36,7 +51,12 @@ def _parse_options(pairs: list[str]) -> dict[str, object]:
             options[key.replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
             options[key.replace("-", "_")] = value
-    return options
+    clash = sorted(set(options) & set(named or {}))
+    if clash:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in clash)
+        raise typer.BadParameter(f"{', '.join(clash)} is set by its own option ({flags}); use that instead",
+                                 param_hint="--option")
+    return {**(named or {}), **options}
 
 
 def metrics_table(title: str, columns: dict[str, dict[str, float]]) -> Table:
@@ -47,35 +67,44 @@ def metrics_table(title: str, columns: dict[str, dict[str, float]]) -> Table:
     return table
 
 
+Dataset = Annotated[str, typer.Option(help="ml-100k, ml-1m, grocery, or a folder of RecBole/ReChorus files.")]
+MinRating = Annotated[float, typer.Option(help="Ratings at least this are positives (negative: keep all).")]
+Core = Annotated[int, typer.Option(help="Iterative k-core filter on users and items.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace a different run already in --out, and everything made from it.")]
+
+
+def _min_rating(value: float) -> float | None:
+    return None if value < 0 else value
+
+
 @app.command()
 def fit(
     model: Annotated[str, typer.Option(help="bprmf, lightgcn, sasrec or timirec.")],
-    dataset: Annotated[str, typer.Option(help="ml-100k, ml-1m, grocery, or a folder of RecBole/ReChorus files.")],
+    dataset: Dataset,
     out: Annotated[Path, typer.Option(help="Run folder, e.g. runs/NAME.")],
     data_dir: DataDir = None,
-    epochs: Annotated[int, typer.Option(help="Most epochs per stage (early stopping usually ends sooner).")] = 200,
-    patience: Annotated[int, typer.Option(help="Epochs without a better dev NDCG@10 before stopping.")] = 10,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the model's tuned value).")] = None,
-    l2: Annotated[float | None, typer.Option(help="Adam weight decay (default: the model's tuned value).")] = None,
-    loss: Annotated[str | None, typer.Option(help="bpr or ce (default: the model's).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Training samples per step.")] = 256,
+    epochs: Annotated[int, from_config(TrainConfig, "epochs")] = default(TrainConfig, "epochs"),
+    patience: Annotated[int, from_config(TrainConfig, "patience")] = default(TrainConfig, "patience"),
+    lr: Annotated[float | None, from_config(TrainConfig, "lr")] = default(TrainConfig, "lr"),
+    l2: Annotated[float | None, from_config(TrainConfig, "l2")] = default(TrainConfig, "l2"),
+    loss: Annotated[str | None, from_config(TrainConfig, "loss")] = default(TrainConfig, "loss"),
+    batch_size: Annotated[int, from_config(TrainConfig, "batch_size")] = default(TrainConfig, "batch_size"),
     d: Annotated[int, typer.Option("--d", help="Embedding size.")] = 64,
     option: Annotated[list[str], typer.Option(help="Model option KEY=VALUE, e.g. n_layers=2 (repeatable).")] = [],  # noqa: B006
-    min_rating: Annotated[float, typer.Option(help="Ratings at least this are positives (negative: keep all).")] = 4,
-    core: Annotated[int, typer.Option(help="Iterative k-core filter on users and items.")] = 5,
-    seed: int = 0,
-    device: Annotated[str, typer.Option(help="torch device: cpu, cuda, cuda:1...")] = "cpu",
-    overwrite: Annotated[bool, typer.Option(help="Replace a different run already in --out.")] = False,
+    min_rating: MinRating = 4,
+    core: Core = 5,
+    seed: Annotated[int, from_config(TrainConfig, "seed")] = default(TrainConfig, "seed"),
+    device: Annotated[str, from_config(TrainConfig, "device")] = default(TrainConfig, "device"),
+    overwrite: Overwrite = False,
 ) -> None:
-    """Train a built-in recommender and write runs/NAME/recommender/ (weights, config, metrics)."""
-    from recprobe.models.train import TrainConfig
-    from recprobe.runs import fit_run
+    """Train a built-in recommender into RUN/recommender/ (weights, config, metrics) and make RUN a run folder."""
+    from recprobe.runs.fit import fit_run
 
     train = TrainConfig(epochs=epochs, patience=patience, lr=lr, l2=l2, loss=loss, batch_size=batch_size,
                         seed=seed, device=device)
     metrics, reused = fit_run(
-        out, model, dataset, data_dir=data_dir, min_rating=None if min_rating < 0 else min_rating, core=core,
-        model_options={"d": d, **_parse_options(option)}, train=train, overwrite=overwrite,
+        out, model, dataset, data_dir=data_dir, min_rating=_min_rating(min_rating), core=core,
+        model_options=_parse_options(option, {"d": d}), train=train, overwrite=overwrite,
     )
     if reused:
         console.print(f"{out} already holds this run; showing its metrics (pass --overwrite to retrain).")
@@ -87,32 +116,75 @@ def fit(
 
 
 @app.command()
+def probe(
+    adapter: Annotated[str, typer.Option(help="Adapter name (`recprobe adapters` lists them), e.g. recbole.")],
+    dataset: Dataset,
+    out: Annotated[Path, typer.Option(help="Run folder to create, e.g. runs/NAME.")],
+    option: Annotated[list[str], typer.Option(help="Adapter option KEY=VALUE, e.g. checkpoint=saved/BPR.pth (repeatable).")] = [],  # noqa: B006
+    data_dir: DataDir = None,
+    min_rating: MinRating = 4,
+    core: Core = 5,
+    untrained_ok: Annotated[bool, typer.Option(help="Accept a target that ranks the held-out items near random (weights fresh on purpose).")] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Create a run folder for any recommender an adapter opens (RecBole, a plugin, your torch model)."""
+    import shlex
+    import sys
+
+    from recprobe.data import load_dataset
+    from recprobe.plugins import load_target
+    from recprobe.runs import Run
+
+    options = _parse_options(option)
+    split = load_dataset(dataset, data_dir, min_rating=_min_rating(min_rating), core=core)
+    target = load_target(adapter, **({"data_dir": data_dir} if data_dir and _takes_data_dir(adapter) else {}), **options)
+    command = shlex.join(["recprobe", *[a for a in sys.argv[1:] if a not in ("--overwrite", "--untrained-ok")]])
+    run = Run.create(out, target, split, adapter=adapter, options=options, untrained_ok=untrained_ok,
+                     overwrite=overwrite, command=command if sys.argv[1:2] == ["probe"] else None)
+    check = run.record["ranking_check"]
+    console.print(f"{run.target.name} on {split.name}: d = {run.target.d_model}, {split.n_items:,} items "
+                  f"(ids {run.record['target']['ids']}); HR@10 {check['HR@10']:.4f} on {check['users']} test users "
+                  f"(random: {check['random HR@10']:.4f}) -> {out / 'run.json'}")
+
+
+def _takes_data_dir(adapter: str) -> bool:
+    from recprobe.plugins import adapters as registered
+
+    entry = registered().get(adapter)
+    return entry is not None and "data_dir" in entry.adapter.Options.model_fields
+
+
+RunOption = Annotated[Path, typer.Option(help="Run folder (made by `recprobe probe` or `recprobe fit`).")]
+
+
+@app.command()
 def evaluate(
-    run: Annotated[Path, typer.Option(help="Run folder with a trained recommender.")],
+    run: RunOption,
     data_dir: DataDir = None,
     sampled: Annotated[bool, typer.Option(help="Rank among 99 sampled negatives instead of all items.")] = False,
 ) -> None:
-    """Evaluate a trained recommender on dev and test."""
-    from recprobe.models import evaluate_model, load_recommender
+    """Evaluate the run's recommender on dev and test (full ranking, seen items masked)."""
+    from recprobe.runs import Run
 
-    model, split = load_recommender(run, data_dir)
-    rows = {phase: evaluate_model(model, split, phase, sampled=sampled) for phase in ("dev", "test")}
-    console.print(metrics_table(f"{model.name} on {split.name} ({'sampled-99' if sampled else 'full ranking'})", rows))
+    opened = Run.open(run, data_dir=data_dir)
+    rows = {phase: opened.evaluate(phase, sampled=sampled) for phase in ("dev", "test")}
+    console.print(metrics_table(f"{opened.target.name} on {opened.split.name} "
+                                f"({'sampled-99' if sampled else 'full ranking'})", rows))
 
 
 @app.command()
 def capture(
-    run: Annotated[Path, typer.Option(help="Run folder with a trained recommender.")],
+    run: RunOption,
     splits: Annotated[str, typer.Option(help="Comma-separated: train, dev, test.")] = "train,dev,test",
-    positions: Annotated[str, typer.Option(help="last: one row per user; all: every train position (sequential models).")] = "last",
+    positions: Annotated[str, typer.Option(help="auto: every train position for sequential models, the last for general ones; last: one row per user; all: every train position.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Users probed at once.")] = 1024,
     data_dir: DataDir = None,
 ) -> None:
     """Probe the run's recommender and write RUN/activations/ (safetensors shards + index)."""
-    from recprobe.sae_runs import capture_run
+    from recprobe.runs.capture import capture_run
 
-    if positions not in ("last", "all"):
-        raise typer.BadParameter(f"expected 'last' or 'all', got {positions!r}", param_hint="--positions")
+    if positions not in ("auto", "last", "all"):
+        raise typer.BadParameter(f"expected 'auto', 'last' or 'all', got {positions!r}", param_hint="--positions")
     store = capture_run(run, data_dir=data_dir, parts=tuple(s.strip() for s in splits.split(",") if s.strip()),
                         positions=positions, batch_size=batch_size)  # type: ignore[arg-type]
     rows = ", ".join(f"{part} {store.n_rows(part):,}" for part in store.splits())
@@ -121,23 +193,22 @@ def capture(
 
 @app.command("train-sae")
 def train_sae(
-    run: Annotated[Path, typer.Option(help="Run folder with captured activations.")],
-    scale: Annotated[int, typer.Option(help="n_latents = scale * d_in.")] = 16,
-    k: Annotated[int, typer.Option(help="Latents kept per vector (TopK).")] = 8,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the train activations (default: enough to see 2M vectors, 5 to 500).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Vectors per step.")] = 64,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    seed: int = 0,
-    option: Annotated[list[str], typer.Option(help="SAEConfig field KEY=VALUE, e.g. alpha=0.05 (repeatable).")] = [],  # noqa: B006
-    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    run: RunOption,
+    scale: Annotated[int, from_config(SAEConfig, "scale")] = default(SAEConfig, "scale"),
+    k: Annotated[int, from_config(SAEConfig, "k")] = default(SAEConfig, "k"),
+    epochs: Annotated[int | None, from_config(SAETrainConfig, "epochs")] = default(SAETrainConfig, "epochs"),
+    batch_size: Annotated[int, from_config(SAETrainConfig, "batch_size")] = default(SAETrainConfig, "batch_size"),
+    lr: Annotated[float, from_config(SAETrainConfig, "lr")] = default(SAETrainConfig, "lr"),
+    seed: Annotated[int, from_config(SAEConfig, "seed")] = default(SAEConfig, "seed"),
+    option: Annotated[list[str], typer.Option(help="Another SAEConfig field KEY=VALUE, e.g. alpha=0.05 (repeatable).")] = [],  # noqa: B006
+    device: Annotated[str, from_config(SAETrainConfig, "device")] = default(SAETrainConfig, "device"),
     data_dir: DataDir = None,
 ) -> None:
     """Train a TopK SAE on RUN/activations and write RUN/sae/ (cfg.json, weights, metrics.json, model card)."""
-    from recprobe.sae.config import SAETrainConfig
-    from recprobe.sae_runs import train_sae_run
+    from recprobe.runs.sae import train_sae_run
 
     metrics = train_sae_run(
-        run, {"scale": scale, "k": k, "seed": seed, **_parse_options(option)},
+        run, _parse_options(option, {"scale": scale, "k": k, "seed": seed}),
         SAETrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device), data_dir=data_dir,
     )
     if not metrics:  # a rank other than 0 under torchrun: rank 0 reports
@@ -157,7 +228,7 @@ def train_sae(
 
 @app.command()
 def interpret(
-    run: Annotated[Path, typer.Option(help="Run folder with a trained SAE.")],
+    run: RunOption,
     n: Annotated[int, typer.Option("--n", help="Cases per set: N construction, N verification, N non-activated.")] = 5,
     latents: Annotated[str | None, typer.Option(help="Latents to interpret, e.g. 0-99 or 3,17 (default: all).")] = None,
     level_mode: Annotated[str, typer.Option(help="max (per latent) or quantile (global deciles).")] = "max",
@@ -167,24 +238,27 @@ def interpret(
     raw: Annotated[bool, typer.Option("--raw", help="Interpret the representation's raw dimensions (BaseModel row).")] = False,
     folder: Annotated[str | None, typer.Option(help="Folder inside RUN for the results (default: concepts, or concepts-raw).")] = None,
     seed: int = 0,
+    overwrite: Annotated[bool, typer.Option(help="Start the concepts folder over (it was made with other settings, another SAE or other cases).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Describe each SAE latent, verify the description on unseen cases, and score it (RUN/concepts/)."""
-    from recprobe.concepts.interpret import interpret_run
+    from recprobe.runs.interpret import interpret_run
 
     if level_mode not in ("max", "quantile"):
         raise typer.BadParameter(f"expected 'max' or 'quantile', got {level_mode!r}", param_hint="--level-mode")
     summary = interpret_run(run, data_dir=data_dir, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
-                            basis="raw" if raw else "sae", folder=folder)
+                            basis="raw" if raw else "sae", folder=folder, overwrite=overwrite)
     counts = summary["concepts"]
     if summary["item_text"] != "titles":
-        err.print(f"note: {summary['item_text']}")
+        err.print(f"note: {summary['item_text']}", markup=False, highlight=False)
+    if summary.get("repair_note"):
+        err.print(f"note: {summary['repair_note']}", markup=False, highlight=False)
     console.print(f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
                   f"activated cases, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
                   f"random-description baseline {summary['mean_baseline_confidence']}; intra-concept similarity "
-                  f"{summary['intra_similarity']}, inter {summary['inter_similarity']} -> {run / (folder or ('concepts-raw' if raw else 'concepts'))}")
+                  f"{summary['intra_similarity']}, inter {summary['inter_similarity']} -> {summary['folder']}")
 
 
 def _parse_latents(spec: str | None) -> list[int] | None:
@@ -209,14 +283,14 @@ def _steering_table(title: str, effect: dict) -> Table:
 
 @app.command()
 def steer(
-    run: Annotated[Path, typer.Option(help="Run folder with a trained SAE.")],
+    run: RunOption,
     latent: Annotated[int | None, typer.Option(help="The latent to scale.")] = None,
     scale: Annotated[list[float], typer.Option(help="Factor for the latent (repeatable), e.g. --scale -10 --scale 10.")] = [],  # noqa: B006
     table7: Annotated[bool, typer.Option("--table7", help="Paper Table 7: the 3 most confident concepts at -10x, 1x, +10x (needs `recprobe interpret`).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Scale a latent and re-rank: how often its concept items reach the top 10, over the users it fires on."""
-    from recprobe.steering_runs import SteeringRun
+    from recprobe.runs.steering import SteeringRun
 
     if table7 == (latent is not None):
         raise typer.BadParameter("give --latent J (with --scale F) or --table7", param_hint="--latent")
@@ -228,27 +302,28 @@ def steer(
                                       row["metadata"]))
         if "decoder" in row:
             console.print(_steering_table(f"latent {row['latent']}: the 20 items its decoder direction promotes", row["decoder"]))
-    console.print(f"-> {run / 'steering'}")
+    console.print(f"-> {steering.folder}")
 
 
 @app.command()
 def debias(
-    run: Annotated[Path, typer.Option(help="Run folder with a trained SAE.")],
+    run: RunOption,
     latents: Annotated[int, typer.Option(min=1, help="How many latents of each kind (niche, popular) to rescale.")] = 30,
     niche_scale: Annotated[float, typer.Option(help="Factor for the latents that fire with niche predictions.")] = 2.0,
     popular_scale: Annotated[float, typer.Option(help="Factor for those that fire with popular ones (0 ablates).")] = 1.0,
     data_dir: DataDir = None,
 ) -> None:
     """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10."""
-    from recprobe.steering_runs import SteeringRun
+    from recprobe.runs.steering import SteeringRun
 
-    report = SteeringRun(run, data_dir).debias(latents, niche_scale, popular_scale)
+    steering = SteeringRun(run, data_dir)
+    report = steering.debias(latents, niche_scale, popular_scale)
     table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
     for key, before in report["before"].items():
         change = report["change"][key]
         table.add_row(key, f"{before:.4f}", f"{report['after'][key]:.4f}", "n/a" if change is None else f"{change:+.1%}")
     console.print(table)
-    console.print(f"-> {run / 'steering' / 'debias.json'}")
+    console.print(f"-> {steering.folder / 'debias.json'}")
 
 
 @app.command()
@@ -283,14 +358,18 @@ def push(
     data_dir: DataDir = None,
 ) -> None:
     """Upload RUN/sae (and the cases and concepts as Parquet tables) to a Hugging Face Hub model repo."""
+    import tempfile
+
     from recprobe.concepts.export import export_tables
-    from recprobe.models import load_recommender
+    from recprobe.runs import Run
     from recprobe.sae.hub import push_to_hub
 
-    tables = None
-    if (run / "concepts" / "concepts.jsonl").exists():
-        tables = export_tables(run / "concepts", load_recommender(run, data_dir)[1].catalog)
-    console.print(f"-> {push_to_hub(run / 'sae', repo, tables=tables, private=private)}")
+    opened = Run.open(run, data_dir=data_dir)
+    opened.sae()  # refuse an SAE that is not this run's own
+    records = opened.concepts()
+    with tempfile.TemporaryDirectory() as tables_dir:
+        tables = export_tables(opened.cases(), records, opened.split.catalog, tables_dir) if records else None
+        console.print(f"-> {push_to_hub(opened.layout.sae, repo, tables=tables, private=private)}")
 
 
 @app.command()
@@ -320,17 +399,26 @@ def datasets(data_dir: DataDir = None) -> None:
 
 @app.command()
 def export(
-    dataset: Annotated[str, typer.Option(help="Dataset name or folder.")],
-    out: Annotated[Path, typer.Option(help="Folder to write <dataset>/<dataset>.{train,valid,test}.inter into.")],
+    out: Annotated[Path, typer.Option(help="Folder to write <name>/<name>.{train,valid,test}.inter (and .item) into.")],
+    dataset: Annotated[str | None, typer.Option(help="Dataset name or folder (or give --run).")] = None,
+    run: Annotated[Path | None, typer.Option(help="Export the split this run was made on.")] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name in RecBole (default: recprobe-<dataset>, so RecBole never swaps in its own copy).")] = None,
     data_dir: DataDir = None,
-    min_rating: float = 4,
-    core: int = 5,
+    min_rating: MinRating = 4,
+    core: Core = 5,
 ) -> None:
     """Export a split as RecBole atomic benchmark files, so RecBole trains on exactly the same data."""
     from recprobe.data import export_recbole, load_dataset
 
-    split = load_dataset(dataset, data_dir, min_rating=None if min_rating < 0 else min_rating, core=core)
-    folder = export_recbole(split, out)
+    if (dataset is None) == (run is None):
+        raise typer.BadParameter("give --dataset D or --run RUN", param_hint="--dataset")
+    if run is not None:
+        from recprobe.runs.run import load_split
+
+        split = load_split(run, data_dir)
+    else:
+        split = load_dataset(dataset, data_dir, min_rating=_min_rating(min_rating), core=core)
+    folder = export_recbole(split, out, name or f"recprobe-{split.name}")
     console.print(f"wrote {folder} (use benchmark_filename: [train, valid, test] in RecBole)")
 
 
@@ -340,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="recprobe")
     except (RecprobeError, ValidationError) as e:
         message = _validation_message(e) if isinstance(e, ValidationError) else str(e)
-        err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        err.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
 

@@ -38,3 +38,11 @@ def unknown_name(kind: str, name: str, known: list[str]) -> UnknownNameError:
 
 class ConfigError(RecprobeError, ValueError):
     """Settings that cannot work together (e.g. an SAE width that does not match the activations)."""
+
+
+class StaleArtifactError(RunFolderError):
+    """An artifact made from other inputs than the run holds now (another model, SAE, activations or cases)."""
+
+
+class IdMismatchError(RecprobeError):
+    """A target whose users or items cannot be mapped onto the split's (another dataset, another filter)."""

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import torch
 
+from recprobe.batches import phase_batches
 from recprobe.data.split import Phase, Split
 from recprobe.metrics import evaluate_ranking
-from recprobe.models.evaluate import phase_batches
 from recprobe.store import ActivationStore
 from recprobe.target import ProbeTarget
 

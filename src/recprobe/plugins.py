@@ -17,7 +17,7 @@ from recprobe.adapters.base import Adapter
 from recprobe.errors import RecprobeError, unknown_name
 from recprobe.target import ProbeTarget
 
-BUILTIN_PLUGINS = ("recprobe.adapters.builtin", "recprobe.adapters.recbole")
+BUILTIN_PLUGINS = ("recprobe.adapters.builtin", "recprobe.adapters.recbole", "recprobe.adapters.torch")
 ENTRY_POINT_GROUP = "recprobe"
 
 

@@ -15,11 +15,15 @@ from typing import Any
 
 from rich.console import Console
 
-from recprobe.concepts.interpret import interpret_run, most_confident, read_finished
+from recprobe.concepts.interpret import most_confident
+from recprobe.concepts.records import read_records
 from recprobe.report import build_report
-from recprobe.runs import fit_run
-from recprobe.sae_runs import capture_run, train_sae_run
-from recprobe.steering_runs import SteeringRun
+from recprobe.runs import Run
+from recprobe.runs.capture import capture_run
+from recprobe.runs.fit import fit_run
+from recprobe.runs.interpret import interpret_run
+from recprobe.runs.sae import train_sae_run
+from recprobe.runs.steering import SteeringRun
 
 LLM_FOLDER = "concepts-llm"
 
@@ -42,19 +46,19 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
 
     metrics, _ = stage("fit SASRec on ml-100k", lambda: fit_run(out, "sasrec", "ml-100k", data_dir=data_dir))
     console.print(f"  test HR@10 {metrics['test']['HR@10']:.4f}, NDCG@10 {metrics['test']['NDCG@10']:.4f}")
-    stage("capture", lambda: capture_run(out, data_dir=data_dir, positions="all"),
-          done=(out / "activations" / "index.json").exists())
-    stage("train the TopK SAE", lambda: train_sae_run(out, data_dir=data_dir), done=(out / "sae" / "cfg.json").exists())
-    summary = stage("interpret every latent (metadata + embedding)", lambda: interpret_run(out, data_dir=data_dir))
+    run = Run.open(out, data_dir=data_dir)
+    stage("capture", lambda: capture_run(run), done=(run.layout.activations / "index.json").exists())
+    stage("train the TopK SAE", lambda: train_sae_run(run), done=(run.layout.sae / "cfg.json").exists())
+    summary = stage("interpret every latent (metadata + embedding)", lambda: interpret_run(run))
     console.print(f"  concepts with C >= 0.8: {summary['concepts']['C>=0.8']} of {summary['interpreted'] - summary['insufficient']} verified")
-    confident = most_confident(read_finished(out / "concepts" / "concepts.jsonl"))[:llm_latents]
+    confident = most_confident(run.concepts())[:llm_latents]
     if llm_latents:
         stage(f"{llm} on {len(confident)} latents", lambda: interpret_run(
-            out, data_dir=data_dir, describer="llm", verifier="llm", llm=llm, latents=[r["latent"] for r in confident],
+            run, describer="llm", verifier="llm", llm=llm, latents=[r["latent"] for r in confident],
             folder=LLM_FOLDER))
-        for record in read_finished(out / LLM_FOLDER / "concepts.jsonl"):
+        for record in read_records(run.layout.concepts(LLM_FOLDER)).records:
             console.print(f"  latent {record['latent']}: {record.get('description')!r} (C = {record.get('confidence')})")
-    steering = SteeringRun(out, data_dir)
+    steering = SteeringRun(run)
     table = stage("steering (Table 7)", steering.table7)
     for row in table["latents"]:
         hits = " / ".join(f"{s['hit@10']:.2f}" for s in row["metadata"]["scales"])
@@ -62,6 +66,6 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
     report = stage("de-biasing", steering.debias)
     console.print(f"  top-10 popularity {report['after']['mean_popularity@10']:.1f} (was {report['before']['mean_popularity@10']:.1f}), "
                   f"HR@10 {report['after']['HR@10']:.4f} (was {report['before']['HR@10']:.4f})")
-    index = stage("HTML report", lambda: build_report(out, data_dir))
+    index = stage("HTML report", lambda: build_report(run))
     console.print(f"total {sum(t for _, t in timings) / 60:.1f} min. Open the report: [bold]{index.resolve()}[/]")
     return index

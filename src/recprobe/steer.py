@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recprobe.batches import phase_batches
 from recprobe.data.split import Split
 from recprobe.errors import RecprobeError
 from recprobe.metrics import exclusion_mask
-from recprobe.models.evaluate import phase_batches
 from recprobe.target import Batch, ProbeTarget
 
 TOP = 10

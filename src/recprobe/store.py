@@ -11,7 +11,7 @@ measures both). Memory stays bounded by one shard on both the write and the read
 
 from __future__ import annotations
 
-import shutil
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 from recprobe.errors import DataFormatError, RunFolderError
 from recprobe.io import atomic_write, read_json, write_json
+from recprobe.runs.provenance import HASH_CHARS, file_hash, tensor_bytes
 
 SHARD_ROWS = 65_536
 INDEX = "index.json"
@@ -54,14 +55,15 @@ def non_finite_row(x: torch.Tensor) -> int | None:
 
 
 class ActivationWriter:
-    """Appends rows split by split, cutting a shard every ``shard_rows``; ``close`` writes the index last, so a
-    folder with an index is complete. Opening a folder discards any earlier store in it."""
+    """Appends rows split by split into an empty folder, cutting a shard every ``shard_rows``; ``close`` writes
+    the index last (with a hash of every shard's content), so a folder with an index is complete."""
 
     def __init__(self, folder: str | Path, d: int, provenance: dict[str, Any], shard_rows: int = SHARD_ROWS):
         self.folder, self.d, self.shard_rows = Path(folder), d, shard_rows
-        if self.folder.exists():
-            shutil.rmtree(self.folder)
-        self.folder.mkdir(parents=True)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if any(self.folder.iterdir()):
+            raise RunFolderError(f"{self.folder} is not empty; an activation store is written into a new folder")
+        self._content = hashlib.sha256()
         self.index: dict[str, Any] = {"d": d, "dtype": "float32", "provenance": provenance, "splits": {}}
         self._pending: list[Rows] = []  # rows not yet in a shard (fewer than shard_rows between appends)
         self._pending_rows = 0
@@ -86,6 +88,7 @@ class ActivationWriter:
 
     def close(self) -> Path:
         self._flush(force=True)
+        self.index["content"] = self._content.hexdigest()[:HASH_CHARS]
         write_json(self.folder / INDEX, self.index)
         return self.folder
 
@@ -107,6 +110,8 @@ class ActivationWriter:
         tensors = {"activations": rows.activations.float().contiguous(), "users": rows.users.long().contiguous(),
                    "positions": rows.positions.long().contiguous()}
         atomic_write(self.folder / name, lambda p: save_file(tensors, p))
+        for tensor in tensors.values():
+            self._content.update(tensor_bytes(tensor))
         entry["shards"].append({"file": name, "rows": len(rows)})
         entry["rows"] += len(rows)
 
@@ -126,6 +131,11 @@ class ActivationStore:
     @property
     def provenance(self) -> dict[str, Any]:
         return self.index["provenance"]
+
+    @property
+    def content(self) -> str:
+        """A hash of every stored activation and key (what an SAE records it was trained on)."""
+        return self.index.get("content") or file_hash(self.folder / INDEX)
 
     def splits(self) -> list[str]:
         return list(self.index["splits"])

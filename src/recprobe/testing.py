@@ -3,10 +3,19 @@ keep and reports all the broken ones at once (in the spirit of scikit-learn's ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
+from recprobe.batches import phase_batches
 from recprobe.errors import RecprobeError
+from recprobe.metrics import exclusion_mask, target_ranks
 from recprobe.target import Batch, ProbeTarget
+
+SANITY_USERS = 2000  # held-out items ranked before a run is created
+SANITY_FACTOR = 3.0  # a target must hit at least this many times what random scores would
+SANITY_K = 10
 
 
 class ProbeTargetCheckError(RecprobeError, AssertionError):
@@ -18,11 +27,13 @@ def _shape(x: object) -> str:
 
 
 @torch.no_grad()
-def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5) -> None:
+def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5, split=None) -> None:
     """Raise ProbeTargetCheckError unless ``target`` keeps the ProbeTarget rules on ``batch``:
     attributes present; ``represent`` gives a finite float [B, d_model] and is deterministic; ``score``
     gives [B, n_items]; ``score(represent(b), b)`` equals ``predict(b)`` within ``atol`` (probing changes
-    nothing); an edited representation changes the scores; ``item_embeddings`` is None or [n_items, d]."""
+    nothing); an edited representation changes the scores; ``item_embeddings`` is None or [n_items, d]. With
+    ``split`` (in the target's numbering) it also ranks the split's held-out test items: a target near random
+    there is trained on other ids or data (see ``ranking_check``)."""
     problems: list[str] = []
     missing = [a for a in ("name", "d_model", "n_items", "max_history", "represent", "score", "predict",
                            "item_embeddings") if not hasattr(target, a)]
@@ -59,7 +70,57 @@ def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5)
     items = target.item_embeddings()
     if items is not None and (not isinstance(items, torch.Tensor) or items.ndim != 2 or len(items) != target.n_items):
         problems.append(f"item_embeddings() must be None or [n_items={target.n_items}, d], got {_shape(items)}")
+    if split is not None and not problems:
+        check = ranking_check(target, split)
+        if not check.ok:
+            problems.append(check.message())
     if problems:
         raise ProbeTargetCheckError(
             f"{target.name} breaks {len(problems)} ProbeTarget rule(s):\n" + "\n".join(f"  - {p}" for p in problems)
         )
+
+
+@dataclass(frozen=True)
+class RankingCheck:
+    """HR@10 of a target on a sample of the split's test items, against what random scores would reach."""
+
+    target: str
+    dataset: str
+    users: int
+    hr: float
+    random_hr: float
+
+    @property
+    def ok(self) -> bool:
+        return self.hr >= SANITY_FACTOR * self.random_hr
+
+    def message(self) -> str:
+        return (f"{self.target} ranks the {self.dataset} split's held-out items almost at random: HR@{SANITY_K} "
+                f"{self.hr:.4f} on {self.users} test users, random scores would reach {self.random_hr:.4f} (a trained "
+                f"model reaches {SANITY_FACTOR:g}x that or more). Likely causes: its user or item ids are numbered "
+                "differently from the split's (declare user_tokens/item_tokens), it was trained on another dataset "
+                "or filter, its histories are padded differently (recprobe pads at the end with n_items), or its "
+                "weights are untrained")
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"users": self.users, f"HR@{SANITY_K}": self.hr, f"random HR@{SANITY_K}": self.random_hr}
+
+
+@torch.no_grad()
+def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, seed: int = 0) -> RankingCheck:
+    """Full-ranking HR@10 of ``target.predict`` on up to ``n_users`` test users (seen items masked), and the
+    expected HR@10 of random scores on the same users (10 over the items each user can be shown)."""
+    rng = np.random.default_rng(seed)
+    users = np.sort(rng.choice(split.n_users, size=min(n_users, split.n_users), replace=False))
+    batch_of = phase_batches(split, "test", target.max_history)
+    offsets, items = split.exclusions("test")
+    hits, random_hits = 0.0, 0.0
+    for start in range(0, len(users), 512):
+        chunk = users[start:start + 512]
+        scores = target.predict(batch_of(chunk)).float().cpu()
+        mask = exclusion_mask(offsets, items, chunk, split.n_items)
+        ranks = target_ranks(scores, torch.from_numpy(split.test_items[chunk]), mask)
+        hits += float((ranks <= SANITY_K).sum())
+        shown = split.n_items - (offsets[chunk + 1] - offsets[chunk])  # the held-out item is never masked
+        random_hits += float(np.minimum(SANITY_K / np.maximum(shown, 1), 1.0).sum())
+    return RankingCheck(target.name, split.name, len(users), hits / len(users), random_hits / len(users))

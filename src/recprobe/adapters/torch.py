@@ -8,14 +8,20 @@ edited representations, so the model's code is never changed.
 from __future__ import annotations
 
 import difflib
+import importlib
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from recprobe.adapters.base import Adapter, AdapterOptions
 from recprobe.errors import RecprobeError
-from recprobe.target import Batch
+from recprobe.hookspecs import hookimpl
+from recprobe.target import Batch, ProbeTarget
 
 Forward = Callable[[nn.Module, Batch], torch.Tensor]
 
@@ -129,3 +135,37 @@ def wrap(model: nn.Module, site: str, **options: Any) -> TorchTarget:
     ``max_history``, ``item_embeddings`` (a function returning [n_items, d]) and ``name``.
     """
     return TorchTarget(model, site, **options)
+
+
+class FactoryOptions(AdapterOptions):
+    factory: str = Field(description="An importable function `package.module:function` that returns the ProbeTarget "
+                                     "(e.g. the result of recprobe.wrap); the current folder is importable.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the factory, as JSON.")
+
+
+def load_factory(options: FactoryOptions):
+    """Import ``module:function`` and call it; the result must be a ProbeTarget."""
+    module_name, sep, function_name = options.factory.partition(":")
+    if not sep or not module_name or not function_name:
+        raise RecprobeError(f"factory must be written module:function (e.g. mypkg.models:make_target), got {options.factory!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: a module beside the user is found
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise RecprobeError(f"cannot import {module_name!r} for the factory {options.factory!r} ({e}); run from the "
+                            "folder that holds it, or install its package") from e
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise RecprobeError(f"{module_name} has no function {function_name!r} (the factory {options.factory!r})")
+    target = function(**options.kwargs)
+    if not isinstance(target, ProbeTarget):
+        raise RecprobeError(f"the factory {options.factory!r} returned a {type(target).__name__}, not a ProbeTarget; "
+                            "return recprobe.wrap(model, site=...) or an object with the ProbeTarget members")
+    return target
+
+
+@hookimpl
+def register_adapters(register) -> None:
+    register(Adapter("torch", "your own torch model, from an importable factory (module:function) returning "
+                     "recprobe.wrap(...)", FactoryOptions, load_factory))

@@ -8,18 +8,19 @@ the k (value, latent) pairs TopK chose. Levels turn activations into the 0-10 sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
+from recprobe.batches import phase_batches
 from recprobe.data.split import Split
 from recprobe.io import atomic_write
 from recprobe.metrics import exclusion_mask
-from recprobe.models.evaluate import phase_batches
 from recprobe.target import ProbeTarget
 
 SHOWN_HISTORY = 9
@@ -33,6 +34,7 @@ class CaseSet:
     predicted: np.ndarray  # [n] int64: the original model's top-1 item, seen items masked
     values: np.ndarray  # [n, k] float32 latent values (0 = chosen by TopK but not fired)
     indices: np.ndarray  # [n, k] int64 latent ids
+    made_from: dict[str, str] = field(default_factory=dict)  # the recommender, dataset and SAE, as fingerprints
 
     def __len__(self) -> int:
         return len(self.users)
@@ -44,11 +46,13 @@ class CaseSet:
     def save(self, path: str | Path) -> None:
         tensors = {name: np.ascontiguousarray(getattr(self, name)) for name in
                    ("users", "history", "predicted", "values", "indices")}
-        atomic_write(path, lambda p: save_file(tensors, p))
+        atomic_write(path, lambda p: save_file(tensors, p, metadata=self.made_from))
 
     @classmethod
     def load(cls, path: str | Path) -> CaseSet:
-        return cls(**load_file(path))
+        with safe_open(path, framework="numpy") as f:
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+            return cls(**tensors, made_from=dict(f.metadata() or {}))
 
 
 @torch.no_grad()

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from recprobe.concepts.cases import CaseSet
-from recprobe.concepts.interpret import read_finished
 from recprobe.concepts.texts import case_items
 from recprobe.data.split import Catalog
 from recprobe.io import atomic_write
 
 
-def export_tables(folder: str | Path, catalog: Catalog) -> dict[str, Path]:
+def export_tables(cases: CaseSet, records: list[dict[str, Any]], catalog: Catalog, folder: str | Path) -> dict[str, Path]:
     """Write ``cases.parquet`` (one row per case: user, item titles, predicted title, latents and values) and
-    ``concepts.parquet`` (one row per interpreted latent) into the concepts ``folder``."""
+    ``concepts.parquet`` (one row per interpreted latent) into ``folder``."""
     import datasets
 
     folder = Path(folder)
-    cases = CaseSet.load(folder / "cases.safetensors")
     case_rows = {
         "user": cases.users.tolist(),
         "history": [[catalog.describe(i) for i in case_items(cases, r)[:-1]] for r in range(len(cases))],
@@ -26,7 +25,6 @@ def export_tables(folder: str | Path, catalog: Catalog) -> dict[str, Path]:
         "latents": cases.indices.tolist(),
         "values": cases.values.tolist(),
     }
-    records = read_finished(folder / "concepts.jsonl")
     keys = ("latent", "status", "n_active", "description", "confidence", "balanced_accuracy", "auroc",
             "baseline_confidence", "tp", "fn", "fp", "tn")
     concept_rows = {key: [r.get(key) for r in records] for key in keys}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from recprobe.data import readers
@@ -128,14 +128,15 @@ def load_dataset(
     ``min_rating`` and ``core`` apply to datasets recprobe splits itself; ``grocery`` is loaded as given.
     """
     path = Path(name)
+    origin = {"source": str(path.resolve()) if path.is_dir() else name, "min_rating": min_rating, "core": core}
     if path.is_dir():
         if (path / "train.csv").exists():
-            return _load_grocery(path, path.name, min_rating, core)
+            return replace(_load_grocery(path, path.name, min_rating, core), origin=origin)
         if any(path.glob("*.inter")):
-            return _load_atomic(path, path.name, min_rating, core)
+            return replace(_load_atomic(path, path.name, min_rating, core), origin=origin)
         raise DatasetNotFoundError(
             f"{path} holds neither a RecBole .inter file nor ReChorus train.csv/dev.csv/test.csv; "
             f"point --dataset at such a folder or use a named dataset ({', '.join(DATASETS)})"
         )
     spec, folder = find_dataset(name, data_dir)
-    return spec.load(folder, name, min_rating, core)
+    return replace(spec.load(folder, name, min_rating, core), origin=origin)

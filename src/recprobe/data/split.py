@@ -44,6 +44,7 @@ class Split:
     test_items: np.ndarray  # int64 [n_users]
     catalog: Catalog
     notes: list[str] = field(default_factory=list)  # how the split was made, for provenance
+    origin: dict = field(default_factory=dict)  # how load_dataset reads it again: source, min_rating, core
 
     @property
     def n_users(self) -> int:

@@ -18,16 +18,16 @@ import numpy as np
 import torch
 
 from recprobe.concepts.cases import levels
-from recprobe.concepts.interpret import FOLDER as CONCEPTS
-from recprobe.concepts.interpret import most_confident, read_finished
+from recprobe.concepts.interpret import most_confident
 from recprobe.io import read_json, write_folder
 from recprobe.report.charts import bars, histogram
 from recprobe.report.pages import STYLE, Markup, card, kpis, link, page, table
-from recprobe.sae_runs import open_sae_run
+from recprobe.runs.layout import SUMMARY
+from recprobe.runs.lock import locked
+from recprobe.runs.run import Run, open_run
+from recprobe.runs.steering import DEBIAS, TABLE7, latent_file, read_result
 from recprobe.steer import decoder_scores
-from recprobe.steering_runs import FOLDER as STEERING
 
-FOLDER = "report"
 TOP_CASES, TOP_ITEMS, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 10, 6, 25, 5
 
 
@@ -38,27 +38,27 @@ def _optional_json(path: Path) -> Any:
 class RunReport:
     """Everything the pages show, read once from the run folder."""
 
-    def __init__(self, run: str | Path, data_dir: str | Path | None = None):
-        opened = open_sae_run(run, data_dir, purpose="report on")
-        self.run, self.target, self.split, self.sae, self.cases = opened.run, opened.target, opened.split, opened.sae, opened.cases
-        self.config = read_json(self.run / "recommender" / "config.json")
-        self.model_metrics = read_json(self.run / "recommender" / "metrics.json")
-        self.sae_metrics = read_json(self.run / "sae" / "metrics.json")
+    def __init__(self, run: Run | str | Path, data_dir: str | Path | None = None):
+        self.opened = opened = open_run(run, data_dir)
+        self.run, self.target, self.split = opened.root, opened.target, opened.split
+        self.sae, self.cases = opened.sae(), opened.cases()
+        self.model_metrics = opened.evaluate("test")
+        self.sae_metrics = read_json(opened.layout.sae / "metrics.json")
         self.levels = levels(self.cases)
-        self.records = {r["latent"]: r for r in read_finished(self.run / CONCEPTS / "concepts.jsonl")}
-        self.summary = _optional_json(self.run / CONCEPTS / "summary.json")
-        self.table7 = _optional_json(self.run / STEERING / "table7.json")
-        self.debias = _optional_json(self.run / STEERING / "debias.json")
+        self.records = {r["latent"]: r for r in opened.concepts()}
+        self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None
+        self.table7 = read_result(opened, TABLE7, "recprobe steer --table7")
+        self.debias = read_result(opened, DEBIAS, "recprobe debias")
         fired = self.cases.values > 0
         self.fires = np.bincount(self.cases.indices[fired], minlength=self.sae.n_latents)
-        self.title = f"{self.config['model']} on {self.config['dataset']['name']}: {self.sae.n_latents} latents, k = {self.sae.k}"
+        self.title = f"{self.target.name} on {self.split.name}: {self.sae.n_latents} latents, k = {self.sae.k}"
 
     def item(self, item: int) -> str:
         return self.split.catalog.titles[item]
 
     # --- overview -------------------------------------------------------------------------------------------
     def overview(self) -> str:
-        test = self.model_metrics["test"]
+        test = self.model_metrics
         after = self.sae_metrics["after"]
         train = after["reconstruction_train"]
         sections = [
@@ -171,7 +171,7 @@ class RunReport:
         return table(["latent", "description", "users"], rows, numeric=(2,)) if rows else "<p class='muted'>none</p>"
 
     def _steering(self, latent: int) -> str:
-        found = _optional_json(self.run / STEERING / f"latent-{latent}.json")
+        found = read_result(self.opened, latent_file(latent), f"recprobe steer --latent {latent}")
         if found is None and self.table7:
             found = next((row for row in self.table7["latents"] if row["latent"] == latent), None)
         if found is None:
@@ -189,10 +189,11 @@ class RunReport:
             for latent in np.flatnonzero(self.fires):
                 (staging / "latents" / f"{latent}.html").write_text(self.latent_page(int(latent)), encoding="utf-8")
 
-        return write_folder(self.run / FOLDER, write)
+        return write_folder(self.opened.layout.report, write)
 
 
-def build_report(run: str | Path, data_dir: str | Path | None = None) -> Path:
+@locked("report")
+def build_report(run: Run | str | Path, data_dir: str | Path | None = None) -> Path:
     """Write the run's report folder; returns the path of its index.html."""
     return RunReport(run, data_dir).write() / "index.html"
 

@@ -17,7 +17,7 @@ def model_card(config: SAEConfig, provenance: dict[str, Any], metrics: dict[str,
     recon = after.get("reconstruction_test") or next(v for k, v in after.items() if k.startswith("reconstruction_"))
     return "\n".join([
         "---", "library_name: recprobe", "tags: [recprobe, sparse-autoencoder, recommender, topk-sae]", "---", "",
-        f"# TopK SAE on {provenance.get('model')} ({provenance.get('dataset')})", "",
+        f"# TopK SAE on {provenance.get('target')} ({provenance.get('dataset_name')})", "",
         f"A TopK sparse autoencoder (n_latents = {config.n_latents}, k = {config.k}) trained by "
         "[recprobe](https://github.com/recprobe/recprobe) on the user representation the recommender builds right "
         "before its prediction layer.", "",

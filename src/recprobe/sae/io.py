@@ -27,7 +27,7 @@ def sae_cfg(sae: TopKSAE, provenance: dict[str, Any]) -> dict[str, Any]:
         "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
         "reshape_activations": "none",
         "metadata": {"model_name": provenance.get("target"), "hook_name": provenance.get("site", "represent"),
-                     "dataset_path": provenance.get("dataset"), "sae_lens_training_version": None},
+                     "dataset_path": provenance.get("dataset_name"), "sae_lens_training_version": None},
         "recprobe": {"config": sae.config.model_dump(), "provenance": provenance},
     }
 

@@ -1,17 +1,21 @@
-"""Run folders: train a recommender into ``runs/<name>/`` without ever clobbering another run."""
+"""`recprobe fit`: train a built-in recommender into ``<run>/recommender`` and make the folder a run (its adapter
+is the built-in one), without ever clobbering another run."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 from recprobe.data import load_dataset
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json
-from recprobe.locking import locked
 from recprobe.models import build_model, evaluate_model, fit, save_recommender
 from recprobe.models.checkpoint import FOLDER, existing_config, run_config, same_run
 from recprobe.models.train import TrainConfig
+from recprobe.runs.layout import RunLayout
+from recprobe.runs.lock import locked
+from recprobe.runs.run import create_run
 
 
 @locked("fit")
@@ -31,7 +35,8 @@ def fit_run(
     """Train ``model`` on ``dataset`` into ``out/recommender``; returns (metrics, reused).
 
     If ``out`` already holds the same run (same model, options, training config and data), its metrics
-    are returned and nothing is retrained. A different run there is refused unless ``overwrite``.
+    are returned and nothing is retrained. A different run there is refused unless ``overwrite``, which also
+    clears every stage made from the old recommender.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -44,8 +49,15 @@ def fit_run(
     data = {"source": source, "min_rating": min_rating, "core": core}
     config = run_config(recommender, split, train.model_dump(exclude={"device", "eval_batch_size"}), data)
     previous = existing_config(out)
+    command = shlex.join(["recprobe", "fit", "--model", model, "--dataset", str(dataset), "--out", str(out)])
+    if previous is None and RunLayout(out).run_file.exists() and not overwrite:
+        raise RunFolderError(f"{out} already holds a run of another recommender (see its run.json); choose a new "
+                             "--out or pass --overwrite to replace it and everything made from it")
     if previous is not None and not overwrite:
         if same_run(previous, config):
+            if not RunLayout(out).run_file.exists():  # a run folder from before run.json existed
+                recommender.load_state_dict(_saved_weights(out))
+                _make_run(out, recommender, split, model, command)
             return read_json(out / FOLDER / "metrics.json"), True
         raise RunFolderError(
             f"{out} already holds a different run: {_describe(previous)}, not {_describe(config)} "
@@ -64,7 +76,21 @@ def fit_run(
         "history": result.history,
     }
     save_recommender(out, recommender, config, metrics)
+    _make_run(out, recommender, split, model, command)
     return metrics, False
+
+
+def _make_run(out: Path, recommender, split, model: str, command: str) -> None:
+    """run.json for the trained model: the built-in adapter reopens it from this folder. The ranking check
+    is recorded, not enforced: a built-in model's ids are the split's by construction."""
+    create_run(out, recommender.eval(), split, adapter=model, options={"run": out}, untrained_ok=True,
+               overwrite=True, command=command)
+
+
+def _saved_weights(out: Path):
+    from safetensors.torch import load_file
+
+    return load_file(out / FOLDER / "model.safetensors")
 
 
 def _describe(config: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Steering and de-biasing over a run folder, written to ``runs/<name>/steering/``:
+"""The steering and de-biasing stages of a run folder, written to ``<run>/steering/``:
 
     steering/latent-<j>.json   one latent's effect at the asked scales, for both kinds of concept items
     steering/table7.json       paper Table 7: the most confident concepts at -10x, 1x, +10x
@@ -13,27 +13,38 @@ from typing import Any
 
 import numpy as np
 
-from recprobe.concepts.interpret import FOLDER as CONCEPTS
-from recprobe.concepts.interpret import most_confident, read_finished
+from recprobe.concepts.interpret import most_confident
 from recprobe.concepts.labelers import MetadataDescriber, items_with
 from recprobe.debias import popularity_latents, top10_report
 from recprobe.errors import RunFolderError
-from recprobe.io import write_json
-from recprobe.sae_runs import open_sae_run
+from recprobe.io import read_json, write_json
+from recprobe.runs.lock import run_lock
+from recprobe.runs.provenance import check_made_from
+from recprobe.runs.run import Run, open_run
 from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect
 
-FOLDER = "steering"
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
+TABLE7, DEBIAS = "table7.json", "debias.json"
+
+
+def latent_file(latent: int) -> str:
+    return f"latent-{latent}.json"
 
 
 class SteeringRun:
-    """A run's recommender, split, SAE and cases, loaded once."""
+    """A run's target, split, SAE and cases, loaded once. Each result is written under the run's lock and
+    records the SAE it was made with."""
 
-    def __init__(self, run: str | Path, data_dir: str | Path | None = None):
-        opened = open_sae_run(run, data_dir, purpose="steer with")
-        self.run, self.target, self.split, self.sae, self.cases = opened.run, opened.target, opened.split, opened.sae, opened.cases
+    def __init__(self, run: Run | str | Path, data_dir: str | Path | None = None):
+        self.opened = open_run(run, data_dir)
+        self.target, self.split, self.sae = self.opened.target, self.opened.split, self.opened.sae()
+        self.cases = self.opened.cases()
+        self.folder = self.opened.layout.steering
         self._describer: MetadataDescriber | None = None
-        (self.run / FOLDER).mkdir(exist_ok=True)
+
+    def _write(self, name: str, record: dict[str, Any], command: str) -> None:
+        with run_lock(self.opened.root, command):
+            write_json(self.folder / name, {**record, "made_from": self.opened.cases_made_from()})
 
     @property
     def describer(self) -> MetadataDescriber:
@@ -60,15 +71,16 @@ class SteeringRun:
 
     def steer(self, latent: int, scales: Sequence[float]) -> dict[str, Any]:
         record = self.effect(latent, sorted({1.0, *scales}))
-        write_json(self.run / FOLDER / f"latent-{latent}.json", record)
+        self._write(latent_file(latent), record, "steer")
         return record
 
     def table7(self, count: int = 3, max_share: float = 0.1) -> dict[str, Any]:
         """The ``count`` most confident concepts (from concepts.jsonl; ties broken by AUROC, then by how many
         cases they fire on) whose concept items are at most ``max_share`` of the catalog, each at -10x, 1x, +10x."""
-        ranked = most_confident(read_finished(self.run / CONCEPTS / "concepts.jsonl"))
+        ranked = most_confident(self.opened.concepts())
         if not ranked:
-            raise RunFolderError(f"{self.run} has no interpreted concepts; run `recprobe interpret --run {self.run}` first")
+            raise RunFolderError(f"{self.opened.root} has no interpreted concepts; run `recprobe interpret --run "
+                                 f"{self.opened.root}` first")
         rows = []
         for record in ranked:
             _, items = self.concept_items(record["latent"])
@@ -78,7 +90,7 @@ class SteeringRun:
             if len(rows) == count:
                 break
         table = {"max_share": max_share, "scales": list(TABLE7_SCALES), "latents": rows}
-        write_json(self.run / FOLDER / "table7.json", table)
+        self._write(TABLE7, table, "steer")
         return table
 
     def debias(self, n_latents: int = 30, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
@@ -98,5 +110,15 @@ class SteeringRun:
                   "after": top10_report(self.target, self.sae, self.split, edits)}
         report["change"] = {key: report["after"][key] / before - 1 if (before := report["before"][key]) else None
                             for key in report["before"]}
-        write_json(self.run / FOLDER / "debias.json", report)
+        self._write(DEBIAS, report, "debias")
         return report
+
+
+def read_result(run: Run, name: str, rebuild: str) -> dict[str, Any] | None:
+    """A steering result of the run, None when absent; refused when made with another SAE or cases."""
+    path = run.layout.steering / name
+    if not path.exists():
+        return None
+    result = read_json(path)
+    check_made_from(str(path), result.get("made_from", {}), run.cases_made_from(), f"{rebuild} --run {run.root}")
+    return result

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from recprobe.errors import RunFolderError
+from recprobe.runs.layout import LOCK
 
-LOCK = ".recprobe.lock"
 F = TypeVar("F", bound=Callable)
 
 
@@ -46,14 +46,14 @@ def run_lock(run: str | Path, command: str) -> Iterator[None]:
 
 
 def locked(command: str) -> Callable[[F], F]:
-    """Decorate a function whose first argument is a run folder so it runs holding that folder's lock."""
+    """Decorate a function whose first argument is a run (a folder or a ``Run``) so it runs holding its lock."""
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
         def run_locked(run, *args, **kwargs):
             if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 holds the lock for the group
                 return function(run, *args, **kwargs)
-            with run_lock(run, command):
+            with run_lock(run.layout.root if hasattr(run, "layout") else run, command):
                 return function(run, *args, **kwargs)
 
         return run_locked  # type: ignore[return-value]

@@ -1,0 +1,42 @@
+"""The SAE stage: train a TopK SAE on ``<run>/activations``, measure it, write ``<run>/sae``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from recprobe.evaluate import faithfulness
+from recprobe.runs.lock import locked
+from recprobe.runs.run import Run, open_run
+from recprobe.sae.card import model_card
+from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.sae.io import save_sae
+from recprobe.sae.parallel import DataParallel
+from recprobe.sae.train import initial_sae, train_sae
+
+
+@locked("train-sae")
+def train_sae_run(run: Run | str | Path, sae_options: dict[str, Any] | None = None,
+                  train: SAETrainConfig | None = None, *, data_dir: str | Path | None = None,
+                  progress: bool = True) -> dict[str, Any]:
+    """Train an SAE on ``run/activations``, measure faithfulness before (random init) and after, and write
+    ``run/sae``. Returns the metrics."""
+    run = open_run(run, data_dir)
+    model, split, store = run.target, run.split, run.activations()
+    config = SAEConfig(d_in=store.d, **(sae_options or {}))
+    train = train or SAETrainConfig()
+    parallel = DataParallel.from_env(train.device)  # under torchrun: every rank trains, rank 0 writes
+    before = faithfulness(model, initial_sae(store, config).eval(), split, store) if parallel.main else {}
+    checkpoint = run.layout.sae_checkpoint
+    sae, result = train_sae(store, config, train, progress=progress, checkpoint=checkpoint)
+    if not parallel.main:
+        return {}
+    after = faithfulness(model, sae, split, store)
+    metrics = {"after": after, "before": before, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
+               "train_config": train.model_dump(), "history": result.history}
+    provenance = {**store.provenance, "activations": store.content, "d_in": store.d}
+    save_sae(sae, run.layout.sae, provenance, extra={"metrics.json": json.dumps(metrics, indent=2) + "\n",
+                                              "README.md": model_card(sae.config, provenance, metrics)})
+    checkpoint.unlink()  # the SAE is saved: nothing left to resume
+    return metrics
