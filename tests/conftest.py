@@ -84,11 +84,10 @@ def use_synthetic(monkeypatch, split) -> None:
 
 def sae_run(split, tmp_path, monkeypatch):
     """A run folder on the synthetic split: a BPRMF, its activations and a small SAE (8 latents, k = 2)."""
-    from recprobe.runs.capture import capture_run
-    from recprobe.runs.sae import train_sae_run
-
     from recprobe.models import TrainConfig
+    from recprobe.runs.capture import capture_run
     from recprobe.runs.fit import fit_run
+    from recprobe.runs.sae import train_sae_run
     from recprobe.sae.config import SAETrainConfig
 
     use_synthetic(monkeypatch, split)

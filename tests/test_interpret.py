@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from recprobe.concepts.cases import CaseSet, LatentSample
-from recprobe.concepts.records import read_records, repair_records
-from recprobe.runs.interpret import interpret_run
 from recprobe.concepts.labelers import MetadataDescriber, items_with, log_odds
+from recprobe.concepts.records import read_records, repair_records
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
 from recprobe.data.split import Catalog
 from recprobe.errors import RunFolderError
+from recprobe.runs.interpret import interpret_run
 from tests.conftest import sae_run
 
 

@@ -9,11 +9,11 @@ import sys
 import time
 
 import pytest
-from recprobe.runs.layout import LOCK
-from recprobe.runs.lock import run_lock
 
 from recprobe.cli import main
 from recprobe.errors import RunFolderError
+from recprobe.runs.layout import LOCK
+from recprobe.runs.lock import run_lock
 
 
 def test_a_second_command_on_a_busy_run_is_refused(tmp_path, capsys):

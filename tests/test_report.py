@@ -8,12 +8,12 @@ import shutil
 import subprocess
 
 import pytest
-from recprobe.runs.steering import SteeringRun
 
 from recprobe.cli import main
-from recprobe.runs.interpret import interpret_run
 from recprobe.errors import RunFolderError
 from recprobe.report import build_report
+from recprobe.runs.interpret import interpret_run
+from recprobe.runs.steering import SteeringRun
 from tests.conftest import sae_run
 
 

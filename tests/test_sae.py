@@ -310,9 +310,8 @@ def test_bad_stores_name_the_problem(tmp_path):
 
 
 def test_a_failed_training_run_leaves_the_saved_sae_as_it_was(split, tmp_path, monkeypatch):
-    from recprobe.runs.sae import train_sae_run
-
     from recprobe.errors import DataFormatError
+    from recprobe.runs.sae import train_sae_run
     from tests.conftest import sae_run
 
     run = sae_run(split, tmp_path, monkeypatch)

@@ -9,12 +9,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from recprobe.runs.steering import SteeringRun
 
 from recprobe.cli import main
 from recprobe.debias import average_ranks, spearman, top10_report
 from recprobe.errors import RecprobeError, RunFolderError
 from recprobe.models import load_recommender
+from recprobe.runs.steering import SteeringRun
 from recprobe.sae import SAEConfig, TopKSAE, load_sae
 from recprobe.steer import Edit, latent_values, steered, steering_effect, top_items
 from tests.conftest import sae_run

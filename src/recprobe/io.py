@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -9,6 +10,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+AT_FDCWD, RENAME_EXCHANGE = -100, 2  # from <fcntl.h> and <linux/fs.h>
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -26,22 +29,37 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
 
 
 def write_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(staging)`` on a new folder beside ``folder``, then swap it into place: an older folder is
-    replaced only once the new one is whole, and a failed write leaves the old one as it was."""
+    """Call ``write(staging)`` on a new folder beside ``folder``, then swap it into place in one atomic step: an
+    older folder is replaced only once the new one is whole, a failed or killed write leaves it as it was, and
+    no reader ever finds the folder missing. The caller holds the run's lock, so leftovers of a killed earlier
+    write (hidden ``.<name>.*`` folders) are removed first."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.parent.glob(f".{folder.name}.*"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    old = folder.parent / f".{folder.name}.old"
     try:
         write(staging)
+        os.chmod(staging, 0o755)  # mkdtemp makes it 0700; a finished folder is as readable as any other
         if folder.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(folder, old)
-        os.replace(staging, folder)
-        shutil.rmtree(old, ignore_errors=True)
+            exchange(staging, folder)  # staging now holds the old folder
+        else:
+            os.replace(staging, folder)
         return folder
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); elsewhere, by three renames."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is not None and renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return
+    middle = b.parent / f".{b.name}.swap"
+    os.replace(b, middle)
+    os.replace(a, b)
+    os.replace(middle, a)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

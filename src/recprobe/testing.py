@@ -14,7 +14,8 @@ from recprobe.metrics import exclusion_mask, target_ranks
 from recprobe.target import Batch, ProbeTarget
 
 SANITY_USERS = 2000  # held-out items ranked before a run is created
-SANITY_FACTOR = 3.0  # a target must hit at least this many times what random scores would
+SANITY_FACTOR = 3.0  # a target must hit at least this many times what random scores would...
+SANITY_SHARE = 1 / 3  # ...or, on catalogs too small for that, a third of the way from random to every hit
 SANITY_K = 10
 
 
@@ -91,13 +92,17 @@ class RankingCheck:
     random_hr: float
 
     @property
+    def threshold(self) -> float:
+        return min(SANITY_FACTOR * self.random_hr, self.random_hr + SANITY_SHARE * (1 - self.random_hr))
+
+    @property
     def ok(self) -> bool:
-        return self.hr >= SANITY_FACTOR * self.random_hr
+        return self.hr >= self.threshold
 
     def message(self) -> str:
         return (f"{self.target} ranks the {self.dataset} split's held-out items almost at random: HR@{SANITY_K} "
-                f"{self.hr:.4f} on {self.users} test users, random scores would reach {self.random_hr:.4f} (a trained "
-                f"model reaches {SANITY_FACTOR:g}x that or more). Likely causes: its user or item ids are numbered "
+                f"{self.hr:.4f} on {self.users} test users, random scores would reach {self.random_hr:.4f}, and a "
+                f"trained model at least {self.threshold:.4f}. Likely causes: its user or item ids are numbered "
                 "differently from the split's (declare user_tokens/item_tokens), it was trained on another dataset "
                 "or filter, its histories are padded differently (recprobe pads at the end with n_items), or its "
                 "weights are untrained")

@@ -26,10 +26,13 @@ def representative_items(cases: CaseSet, latent: int, count: int = 2) -> list[in
     return items
 
 
-def concept_similarity(records: list[dict], cases: CaseSet, item_embeddings: torch.Tensor) -> dict[str, float | None]:
-    """Intra- and inter-concept similarity over the concepts with confidence >= 0.8."""
-    vectors = torch.nn.functional.normalize(item_embeddings.detach().float(), dim=-1).numpy()
+def concept_similarity(records: list[dict], cases: CaseSet, item_embeddings: torch.Tensor | None) -> dict[str, float | None]:
+    """Intra- and inter-concept similarity over the concepts with confidence >= 0.8 (None for a target without
+    item embeddings: there is no item space to measure in)."""
     confident = [r["latent"] for r in records if r["status"] == "ok" and r["confidence"] >= CONFIDENT]
+    if item_embeddings is None:
+        return {"intra_similarity": None, "inter_similarity": None, "confident_concepts": len(confident)}
+    vectors = torch.nn.functional.normalize(item_embeddings.detach().float(), dim=-1).numpy()
     pairs = [representative_items(cases, j) for j in confident]
     intra = [float(vectors[a] @ vectors[b]) for a, b in (p for p in pairs if len(p) == 2)]
     tops = np.array([p[0] for p in pairs if p])

@@ -1,13 +1,10 @@
 """A trained recommender on disk: ``<run>/recommender/{config.json, model.safetensors, metrics.json}``.
 
-The folder is written next to its final place and renamed into it, so it is either complete or absent.
+The folder is written next to its final place and swapped into it, so it is always complete.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,7 @@ import recprobe
 from recprobe.data import load_dataset
 from recprobe.data.split import Split
 from recprobe.errors import RunFolderError
-from recprobe.io import read_json, write_json
+from recprobe.io import read_json, write_folder, write_json
 from recprobe.models.base import Recommender
 from recprobe.models.registry import build_model
 
@@ -47,29 +44,18 @@ def existing_config(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def save_recommender(run_dir: str | Path, model: Recommender, config: dict[str, Any], metrics: dict[str, Any]) -> Path:
-    """Write the recommender folder atomically (replacing an older one only once the new one is whole)."""
+    """Write the recommender folder atomically (``recprobe.io.write_folder``)."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"{run_dir} is a file, not a run folder; choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{FOLDER}."))
-    try:
+
+    def write(staging: Path) -> None:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, staging / "model.safetensors", metadata={"model": model.name})
         write_json(staging / "config.json", config)
         write_json(staging / "metrics.json", metrics)
-        final = run_dir / FOLDER
-        if final.exists():
-            old = run_dir / f".{FOLDER}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(staging, final)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, final)
-        return final
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    return write_folder(run_dir / FOLDER, write)
 
 
 def load_recommender(run_dir: str | Path, data_dir: str | Path | None = None) -> tuple[Recommender, Split]:

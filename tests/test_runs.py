@@ -1,0 +1,175 @@
+"""Runs for any target: ids mapped by raw token, near-random targets refused, every stage refusing stale or
+foreign inputs with the command that rebuilds them, and nothing lost to readers or kills."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import recprobe
+from recprobe.errors import IdMismatchError, RunFolderError, StaleArtifactError
+from recprobe.runs import Run
+from recprobe.runs.steering import SteeringRun
+from recprobe.testing import ProbeTargetCheckError, check_probe_target
+from tests.conftest import probe_batch, sae_run, use_synthetic
+from tests.targets import Oracle, shuffled_order
+
+
+def oracle_run(split, tmp_path, name="run", **options) -> Run:
+    """A run of the Oracle through the SAE: small, fast, and its concepts come from the fake LLM backend."""
+    run = Run.create(tmp_path / name, Oracle(split, shuffled_order(split.n_items), **options), split)
+    run.capture(progress=False)
+    run.train_sae(scale=2, k=2, epochs=3, progress=False)
+    return run
+
+
+def test_ids_are_mapped_by_raw_token(split):
+    target = Oracle(split, shuffled_order(split.n_items))
+    run_target = recprobe.runs.align.align(target, split)
+    batch = probe_batch(split, 0, n=split.n_users)
+    scores = run_target.predict(batch)
+    assert (scores.argmax(1).numpy() == split.test_items).all()  # in the split's numbering: the test items lead
+    assert not (target.predict(batch).argmax(1).numpy() == split.test_items).all()
+    check_probe_target(run_target, batch, split=split)
+
+
+def test_a_target_numbered_its_own_way_without_tokens_is_refused_as_near_random(split, tmp_path):
+    target = Oracle(split, shuffled_order(split.n_items), tokens=False)
+    with pytest.raises(RunFolderError, match=r"ranks the synthetic split's held-out items almost at random: HR@10 .*"
+                                             r"Likely causes: its user or item ids are numbered differently"):
+        Run.create(tmp_path / "run", target, split)
+    assert not (tmp_path / "run").exists()  # nothing written
+    with pytest.raises(ProbeTargetCheckError, match="almost at random"):
+        check_probe_target(target, probe_batch(split, 0), split=split)
+    run = Run.create(tmp_path / "run", target, split, untrained_ok=True)
+    assert run.record["untrained_ok"] and run.record["ranking_check"]["HR@10"] < 0.9
+
+
+def test_a_target_trained_on_other_items_is_refused_naming_the_mismatch(split, tmp_path):
+    target = Oracle(split)
+    target.item_tokens = np.array([*split.item_ids[:-2], "999901", "999902"])
+    with pytest.raises(IdMismatchError, match=r"2 of the split's \d+ items are unknown to the target .*2 of the target's "
+                                              r"\d+ items are not in the split \(e.g. '999901', '999902'\)"):
+        Run.create(tmp_path / "run", target, split)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_object_goes_through_every_stage_to_the_report(split, tmp_path):
+    run = oracle_run(split, tmp_path)
+    assert run.record["target"]["adapter"] == "in-memory" and run.record["target"]["ids"] == "mapped by raw token"
+    summary = run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
+    assert summary["interpreted"] == run.sae().n_latents
+    run.steering().steer(0, [-10.0, 10.0])
+    index = run.report()
+    assert "oracle on synthetic" in index.read_text()
+    with pytest.raises(RunFolderError, match=r"created from a model object in Python .* recprobe.Run.open\(folder, target=your_target\)"):
+        Run.open(run.root)
+    reopened = Run.open(run.root, target=run.target.inner, split=split)
+    assert reopened.fingerprint == run.fingerprint
+
+
+def test_a_changed_recommender_is_refused_with_the_command_that_recreates_the_run(split, tmp_path):
+    run = oracle_run(split, tmp_path)
+    changed = run.target.inner
+    with torch.no_grad():
+        changed.table.mul_(1.01)
+    with pytest.raises(StaleArtifactError, match=r"has changed since the run was created .* recreate the run"):
+        Run.open(run.root, target=changed, split=split)
+
+
+def test_stages_refuse_inputs_made_from_another_sae(split, tmp_path):
+    run = oracle_run(split, tmp_path)
+    run.interpret(describer="llm", verifier="llm", llm="fake", n=2, latents=range(4), progress=False)
+    run.train_sae(scale=2, k=2, epochs=3, seed=1, progress=False)  # a new SAE: the concepts are stale now
+    rebuild = f"rebuild it with `recprobe interpret --run {run.root} --overwrite`"
+    with pytest.raises(StaleArtifactError, match=rf"made from another sae than the run has now .*{rebuild}"):
+        run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
+    with pytest.raises(StaleArtifactError, match="made from another sae"):
+        SteeringRun(run).table7()
+    with pytest.raises(StaleArtifactError, match="made from another sae"):
+        run.report()
+    summary = run.interpret(describer="llm", verifier="llm", llm="fake", n=2, latents=range(4), overwrite=True, progress=False)
+    assert summary["interpreted"] == 4
+    run.report()
+
+
+def test_an_sae_copied_from_another_run_is_refused(split, tmp_path):
+    ours, theirs = oracle_run(split, tmp_path, "ours"), oracle_run(split, tmp_path, "theirs", seed=3)
+    shutil.rmtree(ours.layout.sae)
+    shutil.copytree(theirs.layout.sae, ours.layout.sae)
+    with pytest.raises(StaleArtifactError, match=r"sae was made from another recommender .*`recprobe train-sae --run"):
+        ours.sae()
+    with pytest.raises(StaleArtifactError, match="another recommender"):
+        ours.report()
+
+
+def test_an_sae_over_activations_captured_since_is_refused(split, tmp_path):
+    run = oracle_run(split, tmp_path)
+    run.capture(progress=False)  # the same target and data: the same content, the SAE still holds
+    run.sae()
+    run.capture(parts=("train", "test"), progress=False)
+    with pytest.raises(StaleArtifactError, match=r"made from another activations .*`recprobe train-sae --run"):
+        run.sae()
+
+
+def test_fit_overwrite_clears_what_was_made_from_the_old_model(split, tmp_path, monkeypatch):
+    from recprobe.models import TrainConfig
+    from recprobe.runs.fit import fit_run
+
+    root = sae_run(split, tmp_path, monkeypatch)
+    Run.open(root).interpret(describer="llm", verifier="llm", llm="fake", n=2, latents=range(2), progress=False)
+    assert {"activations", "sae", "concepts"} <= {p.name for p in root.iterdir()}
+    fit_run(root, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=1), overwrite=True,
+            progress=False)
+    assert {p.name for p in root.iterdir() if not p.name.startswith(".")} == {"recommender", "run.json"}
+    with pytest.raises(RunFolderError, match="has no activations; run `recprobe capture"):
+        Run.open(root).activations()
+
+
+def test_readers_never_shorten_concepts_and_interpret_repairs_them(split, tmp_path):
+    run = oracle_run(split, tmp_path)
+    run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
+    path = run.layout.concepts() / "concepts.jsonl"
+    lines = path.read_text().splitlines()
+    n = len(lines)
+    damaged = "\n".join([*lines[:2], '{"latent": 2, "sta', *lines[3:]]) + "\n"
+    path.write_text(damaged)
+    run.report()
+    SteeringRun(run).table7()
+    assert [r["latent"] for r in run.concepts()] == [j for j in range(n) if j != 2]
+    assert path.read_text() == damaged  # readers left it as it was
+    summary = run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
+    assert "1 damaged line(s)" in summary["repair_note"] and summary["interpreted"] == n
+    assert (run.layout.concepts() / "concepts.damaged.jsonl").read_text() == '{"latent": 2, "sta\n'
+    assert sorted(r["latent"] for r in run.concepts()) == list(range(n))
+
+
+class Failing(Oracle):
+    def represent(self, batch):
+        if batch.users.min() > 5:
+            raise RuntimeError("the model broke mid-capture")
+        return super().represent(batch)
+
+
+def test_a_failed_capture_leaves_the_previous_store(split, tmp_path):
+    run = oracle_run(split, tmp_path)
+    before = run.activations().load("train").activations
+    broken = Run(run.root, run.record, recprobe.runs.align.align(Failing(split, shuffled_order(split.n_items)), split), split)
+    with pytest.raises(RuntimeError, match="mid-capture"):
+        broken.capture(batch_size=4, progress=False)
+    assert torch.equal(run.activations().load("train").activations, before)
+    assert [p.name for p in run.root.iterdir() if p.name.startswith(".activations")] == []
+
+
+def test_every_stage_reads_the_synthetic_run_through_the_builtin_adapter(split, tmp_path, monkeypatch):
+    root = sae_run(split, tmp_path, monkeypatch)
+    use_synthetic(monkeypatch, split)
+    record = json.loads((root / "run.json").read_text())
+    assert record["target"]["adapter"] == "bprmf" and record["target"]["options"] == {"run": "."}
+    moved = tmp_path / "moved"
+    shutil.move(root, moved)  # the built-in adapter's run path is stored relative to the folder
+    assert Run.open(moved).evaluate("test").keys() >= {"HR@10", "NDCG@10"}
