@@ -51,10 +51,10 @@ def test_own_model_example(shared_data, tmp_path):
     assert re.search(r"torch:GRURec.project: \(256, 32\) representations, probe check passed", out)
 
 
-@pytest.mark.parametrize("page", ["adapters.md"])
-def test_docs_code_blocks_run(shared_data, tmp_path, page):
+@pytest.mark.parametrize(("page", "count"), [("adapters.md", 3), ("runs.md", 1)])
+def test_docs_code_blocks_run(shared_data, tmp_path, page, count):
     blocks = python_blocks(page)
-    assert len(blocks) >= 3
+    assert len(blocks) == count
     for i, block in enumerate(blocks):
         script = tmp_path / f"block{i}.py"
         script.write_text(block)
@@ -76,6 +76,13 @@ def test_plugin_package_is_found_through_its_entry_point(shared_data, tmp_path):
         ]))
         out = run([sys.executable, "check.py"], tmp_path, shared_data, plugins="meanpool").stdout
         assert out.strip() == "recprobe-plugin-example"
+        cli = [sys.executable, "-m", "recprobe.cli"]
+        run([*cli, "probe", "--adapter", "meanpool", "--option", "dataset=ml-100k", "--dataset", "ml-100k", "--out",
+             "runs/meanpool", "--untrained-ok"], tmp_path, shared_data, plugins="meanpool")
+        for stage in (["capture"], ["train-sae", "--scale", "2", "--k", "4", "--epochs", "2"], ["interpret"],
+                      ["steer", "--table7"], ["report"]):
+            run([*cli, stage[0], "--run", "runs/meanpool", *stage[1:]], tmp_path, shared_data, plugins="meanpool")
+        assert "meanpool on ml-100k" in (tmp_path / "runs" / "meanpool" / "report" / "index.html").read_text()
     finally:
         run([*pip, "uninstall", "-y", "recprobe-plugin-example"], tmp_path, shared_data)
     assert "meanpool" not in run(listing, tmp_path, shared_data, plugins=None).stdout

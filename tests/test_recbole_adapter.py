@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -18,8 +22,13 @@ pytestmark = pytest.mark.slow
 DATASET = "recprobe-ml-100k"  # not ml-100k: RecBole would swap in its bundled copy
 
 
-def train_recbole(model: str, data_path: Path, checkpoint_dir: Path) -> Path:
-    """One epoch of RecBole's own Trainer, small sizes; returns the checkpoint it saves."""
+SEQUENTIAL = ("SASRec", "GRU4Rec", "NARM")
+
+
+def train_recbole(model: str, data_path: Path, checkpoint_dir: Path, *, dataset: str = DATASET,
+                  epochs: int = 2) -> tuple[Path, dict[str, float]]:
+    """A short run of RecBole's own Trainer, small sizes, on the exported split (its leave-one-out by time holds
+    out the same items); returns the checkpoint it saves and RecBole's own full-ranking test metrics."""
     from recprobe.adapters.recbole.shims import import_recbole
 
     import_recbole()
@@ -31,21 +40,23 @@ def train_recbole(model: str, data_path: Path, checkpoint_dir: Path) -> Path:
     settings = {
         "data_path": str(data_path), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
         "eval_args": {"group_by": "user", "order": "TO", "mode": "full", "split": {"LS": "valid_and_test"}},
-        "epochs": 1, "embedding_size": 16, "hidden_size": 16, "n_layers": 1, "inner_size": 32,
-        "MAX_ITEM_LIST_LENGTH": 20, "train_batch_size": 2048, "use_gpu": False, "seed": 0, "eval_step": 0,
-        "show_progress": False, "checkpoint_dir": str(checkpoint_dir), "state": "WARNING",
+        "metrics": ["Hit", "NDCG"], "topk": [10], "epochs": epochs, "learning_rate": 0.005,
+        "embedding_size": 16, "hidden_size": 16, "n_layers": 1, "inner_size": 32, "MAX_ITEM_LIST_LENGTH": 20,
+        "train_batch_size": 512, "use_gpu": False, "seed": 0, "eval_step": 0, "show_progress": False,
+        "checkpoint_dir": str(checkpoint_dir), "state": "WARNING",
     }
-    if model in ("SASRec", "GRU4Rec"):
+    if model in SEQUENTIAL:
         settings["train_neg_sample_args"] = None  # CE over all items
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        config = Config(model=model, dataset=DATASET, config_dict=settings)
+        config = Config(model=model, dataset=dataset, config_dict=settings)
         init_seed(0, True)
         logging.getLogger().setLevel(logging.WARNING)
-        train, _, _ = data_preparation(config, create_dataset(config))
+        train, _, test = data_preparation(config, create_dataset(config))
         trainer = Trainer(config, get_model(model)(config, train._dataset))
         trainer.fit(train, None, saved=True, show_progress=False, verbose=False)
-    return Path(trainer.saved_model_file)
+        result = trainer.evaluate(test, load_best_model=False, show_progress=False)
+    return Path(trainer.saved_model_file), {key: float(value) for key, value in result.items()}
 
 
 @pytest.fixture(scope="module")
@@ -56,31 +67,74 @@ def recbole_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("recbole")
     split = recprobe.load_dataset("ml-100k", data)
     recprobe.data.export_recbole(split, root / "data", DATASET)
-    return root, split
+    return root, split, data
 
 
-@pytest.mark.parametrize("model", ["BPR", "LightGCN", "SASRec", "GRU4Rec"])
-def test_recbole_checkpoint_is_a_faithful_probe_target(recbole_run, model):
-    root, split = recbole_run
-    path = train_recbole(model, root / "data", root / model)
+def cli(*args: str, data: Path, cwd: Path) -> str:
+    env = {**os.environ, "RECPROBE_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "RECPROBE_LOAD_PLUGINS": ""}
+    result = subprocess.run([sys.executable, "-m", "recprobe.cli", *args], cwd=cwd, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, (args, result.stderr[-3000:])
+    return result.stdout
+
+
+def hr_at_10(table: str) -> float:
+    """The test column of `recprobe evaluate`'s HR@10 row."""
+    return float(re.search(r"HR@10\s*│\s*[\d.]+\s*│\s*([\d.]+)", table).group(1))
+
+
+@pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF", "SASRec", "GRU4Rec", "NARM"])
+def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
+    """Probed by raw token, the checkpoint ranks the split's test items exactly as RecBole's own evaluation does
+    (RecBole does not mask seen items for sequential models: --no-mask-seen is its protocol); then every stage."""
+    root, split, data = recbole_run
+    path, recbole_metrics = train_recbole(model, root / "data", root / model)
     target = recprobe.load_target("recbole", checkpoint=path, trust_checkpoint=True)
-    assert target.name == f"recbole:{model}" and target.n_items == 1008
     batch = recprobe.phase_batches(split, "test", target.max_history)(torch.arange(64).numpy())
     check_probe_target(target, batch)
-    with torch.no_grad():
+    with torch.no_grad():  # an edited representation moves the scores; RecBole's caches do not hide it
         reps = target.represent(batch)
-        own = target.model.full_sort_predict(target.interaction(batch)).view(len(batch), -1)[:, 1:]
-        assert (target.score(reps, batch) - own).abs().max() <= 1e-5
         edited = reps.clone()
         edited[:, 0] += 5.0
-        assert (target.score(edited, batch) - own).abs().max() > 1e-3
+        assert (target.score(edited, batch) - target.predict(batch)).abs().max() > 1e-3
         if model == "LightGCN":  # RecBole's cache is filled now; predicting again must still follow the weights
+            own = target.predict(batch)
             target.model.item_embedding.weight.mul_(2)
             assert not torch.allclose(target.predict(batch), own)
-    # RecBole numbers items in its own order; raw tokens and titles map back to the dataset's
     assert sorted(target.item_tokens) == sorted(split.item_ids)
-    ours = {raw: title for raw, title in zip(split.item_ids, split.catalog.titles, strict=True)}
-    assert [ours[raw] for raw in target.item_tokens] == target.catalog.titles
+    assert not (target.item_tokens == split.item_ids).all()  # RecBole's own order: the mapping is needed
+    titles = dict(zip(split.item_ids, split.catalog.titles, strict=True))
+    assert [titles[raw] for raw in target.item_tokens] == target.catalog.titles
+    run = root / f"run-{model}"
+    cli("probe", "--adapter", "recbole", "--option", f"checkpoint={path}", "--option", "trust_checkpoint=true",
+        "--dataset", "ml-100k", "--out", str(run), data=data, cwd=root)
+    protocol = ("--no-mask-seen",) if model in SEQUENTIAL else ()
+    ours = hr_at_10(cli("evaluate", "--run", str(run), *protocol, data=data, cwd=root))
+    assert abs(ours - recbole_metrics["hit@10"]) <= 0.002, (ours, recbole_metrics)
+    cli("capture", "--run", str(run), data=data, cwd=root)
+    cli("train-sae", "--run", str(run), "--scale", "2", "--k", "4", "--epochs", "2", data=data, cwd=root)
+    cli("interpret", "--run", str(run), data=data, cwd=root)
+    cli("steer", "--run", str(run), "--table7", data=data, cwd=root)
+    cli("report", "--run", str(run), data=data, cwd=root)
+    assert f"recbole:{model} on ml-100k" in (run / "report" / "index.html").read_text()
+
+
+def test_a_checkpoint_of_recboles_unfiltered_ml100k_is_refused(recbole_run, tmp_path):
+    """RecBole's bundled ml-100k keeps every rating (943 users, 1,682 items); recprobe's split keeps ratings >= 4
+    and the 5-core (938 users, 1,008 items): the items cannot be mapped, and the run says so."""
+    root, _, data = recbole_run
+    import recbole
+
+    bundled = Path(recbole.__file__).parent / "dataset_example"
+    path, _ = train_recbole("BPR", bundled, root / "bundled", dataset="ml-100k", epochs=1)
+    env = {**os.environ, "RECPROBE_DATA_DIR": str(data), "RECPROBE_LOAD_PLUGINS": ""}
+    result = subprocess.run([sys.executable, "-m", "recprobe.cli", "probe", "--adapter", "recbole", "--option",
+                             f"checkpoint={path}", "--option", "trust_checkpoint=true", "--dataset", "ml-100k",
+                             "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(r"error: recbole:BPR was trained on other items than the ml-100k split: 674 of the target's 1682 "
+                     r"items are not in the split", " ".join(result.stderr.split())), result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_recbole_checkpoint_needs_the_trust_flag(recbole_run):
@@ -102,8 +156,8 @@ def test_a_file_that_is_not_a_recbole_checkpoint(tmp_path):
 
 
 def test_an_unsupported_recbole_model_class(recbole_run):
-    root, _ = recbole_run
-    path = train_recbole("Pop", root / "data", root / "Pop")
+    root, _, _ = recbole_run
+    path, _ = train_recbole("Pop", root / "data", root / "Pop", epochs=1)
     with pytest.raises(RecprobeError, match="RecBole model Pop is not supported: recprobe reads a general model"):
         recprobe.load_target("recbole", checkpoint=path, trust_checkpoint=True)
 

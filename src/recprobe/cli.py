@@ -25,7 +25,7 @@ err = Console(stderr=True)
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", envvar="RECPROBE_DATA_DIR", help="Folder holding the datasets (default: ./data)."),
+    typer.Option("--data-dir", help="Folder holding the datasets (default: $RECPROBE_DATA_DIR, then ./data)."),
 ]
 
 
@@ -162,14 +162,15 @@ def evaluate(
     run: RunOption,
     data_dir: DataDir = None,
     sampled: Annotated[bool, typer.Option(help="Rank among 99 sampled negatives instead of all items.")] = False,
+    mask_seen: Annotated[bool, typer.Option(help="Mask the user's seen items (recprobe's protocol); --no-mask-seen is RecBole's for sequential models.")] = True,
 ) -> None:
     """Evaluate the run's recommender on dev and test (full ranking, seen items masked)."""
     from recprobe.runs import Run
 
     opened = Run.open(run, data_dir=data_dir)
-    rows = {phase: opened.evaluate(phase, sampled=sampled) for phase in ("dev", "test")}
-    console.print(metrics_table(f"{opened.target.name} on {opened.split.name} "
-                                f"({'sampled-99' if sampled else 'full ranking'})", rows))
+    rows = {phase: opened.evaluate(phase, sampled=sampled, mask_seen=mask_seen) for phase in ("dev", "test")}
+    protocol = "sampled-99" if sampled else "full ranking" + ("" if mask_seen else ", seen items not masked")
+    console.print(metrics_table(f"{opened.target.name} on {opened.split.name} ({protocol})", rows))
 
 
 @app.command()

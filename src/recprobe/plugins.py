@@ -4,7 +4,6 @@ restricts which: a comma-separated list of entry-point names, empty for none).""
 from __future__ import annotations
 
 import importlib.metadata
-import os
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -15,6 +14,7 @@ import recprobe
 from recprobe import hookspecs
 from recprobe.adapters.base import Adapter
 from recprobe.errors import RecprobeError, unknown_name
+from recprobe.settings import settings
 from recprobe.target import ProbeTarget
 
 BUILTIN_PLUGINS = ("recprobe.adapters.builtin", "recprobe.adapters.recbole", "recprobe.adapters.torch")
@@ -34,7 +34,7 @@ def plugin_manager() -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     for module in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(module), name=module)
-    allowed = os.environ.get("RECPROBE_LOAD_PLUGINS")
+    allowed = settings().load_plugins
     if allowed is None:
         pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     else:

@@ -30,6 +30,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from recprobe.errors import RecprobeError
+from recprobe.settings import settings
 
 Schema = TypeVar("Schema", bound=BaseModel)
 Messages = list[dict[str, str]]
@@ -151,7 +152,7 @@ class OpenAILLM:
         self.base_url, self.timeout, self.retries, self.concurrency = base_url.rstrip("/"), timeout, retries, concurrency
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY", "none")
         self.spec = f"openai:{self.base_url}"
-        self.model = model or os.environ.get("RECPROBE_OPENAI_MODEL") or self._request("GET", "/models")["data"][0]["id"]
+        self.model = model or settings().openai_model or self._request("GET", "/models")["data"][0]["id"]
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None

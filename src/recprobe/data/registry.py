@@ -8,7 +8,6 @@ path instead of a name loads RecBole atomic files or ReChorus files found in it.
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from recprobe.data import readers
 from recprobe.data.prepare import given_split, leave_one_out
 from recprobe.data.split import Split
 from recprobe.errors import DatasetNotFoundError, unknown_name
+from recprobe.settings import settings
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ DATASETS = {
 
 def data_dirs(data_dir: str | Path | None = None) -> list[Path]:
     """Where datasets are looked for, in order."""
-    dirs = [Path(d) for d in (data_dir, os.environ.get("RECPROBE_DATA_DIR")) if d]
+    dirs = [Path(d) for d in (data_dir, settings().data_dir) if d]
     return [*dirs, Path("data")]
 
 

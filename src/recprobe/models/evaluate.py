@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -13,12 +14,18 @@ from recprobe.metrics import KS, evaluate_ranking
 from recprobe.target import ProbeTarget
 
 
+def nothing_seen(n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exclusions (CSR) that mask nothing."""
+    return np.zeros(n_users + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+
 @torch.no_grad()
 def evaluate_model(
     model: ProbeTarget, split: Split, phase: Phase, *, ks: Sequence[int] = KS, batch_size: int = 1024,
-    sampled: bool = False, device: str | torch.device = "cpu",
+    sampled: bool = False, mask_seen: bool = True, device: str | torch.device = "cpu",
 ) -> dict[str, float]:
-    """HR@K / NDCG@K of ``model.predict`` over every user of ``split`` at ``phase`` (dev or test)."""
+    """HR@K / NDCG@K of ``model.predict`` over every user of ``split`` at ``phase`` (dev or test). Seen items are
+    masked unless ``mask_seen=False`` (RecBole's protocol for its sequential models, to compare with it)."""
     module = model if isinstance(model, nn.Module) else None
     was_training = module is not None and module.training
     if module is not None:
@@ -27,7 +34,8 @@ def evaluate_model(
     try:
         return evaluate_ranking(
             lambda users: model.predict(batch_of(users).to(device)),
-            split.targets(phase), split.exclusions(phase), split.n_items,
+            split.targets(phase), split.exclusions(phase) if mask_seen else nothing_seen(split.n_users),
+            split.n_items,
             ks=ks, batch_size=batch_size, sampled=sampled,
         )
     finally:
