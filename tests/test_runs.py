@@ -173,3 +173,12 @@ def test_every_stage_reads_the_synthetic_run_through_the_builtin_adapter(split, 
     moved = tmp_path / "moved"
     shutil.move(root, moved)  # the built-in adapter's run path is stored relative to the folder
     assert Run.open(moved).evaluate("test").keys() >= {"HR@10", "NDCG@10"}
+
+
+def test_only_the_builtin_adapter_opens_builtin_run_folders():
+    """Every stage reaches its recommender through a Run and the adapter registry, never the built-in loader."""
+    from pathlib import Path
+
+    src = Path(recprobe.__file__).parent
+    users = sorted(str(p.relative_to(src)) for p in src.rglob("*.py") if "load_recommender" in p.read_text())
+    assert users == ["adapters/builtin.py", "models/__init__.py", "models/checkpoint.py"]

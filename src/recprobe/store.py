@@ -22,8 +22,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from recprobe.errors import DataFormatError, RunFolderError
+from recprobe.hashing import HASH_CHARS, file_hash, tensor_bytes
 from recprobe.io import atomic_write, read_json, write_json
-from recprobe.runs.provenance import HASH_CHARS, file_hash, tensor_bytes
 
 SHARD_ROWS = 65_536
 INDEX = "index.json"
@@ -119,9 +119,14 @@ class ActivationWriter:
 class ActivationStore:
     """A finished store, read shard by shard (memory-mapped) so memory does not grow with the data."""
 
+    @staticmethod
+    def finished(folder: str | Path) -> bool:
+        """Whether ``folder`` holds a finished store (its index is written last)."""
+        return (Path(folder) / INDEX).is_file()
+
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        if not (self.folder / INDEX).exists():
+        if not self.finished(self.folder):
             raise RunFolderError(
                 f"{self.folder} holds no finished activation store (no {INDEX}); run `recprobe capture` first"
             )
