@@ -1,0 +1,105 @@
+"""The interpret stage: describe, verify and score every latent of the run's SAE (or every raw dimension).
+
+    <run>/concepts/settings.json        describer, verifier, LLM, prompt version, N, seed, level mode, made_from
+    <run>/concepts/cases.safetensors    every test user's case (its metadata: what it was made from)
+    <run>/concepts/concepts.jsonl       one line per latent, appended as each finishes
+    <run>/concepts/summary.json         counts by confidence, similarity, written at the end
+
+A killed run resumes where it stopped: finished latents are read back and skipped. Lines that cannot be read
+(a write cut short by the kill, a damaged file) move to ``concepts.damaged.jsonl`` and are interpreted again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from recprobe.concepts.baseline import RawDimensions
+from recprobe.concepts.cases import LevelMode, record_cases
+from recprobe.concepts.interpret import DESCRIBERS, NO_TITLES, VERIFIERS, build_stages, interpret_latent, summarize, uses_llm
+from recprobe.concepts.prompts import VERSION
+from recprobe.concepts.records import append_record, repair_records
+from recprobe.concepts.similarity import concept_similarity
+from recprobe.errors import ConfigError, StaleArtifactError
+from recprobe.io import atomic_write_text, read_json, write_json
+from recprobe.runs.layout import CASES, DAMAGED, SETTINGS, SUMMARY
+from recprobe.runs.lock import locked
+from recprobe.runs.provenance import check_made_from
+from recprobe.runs.run import Run, open_run
+
+
+@locked("interpret")
+def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, describer: str = "metadata",
+                  verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
+                  level_mode: LevelMode = "max", latents: Iterable[int] | None = None, basis: str = "sae",
+                  folder: str | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Describe and verify the run's SAE latents and score each description; resumable. Results go to
+    ``run/<folder>`` (default ``concepts``, or ``concepts-raw`` for the raw basis), so runs with other settings
+    sit beside each other. Concepts made with other settings, another SAE or other cases are refused unless
+    ``overwrite``, which starts the folder over."""
+    if describer not in DESCRIBERS or verifier not in VERIFIERS:
+        raise ConfigError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
+                          f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
+    if basis not in ("sae", "raw"):
+        raise ConfigError(f"basis must be 'sae' (the SAE's latents) or 'raw' (the representation's dimensions), got {basis!r}")
+    if n < 1:
+        raise ConfigError(f"--n must be at least 1 (cases per set), got {n}")
+    run = open_run(run, data_dir)
+    out = run.layout.concepts(folder, raw=basis == "raw")
+    sae = run.sae() if basis == "sae" else RawDimensions(run.target.d_model)
+    todo_latents = list(range(sae.n_latents)) if latents is None else list(latents)
+    outside = [j for j in todo_latents if not 0 <= j < sae.n_latents]
+    if outside:
+        raise ConfigError(f"latents {_ranges(outside)} do not exist: this {basis.upper()} basis has latents 0-{sae.n_latents - 1}")
+    settings = {"describer": describer, "verifier": verifier, "llm": llm if uses_llm(describer, verifier) else None,
+                "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode, "basis": basis,
+                "made_from": run.cases_made_from(basis)}
+    rebuild = run.interpret_command(out, basis)
+    if (out / SETTINGS).exists() and not overwrite:
+        previous = read_json(out / SETTINGS)
+        check_made_from(str(out), previous.get("made_from", {}), settings["made_from"], rebuild)
+        if previous != settings:
+            changed = sorted(k for k in settings if previous.get(k) != settings[k])
+            raise StaleArtifactError(f"{out} holds concepts made with another {', '.join(changed)} ({ {k: previous.get(k) for k in changed} }, "
+                                     f"now { {k: settings[k] for k in changed} }); start it over with `{rebuild}`, "
+                                     "or keep it and write elsewhere with --folder NAME")
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    write_json(out / SETTINGS, settings)
+    if not (out / CASES).exists():
+        cases = record_cases(run.target, sae, run.split)
+        cases.made_from = settings["made_from"]
+        cases.save(out / CASES)
+    cases = run.cases(out, basis=basis)
+    describe, verify, counter = build_stages(describer, verifier, llm, cases, run.split.catalog, run.split.name, level_mode)
+    found = repair_records(out)
+    records = found.records
+    done = {r["latent"] for r in records}
+    todo = [j for j in todo_latents if j not in done]
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("interpret latents", total=len(todo))
+        for latent in todo:
+            record = interpret_latent(latent, cases, describe, verify, n, seed)
+            append_record(out, record)
+            records.append(record)
+            calls = f" ({counter.calls} LLM prompts)" if counter is not None else ""
+            bar.update(task, advance=1, description=f"interpret latents{calls}")
+    summary = {**summarize(records, sae.n_latents), **concept_similarity(records, cases, run.target.item_embeddings()),
+               "item_text": "titles" if run.split.catalog.has_titles else NO_TITLES,
+               "llm_prompts": counter.calls if counter is not None else 0,  # this invocation's
+               "repaired": len(found.damaged), "folder": str(out)}
+    if found.damaged:
+        summary["repair_note"] = (f"{len(found.damaged)} damaged line(s) of {out.name}/concepts.jsonl moved to "
+                                  f"{out.name}/{DAMAGED}; their latents were interpreted again")
+    atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _ranges(latents: list[int]) -> str:
+    shown = ", ".join(map(str, latents[:5]))
+    return shown + (f" and {len(latents) - 5} more" if len(latents) > 5 else "")

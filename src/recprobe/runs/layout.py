@@ -1,0 +1,87 @@
+"""Every path of a run folder, in one place. Stages ask a ``RunLayout``; none spells a path itself.
+
+    <run>/run.json                    what the run probes: adapter, options, dataset, versions, fingerprints
+    <run>/recommender/                a built-in model trained by `recprobe fit` (config, weights, metrics)
+    <run>/activations/                index.json + safetensors shards          (recprobe capture)
+    <run>/sae/                        cfg.json, sae_weights.safetensors, metrics.json, README.md (train-sae)
+    <run>/sae-checkpoint.safetensors  resumable SAE training state while train-sae runs
+    <run>/concepts/                   settings.json, cases.safetensors, concepts.jsonl, summary.json (interpret)
+    <run>/concepts-raw/               the same for the raw dimensions (interpret --raw)
+    <run>/steering/                   latent-<j>.json, table7.json, debias.json   (steer, debias)
+    <run>/report/                     index.html, latents/<j>.html, style.css     (report)
+    <run>/.recprobe.lock              held by the one command writing into the run
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from recprobe.errors import RunFolderError
+
+RUN_FILE = "run.json"
+RECOMMENDER, ACTIVATIONS, SAE, STEERING, REPORT = "recommender", "activations", "sae", "steering", "report"
+CONCEPTS, RAW_CONCEPTS = "concepts", "concepts-raw"
+SAE_CHECKPOINT = "sae-checkpoint.safetensors"
+LOCK = ".recprobe.lock"
+STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, STEERING, REPORT)  # never a concepts folder's name
+
+# concepts/ files
+SETTINGS, CASES, CONCEPTS_FILE, SUMMARY, DAMAGED = (
+    "settings.json", "cases.safetensors", "concepts.jsonl", "summary.json", "concepts.damaged.jsonl")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def run_file(self) -> Path:
+        return self.root / RUN_FILE
+
+    @property
+    def recommender(self) -> Path:
+        return self.root / RECOMMENDER
+
+    @property
+    def activations(self) -> Path:
+        return self.root / ACTIVATIONS
+
+    @property
+    def sae(self) -> Path:
+        return self.root / SAE
+
+    @property
+    def sae_checkpoint(self) -> Path:
+        return self.root / SAE_CHECKPOINT
+
+    @property
+    def steering(self) -> Path:
+        return self.root / STEERING
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT
+
+    def concepts(self, name: str | None = None, *, raw: bool = False) -> Path:
+        """A concepts folder: ``concepts`` (or ``concepts-raw``) unless ``name`` picks another plain name."""
+        name = name or (RAW_CONCEPTS if raw else CONCEPTS)
+        if Path(name).name != name or name in ("", ".", "..") or name.startswith("."):
+            raise RunFolderError(f"the concepts folder must be a plain name inside the run folder, got {name!r}")
+        if name in STAGE_FOLDERS:
+            raise RunFolderError(f"{name!r} is the run's {name}/ folder, which another stage owns; choose another "
+                                 "--folder name, e.g. concepts-llm")
+        return self.root / name
+
+    def concept_folders(self) -> list[Path]:
+        """Every folder in the run that holds concepts (it has a settings.json from interpret)."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and (p / SETTINGS).is_file())
+
+    def downstream_of_recommender(self) -> list[Path]:
+        """What depends on the recommender and must go when it is replaced."""
+        return [self.activations, self.sae, self.sae_checkpoint, self.steering, self.report, *self.concept_folders()]

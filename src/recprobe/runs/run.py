@@ -1,0 +1,366 @@
+"""A run: one recommender (any ProbeTarget) on one dataset split, and every stage made from it, in one folder.
+
+``Run.create`` records what the run probes in ``run.json`` (adapter and options, dataset, package versions,
+the recommender's fingerprint); ``Run.open`` reopens the target through the adapter registry, so built-ins,
+RecBole checkpoints and plugins are handled alike. A target built in Python (``recprobe.wrap``) gets the same
+stages in-process: ``Run.create(folder, target, split)`` and later ``Run.open(folder, target=target)``.
+"""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import recprobe
+from recprobe.batches import phase_batches
+from recprobe.data import load_dataset
+from recprobe.data.split import Split
+from recprobe.errors import RunFolderError, StaleArtifactError
+from recprobe.io import read_json, write_json
+from recprobe.plugins import adapters
+from recprobe.runs.align import align
+from recprobe.runs.layout import CASES, SETTINGS, RunLayout
+from recprobe.runs.lock import run_lock
+from recprobe.hashing import file_hash
+from recprobe.runs.provenance import check_made_from, target_fingerprint
+from recprobe.sae.io import CONFIG, WEIGHTS, load_sae
+from recprobe.store import ActivationStore
+from recprobe.target import ProbeTarget
+from recprobe.testing import ranking_check
+
+FORMAT = 1
+IN_MEMORY = "in-memory"  # run.json's adapter for a target handed over in Python
+
+
+class Run:
+    """An opened run folder: ``target`` (in the split's numbering), ``split``, ``layout``, and what it was made
+    from. Each stage reads its inputs through the methods below, which refuse stale or foreign ones."""
+
+    def __init__(self, root: Path, record: dict[str, Any], target: ProbeTarget, split: Split):
+        self.layout, self.record, self.target, self.split = RunLayout(root), record, target, split
+
+    @property
+    def root(self) -> Path:
+        return self.layout.root
+
+    @property
+    def fingerprint(self) -> str:
+        """The recommender's fingerprint (its weights' hash), as recorded when the run was created."""
+        return self.record["target"]["fingerprint"]
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.root)!r}, {self.target.name} on {self.split.name})"
+
+    # --- creating and opening --------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: str | Path, target: ProbeTarget, split: Split, *, adapter: str | None = None,
+               options: dict[str, Any] | None = None, untrained_ok: bool = False, overwrite: bool = False,
+               command: str | None = None) -> Run:
+        """Create a run folder for ``target`` on ``split``. ``adapter`` and ``options`` say how to reopen the
+        target (omit them for a target built in Python). The target's ids are mapped onto the split's by raw
+        token when it declares them; a target that ranks the split's held-out items near random is refused
+        unless ``untrained_ok``. A folder holding another run is refused unless ``overwrite``, which also
+        clears every stage made from the old recommender."""
+        with run_lock(folder, "probe"):
+            return create_run(folder, target, split, adapter=adapter, options=options, untrained_ok=untrained_ok,
+                              overwrite=overwrite, command=command)
+
+    @classmethod
+    def open(cls, folder: str | Path, *, data_dir: str | Path | None = None, target: ProbeTarget | None = None,
+             split: Split | None = None) -> Run:
+        """Reopen a run folder: its target through the adapter registry (or the ``target`` given, for a run
+        created in Python), its split from the recorded dataset; both are checked against the fingerprints
+        recorded at creation. ``open`` never writes."""
+        root = Path(folder)
+        record = read_record(root)
+        if target is None and record["target"]["adapter"] == IN_MEMORY:
+            raise RunFolderError(
+                f"{root} was created from a model object in Python (Run.create), so no command can rebuild its target: "
+                "open it with recprobe.Run.open(folder, target=your_target), or create the run with `recprobe probe "
+                "--adapter torch --option factory=your.module:make_target`")
+        split = split or load_split(root, data_dir)
+        if split.fingerprint != record["dataset"]["fingerprint"]:
+            raise RunFolderError(
+                f"the {record['dataset']['name']} data given (fingerprint {split.fingerprint}) is not the data {root} "
+                f"was made on ({record['dataset']['fingerprint']})")
+        target = align(target if target is not None else _load_target(record, root, data_dir), split)
+        fingerprint = target_fingerprint(target, _probe_batch(target, split))
+        if fingerprint != record["target"]["fingerprint"]:
+            raise StaleArtifactError(
+                f"the recommender {root} probes has changed since the run was created (fingerprint "
+                f"{record['target']['fingerprint']}, now {fingerprint}); recreate the run with `{record['command']} "
+                "--overwrite`, which also clears what was made from the old one")
+        return cls(root, record, target, split)
+
+    # --- the stages' inputs, checked -----------------------------------------------------------------------
+    def activations(self):
+        """The activation store, refused when it was captured from another recommender or split."""
+        if not ActivationStore.finished(self.layout.activations):
+            raise RunFolderError(f"{self.root} has no activations; run `recprobe capture --run {self.root}` first")
+        store = ActivationStore(self.layout.activations)
+        check_made_from(str(self.layout.activations), store.provenance, self.made_from(),
+                        f"recprobe capture --run {self.root}")
+        return store
+
+    def made_from(self) -> dict[str, str]:
+        """What every artifact of this run is made from, at the least."""
+        return {"recommender": self.fingerprint, "dataset": self.split.fingerprint}
+
+    def sae(self):
+        """The run's SAE, refused when it was trained on another run or on activations captured since."""
+        if not (self.layout.sae / CONFIG).is_file():
+            raise RunFolderError(f"{self.root} has no SAE; run `recprobe train-sae --run {self.root}` first")
+        sae, cfg = load_sae(self.layout.sae)
+        recorded = cfg.get("recprobe", {}).get("provenance", {})
+        rebuild = f"recprobe train-sae --run {self.root}"
+        if "recommender" not in recorded:
+            raise StaleArtifactError(f"{self.layout.sae} does not say which recommender it was trained on (it was not "
+                                     f"trained in this run); train this run's own with `{rebuild}`")
+        current = self.made_from()
+        if ActivationStore.finished(self.layout.activations):
+            current["activations"] = ActivationStore(self.layout.activations).content
+        check_made_from(str(self.layout.sae), recorded, current, rebuild)
+        return sae
+
+    def sae_hash(self) -> str:
+        return file_hash(self.layout.sae / WEIGHTS)
+
+    def cases_made_from(self, basis: str = "sae") -> dict[str, str]:
+        return {**self.made_from(), "sae": self.sae_hash() if basis == "sae" else "raw"}
+
+    def interpret_command(self, folder: Path, basis: str = "sae") -> str:
+        """The command that rebuilds a concepts folder."""
+        default = self.layout.concepts(raw=basis == "raw")
+        return (f"recprobe interpret --run {self.root}{' --raw' if basis == 'raw' else ''}"
+                f"{'' if folder == default else f' --folder {folder.name}'} --overwrite")
+
+    def cases(self, folder: Path | None = None, *, basis: str = "sae"):
+        """Every test user's case under the current SAE (or raw basis): the concepts folder's recorded cases
+        when they were made from it, else recorded now (in memory; only interpret writes them)."""
+        from recprobe.concepts.baseline import RawDimensions
+        from recprobe.concepts.cases import CaseSet, record_cases
+
+        folder = folder or self.layout.concepts(raw=basis == "raw")
+        path = folder / CASES
+        if path.exists():
+            cases = CaseSet.load(path)
+            check_made_from(str(path), cases.made_from, self.cases_made_from(basis), self.interpret_command(folder, basis))
+            return cases
+        sae = self.sae() if basis == "sae" else RawDimensions(self.target.d_model)
+        cases = record_cases(self.target, sae, self.split)
+        cases.made_from = self.cases_made_from(basis)
+        return cases
+
+    def concepts(self, folder: Path | None = None) -> list[dict[str, Any]]:
+        """The finished concept records of a concepts folder (none when it does not exist), refused when they
+        were made from another SAE. Reading never changes the file."""
+        from recprobe.concepts.records import read_records
+
+        folder = folder or self.layout.concepts()
+        if not (folder / SETTINGS).is_file():
+            return []
+        settings = read_json(folder / SETTINGS)
+        basis = settings.get("basis", "sae")
+        check_made_from(str(folder), settings.get("made_from", {}), self.cases_made_from(basis),
+                        self.interpret_command(folder, basis))
+        return read_records(folder).records
+
+    # --- every stage, in Python ------------------------------------------------------------------------------
+    def capture(self, **options: Any):
+        """``recprobe capture``: options as ``recprobe.runs.capture.capture_run``."""
+        from recprobe.runs.capture import capture_run
+
+        return capture_run(self, **options)
+
+    def train_sae(self, *, progress: bool = True, **fields: Any) -> dict[str, Any]:
+        """``recprobe train-sae``: any SAEConfig field (scale, k, alpha...) and SAETrainConfig field (epochs,
+        batch_size, lr, device...) by name."""
+        from recprobe.runs.sae import train_sae_run
+        from recprobe.sae.config import SAEConfig, SAETrainConfig
+
+        unknown = set(fields) - set(SAEConfig.model_fields) - set(SAETrainConfig.model_fields)
+        if unknown:
+            raise TypeError(f"train_sae() got unknown options {sorted(unknown)}: give SAEConfig or SAETrainConfig fields")
+        train = SAETrainConfig(**{k: v for k, v in fields.items() if k in SAETrainConfig.model_fields})
+        sae = {k: v for k, v in fields.items() if k in SAEConfig.model_fields}
+        return train_sae_run(self, sae, train, progress=progress)
+
+    def interpret(self, **options: Any) -> dict[str, Any]:
+        """``recprobe interpret``: options as ``recprobe.runs.interpret.interpret_run``."""
+        from recprobe.runs.interpret import interpret_run
+
+        return interpret_run(self, **options)
+
+    def steering(self):
+        """The run's SteeringRun: ``steer(latent, scales)``, ``table7()``, ``debias(...)``."""
+        from recprobe.runs.steering import SteeringRun
+
+        return SteeringRun(self)
+
+    def report(self) -> Path:
+        """``recprobe report``: writes the HTML report; returns its index.html."""
+        from recprobe.report import build_report
+
+        return build_report(self)
+
+    def evaluate(self, phase: str = "test", *, sampled: bool = False, mask_seen: bool = True) -> dict[str, float]:
+        """``recprobe evaluate``: full-ranking HR@K / NDCG@K of the target on the run's split."""
+        from recprobe.models.evaluate import evaluate_model
+
+        return evaluate_model(self.target, self.split, phase, sampled=sampled, mask_seen=mask_seen)  # type: ignore[arg-type]
+
+
+def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter: str | None = None,
+               options: dict[str, Any] | None = None, untrained_ok: bool = False, overwrite: bool = False,
+               command: str | None = None) -> Run:
+    """``Run.create`` for a caller that already holds the run's lock."""
+    root = Path(folder)
+    aligned = align(target, split)
+    check = ranking_check(aligned, split)
+    if not check.ok and not untrained_ok:
+        raise RunFolderError(f"{check.message()}. Nothing was written; pass --untrained-ok (untrained_ok=True) "
+                             "if the weights are fresh on purpose")
+    record = {
+        "format": FORMAT,
+        "target": {"adapter": adapter or IN_MEMORY, "options": _portable(adapter, options or {}, root),
+                   "name": target.name, "d_model": target.d_model, "n_items": target.n_items,
+                   "max_history": target.max_history,
+                   "fingerprint": target_fingerprint(aligned, _probe_batch(aligned, split)),
+                   "ids": "mapped by raw token" if aligned is not target else "as given"},
+        "dataset": {"name": split.name, **split.origin, "fingerprint": split.fingerprint,
+                    "n_users": split.n_users, "n_items": split.n_items, "notes": split.notes},
+        "ranking_check": check.as_dict(), "untrained_ok": untrained_ok,
+        "versions": _versions(adapter),
+        "command": command or _command(adapter, options or {}, split, root),
+    }
+    layout = RunLayout(root)
+    if layout.run_file.exists():
+        previous = read_json(layout.run_file)
+        if _identity(previous) != _identity(record) and not overwrite:
+            raise RunFolderError(
+                f"{root} already holds a run of {previous['target']['name']} on {previous['dataset']['name']} "
+                f"(fingerprint {previous['target']['fingerprint']}); choose a new --out, or pass --overwrite to "
+                "replace it and everything made from it")
+        if _identity(previous) != _identity(record):
+            clear_downstream(layout)
+    write_json(layout.run_file, record)
+    return Run(root, record, aligned, split)
+
+
+def read_record(root: Path) -> dict[str, Any]:
+    """The run's run.json, or an error saying how to make one."""
+    layout = RunLayout(root)
+    if not layout.run_file.is_file():
+        hint = (f"{root} is a run of an older recprobe (recommender/ without run.json); refit it with `recprobe fit "
+                f"--out {root} ...` (the same options reuse the trained model)" if layout.recommender.is_dir() else
+                f"create it with `recprobe probe --adapter NAME --dataset D --out {root}` (or `recprobe fit`)")
+        raise RunFolderError(f"{root} is not a recprobe run (no {layout.run_file.name}); {hint}")
+    try:
+        return read_json(layout.run_file)
+    except ValueError as e:
+        raise RunFolderError(f"{layout.run_file} is not valid JSON ({e}); recreate the run with `recprobe probe ... "
+                             "--overwrite`") from e
+
+
+def load_split(folder: str | Path, data_dir: str | Path | None = None) -> Split:
+    """The split a run was made on, read again from its recorded dataset and checked by fingerprint."""
+    root = Path(folder)
+    data = read_record(root)["dataset"]
+    if "source" not in data:
+        raise RunFolderError(f"{root}'s dataset was handed over in Python, not loaded by name or folder; pass it: "
+                             "recprobe.Run.open(folder, target=..., split=your_split)")
+    split = load_dataset(data["source"], data_dir, min_rating=data.get("min_rating"), core=data.get("core", 5))
+    if split.fingerprint != data["fingerprint"]:
+        raise RunFolderError(
+            f"the {data['name']} data found now (fingerprint {split.fingerprint}) is not the data {root} was made on "
+            f"({data['fingerprint']}); point --data-dir at the original files")
+    return split
+
+
+def open_run(run: Run | str | Path, data_dir: str | Path | None = None) -> Run:
+    """``run`` itself when it is an opened Run, else the folder opened."""
+    return run if isinstance(run, Run) else Run.open(run, data_dir=data_dir)
+
+
+def clear_downstream(layout: RunLayout) -> None:
+    """Remove every stage made from the recommender (the caller holds the run's lock)."""
+    for path in layout.downstream_of_recommender():
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _probe_batch(target: ProbeTarget, split: Split):
+    return phase_batches(split, "test", target.max_history)(range(min(64, split.n_users)))
+
+
+def _identity(record: dict[str, Any]) -> tuple:
+    return record["target"]["fingerprint"], record["dataset"]["fingerprint"]
+
+
+def _path_options(adapter: str | None) -> set[str]:
+    """The names of the adapter's options that are file or folder paths."""
+    registered = adapters().get(adapter or "")
+    if registered is None:
+        return set()
+    return {key for key, field in registered.adapter.Options.model_fields.items() if field.annotation in (Path, Path | None)}
+
+
+def _portable(adapter: str | None, options: dict[str, Any], root: Path) -> dict[str, Any]:
+    """Options as JSON: paths absolute, except those inside the run folder, kept relative to it (so the folder
+    can move)."""
+    paths = _path_options(adapter)
+    out = {}
+    for key, value in options.items():
+        if value is not None and (key in paths or isinstance(value, Path)):
+            path = Path(value).resolve()
+            out[key] = str(path.relative_to(root.resolve())) if path.is_relative_to(root.resolve()) else str(path)
+        else:
+            out[key] = value
+    return out
+
+
+def _load_target(record: dict[str, Any], root: Path, data_dir: str | Path | None) -> ProbeTarget:
+    name = record["target"]["adapter"]
+    known = adapters()
+    if name not in known:
+        raise RunFolderError(f"{root} was made with the adapter {name!r}, which is not installed here (installed: "
+                             f"{', '.join(sorted(known))}); install the package that provides it")
+    spec = known[name].adapter
+    options = dict(record["target"]["options"])
+    for key in _path_options(name) & set(options):
+        if options[key] is not None:
+            path = Path(options[key])
+            options[key] = path if path.is_absolute() else root / path
+    if "data_dir" in spec.Options.model_fields and options.get("data_dir") is None and data_dir is not None:
+        options["data_dir"] = data_dir
+    return spec.load(spec.Options(**options))
+
+
+def _versions(adapter: str | None) -> dict[str, str]:
+    versions = {"recprobe": recprobe.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    registered = adapters().get(adapter or "")
+    if registered is not None:
+        versions["adapter"] = f"{registered.package} {registered.version}".strip()
+    return versions
+
+
+def _command(adapter: str | None, options: dict[str, Any], split: Split, root: Path) -> str:
+    if adapter is None:
+        return "recprobe.Run.create(...)"
+    parts = ["recprobe", "probe", "--adapter", adapter]
+    for key, value in options.items():
+        parts += ["--option", f"{key}={value}"]
+    origin = split.origin
+    parts += ["--dataset", str(origin.get("source", split.name))]
+    if origin.get("min_rating") != 4:
+        parts += ["--min-rating", str(-1 if origin.get("min_rating") is None else origin["min_rating"])]
+    if origin.get("core", 5) != 5:
+        parts += ["--core", str(origin["core"])]
+    return shlex.join([*parts, "--out", str(root)])
