@@ -21,7 +21,15 @@ from rich.progress import Progress
 
 from recprobe.concepts.baseline import RawDimensions
 from recprobe.concepts.cases import LevelMode, record_cases
-from recprobe.concepts.interpret import DESCRIBERS, NO_TITLES, VERIFIERS, build_stages, interpret_latent, summarize, uses_llm
+from recprobe.concepts.interpret import (
+    DESCRIBERS,
+    NO_TITLES,
+    VERIFIERS,
+    build_stages,
+    interpret_latent,
+    summarize,
+    uses_llm,
+)
 from recprobe.concepts.prompts import VERSION
 from recprobe.concepts.records import append_record, repair_records
 from recprobe.concepts.similarity import concept_similarity

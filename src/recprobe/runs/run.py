@@ -21,12 +21,12 @@ from recprobe.batches import phase_batches
 from recprobe.data import load_dataset
 from recprobe.data.split import Split
 from recprobe.errors import RunFolderError, StaleArtifactError
+from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
 from recprobe.plugins import adapters
 from recprobe.runs.align import align
 from recprobe.runs.layout import CASES, SETTINGS, RunLayout
 from recprobe.runs.lock import run_lock
-from recprobe.hashing import file_hash
 from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, WEIGHTS, load_sae
 from recprobe.store import ActivationStore
