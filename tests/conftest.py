@@ -96,3 +96,13 @@ def sae_run(split, tmp_path, monkeypatch):
     capture_run(run, progress=False)
     train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=3), progress=False)
     return run
+
+
+CHROMIUM_TEST = "tests/test_report.py::test_report_renders_in_headless_chromium"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say in the log whether the browser test ran: it must never be skipped silently."""
+    for outcome in ("passed", "failed", "skipped", "error"):
+        if any(report.nodeid == CHROMIUM_TEST for report in terminalreporter.stats.get(outcome, [])):
+            terminalreporter.write_line(f"headless Chromium render test: {outcome}")

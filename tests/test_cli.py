@@ -56,7 +56,8 @@ def test_file_with_wrong_columns(capsys, tmp_path):
 def test_non_numeric_ids(capsys, tmp_path):
     folder = tmp_path / "grocery"
     folder.mkdir()
-    (folder / "train.csv").write_text("user_id\titem_id\ttime\nu1\t2\t3\n")
+    for name in ("train.csv", "dev.csv", "test.csv"):
+        (folder / name).write_text("user_id\titem_id\ttime\nu1\t2\t3\n")
     code, _, err = run_cli(capsys, *fit_args(folder, tmp_path / "r"))
     assert_one_line_error(code, err, "'user_id' must be an integer", "'u1'")
 

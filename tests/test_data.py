@@ -79,7 +79,7 @@ def test_atomic_reader_names_missing_columns(tmp_path):
 def test_atomic_reader_names_the_bad_row(tmp_path):
     path = tmp_path / "bad.inter"
     path.write_text("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t3\tyesterday\n")
-    with pytest.raises(DataFormatError, match="'timestamp' must be numeric, found 'yesterday' on data row 2"):
+    with pytest.raises(DataFormatError, match="'timestamp' must be a finite number, found 'yesterday' on data row 2"):
         read_atomic_inter(path)
 
 
@@ -154,3 +154,51 @@ def test_fingerprint_changes_with_the_data(split):
     assert split.fingerprint != other.fingerprint
     same = leave_one_out(synthetic_frame(), "synthetic", {}, min_rating=None, core=3)
     assert split.fingerprint == same.fingerprint
+
+
+# ---- inputs that used to load silently wrong ----
+
+def test_repeated_interactions_are_dropped_and_never_leak_a_held_out_item(tmp_path):
+    frame = synthetic_frame()
+    doubled = pd.concat([frame, frame.assign(time=frame["time"] + 0.5)])  # every row twice, the copy later
+    split = load_dataset(str(write_atomic(tmp_path / "d", doubled)), min_rating=None, core=3)
+    clean = load_dataset(str(write_atomic(tmp_path / "c", frame)), min_rating=None, core=3)
+    assert split.fingerprint == clean.fingerprint  # the same split as without the repeats
+    assert (split.dev_items != split.test_items).all()
+    for u in range(split.n_users):
+        assert split.test_items[u] not in split.train_items[split.train_offsets[u]:split.train_offsets[u + 1]]
+    assert f"{len(frame):,} repeated (user, item) interactions dropped" in split.notes[0]
+
+
+def test_ids_are_normalised_alike_in_every_reader(tmp_path):
+    frame = synthetic_frame()
+    spaced = frame.assign(user=[f" {u}" if i % 2 else u for i, u in enumerate(frame["user"])],
+                          item=[f"{v}.0" if i % 3 else v for i, v in enumerate(frame["item"])])
+    split = load_dataset(str(write_atomic(tmp_path / "d", spaced)), min_rating=None, core=3)
+    clean = load_dataset(str(write_atomic(tmp_path / "c", frame)), min_rating=None, core=3)
+    assert (split.n_users, split.n_items, split.fingerprint) == (clean.n_users, clean.n_items, clean.fingerprint)
+
+
+def test_a_rating_column_of_counts_is_not_thresholded(tmp_path):
+    plays = synthetic_frame().assign(rating=lambda f: np.arange(len(f)) % 40 + 1.0)  # play counts 1..40
+    split = load_dataset(str(write_atomic(tmp_path / "d", plays)), min_rating=4, core=3)
+    every = load_dataset(str(write_atomic(tmp_path / "e", plays)), min_rating=None, core=3)
+    assert split.fingerprint == every.fingerprint  # counts under 4 are kept
+    assert "counts rather than ratings: --min-rating not applied" in split.notes[0]
+    stars = load_dataset(str(write_atomic(tmp_path / "s", synthetic_frame())), min_rating=4, core=3)
+    assert stars.notes[0] == "positives: rating >= 4"
+
+
+def item_file(folder, header: str, rows: list[str]) -> None:
+    (folder / "d.item").write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_item_titles_come_from_a_name_column_and_a_missing_one_is_noted(tmp_path):
+    folder = write_atomic(tmp_path / "d", synthetic_frame(), name="d")
+    item_file(folder, "item_id:token\tartist_name:token_seq", [f"{i}\tBand {i}" for i in range(1, 31)])
+    split = load_dataset(str(folder), min_rating=None, core=3)
+    assert split.catalog.has_titles and split.catalog.titles[0].startswith("Band ") and split.catalog.attributes[0] == {}
+    item_file(folder, "item_id:token\tlabel:token", [f"{i}\tL{i % 3}" for i in range(1, 31)])
+    split = load_dataset(str(folder), min_rating=None, core=3)
+    assert not split.catalog.has_titles and split.catalog.titles[0].startswith("item ")
+    assert any("no title column in d.item (columns: item_id, label)" in note for note in split.notes)

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recprobe.data.readers import (
+    normalize_id,
     read_atomic_inter,
     read_atomic_item,
     read_movielens_movies,
@@ -21,7 +22,7 @@ from recprobe.data.readers import (
     read_rechorus,
     read_rechorus_item_meta,
 )
-from recprobe.errors import RecprobeError
+from recprobe.errors import DataFormatError, RecprobeError
 from recprobe.sae import SAEConfig, TopKSAE, load_sae, save_sae
 from recprobe.store import ActivationStore, ActivationWriter, Rows
 
@@ -100,3 +101,59 @@ def test_safetensors_headers_load_or_refuse(tmp_path, cut, noise, how):
         path.write_bytes(data)
     loads_or_refuses(load_sae, folder)
     loads_or_refuses(lambda s: list(s.batches("train", 2)), store)
+
+
+# ---- content, not just "loads or refuses" ----
+
+ids = st.one_of(st.integers(0, 10**6).map(str), st.text(alphabet="abcdefXYZ_-0123456789", min_size=1, max_size=8))
+interactions = st.lists(st.tuples(ids, ids, st.floats(-1e9, 1e9, allow_nan=False)), min_size=1, max_size=40)
+
+
+@FUZZ
+@given(interactions)
+def test_an_inter_file_reads_back_exactly_what_was_written(tmp_path, rows):
+    path = tmp_path / "x.inter"
+    path.write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(f"{u}\t{i}\t{t!r}\n" for u, i, t in rows))
+    frame = read_atomic_inter(path)
+    assert frame["user"].tolist() == [normalize_id(u) for u, _, _ in rows]
+    assert frame["item"].tolist() == [normalize_id(i) for _, i, _ in rows]
+    assert frame["time"].tolist() == [t for _, _, t in rows]
+
+
+titles = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_categories=("Cs",)),
+                 min_size=3, max_size=30).filter(lambda t: t.strip() == t and len(t) >= 3)
+
+
+@FUZZ
+@given(st.lists(titles, min_size=1, max_size=20), st.integers(0, 19), st.sampled_from(["\t", "\n", ""]))
+def test_item_titles_read_back_exactly_or_the_bad_line_is_named(tmp_path, names, broken, inside):
+    path = tmp_path / "x.item"
+    written = [f"{name[:2]}{inside}{name[2:]}" if i == broken % len(names) else name for i, name in enumerate(names)]
+    path.write_text("item_id:token\ttitle:token_seq\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(written)))
+    if inside:  # a tab or line break inside one title (never at its ends)
+        with pytest.raises(DataFormatError, match=f"line {broken % len(names) + 2 + (inside == chr(10))} has"):
+            read_atomic_item(path)
+        return
+    meta = read_atomic_item(path)
+    assert [meta[str(i)][0] for i in range(len(names))] == names
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(1, 12), st.integers(1, 15), st.integers(0, 30)), min_size=30, max_size=200))
+def test_every_split_holds_out_items_that_are_never_in_train(tmp_path, rows):
+    import pandas as pd
+
+    from recprobe.data.prepare import leave_one_out
+    from recprobe.errors import EmptySplitError
+
+    frame = pd.DataFrame([(str(u), str(i), float(t)) for u, i, t in rows], columns=["user", "item", "time"])
+    try:
+        split = leave_one_out(frame, "fuzz", {}, min_rating=None, core=3)
+    except EmptySplitError:
+        return
+    for u in range(split.n_users):
+        train = set(split.train_items[split.train_offsets[u]:split.train_offsets[u + 1]].tolist())
+        assert split.dev_items[u] != split.test_items[u]
+        assert split.test_items[u] not in train and split.dev_items[u] not in train
+    kept = frame.drop_duplicates(["user", "item"])
+    assert len(split.train_items) + 2 * split.n_users <= len(kept)

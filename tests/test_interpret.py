@@ -115,7 +115,8 @@ def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypat
     assert records[2] == json.loads(lines[2])  # redone identically
     ok = [r for r in records if r["status"] == "ok"]
     assert all(0 <= r["confidence"] <= 1 and len(r["levels"]) == 4 for r in ok)
-    with pytest.raises(RunFolderError, match=r"another n .*start it over with `recprobe interpret --run .* --overwrite`"):
+    with pytest.raises(RunFolderError, match=r"holds concepts made with another n .*start it over with `recprobe interpret "
+                                             r"--run .* --overwrite`, or keep it and write elsewhere with --folder NAME"):
         interpret_run(run, n=3, progress=False)
     assert interpret_run(run, n=3, latents=range(2), overwrite=True, progress=False)["interpreted"] == 2
 

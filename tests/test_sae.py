@@ -174,7 +174,7 @@ def test_config_rules_name_both_fields():
     for k in (8, 9):
         with pytest.raises(ValidationError, match=f"k \\({k}\\) must be below n_latents \\(8\\)"):
             SAEConfig(d_in=4, scale=2, k=k)
-    with pytest.raises(ValidationError, match="extra"):
+    with pytest.raises(ValidationError, match="sparsity\n  Extra inputs are not permitted"):
         SAEConfig(d_in=4, sparsity=3)
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from recprobe.errors import RecprobeError
+from recprobe.errors import ConfigError, RecprobeError
+from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 
@@ -46,7 +47,7 @@ def _parse_options(pairs: list[str], named: dict[str, object] | None = None) -> 
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--option")
+            raise ConfigError(f"--option: expected KEY=VALUE, got {pair!r}")
         try:
             options[key.replace("-", "_")] = json.loads(value)
         except json.JSONDecodeError:
@@ -54,8 +55,7 @@ def _parse_options(pairs: list[str], named: dict[str, object] | None = None) -> 
     clash = sorted(set(options) & set(named or {}))
     if clash:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in clash)
-        raise typer.BadParameter(f"{', '.join(clash)} is set by its own option ({flags}); use that instead",
-                                 param_hint="--option")
+        raise ConfigError(f"--option: {', '.join(clash)} is set by its own option ({flags}); use that instead")
     return {**(named or {}), **options}
 
 
@@ -108,6 +108,7 @@ def fit(
     )
     if reused:
         console.print(f"{out} already holds this run; showing its metrics (pass --overwrite to retrain).")
+    _print_notes(read_json(out / "run.json")["dataset"]["notes"])
     console.print(metrics_table(f"{model} on {dataset} (full ranking)", {"dev": metrics["dev"], "test": metrics["test"]}))
     console.print(
         f"best epoch {metrics['best_epoch']}, {metrics['seconds_per_epoch']:.2f} s/epoch, "
@@ -141,10 +142,16 @@ def probe(
     command = shlex.join(["recprobe", *[a for a in sys.argv[1:] if a not in ("--overwrite", "--untrained-ok")]])
     run = Run.create(out, target, split, adapter=adapter, options=options, untrained_ok=untrained_ok,
                      overwrite=overwrite, command=command if sys.argv[1:2] == ["probe"] else None)
+    _print_notes(split.notes)
     check = run.record["ranking_check"]
     console.print(f"{run.target.name} on {split.name}: d = {run.target.d_model}, {split.n_items:,} items "
                   f"(ids {run.record['target']['ids']}); HR@10 {check['HR@10']:.4f} on {check['users']} test users "
                   f"(random: {check['random HR@10']:.4f}) -> {out / 'run.json'}")
+
+
+def _print_notes(notes: list[str]) -> None:
+    """How the split was made (positives, filters, repeats dropped, a missing title column), for the user to see."""
+    console.print(Text("data: " + "; ".join(notes)), highlight=False)
 
 
 def _takes_data_dir(adapter: str) -> bool:
@@ -185,7 +192,7 @@ def capture(
     from recprobe.runs.capture import capture_run
 
     if positions not in ("auto", "last", "all"):
-        raise typer.BadParameter(f"expected 'auto', 'last' or 'all', got {positions!r}", param_hint="--positions")
+        raise ConfigError(f"--positions: expected 'auto', 'last' or 'all', got {positions!r}")
     store = capture_run(run, data_dir=data_dir, parts=tuple(s.strip() for s in splits.split(",") if s.strip()),
                         positions=positions, batch_size=batch_size)  # type: ignore[arg-type]
     rows = ", ".join(f"{part} {store.n_rows(part):,}" for part in store.splits())
@@ -246,7 +253,7 @@ def interpret(
     from recprobe.runs.interpret import interpret_run
 
     if level_mode not in ("max", "quantile"):
-        raise typer.BadParameter(f"expected 'max' or 'quantile', got {level_mode!r}", param_hint="--level-mode")
+        raise ConfigError(f"--level-mode: expected 'max' or 'quantile', got {level_mode!r}")
     summary = interpret_run(run, data_dir=data_dir, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
                             basis="raw" if raw else "sae", folder=folder, overwrite=overwrite)
@@ -266,19 +273,26 @@ def _parse_latents(spec: str | None) -> list[int] | None:
     if spec is None:
         return None
     out: list[int] = []
-    try:
-        for part in spec.split(","):
-            first, _, last = part.partition("-")
-            out.extend(range(int(first), int(last or first) + 1))
-    except ValueError:
-        raise typer.BadParameter(f"expected ranges like 0-99 or 3,17, got {spec!r}", param_hint="--latents") from None
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise ConfigError(f"--latents: expected ranges like 0-99 or 3,17, got {spec!r}") from None
+        if high < low:
+            raise ConfigError(f"--latents: the range {part!r} runs backwards; write it low-high, e.g. {high}-{low}")
+        out.extend(range(low, high + 1))
     return out
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _steering_table(title: str, effect: dict) -> Table:
     table = Table("scale", "Hit@10 of concept items", "HR@10", title=title)
     for row in effect["scales"]:
-        table.add_row(f"{row['scale']:g}x", f"{row['hit@10']:.3f}", f"{row['HR@10']:.3f}")
+        table.add_row(f"{row['scale']:g}x", _share(row["hit@10"]), _share(row["HR@10"]))
     return table
 
 
@@ -294,7 +308,7 @@ def steer(
     from recprobe.runs.steering import SteeringRun
 
     if table7 == (latent is not None):
-        raise typer.BadParameter("give --latent J (with --scale F) or --table7", param_hint="--latent")
+        raise ConfigError("--latent: give --latent J (with --scale F) or --table7")
     steering = SteeringRun(run, data_dir)
     rows = steering.table7()["latents"] if table7 else [steering.steer(latent, scale or [-10.0, 10.0])]
     for row in rows:
@@ -363,8 +377,9 @@ def push(
 
     from recprobe.concepts.export import export_tables
     from recprobe.runs import Run
-    from recprobe.sae.hub import push_to_hub
+    from recprobe.sae.hub import check_repo_id, push_to_hub
 
+    check_repo_id(repo)
     opened = Run.open(run, data_dir=data_dir)
     opened.sae()  # refuse an SAE that is not this run's own
     records = opened.concepts()
@@ -412,7 +427,7 @@ def export(
     from recprobe.data import export_recbole, load_dataset
 
     if (dataset is None) == (run is None):
-        raise typer.BadParameter("give --dataset D or --run RUN", param_hint="--dataset")
+        raise ConfigError("--dataset: give --dataset D or --run RUN")
     if run is not None:
         from recprobe.runs.run import load_split
 
@@ -424,19 +439,30 @@ def export(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: library errors become one red line and exit code 2, never a traceback."""
+    """Entry point: an expected failure becomes one plain-text line and exit code 2 (a bug keeps its
+    traceback); Ctrl-C says how to go on and exits with 130."""
+    from recprobe.cli_errors import INTERRUPTED, user_message
+
     try:
         app(args=argv, prog_name="recprobe")
-    except (RecprobeError, ValidationError) as e:
-        message = _validation_message(e) if isinstance(e, ValidationError) else str(e)
-        err.print(Text("error: ", style="bold red") + Text(message), highlight=False, soft_wrap=True)
+    except SystemExit as e:  # typer turns Ctrl-C into exit code 130 without a word
+        if e.code == 130 and _caused_by(e, KeyboardInterrupt):
+            err.print(Text(INTERRUPTED), highlight=False, soft_wrap=True)
+        raise
+    except Exception as e:
+        message = user_message(e)
+        if message is None:
+            raise
+        err.print(Text("error: ", style="bold red") + Text(" ".join(message.split())), highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
 
 
-def _validation_message(e: ValidationError) -> str:
-    first = e.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    return f"invalid {e.title} option {where!r}: {first['msg']} (got {first.get('input')!r})"
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    while error is not None:
+        if isinstance(error, kind):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 click_command = typer.main.get_command(app)  # the CLI as click sees it: the docs' CLI reference reads it

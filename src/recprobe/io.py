@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from recprobe.errors import DataFormatError
+
 AT_FDCWD, RENAME_EXCHANGE = -100, 2  # from <fcntl.h> and <linux/fs.h>
 
 
@@ -22,6 +24,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a finished file is as readable as any other
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -71,5 +74,9 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """The JSON in ``path``; a damaged file (cut short, not JSON) is a DataFormatError naming it."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataFormatError(f"{path} is damaged: not valid JSON ({e}); rerun the stage that writes it") from e

@@ -22,6 +22,7 @@ from recprobe.metrics import exclusion_mask
 from recprobe.target import Batch, ProbeTarget
 
 TOP = 10
+MAX_EDIT = 1e6  # scales and clamps beyond this overflow float32 scores on ordinary representations
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class Edit:
         value = self.scale if self.scale is not None else self.clamp
         if not math.isfinite(value):
             raise RecprobeError(f"edit of latent {self.latent}: {value} is not a finite number; give e.g. 10, -10 or 0")
+        if abs(value) > MAX_EDIT:
+            raise RecprobeError(f"edit of latent {self.latent}: {value:g} is too large (float32 scores overflow); give a "
+                                f"scale or clamp within +-{MAX_EDIT:g}")
 
     def apply(self, z: torch.Tensor) -> torch.Tensor:
         """The new value of this latent given its current values z [B]."""
@@ -113,9 +117,10 @@ def steering_effect(target: ProbeTarget, sae, split: Split, latent: int, concept
             top = top_items(target, steered(sae, reps, [Edit(latent, scale=scale)]), batch, seen)
             hits[scale] += int(concept[top].any(1).sum())
             test_hits[scale] += int((top == targets[:, None]).any(1).sum())
-    n = max(len(users), 1)
-    return {"latent": latent, "n_active": len(users), "concept_items": int(concept.sum()),
-            "scales": [{"scale": s, "hit@10": hits[s] / n, "HR@10": test_hits[s] / n} for s in scales]}
+    n = len(users)  # a latent that fires on nobody has no effect to measure: None, not 0
+    return {"latent": latent, "n_active": n, "concept_items": int(concept.sum()),
+            "scales": [{"scale": s, "hit@10": hits[s] / n if n else None, "HR@10": test_hits[s] / n if n else None}
+                       for s in scales]}
 
 
 def decoder_scores(target: ProbeTarget, sae, latent: int) -> torch.Tensor | None:

@@ -16,6 +16,7 @@ def export_tables(cases: CaseSet, records: list[dict[str, Any]], catalog: Catalo
     """Write ``cases.parquet`` (one row per case: user, item titles, predicted title, latents and values) and
     ``concepts.parquet`` (one row per interpreted latent) into ``folder``."""
     import datasets
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
     folder = Path(folder)
     case_rows = {
@@ -30,8 +31,14 @@ def export_tables(cases: CaseSet, records: list[dict[str, Any]], catalog: Catalo
     concept_rows = {key: [r.get(key) for r in records] for key in keys}
     concept_rows["record"] = [json.dumps(r) for r in records]  # everything else, losslessly
     written = {}
-    for name, rows in (("cases", case_rows), ("concepts", concept_rows)):
-        path = folder / f"{name}.parquet"
-        atomic_write(path, lambda p, rows=rows: datasets.Dataset.from_dict(rows).to_parquet(str(p)))
-        written[name] = path
+    bars = is_progress_bar_enabled()
+    disable_progress_bar()  # two small tables: a progress bar would only clutter the output
+    try:
+        for name, rows in (("cases", case_rows), ("concepts", concept_rows)):
+            path = folder / f"{name}.parquet"
+            atomic_write(path, lambda p, rows=rows: datasets.Dataset.from_dict(rows).to_parquet(str(p)))
+            written[name] = path
+    finally:
+        if bars:
+            enable_progress_bar()
     return written

@@ -230,8 +230,16 @@ def _transformers(path: str | Path, spec: str, gguf_file: str | None = None) -> 
     return TransformersLLM(model, tokenizer, spec)
 
 
+def check_llm_spec(spec: str) -> None:
+    """Refuse a spec that names no backend, before anything is loaded or written."""
+    kind, _, rest = spec.partition(":")
+    if spec not in ("fake", "smollm2") and not (kind in ("hf", "gguf", "openai") and rest):
+        raise RecprobeError(f"unknown language model {spec!r}; use {SPECS}")
+
+
 def load_llm(spec: str) -> LLM:
     """The backend a spec string names (see the module docstring)."""
+    check_llm_spec(spec)
     kind, _, rest = spec.partition(":")
     if spec == "fake":
         return FakeLLM()
@@ -244,6 +252,4 @@ def load_llm(spec: str) -> LLM:
         if not Path(rest).is_file():
             raise RecprobeError(f"no GGUF file at {rest}; give the path of a .gguf file")
         return _transformers(Path(rest).parent, spec, gguf_file=Path(rest).name)
-    if kind == "openai" and rest:
-        return OpenAILLM(rest)
-    raise RecprobeError(f"unknown language model {spec!r}; use {SPECS}")
+    return OpenAILLM(rest)  # openai:<base url>

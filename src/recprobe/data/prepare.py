@@ -7,14 +7,37 @@ import pandas as pd
 
 from recprobe.data.readers import ItemMeta
 from recprobe.data.split import Catalog, Split
-from recprobe.errors import EmptySplitError
+from recprobe.errors import ConfigError, EmptySplitError
+
+RATING_SCALE = (0.0, 10.0)  # explicit ratings lie on a small scale; other "rating" columns count plays or clicks
+RATING_LEVELS = 21  # at most this many distinct values (half stars on 0-10)
 
 
-def keep_positives(frame: pd.DataFrame, min_rating: float | None) -> pd.DataFrame:
-    """Keep interactions rated at least ``min_rating`` (all of them when None or unrated)."""
-    if min_rating is None or "rating" not in frame.columns:
-        return frame
-    return frame[frame["rating"] >= min_rating]
+def explicit_ratings(ratings: pd.Series) -> bool:
+    """Whether a rating column holds explicit ratings (a small scale such as 1-5) rather than counts."""
+    low, high = RATING_SCALE
+    return bool(ratings.between(low, high).all()) and ratings.nunique() <= RATING_LEVELS
+
+
+def keep_positives(frame: pd.DataFrame, min_rating: float | None) -> tuple[pd.DataFrame, str]:
+    """Keep interactions rated at least ``min_rating`` where the data has explicit ratings; returns the rows
+    kept and a note saying what was done."""
+    if min_rating is None:
+        return frame, "positives: every interaction (no rating threshold)"
+    if "rating" not in frame.columns:
+        return frame, "positives: every interaction (the data has no rating column)"
+    if not explicit_ratings(frame["rating"]):
+        return frame, (f"positives: every interaction (the rating column holds values up to {frame['rating'].max():g} "
+                       f"in {frame['rating'].nunique()} levels, counts rather than ratings: --min-rating not applied)")
+    return frame[frame["rating"] >= min_rating], f"positives: rating >= {min_rating}"
+
+
+def drop_repeats(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Keep each (user, item) pair's earliest interaction, so a held-out item never reappears in the user's
+    train items; returns the rows kept and how many repeats were dropped."""
+    ordered = frame.sort_values("time", kind="stable")
+    kept = ordered[~ordered.duplicated(["user", "item"], keep="first")].sort_index()
+    return kept, len(frame) - len(kept)
 
 
 def k_core(frame: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -54,9 +77,11 @@ def leave_one_out(
     """Positives, k-core, then per user by time: last -> test, second-to-last -> dev, rest -> train.
     Ties in time keep the file's order."""
     if core < 3:
-        raise ValueError(f"core must be >= 3 so every user keeps a train, a dev and a test item, got {core}")
+        raise ConfigError(f"--core must be at least 3 so every user keeps a train, a dev and a test item, got {core}")
     n_raw = len(frame)
-    frame = k_core(keep_positives(frame.reset_index(drop=True), min_rating), core)
+    frame, repeats = drop_repeats(frame.reset_index(drop=True))
+    frame, positives = keep_positives(frame, min_rating)
+    frame = k_core(frame, core)
     if frame.empty:
         raise EmptySplitError(
             f"{name}: no interaction is left after keeping ratings >= {min_rating} and the {core}-core "
@@ -71,7 +96,9 @@ def leave_one_out(
     last = np.flatnonzero(np.r_[users[1:] != users[:-1], True])  # last row of each user
     held = np.zeros(len(users), dtype=bool)
     held[last] = held[last - 1] = True
-    notes = [f"positives: rating >= {min_rating}", f"{core}-core", "leave-one-out by time"]
+    notes = [positives, f"{core}-core", "leave-one-out by time"]
+    if repeats:
+        notes.insert(0, f"{repeats:,} repeated (user, item) interactions dropped, the earliest of each kept")
     return Split(
         name=name,
         user_ids=user_ids,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +18,33 @@ ItemMeta = dict[str, tuple[str, dict[str, list[str]]]]  # raw item id -> (title,
 
 
 def _numeric(frame: pd.DataFrame, column: str, path: Path, *, integer: bool = False) -> pd.Series:
+    """The column as finite numbers; text, empty cells, NaN and infinities are refused with their row."""
     values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna()  # empty cells and text both fail to parse
+    bad = ~np.isfinite(values.to_numpy(dtype=float))  # empty cells, text, nan and +-inf all fail
     if integer:
-        bad |= values.notna() & (values != np.floor(values))
+        bad |= ~bad & (values.to_numpy(dtype=float) != np.floor(values.to_numpy(dtype=float)))
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = int(np.flatnonzero(bad)[0])
         raise DataFormatError(
-            f"{path}: column {column!r} must be {'an integer' if integer else 'numeric'}, "
+            f"{path}: column {column!r} must be {'an integer' if integer else 'a finite number'}, "
             f"found {frame[column].iloc[row]!r} on data row {row + 1}; fix or remove that row"
         )
     return values
+
+
+INTEGRAL_FLOAT = r"^([+-]?\d+)\.0*$"  # "12.0" -> "12"
+
+
+def normalize_ids(values: pd.Series) -> pd.Series:
+    """Raw ids as every reader gives them: surrounding spaces stripped, and integers written as floats
+    (``1.0``) read as the integer (``1``), so one user or item never counts twice."""
+    ids = values.astype(str).str.strip()
+    return ids.str.replace(INTEGRAL_FLOAT, r"\1", regex=True)
+
+
+def normalize_id(value: object) -> str:
+    """``normalize_ids`` for one id."""
+    return re.sub(INTEGRAL_FLOAT, r"\1", str(value).strip())
 
 
 def _require(frame: pd.DataFrame, columns: list[str], path: Path, expected: str) -> None:
@@ -51,29 +68,59 @@ ATOMIC_INTER = "a RecBole atomic .inter file: tab-separated, header 'user_id:tok
 
 
 def _atomic_frame(path: Path) -> pd.DataFrame:
+    _check_fields(path)
     frame = _read_table(path, "\t", quoting=3)
     frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
     return frame
 
 
+def atomic_columns(path: Path) -> list[str]:
+    """The column names of an atomic file's header, without their types."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return [c.split(":", 1)[0] for c in f.readline().rstrip("\r\n").split("\t")]
+
+
+def _check_fields(path: Path) -> None:
+    """Every line of a tab-separated atomic file has the header's number of fields: a tab or a line break
+    inside a field (a title, say) would shift every later column, so it is refused with its line."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        header = f.readline().rstrip("\r\n").count("\t") + 1
+        for number, line in enumerate(f, 2):
+            line = line.rstrip("\r\n")
+            if line and line.count("\t") + 1 != header:
+                raise DataFormatError(
+                    f"{path}: line {number} has {line.count(chr(9)) + 1} tab-separated fields, the header has {header}; "
+                    "a tab or a line break inside a field (a title?) splits it: remove it from that field")
+
+
 def read_atomic_inter(path: Path) -> pd.DataFrame:
     frame = _atomic_frame(path)
     _require(frame, ["user_id", "item_id", "timestamp"], path, ATOMIC_INTER)
-    out = pd.DataFrame({"user": frame["user_id"], "item": frame["item_id"]})
-    if out.isna().any().any():
+    if frame[["user_id", "item_id"]].isna().any().any():
         raise DataFormatError(f"{path}: empty user_id or item_id on some rows; every row needs both")
+    out = pd.DataFrame({"user": normalize_ids(frame["user_id"]), "item": normalize_ids(frame["item_id"])})
     out["time"] = _numeric(frame, "timestamp", path)
     if "rating" in frame.columns:
         out["rating"] = _numeric(frame, "rating", path)
     return out
 
 
+TITLE_COLUMNS = ("movie_title", "title", "name")
+
+
+def title_column(columns: list[str]) -> str | None:
+    """The column an .item file's titles come from: ``movie_title``, ``title`` or ``name``, else the first
+    column whose name ends in ``_title`` or ``_name`` (``track_name``, ``artist_name``), else None."""
+    exact = next((c for c in TITLE_COLUMNS if c in columns), None)
+    return exact or next((c for c in columns if c.endswith(("_title", "_name"))), None)
+
+
 def read_atomic_item(path: Path) -> ItemMeta:
-    """Title from ``movie_title``/``title``/``name`` (plus `` (release_year)`` when given); every other
-    column becomes an attribute (``token_seq`` columns split on spaces; ``class`` is called ``genre``)."""
+    """Title from ``title_column`` (plus `` (release_year)`` when given); every other column becomes an
+    attribute (``token_seq`` columns split on spaces; ``class`` is called ``genre``)."""
     frame = _atomic_frame(path)
     _require(frame, ["item_id"], path, "a RecBole atomic .item file with an 'item_id:token' column")
-    title_col = next((c for c in ("movie_title", "title", "name") if c in frame.columns), None)
+    title_col = title_column([c for c in frame.columns if c != "item_id"])
     with open(path, encoding="utf-8") as f:
         types = dict(h.split(":", 1) if ":" in h else (h, "token") for h in f.readline().rstrip("\n").split("\t"))
     attr_cols = [c for c in frame.columns if c not in ("item_id", title_col)]
@@ -88,7 +135,7 @@ def read_atomic_item(path: Path) -> ItemMeta:
             if isinstance(value, str):
                 parts = value.split(" ") if types.get(c, "token").endswith("seq") else [value]
                 attrs["genre" if c == "class" else c] = [p for p in parts if p]
-        meta[str(r["item_id"])] = (title, attrs)
+        meta[normalize_id(r["item_id"])] = (title, attrs)
     return meta
 
 
@@ -106,8 +153,8 @@ def read_rechorus(path: Path) -> pd.DataFrame:
         _numeric(frame, c, path, integer=True)
     return pd.DataFrame(
         {
-            "user": frame["user_id"].str.strip(),
-            "item": frame["item_id"].str.strip(),
+            "user": normalize_ids(frame["user_id"]),
+            "item": normalize_ids(frame["item_id"]),
             "time": _numeric(frame, "time", path),
         }
     )
@@ -123,7 +170,7 @@ def read_rechorus_item_meta(path: Path) -> ItemMeta:
         has_category = isinstance(category, str) and category not in ("0", "")
         attrs = {"category": [f"category {category}"]} if has_category else {}
         title = f"Grocery item {item}" + (f" (category {category})" if has_category else "")
-        meta[str(item).strip()] = (title, attrs)
+        meta[normalize_id(item)] = (title, attrs)
     return meta
 
 
@@ -149,6 +196,7 @@ def read_movielens_ratings(path: Path) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["user", "item", "rating", "time"])
     for c in ("user", "item"):
         _numeric(frame, c, path, integer=True)
+        frame[c] = normalize_ids(frame[c])
     frame["rating"] = _numeric(frame, "rating", path)
     frame["time"] = _numeric(frame, "time", path)
     return frame[["user", "item", "time", "rating"]]

@@ -15,7 +15,7 @@ from pathlib import Path
 from recprobe.data import readers
 from recprobe.data.prepare import given_split, leave_one_out
 from recprobe.data.split import Split
-from recprobe.errors import DatasetNotFoundError, unknown_name
+from recprobe.errors import DataFormatError, DatasetNotFoundError, unknown_name
 from recprobe.settings import settings
 
 
@@ -29,13 +29,31 @@ class DatasetSpec:
 
 
 def _load_atomic(folder: Path, name: str, min_rating: float | None, core: int) -> Split:
-    inter = next(iter(sorted(folder.glob("*.inter"))))
+    found = sorted(folder.glob("*.inter"))
+    folders = [p for p in found if not p.is_file()]
+    if folders:
+        raise DataFormatError(f"{folders[0]} is a folder, not an .inter file; move it away or point --dataset at the "
+                              "folder that holds the .inter file")
+    if len(found) > 1:
+        raise DataFormatError(f"{folder} holds {len(found)} .inter files ({', '.join(p.name for p in found)}); keep one "
+                              "dataset per folder (RecBole's benchmark files go in a folder of their own)")
+    inter = found[0]
     item = inter.with_suffix(".item")
     meta = readers.read_atomic_item(item) if item.exists() else {}
-    return leave_one_out(readers.read_atomic_inter(inter), name, meta, min_rating=min_rating, core=core)
+    split = leave_one_out(readers.read_atomic_inter(inter), name, meta, min_rating=min_rating, core=core)
+    if item.exists() and readers.title_column(readers.atomic_columns(item)[1:]) is None:
+        split = replace(split, catalog=replace(split.catalog, has_titles=False))
+        split.notes.append(f"no title column in {item.name} (columns: {', '.join(readers.atomic_columns(item))}): items "
+                           f"read as 'item N'; name the title column {' or '.join(readers.TITLE_COLUMNS)} (docs: Data)")
+    return split
 
 
 def _load_grocery(folder: Path, name: str, min_rating: float | None, core: int) -> Split:
+    needed = [("train.csv",), ("dev_positives.csv", "dev.csv"), ("test_positives.csv", "test.csv")]
+    missing = [" or ".join(names) for names in needed if not any((folder / n).is_file() for n in names)]
+    if missing:
+        raise DataFormatError(f"{folder} is a ReChorus dataset without {', '.join(missing)}; a ReChorus folder holds "
+                              "train.csv, dev.csv and test.csv (leave-one-out, as ReChorus writes them)")
     meta_path = folder / "item_meta.csv"
     meta = readers.read_rechorus_item_meta(meta_path) if meta_path.exists() else {}
     parts = [
@@ -128,6 +146,10 @@ def load_dataset(
     ``min_rating`` and ``core`` apply to datasets recprobe splits itself; ``grocery`` is loaded as given.
     """
     path = Path(name)
+    if path.is_file():
+        raise DatasetNotFoundError(
+            f"{path} is a file; --dataset takes a dataset name ({', '.join(DATASETS)}) or a folder holding RecBole "
+            f"atomic files (.inter, optional .item) or ReChorus CSVs: give its folder, {path.parent}")
     origin = {"source": str(path.resolve()) if path.is_dir() else name, "min_rating": min_rating, "core": core}
     if path.is_dir():
         if (path / "train.csv").exists():

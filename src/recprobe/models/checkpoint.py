@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import recprobe
 from recprobe.data import load_dataset
 from recprobe.data.split import Split
-from recprobe.errors import RunFolderError
+from recprobe.errors import DataFormatError, RunFolderError
 from recprobe.io import read_json, write_folder, write_json
 from recprobe.models.base import Recommender
 from recprobe.models.registry import build_model
@@ -72,5 +73,9 @@ def load_recommender(run_dir: str | Path, data_dir: str | Path | None = None) ->
             f"trained on ({data['fingerprint']}); point --data-dir at the original files"
         )
     model = build_model(config["model"], split, **config["model_config"])
-    model.load_state_dict(load_file(folder / "model.safetensors"))
+    try:
+        model.load_state_dict(load_file(folder / "model.safetensors"))
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise DataFormatError(f"{folder / 'model.safetensors'} is damaged or not this model's weights ({' '.join(str(e).split())[:200]}); "
+                              f"retrain with `recprobe fit --out {run_dir} --overwrite ...`") from e
     return model.eval(), split

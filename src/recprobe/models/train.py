@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from recprobe.data.split import Split, last_window
+from recprobe.device import Device
 from recprobe.models.base import LossKind, Recommender
 from recprobe.models.evaluate import evaluate_model
 from recprobe.target import Batch
@@ -27,11 +28,11 @@ class TrainConfig(BaseModel):
     epochs: int = Field(200, ge=1, description="Most epochs per stage; early stopping usually ends sooner.")
     patience: int = Field(10, ge=1, description="Epochs without a better dev NDCG@10 before stopping.")
     batch_size: int = Field(256, ge=1, description="Training samples per step.")
-    lr: float | None = Field(None, gt=0, description="Adam learning rate.")
-    l2: float | None = Field(None, ge=0, description="Adam weight decay.")
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="Adam learning rate.")
+    l2: float | None = Field(None, ge=0, allow_inf_nan=False, description="Adam weight decay.")
     loss: LossKind | None = Field(None, description="'bpr' (one sampled negative) or 'ce' (full softmax).")
     seed: int = Field(0, description="Seeds initialisation, sampling and shuffling.")
-    device: str = Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'.")
+    device: Device = Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'.")
     eval_batch_size: int = Field(1024, ge=1, description="Users scored at once when evaluating.")
 
     def resolved(self, model: type[Recommender] | Recommender) -> TrainConfig:

@@ -10,7 +10,6 @@ Stages a run has not reached yet are left out of the overview, with the command 
 from __future__ import annotations
 
 from collections import Counter
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +18,10 @@ import torch
 
 from recprobe.concepts.cases import levels
 from recprobe.concepts.interpret import most_confident
+from recprobe.errors import RunFolderError
 from recprobe.io import read_json, write_folder
 from recprobe.report.charts import bars, histogram
-from recprobe.report.pages import STYLE, Markup, card, kpis, link, page, table
+from recprobe.report.pages import STYLE, level, link, render
 from recprobe.runs.layout import SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
@@ -43,7 +43,11 @@ class RunReport:
         self.run, self.target, self.split = opened.root, opened.target, opened.split
         self.sae, self.cases = opened.sae(), opened.cases()
         self.model_metrics = opened.evaluate("test")
-        self.sae_metrics = read_json(opened.layout.sae / "metrics.json")
+        metrics = opened.layout.sae / "metrics.json"
+        if not metrics.is_file():
+            raise RunFolderError(f"{metrics} is missing (an SAE saved elsewhere, e.g. by SAELens, has none); train this "
+                                 f"run's SAE with `recprobe train-sae --run {opened.root}`")
+        self.sae_metrics = read_json(metrics)
         self.levels = levels(self.cases)
         self.records = {r["latent"]: r for r in opened.concepts()}
         self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None
@@ -58,59 +62,45 @@ class RunReport:
 
     # --- overview -------------------------------------------------------------------------------------------
     def overview(self) -> str:
-        test = self.model_metrics
-        after = self.sae_metrics["after"]
+        test, after = self.model_metrics, self.sae_metrics["after"]
         train = after["reconstruction_train"]
-        sections = [
-            card("Recommender (test, full ranking)", kpis([(k, f"{test[k]:.4f}") for k in ("HR@10", "NDCG@10", "HR@20", "NDCG@20")])),
-            card("SAE faithfulness", kpis([
-                ("FVU (train)", f"{train['fvu']:.3f}"), ("L0", f"{train['l0']:.1f}"),
-                ("dead latents", f"{train['dead_fraction']:.1%}"), ("dense latents", f"{train['dense_fraction']:.1%}"),
-                ("HR@10 spliced / original", f"{after['spliced_test']['HR@10'] / max(after['original_test']['HR@10'], 1e-12):.0%}")])),
-            card("How often latents fire (test users)", histogram(self.fires[self.fires > 0] / len(self.cases), 24,
-                                                                  "share of users a latent fires on", log=True)),
-        ]
-        sections += self._concept_cards()
-        sections += self._steering_cards()
-        return page(self.title, f"recprobe report for {self.run.name}", '<div class="grid">' + "".join(sections) + "</div>")
+        spliced = after["spliced_test"]["HR@10"] / max(after["original_test"]["HR@10"], 1e-12)
+        return render(
+            "index.html", title=self.title, subtitle=f"recprobe report for {self.run.name}", root="", run=str(self.run),
+            recommender=[(k, f"{test[k]:.4f}") for k in ("HR@10", "NDCG@10", "HR@20", "NDCG@20")],
+            faithfulness=[("FVU (train)", f"{train['fvu']:.3f}"), ("L0", f"{train['l0']:.1f}"),
+                          ("dead latents", f"{train['dead_fraction']:.1%}"),
+                          ("dense latents", f"{train['dense_fraction']:.1%}"), ("HR@10 spliced / original", f"{spliced:.0%}")],
+            firing=histogram(self.fires[self.fires > 0] / len(self.cases), 24, "share of users a latent fires on", log=True),
+            concepts=self._concepts(), table7=self._table7(), debias=self._debias())
 
-    def _concept_cards(self) -> list[str]:
+    def _concepts(self) -> dict[str, Any] | None:
         if not self.summary:
-            return [card("Concepts", f"<p class='muted'>Not interpreted yet: <code>recprobe interpret --run {self.run}</code></p>")]
-        counts = self.summary["concepts"]
+            return None
         scored = most_confident(list(self.records.values()))
-        top = scored[:TOP_CONCEPTS]
-        return [
-            card("Concepts by confidence", bars([(k, float(v)) for k, v in counts.items()], fmt="{:.0f}") +
-                 f"<p class='muted'>{self.summary['insufficient']} latents fire on too few test users to verify. "
-                 f"Intra-concept similarity {_round(self.summary['intra_similarity'])}, inter {_round(self.summary['inter_similarity'])}.</p>"),
-            card("Confidence of every verified concept", histogram([r["confidence"] for r in scored], 10, "confidence C")),
-            card("Top concepts", table(["latent", "description", "C", "fires on"],
-                                       [(link(f"latents/{r['latent']}.html", str(r["latent"])), r["description"], r["confidence"],
-                                         int(self.fires[r["latent"]])) for r in top], numeric=(2, 3)), wide=True),
-        ]
+        return {
+            "counts": bars([(k, float(v)) for k, v in self.summary["concepts"].items()], fmt="{:.0f}"),
+            "note": f"{self.summary['insufficient']} latents fire on too few test users to verify. Intra-concept "
+                    f"similarity {_round(self.summary['intra_similarity'])}, inter {_round(self.summary['inter_similarity'])}.",
+            "confidence": histogram([r["confidence"] for r in scored], 10, "confidence C"),
+            "top": [(link(f"latents/{r['latent']}.html", str(r["latent"])), r["description"], r["confidence"],
+                     int(self.fires[r["latent"]])) for r in scored[:TOP_CONCEPTS]],
+        }
 
-    def _steering_cards(self) -> list[str]:
-        out = []
-        if self.table7:
-            rows = []
-            for row in self.table7["latents"]:
-                for variant in ("metadata", "decoder"):
-                    if variant in row:
-                        hits = [s["hit@10"] for s in row[variant]["scales"]]
-                        rows.append((link(f"latents/{row['latent']}.html", str(row["latent"])), row["description"],
-                                     variant, *hits))
-            out.append(card("Steering (paper Table 7): Hit@10 of concept items",
-                            table(["latent", "concept", "items", "-10x", "1x", "+10x"], rows, numeric=(3, 4, 5)), wide=True))
-        if self.debias:
-            before, after = self.debias["before"], self.debias["after"]
-            out.append(card("De-biasing: every test user's top 10", table(
-                ["metric", "before", "after", "change"],
-                [(k, before[k], after[k], _change(self.debias["change"][k])) for k in before], numeric=(1, 2, 3))))
-        if not out:
-            out.append(card("Steering", f"<p class='muted'>Not run yet: <code>recprobe steer --run {self.run} --table7</code> "
-                                        f"and <code>recprobe debias --run {self.run}</code></p>"))
-        return out
+    def _table7(self) -> list[tuple]:
+        rows = []
+        for row in (self.table7 or {}).get("latents", []):
+            for variant in ("metadata", "decoder"):
+                if variant in row:
+                    rows.append((link(f"latents/{row['latent']}.html", str(row["latent"])), row["description"], variant,
+                                 *(s["hit@10"] for s in row[variant]["scales"])))
+        return rows
+
+    def _debias(self) -> list[tuple]:
+        if not self.debias:
+            return []
+        before, after = self.debias["before"], self.debias["after"]
+        return [(k, before[k], after[k], _change(self.debias["change"][k])) for k in before]
 
     # --- one latent -----------------------------------------------------------------------------------------
     def latent_page(self, latent: int) -> str:
@@ -123,63 +113,50 @@ class RunReport:
             facts.append(("confidence C", f"{record['confidence']:.2f}"))
         description = record.get("description") or {"insufficient": "too few activated cases to describe and verify"}.get(
             record.get("status"), "not interpreted yet")
-        sections = [card("Concept", f"<p><b>{escape(description)}</b></p>" + kpis(facts) + self._verification(record)),
-                    card("Activation over the users it fires on", histogram(activation[active], 16, "activation")),
-                    card("Top cases", self._top_cases(latent, activation), wide=True),
-                    card("Items its decoder direction promotes", self._promoted(latent)),
-                    card("Latents that fire with it", self._cofiring(latent, active))]
-        steering = self._steering(latent)
-        if steering:
-            sections.append(card("Steering", steering))
-        return page(f"Latent {latent}", self.title, '<div class="grid">' + "".join(sections) + "</div>", root="../")
+        verification = None if record.get("confidence") is None else [
+            ("activated cases", record["tp"], record["fn"]), ("non-activated cases", record["fp"], record["tn"])]
+        return render("latent.html", title=f"Latent {latent}", subtitle=self.title, root="../", description=description,
+                      facts=facts, verification=verification, activation=histogram(activation[active], 16, "activation"),
+                      history=REPORT_HISTORY, cases=self._top_cases(latent, activation), promoted=self._promoted(latent),
+                      cofiring=self._cofiring(latent, active), steering=self._steering(latent))
 
-    def _verification(self, record: dict[str, Any]) -> str:
-        if record.get("confidence") is None:
-            return ""
-        return "<p class='muted'>Verification on unseen cases:</p>" + table(
-            ["", "predicted active", "predicted inactive"],
-            [("activated cases", record["tp"], record["fn"]), ("non-activated cases", record["fp"], record["tn"])], numeric=(1, 2))
-
-    def _top_cases(self, latent: int, activation: np.ndarray) -> str:
+    def _top_cases(self, latent: int, activation: np.ndarray) -> list[tuple]:
         rows = []
         for row in np.argsort(-activation, kind="stable")[:TOP_CASES]:
             if activation[row] <= 0:
                 break
             history = [self.item(int(i)) for i in self.cases.history[row] if i >= 0][-REPORT_HISTORY:]
             column = np.flatnonzero(self.cases.indices[row] == latent)
-            level = int(self.levels[row, column[0]]) if len(column) else 0
-            rows.append((Markup(f'<span class="level">{level}</span>'), float(activation[row]), "; ".join(history),
-                         self.item(int(self.cases.predicted[row]))))
-        return table(["level", "activation", f"last {REPORT_HISTORY} items of the history", "model's top prediction"], rows,
-                     numeric=(1,))
+            rows.append((level(int(self.levels[row, column[0]]) if len(column) else 0), float(activation[row]),
+                         "; ".join(history), self.item(int(self.cases.predicted[row]))))
+        return rows
 
-    def _promoted(self, latent: int) -> str:
+    def _promoted(self, latent: int) -> list[tuple] | None:
         scores = decoder_scores(self.target, self.sae, latent)
         if scores is None:
-            return "<p class='muted'>This model has no item embeddings in the representation's space.</p>"
-        top = torch.topk(scores, TOP_ITEMS)
-        return table(["item", "score"], [(self.item(int(i)), float(s)) for s, i in zip(top.values, top.indices, strict=True)],
-                     numeric=(1,))
+            return None
+        top = torch.topk(scores, min(TOP_ITEMS, len(scores)))
+        return [(self.item(int(i)), float(s)) for s, i in zip(top.values, top.indices, strict=True)]
 
-    def _cofiring(self, latent: int, active: np.ndarray) -> str:
+    def _cofiring(self, latent: int, active: np.ndarray) -> list[tuple]:
         counts: Counter = Counter()
         for row in active:
             counts.update(int(j) for j, v in zip(self.cases.indices[row], self.cases.values[row], strict=True)
                           if v > 0 and j != latent)
-        rows = [(link(f"{j}.html", str(j)), self.records.get(j, {}).get("description") or "", n)
+        return [(link(f"{j}.html", str(j)), self.records.get(j, {}).get("description") or "", n)
                 for j, n in counts.most_common(TOP_COFIRING)]
-        return table(["latent", "description", "users"], rows, numeric=(2,)) if rows else "<p class='muted'>none</p>"
 
-    def _steering(self, latent: int) -> str:
+    def _steering(self, latent: int) -> dict[str, Any] | None:
         found = read_result(self.opened, latent_file(latent), f"recprobe steer --latent {latent}")
         if found is None and self.table7:
             found = next((row for row in self.table7["latents"] if row["latent"] == latent), None)
         if found is None:
-            return ""
-        rows = [(variant, *(s["hit@10"] for s in found[variant]["scales"])) for variant in ("metadata", "decoder") if variant in found]
+            return None
         scales = [f"{s['scale']:g}x" for s in found["metadata"]["scales"]]
-        return f"<p class='muted'>Hit@10 of concept items ({found.get('feature')}) over the users it fires on.</p>" + \
-            table(["concept items", *scales], rows, numeric=tuple(range(1, len(scales) + 1)))
+        rows = [(variant, *(s["hit@10"] for s in found[variant]["scales"])) for variant in ("metadata", "decoder")
+                if variant in found]
+        return {"feature": str(found.get("feature")), "header": ["concept items", *scales], "rows": rows,
+                "numeric": tuple(range(1, len(scales) + 1))}
 
     def write(self) -> Path:
         def write(staging: Path) -> None:

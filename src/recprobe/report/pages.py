@@ -1,10 +1,11 @@
-"""HTML for the report: one layout, an overview page and one page per latent. Every value is escaped."""
+"""The report's pages: Jinja2 templates (``templates/``) with autoescape on, so every text from the data (titles,
+attributes, descriptions, paths) is escaped in one place, and its stylesheet."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from html import escape
 from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 STYLE = """
 :root { --fg: #1d2330; --muted: #6b7280; --accent: #3b5bdb; --line: #e5e7eb; --bg: #f8f9fb; }
@@ -29,42 +30,20 @@ svg.chart rect { fill: var(--accent); opacity: 0.8; } svg.chart line { stroke: v
 """
 
 
-def page(title: str, subtitle: str, body: str, root: str = "") -> str:
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<link rel="stylesheet" href="{root}style.css"></head><body><header><h1>{escape(title)}</h1>'
-            f'<p>{escape(subtitle)} · <a href="{root}index.html">overview</a></p></header><main>{body}</main></body></html>')
+TEMPLATES = Environment(loader=PackageLoader("recprobe.report", "templates"), autoescape=True,
+                        undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def card(title: str, content: str, wide: bool = False) -> str:
-    return f'<section class="card{" wide" if wide else ""}"><h2>{escape(title)}</h2>{content}</section>'
+def render(template: str, **context: Any) -> str:
+    """A page from ``templates/``; autoescape is on, so every value the page shows is escaped here, once."""
+    return TEMPLATES.get_template(template).render(**context)
 
 
-def kpis(items: Iterable[tuple[str, str]]) -> str:
-    return '<div class="kpis">' + "".join(f'<div class="kpi"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
-                                          for k, v in items) + "</div>"
+def link(href: str, text: str) -> dict[str, str]:
+    """A table cell that links (the template escapes both parts)."""
+    return {"href": href, "text": text}
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
-    """Rows of cells; a cell that is already HTML is passed as ``Markup``."""
-    head = "".join(f'<th class="num">{escape(h)}</th>' if i in numeric else f"<th>{escape(h)}</th>"
-                   for i, h in enumerate(header))
-    body = "".join("<tr>" + "".join(f'<td class="num">{_cell(c)}</td>' if i in numeric else f"<td>{_cell(c)}</td>"
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-class Markup(str):
-    """A string that is already safe HTML."""
-
-
-def link(href: str, text: str) -> Markup:
-    return Markup(f'<a href="{escape(href)}">{escape(text)}</a>')
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, Markup):
-        return value
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return escape("" if value is None else str(value))
+def level(value: int) -> dict[str, int]:
+    """A table cell showing a case's level as a badge."""
+    return {"level": value}

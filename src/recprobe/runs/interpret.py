@@ -30,6 +30,7 @@ from recprobe.concepts.interpret import (
     summarize,
     uses_llm,
 )
+from recprobe.concepts.llm import check_llm_spec
 from recprobe.concepts.prompts import VERSION
 from recprobe.concepts.records import append_record, repair_records
 from recprobe.concepts.similarity import concept_similarity
@@ -57,6 +58,8 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
         raise ConfigError(f"basis must be 'sae' (the SAE's latents) or 'raw' (the representation's dimensions), got {basis!r}")
     if n < 1:
         raise ConfigError(f"--n must be at least 1 (cases per set), got {n}")
+    if uses_llm(describer, verifier):
+        check_llm_spec(llm)
     run = open_run(run, data_dir)
     out = run.layout.concepts(folder, raw=basis == "raw")
     sae = run.sae() if basis == "sae" else RawDimensions(run.target.d_model)

@@ -96,6 +96,8 @@ class SteeringRun:
     def debias(self, n_latents: int = 30, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
         """Scale the ``n_latents`` latents whose activation most tracks *un*popular predictions by ``niche_scale``
         and the ``n_latents`` that most track popular ones by ``popular_scale`` (0 ablates, 1 leaves them)."""
+        for scale in (niche_scale, popular_scale):
+            Edit(0, scale=scale).check(self.sae.n_latents)  # refuse a bad scale even when no latent qualifies
         ranked = popularity_latents(self.cases, self.split.item_popularity(), self.sae.n_latents)
         niche = [(j, rho) for j, rho in ranked[::-1] if rho < 0][:n_latents]
         popular = [(j, rho) for j, rho in ranked if rho > 0][:n_latents]

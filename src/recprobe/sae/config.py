@@ -6,17 +6,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from recprobe.device import Device
+
 
 class SAEConfig(BaseModel):
     """A TopK SAE over ``d_in``-wide activations. Give ``scale`` (n_latents = scale * d_in) or ``n_latents``."""
 
     model_config = ConfigDict(extra="forbid")
-    d_in: int = Field(ge=1, description="Width of the probed activation.")
-    scale: int | None = Field(16, ge=1, description="n_latents = scale * d_in (the paper's s; default 16).")
-    n_latents: int | None = Field(None, ge=1, description="Number of latents, instead of scale.")
-    k: int = Field(8, ge=1, description="Latents kept per vector (TopK).")
-    k_aux: int | None = Field(None, ge=1, description="Dead latents used by the AuxK loss (default d_in / 2).")
-    alpha: float = Field(1 / 32, ge=0, description="Weight of the AuxK loss.")
+    d_in: int = Field(ge=1, strict=True, description="Width of the probed activation.")
+    scale: int | None = Field(16, ge=1, strict=True, description="n_latents = scale * d_in (the paper's s; default 16).")
+    n_latents: int | None = Field(None, ge=1, strict=True, description="Number of latents, instead of scale.")
+    k: int = Field(8, ge=1, strict=True, description="Latents kept per vector (TopK).")
+    k_aux: int | None = Field(None, ge=1, strict=True, description="Dead latents used by the AuxK loss (default d_in / 2).")
+    alpha: float = Field(1 / 32, ge=0, allow_inf_nan=False, description="Weight of the AuxK loss.")
     aux_scale: Literal["paper", "residual_variance"] = Field(
         "paper", description="'paper': AuxK as the paper writes it. 'residual_variance': AuxK times the batch's "
         "variance over the residual's (sparsify's and OpenAI's scaling), so dead latents still learn once the "
@@ -55,8 +57,9 @@ class SAETrainConfig(BaseModel):
         None, ge=1, description="Passes over the train activations (default: enough to see 2M vectors, 5 to 500)."
     )
     batch_size: int = Field(64, ge=1, description="Activation vectors per step.")
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate (no weight decay: it fights the unit-norm decoder).")
-    device: str = Field("cpu", description="torch device.")
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False,
+                      description="Adam learning rate (no weight decay: it fights the unit-norm decoder).")
+    device: Device = Field("cpu", description="torch device.")
     checkpoint_every: int = Field(1000, ge=1, description="Steps between resumable checkpoints (also at each epoch's end).")
 
     def epochs_for(self, n_train: int) -> int:

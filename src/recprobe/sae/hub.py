@@ -34,6 +34,18 @@ def from_pretrained(path_or_repo_id: str | Path, *, revision: str | None = None,
     return load_sae(Path(files[0]).parent)[0]
 
 
+def check_repo_id(repo_id: str) -> None:
+    """Refuse what cannot name a Hub repo (``../../etc``), before anything is uploaded or exported."""
+    _hub()
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise RecprobeError(f"{repo_id!r} is not a Hub repo id ({e}); give OWNER/NAME, e.g. you/ml100k-sasrec-sae") from None
+
+
 def push_to_hub(folder: str | Path, repo_id: str, *, tables: dict[str, Path] | None = None, private: bool = False,
                 endpoint: str | None = None, token: str | None = None,
                 commit_message: str = "Upload TopK SAE trained with recprobe") -> str:
@@ -42,8 +54,18 @@ def push_to_hub(folder: str | Path, repo_id: str, *, tables: dict[str, Path] | N
     hub = _hub()
     folder = Path(folder)
     load_sae(folder)  # refuse to publish a folder that does not load
+    check_repo_id(repo_id)
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
     api = hub.HfApi(endpoint=endpoint, token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    operations = [hub.CommitOperationAdd(name, folder / name) for name in HUB_FILES if (folder / name).is_file()]
-    operations += [hub.CommitOperationAdd(f"concepts/{name}.parquet", path) for name, path in (tables or {}).items()]
-    return str(api.create_commit(repo_id, operations, commit_message=commit_message).commit_url)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        operations = [hub.CommitOperationAdd(name, folder / name) for name in HUB_FILES if (folder / name).is_file()]
+        operations += [hub.CommitOperationAdd(f"concepts/{name}.parquet", path) for name, path in (tables or {}).items()]
+        return str(api.create_commit(repo_id, operations, commit_message=commit_message).commit_url)
+    except OfflineModeIsEnabled:
+        raise RecprobeError("the Hugging Face Hub client is in offline mode (HF_HUB_OFFLINE is set); unset it to push, "
+                            "or copy the sae/ folder by hand") from None
+    except HfHubHTTPError as e:
+        raise RecprobeError(f"the Hub refused the upload to {repo_id!r} ({' '.join(str(e).split())}); check the repo id "
+                            "and your token (huggingface-cli login or HF_TOKEN)") from None

@@ -50,17 +50,20 @@ def load_sae(folder: str | Path) -> tuple[TopKSAE, dict[str, Any]]:
     folder = Path(folder)
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
         raise RunFolderError(f"{folder} holds no SAE ({CONFIG} and {WEIGHTS}); train one with `recprobe train-sae`")
-    try:
-        cfg = read_json(folder / CONFIG)
-    except ValueError as e:
-        raise RecprobeError(f"{folder / CONFIG} is not valid JSON ({e})") from e
+    cfg = read_json(folder / CONFIG)
     if not isinstance(cfg, dict) or cfg.get("architecture") != "topk":
         raise RecprobeError(f"{folder / CONFIG}: recprobe loads TopK SAEs (architecture 'topk'), this is {cfg.get('architecture') if isinstance(cfg, dict) else cfg!r}")
     try:
         config = SAEConfig(**cfg["recprobe"]["config"]) if "recprobe" in cfg else SAEConfig(
             d_in=cfg["d_in"], n_latents=cfg["d_sae"], scale=None, k=cfg["k"])
     except (KeyError, TypeError, ValidationError) as e:
-        raise RecprobeError(f"{folder / CONFIG} does not describe a TopK SAE: {e}") from e
+        raise RecprobeError(f"{folder / CONFIG} does not describe a TopK SAE: {' '.join(str(e).split())}") from e
+    saelens = {"d_in": config.d_in, "d_sae": config.n_latents, "k": config.k}
+    disagree = {key: cfg[key] for key, value in saelens.items() if key in cfg and cfg[key] != value}
+    if disagree:
+        raise RecprobeError(f"{folder / CONFIG}: the SAELens fields {disagree} disagree with recprobe's own config "
+                            f"({ {key: saelens[key] for key in disagree} }), so SAELens and recprobe would read different SAEs; "
+                            "save the folder again with recprobe (save_sae) or fix the fields")
     try:
         tensors = load_file(folder / WEIGHTS)
     except (SafetensorError, OSError) as e:

@@ -1,0 +1,204 @@
+"""Every bad input on the command line, as a user meets it: a subprocess, exit code 2, one plain line on stderr
+naming the problem and the fix, no traceback, and the run folder exactly as it was (so it still works).
+
+Each case here is a row of docs/errors.md (``test_cli_errors.py::test_cli_bad_input[ID]``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import synthetic_frame, write_atomic
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: str  # {run}: a copy of a finished run; {data}: its dataset folder; {tmp}: a scratch folder
+    expected: str  # what the one line on stderr says (a fragment)
+    setup: Callable[[Path], None] | None = None  # damages the copy, or writes bad input under {tmp}
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def write(path: str, text: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / path).write_text(text)
+
+    return setup
+
+
+def cut(path: str, keep: int = 40) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        target = tmp / "run" / path
+        target.write_bytes(target.read_bytes()[:keep])
+
+    return setup
+
+
+def remove(path: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        target = tmp / "run" / path
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+    return setup
+
+
+def edit_json(path: str, change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        target = tmp / "run" / path
+        data = json.loads(target.read_text())
+        change(data)
+        target.write_text(json.dumps(data))
+
+    return setup
+
+
+def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        for one in setups:
+            one(tmp)
+
+    return setup
+
+
+INTER = "user_id:token\titem_id:token\ttimestamp:float\n"
+TOY = "--min-rating -1 --core 3"
+CASES = [
+    # data
+    Case("inter-is-a-folder", "fit --model bprmf --dataset {tmp}/d --out {tmp}/r " + TOY, "is a folder, not an .inter file",
+         lambda tmp: (tmp / "d" / "x.inter").mkdir(parents=True)),
+    Case("rechorus-train-only", "fit --model bprmf --dataset {tmp}/g --out {tmp}/r",
+         "is a ReChorus dataset without dev_positives.csv or dev.csv", write("g/train.csv", "user_id\titem_id\ttime\n1\t2\t3\n")),
+    Case("core-below-3", "fit --model bprmf --dataset {data} --out {tmp}/r --min-rating -1 --core 2", "--core must be at least 3"),
+    Case("dataset-is-a-file", "fit --model bprmf --dataset {data}/toy.inter --out {tmp}/r", "is a file; --dataset takes a dataset name"),
+    Case("two-inter-files", "fit --model bprmf --dataset {tmp}/d --out {tmp}/r " + TOY, "holds 2 .inter files (a.inter, b.inter)",
+         both(write("d/a.inter", INTER + "1\t2\t3\n"), write("d/b.inter", INTER + "1\t2\t3\n"))),
+    Case("tab-inside-a-title", "fit --model bprmf --dataset {tmp}/d --out {tmp}/r " + TOY,
+         "line 3 has 3 tab-separated fields, the header has 2; a tab or a line break inside a field",
+         both(write("d/d.inter", INTER + "1\t2\t3\n"), write("d/d.item", "item_id:token\ttitle:token\n1\tA\n2\tB\tC\n"))),
+    Case("line-break-inside-a-title", "fit --model bprmf --dataset {tmp}/d --out {tmp}/r " + TOY,
+         "line 3 has 1 tab-separated fields, the header has 2",
+         both(write("d/d.inter", INTER + "1\t2\t3\n"), write("d/d.item", "item_id:token\ttitle:token\n1\tA\nB\n"))),
+    Case("infinite-timestamp", "fit --model bprmf --dataset {tmp}/d --out {tmp}/r " + TOY,
+         "column 'timestamp' must be a finite number, found 'inf' on data row 2", write("d/d.inter", INTER + "1\t2\t3\n1\t3\tinf\n")),
+    Case("markup-in-a-path", "fit --model bprmf --dataset {tmp}/[bold]a[/x]b --out {tmp}/r",
+         "[bold]a[/x]b holds neither a RecBole .inter file", lambda tmp: (tmp / "[bold]a[/x]b").mkdir(parents=True)),
+    Case("option-not-key-value", "fit --model bprmf --dataset {data} --out {tmp}/r --option n_layers " + TOY,
+         "--option: expected KEY=VALUE, got 'n_layers'"),
+    # training settings
+    Case("fit-lr-infinite", "fit --model bprmf --dataset {data} --out {tmp}/r --lr inf " + TOY,
+         "invalid TrainConfig option 'lr': Input should be a finite number"),
+    Case("fit-no-cuda", "fit --model bprmf --dataset {data} --out {tmp}/r --device cuda " + TOY, "no CUDA device is available here"),
+    Case("train-sae-no-cuda", "train-sae --run {run} --device cuda", "no CUDA device is available here"),
+    Case("train-sae-lr-infinite", "train-sae --run {run} --lr inf", "invalid SAETrainConfig option 'lr': Input should be a finite number"),
+    Case("option-set-twice", "train-sae --run {run} --k 2 --option k=3", "--option: k is set by its own option (--k)"),
+    Case("fit-into-a-file", "fit --model bprmf --dataset {data} --out {data}/toy.inter " + TOY, "is a file; give a folder path"),
+    # run folders: missing, damaged, foreign
+    Case("not-a-run", "evaluate --run {tmp}", "is not a recprobe run (no run.json); create it with `recprobe probe"),
+    Case("truncated-run-json", "evaluate --run {run}", "run.json is not valid JSON", cut("run.json")),
+    Case("truncated-recommender-config", "evaluate --run {run}", "recommender/config.json is damaged: not valid JSON",
+         cut("recommender/config.json")),
+    Case("truncated-recommender-weights", "evaluate --run {run}", "recommender/model.safetensors is damaged",
+         cut("recommender/model.safetensors", 100)),
+    Case("truncated-activation-index", "train-sae --run {run}", "activations/index.json is damaged: not valid JSON",
+         cut("activations/index.json")),
+    Case("sae-without-metrics", "report --run {run}", "sae/metrics.json is missing", remove("sae/metrics.json")),
+    Case("train-sae-without-capture", "train-sae --run {run}", "has no activations; run `recprobe capture --run", remove("activations")),
+    Case("report-without-an-sae", "report --run {run}", "has no SAE; run `recprobe train-sae --run", remove("sae")),
+    Case("sae-k-true", "report --run {run}", "does not describe a TopK SAE",
+         edit_json("sae/cfg.json", lambda cfg: cfg["recprobe"]["config"].update(k=True))),
+    Case("sae-k-disagrees", "report --run {run}", "the SAELens fields {'k': 3} disagree with recprobe's own config",
+         edit_json("sae/cfg.json", lambda cfg: cfg.update(k=3))),
+    Case("sae-from-elsewhere", "report --run {run}", "does not say which recommender it was trained on",
+         edit_json("sae/cfg.json", lambda cfg: cfg["recprobe"].update(provenance={}))),
+    Case("concepts-of-another-sae", "steer --run {run} --table7", "was made from another sae than the run has now",
+         edit_json("concepts/settings.json", lambda s: s["made_from"].update(sae="0123456789abcdef"))),
+    # options
+    Case("capture-batch-size-0", "capture --run {run} --batch-size 0", "batch size must be at least 1"),
+    Case("capture-no-split", "capture --run {run} --splits ,", "no split to capture"),
+    Case("capture-positions-unknown", "capture --run {run} --positions some", "--positions: expected 'auto', 'last' or 'all'"),
+    Case("capture-all-positions-of-a-general-model", "capture --run {run} --positions all", "positions='all' needs a sequential model"),
+    Case("interpret-n-0", "interpret --run {run} --n 0", "--n must be at least 1"),
+    Case("interpret-n-negative", "interpret --run {run} --n -1", "--n must be at least 1"),
+    Case("interpret-latents-beyond-the-sae", "interpret --run {run} --latents 6-9", "latents 8, 9 do not exist"),
+    Case("interpret-latents-backwards", "interpret --run {run} --latents 5-3", "--latents: the range '5-3' runs backwards"),
+    Case("interpret-latents-not-a-range", "interpret --run {run} --latents a-b", "--latents: expected ranges like 0-99"),
+    Case("interpret-folder-of-another-stage", "interpret --run {run} --folder report", "'report' is the run's report/ folder"),
+    Case("interpret-folder-outside", "interpret --run {run} --folder ../x", "must be a plain name inside the run folder"),
+    Case("interpret-level-mode", "interpret --run {run} --level-mode deciles", "--level-mode: expected 'max' or 'quantile'"),
+    Case("interpret-unknown-describer", "interpret --run {run} --describer vibes", "describer must be one of metadata, llm"),
+    Case("interpret-unknown-llm", "interpret --run {run} --describer llm --llm gpt-9 --folder other",
+         "unknown language model 'gpt-9'"),
+    Case("interpret-other-settings", "interpret --run {run} --n 3", "holds concepts made with another llm, n, verifier"),
+    Case("steer-latent-and-table7", "steer --run {run} --table7 --latent 0", "--latent: give --latent J (with --scale F) or --table7"),
+    Case("steer-latent-beyond-the-sae", "steer --run {run} --latent 99 --scale 2", "latent 99 does not exist"),
+    Case("steer-scale-overflows", "steer --run {run} --latent 0 --scale 1e39", "is too large (float32 scores overflow)"),
+    Case("debias-scale-overflows", "debias --run {run} --latents 2 --niche-scale 1e39", "is too large (float32 scores overflow)"),
+    Case("push-bad-repo-id", "push --run {run} --repo ../../etc", "'../../etc' is not a Hub repo id"),
+    Case("push-offline", "push --run {run} --repo me/sae", "offline mode (HF_HUB_OFFLINE is set)", env=(("HF_HUB_OFFLINE", "1"),)),
+    Case("export-neither-dataset-nor-run", "export --out {tmp}/e", "--dataset: give --dataset D or --run RUN"),
+    Case("probe-unknown-adapter", "probe --adapter nope --dataset {data} --out {tmp}/r " + TOY, "unknown adapter 'nope'"),
+    Case("probe-adapter-option-missing", "probe --adapter bprmf --dataset {data} --out {tmp}/r " + TOY,
+         "invalid RunOptions option 'run': Field required"),
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A run of a built-in model on a toy dataset, taken through every stage (its SAE has 8 latents)."""
+    from recprobe.models import TrainConfig
+    from recprobe.runs import Run
+    from recprobe.runs.fit import fit_run
+
+    root = tmp_path_factory.mktemp("cli-errors")
+    data = write_atomic(root / "toy", synthetic_frame())
+    fit_run(root / "run", "bprmf", str(data), min_rating=None, core=3, model_options={"d": 8},
+            train=TrainConfig(epochs=1), progress=False)
+    run = Run.open(root / "run")
+    run.capture(progress=False)
+    run.train_sae(scale=1, k=2, epochs=2, progress=False)
+    run.interpret(n=2, verifier="llm", llm="fake", progress=False)
+    run.steering().table7()
+    run.report()
+    return root / "run", data
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".recprobe.lock"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_cli_bad_input(finished_run, tmp_path, case):
+    run, data = finished_run
+    shutil.copytree(run, tmp_path / "run")
+    if case.setup is not None:
+        case.setup(tmp_path)
+    before = digest(tmp_path)
+    args = case.args.format(run=tmp_path / "run", data=data, tmp=tmp_path).split()
+    env = {**os.environ, "RECPROBE_LOAD_PLUGINS": "", "HF_HUB_OFFLINE": "0", **dict(case.env)}
+    done = subprocess.run([sys.executable, "-m", "recprobe.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert case.expected in lines[0], lines[0]
+    assert digest(tmp_path) == before  # nothing written, nothing lost: the run works as it did
+
+
+def test_every_case_is_a_row_of_the_errors_page():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "errors.md").read_text()
+    missing = [case.id for case in CASES if f"test_cli_errors.py::test_cli_bad_input[{case.id}]" not in page]
+    assert not missing, f"docs/errors.md lacks rows for {missing}"
