@@ -202,3 +202,65 @@ def test_every_case_is_a_row_of_the_errors_page():
     page = (Path(__file__).resolve().parents[1] / "docs" / "errors.md").read_text()
     missing = [case.id for case in CASES if f"test_cli_errors.py::test_cli_bad_input[{case.id}]" not in page]
     assert not missing, f"docs/errors.md lacks rows for {missing}"
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_saved_sae(finished_run, tmp_path, monkeypatch, capsys):
+    """The disk cannot be filled here: the write fails the way a full disk makes it fail (ENOSPC)."""
+    import errno
+
+    from recprobe.cli import main
+
+    run, _ = finished_run
+    shutil.copytree(run, tmp_path / "run")
+    before = digest(tmp_path / "run" / "sae")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "sae-new"))
+
+    monkeypatch.setattr("recprobe.sae.io.save_file", full)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-sae", "--run", str(tmp_path / "run"), "--scale", "1", "--k", "2", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: no space left on the device while writing") and "free some space and rerun" in err
+    assert digest(tmp_path / "run" / "sae") == before
+
+
+def test_a_folder_it_may_not_write_is_one_line(finished_run, tmp_path, monkeypatch, capsys):
+    """Tests run as root here, which writes anywhere: the refusal is the one a read-only folder gives."""
+    from recprobe.cli import main
+
+    run, _ = finished_run
+    shutil.copytree(run, tmp_path / "run")
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "run" / ".recprobe.lock"))
+
+    monkeypatch.setattr("recprobe.runs.lock.open", read_only, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["capture", "--run", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert ".recprobe.lock: permission denied; make it writable (or readable) for you, or choose another folder" in err
+
+
+def test_ctrl_c_during_train_sae_says_how_to_go_on_and_keeps_the_checkpoint(finished_run, tmp_path):
+    import signal
+    import time
+
+    run, _ = finished_run
+    shutil.copytree(run, tmp_path / "run")
+    shutil.rmtree(tmp_path / "run" / "sae")
+    args = [sys.executable, "-m", "recprobe.cli", "train-sae", "--run", str(tmp_path / "run"), "--scale", "1", "--k", "2",
+            "--epochs", "3000"]
+    env = {**os.environ, "RECPROBE_LOAD_PLUGINS": ""}
+    training = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "run" / "sae-checkpoint.safetensors"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    training.send_signal(signal.SIGINT)
+    _, err = training.communicate(timeout=120)
+    assert training.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("interrupted; nothing already finished was lost: rerun the same command")
+    assert checkpoint.exists() and not (tmp_path / "run" / "sae").exists()

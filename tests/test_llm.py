@@ -89,3 +89,25 @@ def test_the_likelihood_verifier_scores_a_matching_case_above_an_unrelated_one()
     assert np.argmax(verifier.scores("genre: Animation, Children's", [0, 1])) == 1
     # the second time the cases' prefixes come from the key/value cache, cut back after each text
     np.testing.assert_allclose(verifier.scores("genre: Horror", [0, 1]), [horror, children], rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_interpret_runs_the_embedded_model_end_to_end(split, tmp_path):
+    """The real SmolLM2 through `interpret`: a description it wrote, verified by the likelihood verifier, on the
+    two latents that fire most on a small run."""
+    pytest.importorskip("gguf", reason="pip install 'recprobe[llm]'")
+    from recprobe.runs import Run
+    from tests.targets import Oracle
+
+    run = Run.create(tmp_path / "run", Oracle(split), split)
+    run.capture(progress=False)
+    run.train_sae(scale=1, k=2, epochs=2, progress=False)
+    fires = np.bincount(run.cases().indices[run.cases().values > 0], minlength=run.sae().n_latents)
+    latents = np.argsort(-fires)[:2].tolist()
+    summary = run.interpret(describer="llm", verifier="llm-likelihood", llm="smollm2", n=2, latents=latents,
+                            progress=False)
+    records = [r for r in run.concepts() if r["status"] == "ok"]
+    assert summary["llm_prompts"] > 0 and len(records) == 2
+    assert all(isinstance(r["description"], str) and r["description"] and not r["description"].startswith("fake")
+               for r in records)
+    assert all(0 <= r["confidence"] <= 1 and len(r["levels"]) == 4 for r in records)
