@@ -252,13 +252,14 @@ def test_ctrl_c_during_train_sae_says_how_to_go_on_and_keeps_the_checkpoint(fini
     shutil.copytree(run, tmp_path / "run")
     shutil.rmtree(tmp_path / "run" / "sae")
     args = [sys.executable, "-m", "recprobe.cli", "train-sae", "--run", str(tmp_path / "run"), "--scale", "1", "--k", "2",
-            "--epochs", "3000"]
+            "--epochs", "10000000"]  # far longer than the test waits
     env = {**os.environ, "RECPROBE_LOAD_PLUGINS": ""}
     training = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     checkpoint = tmp_path / "run" / "sae-checkpoint.safetensors"
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.1)
+    assert training.poll() is None, training.stderr.read()  # still training, with a checkpoint to resume from
     training.send_signal(signal.SIGINT)
     _, err = training.communicate(timeout=120)
     assert training.returncode == 130
