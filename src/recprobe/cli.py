@@ -342,6 +342,40 @@ def debias(
 
 
 @app.command()
+def explain(
+    run: RunOption,
+    user: Annotated[str | None, typer.Option(help="Raw user id (as in the dataset) whose recommendation to explain.")] = None,
+    item: Annotated[str | None, typer.Option(help="Raw item id (default: the user's top recommendation).")] = None,
+    fidelity: Annotated[bool, typer.Option("--fidelity", help="Measure the explanations' fidelity over every test user instead.")] = False,
+    m: Annotated[int, typer.Option("--m", help="Latents ablated by the fidelity check, both ways.")] = 3,
+    seed: int = 0,
+    data_dir: DataDir = None,
+) -> None:
+    """Why the model recommends an item to a user: the active latents that contribute most to its score."""
+    from recprobe.runs.explain import explain_user, fidelity_run
+
+    if fidelity == (user is not None):
+        raise ConfigError("--user: give --user U (with --item I) or --fidelity")
+    if fidelity:
+        result = fidelity_run(run, m=m, seed=seed, data_dir=data_dir)
+        if not result["users"]:
+            console.print(f"no test user has {2 * m} active latents; lower --m")
+            return
+        console.print(f"top-{m} explaining latents ablated push the top item further down than {m} other random active "
+                      f"latents for {result['share_top_beats_random']:.1%} of {result['users']} users; mean rank drop "
+                      f"{result['mean_rank_drop_top']:.1f} against {result['mean_rank_drop_random']:.1f} "
+                      f"-> {run / 'explanations' / 'fidelity.json'}")
+        return
+    found = explain_user(run, user, item, data_dir=data_dir)
+    table = Table("latent", "description", "activation", "contribution", "share",
+                  title=Text(f"user {found['user']}: {found['title']} (item {found['item']}, rank {found['rank']})"))
+    for entry in found["latents"]:
+        table.add_row(str(entry["latent"]), Text(entry["description"] or ""), f"{entry['activation']:.3f}",
+                      f"{entry['contribution']:+.3f}", f"{entry['share']:+.0%}")
+    console.print(table)
+
+
+@app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/quickstart"),
     llm: Annotated[str, typer.Option(help="LLM for the handful of LLM-described latents.")] = "smollm2",

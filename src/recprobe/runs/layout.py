@@ -8,6 +8,7 @@
     <run>/concepts/                   settings.json, cases.safetensors, concepts.jsonl, summary.json (interpret)
     <run>/concepts-raw/               the same for the raw dimensions (interpret --raw)
     <run>/steering/                   latent-<j>.json, table7.json, debias.json   (steer, debias)
+    <run>/explanations/fidelity.json  how faithful the explanations of single recommendations are (explain)
     <run>/report/                     index.html, latents/<j>.html, style.css     (report)
     <run>/.recprobe.lock              held by the one command writing into the run
 """
@@ -21,10 +22,11 @@ from recprobe.errors import RunFolderError
 
 RUN_FILE = "run.json"
 RECOMMENDER, ACTIVATIONS, SAE, STEERING, REPORT = "recommender", "activations", "sae", "steering", "report"
+EXPLANATIONS = "explanations"
 CONCEPTS, RAW_CONCEPTS = "concepts", "concepts-raw"
 SAE_CHECKPOINT = "sae-checkpoint.safetensors"
 LOCK = ".recprobe.lock"
-STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, STEERING, REPORT)  # never a concepts folder's name
+STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, STEERING, EXPLANATIONS, REPORT)  # never a concepts folder's name
 
 # concepts/ files
 SETTINGS, CASES, CONCEPTS_FILE, SUMMARY, DAMAGED = (
@@ -63,6 +65,10 @@ class RunLayout:
         return self.root / STEERING
 
     @property
+    def explanations(self) -> Path:
+        return self.root / EXPLANATIONS
+
+    @property
     def report(self) -> Path:
         return self.root / REPORT
 
@@ -84,4 +90,5 @@ class RunLayout:
 
     def downstream_of_recommender(self) -> list[Path]:
         """What depends on the recommender and must go when it is replaced."""
-        return [self.activations, self.sae, self.sae_checkpoint, self.steering, self.report, *self.concept_folders()]
+        return [self.activations, self.sae, self.sae_checkpoint, self.steering, self.explanations, self.report,
+                *self.concept_folders()]

@@ -1,0 +1,53 @@
+"""The explain stage: why the run's model recommends an item to a user, and how faithful that is.
+
+    <run>/explanations/fidelity.json   share of users whose top-m explaining latents beat m random ones
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recprobe.errors import ConfigError
+from recprobe.explain import FIDELITY_M, explain, fidelity
+from recprobe.io import write_json
+from recprobe.runs.lock import run_lock
+from recprobe.runs.run import Run, open_run
+
+FIDELITY = "fidelity.json"
+
+
+def index_of(ids: np.ndarray, raw: str, kind: str) -> int:
+    """The split's index of a raw user or item id, or an error naming it."""
+    found = np.flatnonzero(ids == str(raw).strip())
+    if not len(found):
+        raise ConfigError(f"--{kind} {raw!r} is not one of this run's {kind}s (raw ids, e.g. {ids[0]!r} ... {ids[-1]!r})")
+    return int(found[0])
+
+
+def explain_user(run: Run | str | Path, user: str, item: str | None = None, *,
+                 data_dir: str | Path | None = None) -> dict[str, Any]:
+    """The latents behind ``item`` (raw id; default: the user's top recommendation) for ``user`` (raw id), with
+    the run's concept descriptions where it has them."""
+    run = open_run(run, data_dir)
+    split = run.split
+    found = explain(run.target, run.sae(), split, index_of(split.user_ids, user, "user"),
+                    None if item is None else index_of(split.item_ids, item, "item"))
+    descriptions = {r["latent"]: r.get("description") for r in run.concepts()}
+    return {"user": str(split.user_ids[found.user]), "item": str(split.item_ids[found.item]),
+            "title": split.catalog.titles[found.item], "rank": found.rank,
+            "latents": [{**entry, "description": descriptions.get(entry["latent"])} for entry in found.latents]}
+
+
+def fidelity_run(run: Run | str | Path, *, m: int = FIDELITY_M, seed: int = 0,
+                 data_dir: str | Path | None = None) -> dict[str, Any]:
+    """``recprobe.explain.fidelity`` over the run's test users, written to ``explanations/fidelity.json``."""
+    if m < 1:
+        raise ConfigError(f"--m must be at least 1 (latents ablated), got {m}")
+    run = open_run(run, data_dir)
+    result = {**fidelity(run.target, run.sae(), run.split, m=m, seed=seed), "seed": seed}
+    with run_lock(run.root, "explain"):
+        write_json(run.layout.explanations / FIDELITY, {**result, "made_from": run.cases_made_from()})
+    return result
