@@ -129,9 +129,6 @@ def probe(
     overwrite: Overwrite = False,
 ) -> None:
     """Create a run folder for any recommender an adapter opens (RecBole, a plugin, your torch model)."""
-    import shlex
-    import sys
-
     from recprobe.data import load_dataset
     from recprobe.plugins import load_target
     from recprobe.runs import Run
@@ -139,9 +136,8 @@ def probe(
     options = _parse_options(option)
     split = load_dataset(dataset, data_dir, min_rating=_min_rating(min_rating), core=core)
     target = load_target(adapter, **({"data_dir": data_dir} if data_dir and _takes_data_dir(adapter) else {}), **options)
-    command = shlex.join(["recprobe", *[a for a in sys.argv[1:] if a not in ("--overwrite", "--untrained-ok")]])
     run = Run.create(out, target, split, adapter=adapter, options=options, untrained_ok=untrained_ok,
-                     overwrite=overwrite, command=command if sys.argv[1:2] == ["probe"] else None)
+                     overwrite=overwrite)
     _print_notes(split.notes)
     check = run.record["ranking_check"]
     console.print(f"{run.target.name} on {split.name}: d = {run.target.d_model}, {split.n_items:,} items "

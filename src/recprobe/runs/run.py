@@ -8,6 +8,7 @@ stages in-process: ``Run.create(folder, target, split)`` and later ``Run.open(fo
 
 from __future__ import annotations
 
+import json
 import platform
 import shlex
 import shutil
@@ -356,7 +357,7 @@ def _command(adapter: str | None, options: dict[str, Any], split: Split, root: P
         return "recprobe.Run.create(...)"
     parts = ["recprobe", "probe", "--adapter", adapter]
     for key, value in options.items():
-        parts += ["--option", f"{key}={value}"]
+        parts += ["--option", f"{key}={value if isinstance(value, str | Path) else json.dumps(value)}"]
     origin = split.origin
     parts += ["--dataset", str(origin.get("source", split.name))]
     if origin.get("min_rating") != 4:
