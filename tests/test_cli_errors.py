@@ -257,14 +257,21 @@ def test_ctrl_c_during_train_sae_says_how_to_go_on_and_keeps_the_checkpoint(fini
     args = [sys.executable, "-m", "recprobe.cli", "train-sae", "--run", str(tmp_path / "run"), "--scale", "1", "--k", "2",
             "--epochs", "10000000"]  # far longer than the test waits
     env = {**os.environ, "RECPROBE_LOAD_PLUGINS": ""}
-    training = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    checkpoint = tmp_path / "run" / "sae-checkpoint.safetensors"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and time.time() < deadline:
-        time.sleep(0.1)
-    assert training.poll() is None, training.stderr.read()  # still training, with a checkpoint to resume from
-    training.send_signal(signal.SIGINT)
-    _, err = training.communicate(timeout=120)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:  # a file, not a pipe: nothing can block on a full pipe or hold it open
+        training = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        checkpoint = tmp_path / "run" / "sae-checkpoint.safetensors"
+        deadline = time.time() + 300
+        while not checkpoint.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        assert training.poll() is None, log.read_text()  # still training, with a checkpoint to resume from
+        time.sleep(0.5)
+        training.send_signal(signal.SIGINT)
+        try:
+            training.wait(timeout=300)
+        finally:
+            training.kill()
+    err = log.read_text()
     assert training.returncode == 130
     assert err.strip().splitlines()[-1].startswith("interrupted; nothing already finished was lost: rerun the same command")
     assert checkpoint.exists() and not (tmp_path / "run" / "sae").exists()
