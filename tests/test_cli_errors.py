@@ -259,7 +259,9 @@ def test_ctrl_c_during_train_sae_says_how_to_go_on_and_keeps_the_checkpoint(fini
     env = {**os.environ, "RECPROBE_LOAD_PLUGINS": ""}
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr:  # a file, not a pipe: nothing can block on a full pipe or hold it open
-        training = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        # pytest-xdist workers ignore SIGINT, and a child inherits that: give it the default disposition back
+        training = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         checkpoint = tmp_path / "run" / "sae-checkpoint.safetensors"
         deadline = time.time() + 300
         while not checkpoint.exists() and time.time() < deadline:
