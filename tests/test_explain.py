@@ -60,3 +60,33 @@ def test_explaining_a_run_by_raw_ids(split, tmp_path):
         explain_user(run, "nobody")
     result = fidelity_run(run, m=1)
     assert (run.layout.explanations / "fidelity.json").is_file() and result["users"] > 0
+
+
+class TwoLayer(torch.nn.Module):
+    """A user's own model, opened with recprobe.wrap: its user vector is the output of ``tower``."""
+
+    def __init__(self, n_users, n_items, d=6):
+        super().__init__()
+        torch.manual_seed(0)
+        self.users = torch.nn.Embedding(n_users, d)
+        self.tower = torch.nn.Linear(d, d)
+        self.out = torch.nn.Linear(d, n_items)  # not a dot product with item embeddings: a bias and weights
+
+    def forward(self, users):
+        return self.out(self.tower(self.users(users)))
+
+
+def test_a_wrapped_model_is_explained_by_the_same_finite_difference(split):
+    import recprobe
+
+    model = TwoLayer(split.n_users, split.n_items).eval()
+    target = recprobe.wrap(model, site="tower", n_items=split.n_items, d_model=6, forward=lambda m, b: m(b.users))
+    sae = exact_sae(6)
+    found = explain(target, sae, split, 2)
+    batch = phase_batches(split, "test", 0)([2])
+    reps = target.represent(batch)
+    top = found.latents[0]
+    direction = sae.W_dec[top["latent"]]
+    by_hand = target.score(reps, batch)[0, found.item] - target.score(reps - top["activation"] * direction, batch)[0, found.item]
+    assert top["contribution"] == pytest.approx(float(by_hand), abs=1e-5) and top["contribution"] > 0
+    assert [e["contribution"] for e in found.latents] == sorted((e["contribution"] for e in found.latents), reverse=True)

@@ -64,10 +64,8 @@ def test_steering_a_latent_moves_its_item_by_the_size_asked(split, oracle):
     concept = np.zeros(split.n_items, dtype=bool)
     concept[item] = True
     effect = {row["scale"]: row for row in steering_effect(oracle, sae, split, item, concept, (-10.0, 1.0, 10.0))["scales"]}
-    holders = split.test_items == item
     assert effect[-10.0]["hit@10"] == 0.0 < effect[1.0]["hit@10"] < effect[10.0]["hit@10"]
     assert effect[1.0]["HR@10"] > effect[-10.0]["HR@10"]  # pushed out, the test item of its holders is lost
-    assert holders.sum() > 0
 
 
 def test_a_latent_that_fires_on_nobody_has_no_effect_to_report(split, oracle):

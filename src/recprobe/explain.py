@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
-from recprobe.metrics import exclusion_mask
+from recprobe.metrics import exclusion_mask, target_ranks
 from recprobe.target import Batch, ProbeTarget
 
 FIDELITY_M = 3
@@ -49,12 +49,8 @@ def ablated(sae, reps: torch.Tensor, values: torch.Tensor, indices: torch.Tensor
 
 
 def item_ranks(scores: torch.Tensor, items: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-    """[B] 1-based rank of each user's item, seen items masked (the item itself never), ties against it."""
-    seen = seen.clone()
-    seen[torch.arange(len(items)), items] = False
-    scores = scores.float().masked_fill(seen, float("-inf"))
-    own = scores.gather(1, items[:, None])
-    return (scores > own).sum(1) + 1
+    """[B] rank of each user's item, by ``recprobe.metrics.target_ranks`` (seen items masked, ties against it)."""
+    return target_ranks(scores.float().clone(), items, seen)
 
 
 @dataclass

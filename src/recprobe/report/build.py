@@ -42,7 +42,6 @@ class RunReport:
         self.opened = opened = open_run(run, data_dir)
         self.run, self.target, self.split = opened.root, opened.target, opened.split
         self.sae, self.cases = opened.sae(), opened.cases()
-        self.model_metrics = opened.evaluate("test")
         metrics = opened.layout.sae / "metrics.json"
         if not metrics.is_file():
             raise RunFolderError(f"{metrics} is missing (an SAE saved elsewhere, e.g. by SAELens, has none); train this "
@@ -62,7 +61,8 @@ class RunReport:
 
     # --- overview -------------------------------------------------------------------------------------------
     def overview(self) -> str:
-        test, after = self.model_metrics, self.sae_metrics["after"]
+        after = self.sae_metrics["after"]
+        test = after["original_test"]  # measured by train-sae on this run's recommender (its provenance is checked)
         train = after["reconstruction_train"]
         spliced = after["spliced_test"]["HR@10"] / max(after["original_test"]["HR@10"], 1e-12)
         return render(

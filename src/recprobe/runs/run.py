@@ -44,6 +44,7 @@ class Run:
 
     def __init__(self, root: Path, record: dict[str, Any], target: ProbeTarget, split: Split):
         self.layout, self.record, self.target, self.split = RunLayout(root), record, target, split
+        self._sae_hash: tuple[tuple, str] = ((), "")
 
     @property
     def root(self) -> Path:
@@ -129,7 +130,13 @@ class Run:
         return sae
 
     def sae_hash(self) -> str:
-        return file_hash(self.layout.sae / WEIGHTS)
+        """The SAE weights' content hash, computed again only when the file changed (train-sae replaced it)."""
+        path = self.layout.sae / WEIGHTS
+        stat = path.stat()
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._sae_hash[0] != key:
+            self._sae_hash = (key, file_hash(path))
+        return self._sae_hash[1]
 
     def cases_made_from(self, basis: str = "sae") -> dict[str, str]:
         return {**self.made_from(), "sae": self.sae_hash() if basis == "sae" else "raw"}
