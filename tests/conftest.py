@@ -82,8 +82,9 @@ def use_synthetic(monkeypatch, split) -> None:
         monkeypatch.setattr(f"{where}.load_dataset", lambda *a, **k: split)
 
 
-def sae_run(split, tmp_path, monkeypatch):
-    """A run folder on the synthetic split: a BPRMF, its activations and a small SAE (8 latents, k = 2)."""
+def sae_run(split, tmp_path, monkeypatch, model: str = "bprmf"):
+    """A run folder on the synthetic split: a BPRMF (or ``model``), its activations and a small SAE (8 latents,
+    k = 2)."""
     from recprobe.models import TrainConfig
     from recprobe.runs.capture import capture_run
     from recprobe.runs.fit import fit_run
@@ -92,7 +93,7 @@ def sae_run(split, tmp_path, monkeypatch):
 
     use_synthetic(monkeypatch, split)
     run = tmp_path / "run"
-    fit_run(run, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=2), progress=False)
+    fit_run(run, model, "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=2), progress=False)
     capture_run(run, progress=False)
     train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=3), progress=False)
     return run

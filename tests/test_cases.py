@@ -48,8 +48,8 @@ def test_samples_are_disjoint_seeded_and_never_padded(cases, n, seed):
         sample = sample_latent(cases, latent, n=n, seed=seed)
         activation = cases.activation(latent)
         assert sample.n_active == int((activation > 0).sum())
-        if sample.status == "insufficient":
-            assert sample.n_active < 2 * n and not sample.construction
+        if sample.status == "insufficient":  # too few activated cases, or too few others to verify against
+            assert (sample.n_active < 2 * n or (activation == 0).sum() < 2 * n) and not sample.construction
             continue
         assert len(sample.construction) == len(sample.verification) == n
         chosen = sample.construction + sample.verification
@@ -79,3 +79,64 @@ def test_record_cases_matches_the_model_and_round_trips(split, tmp_path):
 def test_unknown_level_mode():
     with pytest.raises(ValueError, match="'max' or 'quantile'"):
         levels(case_set(np.ones((2, 1)), np.zeros((2, 1))), "median")
+
+
+def test_all_cases_hold_every_position_with_its_own_prefix_and_end_with_the_test_case(split):
+    model = build_model("sasrec", split, d=8).eval()
+    sae = TopKSAE(SAEConfig(d_in=8, scale=2, k=3))
+    test, every = record_cases(model, sae, split, batch_size=7), record_cases(model, sae, split, kind="all", batch_size=11)
+    offsets, items = split.sequences("test")
+    assert len(every) == len(items) == (np.diff(split.train_offsets) + 1).sum()
+    last = np.flatnonzero(np.r_[every.users[1:] != every.users[:-1], True])  # each user's last case
+    assert np.array_equal(every.users[last], test.users) and np.array_equal(every.positions[last], test.positions)
+    for name in ("history", "predicted", "indices"):
+        assert np.array_equal(getattr(every, name)[last], getattr(test, name)), name
+    np.testing.assert_allclose(every.values[last], test.values, rtol=1e-5, atol=1e-6)
+    for row in (0, 3, len(every) // 2):
+        user, position = every.users[row], every.positions[row]
+        prefix = items[offsets[user]:offsets[user] + position]
+        assert every.history[row][every.history[row] >= 0].tolist() == prefix[-9:].tolist()
+        assert every.predicted[row] not in prefix  # the prefix's items are masked, later ones are not
+        reps = model.represent(model_batch(split, user, position))
+        expected = sae.encode(reps.float())[1][0].numpy()
+        assert sorted(every.indices[row].tolist()) == sorted(expected.tolist())
+
+
+def model_batch(split, user, position):
+    from recprobe.batches import position_batches
+
+    return next(position_batches(split, np.array([user]), np.array([position]), 20, 1))
+
+
+def test_all_cases_are_refused_for_a_general_model(split):
+    from recprobe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--cases all needs a sequential target"):
+        record_cases(build_model("bprmf", split, d=8), TopKSAE(SAEConfig(d_in=8, scale=2, k=3)), split, kind="all")
+
+
+@st.composite
+def repeated_user_cases(draw):
+    cases = draw(sparse_activations())
+    cases.users = np.sort(draw(st.lists(st.integers(0, 8), min_size=len(cases), max_size=len(cases)))).astype(np.int64)
+    return cases
+
+
+@settings(max_examples=80, deadline=None)
+@given(repeated_user_cases(), st.integers(1, 3), st.integers(0, 100))
+def test_every_sampled_case_comes_from_a_distinct_user(cases, n, seed):
+    for latent in range(int(cases.indices.max()) + 1):
+        sample = sample_latent(cases, latent, n=n, seed=seed)
+        activation = cases.activation(latent)
+        active_users = np.unique(cases.users[activation > 0])
+        assert sample.active_users == len(active_users)
+        silent_users = np.unique(cases.users[activation == 0])  # at most 2N of them are the chosen active users
+        if sample.status == "insufficient":
+            assert len(active_users) < 2 * n or len(silent_users) < 4 * n
+            continue
+        rows = sample.construction + sample.verification + sample.negatives + sample.calibration
+        assert len(set(cases.users[rows].tolist())) == len(rows)  # no user twice, across every set
+        chosen = sample.construction + sample.verification
+        best = sorted((activation[cases.users == u].max() for u in active_users), reverse=True)[: 2 * n]
+        assert sorted(activation[chosen].tolist(), reverse=True) == best  # each user's strongest, the top 2N of them
+        assert (activation[sample.negatives + sample.calibration] == 0).all()

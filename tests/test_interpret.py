@@ -221,3 +221,24 @@ def test_concepts_export_as_parquet_and_push_beside_the_sae(split, tmp_path, mon
         push_to_hub(run / "sae", "me/sae", tables=tables, endpoint=hub.endpoint, token="hf_test")
         assert {"cfg.json", "sae_weights.safetensors", "concepts/cases.parquet", "concepts/concepts.parquet"} <= set(
             hub.repos["me/sae"])
+
+
+@pytest.mark.slow
+def test_cases_auto_takes_every_position_where_test_cases_score_too_few_latents(split, tmp_path, monkeypatch):
+    """SASRec on the synthetic split (40 users, 8 latents, k = 2): at N = 10 no latent has 2N = 20 active test
+    users, so `auto` takes every position; the SAE and the raw dimensions are interpreted on the same cases."""
+    from recprobe.concepts.cases import scorable_share
+    from recprobe.runs import Run
+    from recprobe.runs.interpret import resolve_cases
+
+    run = sae_run(split, tmp_path, monkeypatch, model="sasrec")
+    opened = Run.open(run)
+    assert scorable_share(opened.cases(), 8, 10) < 0.9 and resolve_cases(opened, "auto", 10) == "all"
+    summary = interpret_run(run, n=10, latents=range(3), progress=False)
+    raw = interpret_run(run, n=10, latents=range(3), basis="raw", progress=False)
+    assert summary["cases"] == raw["cases"] == "all" and summary["n_cases"] == raw["n_cases"] == len(split.train_items) + split.n_users
+    assert summary["users"] == split.n_users
+    assert json.loads((run / "concepts" / "settings.json").read_text())["cases"] == "all"
+    with pytest.raises(RunFolderError, match=r"holds concepts made with another cases \(\{'cases': 'all'\}, now \{'cases': 'test'\}\)"):
+        interpret_run(run, n=10, cases="test", progress=False)
+    assert resolve_cases(Run.open(sae_run(split, tmp_path / "general", monkeypatch)), "auto", 10) == "test"

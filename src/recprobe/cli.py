@@ -240,6 +240,8 @@ def interpret(
     verifier: Annotated[str, typer.Option(help="embedding (MiniLM), llm (generated levels) or llm-likelihood.")] = "embedding",
     llm: Annotated[str, typer.Option(help="smollm2, hf:<id or path>, gguf:<file>, openai:<base url>, fake.")] = "smollm2",
     raw: Annotated[bool, typer.Option("--raw", help="Interpret the representation's raw dimensions (BaseModel row).")] = False,
+    cases: Annotated[str, typer.Option(help="test (one case per test user, the paper's), all (every position of a sequential "
+                                            "target's sequences) or auto (test where it scores 90% of latents, else all).")] = "auto",
     folder: Annotated[str | None, typer.Option(help="Folder inside RUN for the results (default: concepts, or concepts-raw).")] = None,
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Start the concepts folder over (it was made with other settings, another SAE or other cases).")] = False,
@@ -252,14 +254,15 @@ def interpret(
         raise ConfigError(f"--level-mode: expected 'max' or 'quantile', got {level_mode!r}")
     summary = interpret_run(run, data_dir=data_dir, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
-                            basis="raw" if raw else "sae", folder=folder, overwrite=overwrite)
+                            basis="raw" if raw else "sae", cases=cases, folder=folder, overwrite=overwrite)
     counts = summary["concepts"]
     if summary["item_text"] != "titles":
         err.print(f"note: {summary['item_text']}", markup=False, highlight=False)
     if summary.get("repair_note"):
         err.print(f"note: {summary['repair_note']}", markup=False, highlight=False)
-    console.print(f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
-                  f"activated cases, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
+    console.print(f"{summary['n_cases']} {summary['cases']} cases of {summary['users']} users; "
+                  f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
+                  f"activated users, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
                   f"random-description baseline {summary['mean_baseline_confidence']}; intra-concept similarity "
                   f"{summary['intra_similarity']}, inter {summary['inter_similarity']} -> {summary['folder']}")

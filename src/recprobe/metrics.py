@@ -19,8 +19,14 @@ SAMPLED = " (sampled-99)"
 
 def exclusion_mask(offsets: np.ndarray, items: np.ndarray, users: np.ndarray, n_items: int) -> torch.Tensor:
     """Dense [B, n_items] bool mask of the CSR rows of ``users``."""
+    return prefix_mask(offsets, items, users, offsets[users + 1] - offsets[users], n_items)
+
+
+def prefix_mask(offsets: np.ndarray, items: np.ndarray, users: np.ndarray, lengths: np.ndarray,
+                n_items: int) -> torch.Tensor:
+    """Dense [B, n_items] bool mask of the first ``lengths[b]`` items of each user's CSR row."""
     starts = offsets[users]
-    counts = offsets[users + 1] - starts
+    counts = np.asarray(lengths, dtype=np.int64)
     rows = np.repeat(np.arange(len(users)), counts)
     within_row = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     cols = items[np.repeat(starts, counts) + within_row]

@@ -1,9 +1,15 @@
-"""Cases: one per test user, holding what a describer and a verifier see, and what the SAE did with it.
+"""Cases: what a describer and a verifier see, and what the SAE did with it.
 
-A case is the user's recent history (at most ``SHOWN_HISTORY`` items, oldest first), the original model's
-top-1 prediction (seen items masked) and the SAE's activations on the user's representation, kept sparse as
-the k (value, latent) pairs TopK chose. Levels turn activations into the 0-10 scale prompts use; per latent,
-``sample_latent`` draws disjoint construction, verification and non-activated cases.
+A case is a user's history up to some position of their sequence (at most ``SHOWN_HISTORY`` items shown, oldest
+first), the original model's top-1 prediction there (the history's items masked) and the SAE's activations on
+the representation, kept sparse as the k (value, latent) pairs TopK chose. Two kinds of case sets:
+
+- ``test``: one case per user, at test time (the paper's);
+- ``all``: for sequential targets, a case at every position of every user's train-then-dev sequence that has
+  a history (the test case is the last), as many as the vectors the SAE was trained on.
+
+Levels turn activations into the 0-10 scale prompts use; per latent, ``sample_latent`` draws disjoint
+construction, verification and non-activated cases, each from a distinct user.
 """
 
 from __future__ import annotations
@@ -17,23 +23,27 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from recprobe.batches import phase_batches
-from recprobe.data.split import Split
+from recprobe.batches import position_batches
+from recprobe.data.split import Split, last_window
+from recprobe.errors import ConfigError
 from recprobe.io import atomic_write
-from recprobe.metrics import exclusion_mask
+from recprobe.metrics import prefix_mask
 from recprobe.target import ProbeTarget
 
 SHOWN_HISTORY = 9
 LevelMode = Literal["max", "quantile"]
+CaseKind = Literal["test", "all"]
+CASE_KINDS = ("auto", "test", "all")
 
 
 @dataclass
 class CaseSet:
-    users: np.ndarray  # [n] int64 user index
+    users: np.ndarray  # [n] int64 user index (a user has several cases in an ``all`` set)
     history: np.ndarray  # [n, SHOWN_HISTORY] int64 items, oldest first, padded with -1
     predicted: np.ndarray  # [n] int64: the original model's top-1 item, seen items masked
     values: np.ndarray  # [n, k] float32 latent values (0 = chosen by TopK but not fired)
     indices: np.ndarray  # [n, k] int64 latent ids
+    positions: np.ndarray | None = None  # [n] int64 items of the user's test-time sequence before the case
     made_from: dict[str, str] = field(default_factory=dict)  # the recommender, dataset and SAE, as fingerprints
 
     def __len__(self) -> int:
@@ -43,9 +53,14 @@ class CaseSet:
         """[n] activation of one latent in every case (0 where it did not fire)."""
         return np.where(self.indices == latent, self.values, 0.0).sum(1)
 
+    def strongest(self, latent: int) -> np.ndarray:
+        """The rows where ``latent`` fired, strongest first (ties by row), each user's strongest only."""
+        activation = self.activation(latent)
+        return one_per_user(np.argsort(-activation, kind="stable")[: int((activation > 0).sum())], self.users)
+
     def save(self, path: str | Path) -> None:
-        tensors = {name: np.ascontiguousarray(getattr(self, name)) for name in
-                   ("users", "history", "predicted", "values", "indices")}
+        names = ("users", "history", "predicted", "values", "indices") + (("positions",) if self.positions is not None else ())
+        tensors = {name: np.ascontiguousarray(getattr(self, name)) for name in names}
         atomic_write(path, lambda p: save_file(tensors, p, metadata=self.made_from))
 
     @classmethod
@@ -55,27 +70,51 @@ class CaseSet:
             return cls(**tensors, made_from=dict(f.metadata() or {}))
 
 
+def case_rows(split: Split, kind: CaseKind, max_history: int) -> tuple[np.ndarray, np.ndarray]:
+    """(users, positions) of the cases of ``kind``: ``test``, each user at test time (after train and dev);
+    ``all``, every position with at least one item of history, of sequential targets only."""
+    lengths = np.diff(split.train_offsets) + 1  # train items, then the dev item
+    users = np.arange(split.n_users)
+    if kind == "test":
+        return users, lengths
+    if kind != "all":
+        raise ConfigError(f"--cases must be one of {', '.join(CASE_KINDS)}, got {kind!r}")
+    if not max_history:
+        raise ConfigError("--cases all needs a sequential target (one that reads histories): a general model has one "
+                          "representation per user; use --cases test")
+    every_user = np.repeat(users, lengths)
+    position = np.arange(len(every_user)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
+    return every_user, position
+
+
 @torch.no_grad()
-def record_cases(target: ProbeTarget, sae, split: Split, *, batch_size: int = 1024) -> CaseSet:
-    """Every test user's case, computed batch by batch (no [n_users, n_items] matrix is ever held)."""
-    batch_of = phase_batches(split, "test", target.max_history)
-    exclusions = split.exclusions("test")
-    parts: dict[str, list[np.ndarray]] = {"users": [], "predicted": [], "values": [], "indices": []}
-    for start in range(0, split.n_users, batch_size):
-        users = np.arange(start, min(start + batch_size, split.n_users))
-        batch = batch_of(users)
+def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "test", batch_size: int = 1024) -> CaseSet:
+    """The cases of ``kind``, computed batch by batch (no [n_cases, n_items] matrix is ever held)."""
+    users, positions = case_rows(split, kind, target.max_history)
+    offsets, items = split.sequences("test")
+    parts: dict[str, list[np.ndarray]] = {"predicted": [], "values": [], "indices": []}
+    done = 0
+    for batch in position_batches(split, users, positions, target.max_history, batch_size):
+        chunk = slice(done, done + len(batch))
         reps = target.represent(batch)
         scores = target.score(reps, batch).float()
-        scores[exclusion_mask(*exclusions, users, split.n_items)] = -torch.inf
+        scores[prefix_mask(offsets, items, users[chunk], positions[chunk], split.n_items)] = -torch.inf
         values, indices = sae.encode(reps.float())
-        parts["users"].append(users)
         parts["predicted"].append(scores.argmax(1).numpy())
         parts["values"].append(values.numpy().astype(np.float32))
         parts["indices"].append(indices.numpy().astype(np.int64))
-    history, _ = split.histories("test", SHOWN_HISTORY)
-    return CaseSet(np.concatenate(parts["users"]), np.where(history == split.pad_item, -1, history),
+        done += len(batch)
+    history, _ = last_window(offsets, items, users, offsets[users] + positions, SHOWN_HISTORY, split.pad_item)
+    return CaseSet(users, np.where(history == split.pad_item, -1, history),
                    np.concatenate(parts["predicted"]).astype(np.int64),
-                   np.concatenate(parts["values"]), np.concatenate(parts["indices"]))
+                   np.concatenate(parts["values"]), np.concatenate(parts["indices"]), positions=positions)
+
+
+def scorable_share(cases: CaseSet, n_latents: int, n: int) -> float:
+    """The share of latents active on at least 2N distinct users' cases: those ``sample_latent`` can score."""
+    fired = cases.values > 0
+    pairs = np.unique(np.stack([cases.indices[fired], np.broadcast_to(cases.users[:, None], fired.shape)[fired]]), axis=1)
+    return float((np.bincount(pairs[0], minlength=n_latents) >= 2 * n).mean())
 
 
 def levels(cases: CaseSet, mode: LevelMode = "max") -> np.ndarray:
@@ -102,29 +141,38 @@ def levels(cases: CaseSet, mode: LevelMode = "max") -> np.ndarray:
 @dataclass
 class LatentSample:
     """The cases a latent is described and verified on. ``status`` is "insufficient" when fewer than 2N
-    cases activate it: such a latent is reported, never padded."""
+    distinct users' cases activate it, or fewer than 2N other users have a case where it is silent: such a
+    latent is reported, never padded."""
 
     latent: int
     status: Literal["ok", "insufficient"]
-    n_active: int
+    n_active: int  # cases
     construction: list[int]  # case rows, N of the top 2N by activation
     verification: list[int]  # the other N of the top 2N
     negatives: list[int]  # N random cases where the latent is 0, verified beside the N activated ones
     calibration: list[int]  # N more non-activated cases, for verifiers that calibrate on construction cases
+    active_users: int = 0
+
+
+def one_per_user(rows: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """``rows`` with each user's first row kept, in their order."""
+    _, first = np.unique(users[rows], return_index=True)
+    return rows[np.sort(first)]
 
 
 def sample_latent(cases: CaseSet, latent: int, n: int = 5, seed: int = 0) -> LatentSample:
-    """Top 2N cases by activation, split at random into N for construction and N for verification, plus N
-    random non-activated cases (and N more for calibration); all disjoint; the same seed and latent give the
-    same sample."""
+    """Top 2N cases by activation, one per user, split at random into N for construction and N for
+    verification, plus N random non-activated cases of other users (and N more for calibration); every case
+    from a distinct user, so no user fills a latent's examples; the same seed and latent give the same sample."""
     activation = cases.activation(latent)
-    active = np.flatnonzero(activation > 0)
-    if len(active) < 2 * n:
-        return LatentSample(latent, "insufficient", len(active), [], [], [], [])
+    n_active, ranked = int((activation > 0).sum()), cases.strongest(latent)
+    if len(ranked) < 2 * n:
+        return LatentSample(latent, "insufficient", n_active, [], [], [], [], active_users=len(ranked))
     rng = np.random.default_rng([seed, latent])
-    top = active[np.lexsort((active, -activation[active]))][: 2 * n]  # ties broken by row, so stable
-    top = rng.permutation(top)
-    inactive = np.flatnonzero(activation == 0)
-    negatives = rng.choice(inactive, size=min(2 * n, len(inactive)), replace=False)
-    return LatentSample(latent, "ok", len(active), sorted(top[:n].tolist()), sorted(top[n:].tolist()),
-                        sorted(negatives[:n].tolist()), sorted(negatives[n:].tolist()))
+    top = rng.permutation(ranked[: 2 * n])
+    inactive = np.flatnonzero((activation == 0) & ~np.isin(cases.users, cases.users[top]))
+    negatives = one_per_user(rng.permutation(inactive), cases.users)[: 2 * n]
+    if len(negatives) < 2 * n:  # nearly every user activates it: too few others to verify against
+        return LatentSample(latent, "insufficient", n_active, [], [], [], [], active_users=len(ranked))
+    return LatentSample(latent, "ok", n_active, sorted(top[:n].tolist()), sorted(top[n:].tolist()),
+                        sorted(negatives[:n].tolist()), sorted(negatives[n:].tolist()), active_users=len(ranked))

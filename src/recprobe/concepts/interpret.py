@@ -30,7 +30,8 @@ DESCRIBERS, VERIFIERS = ("metadata", "llm"), ("embedding", "llm", "llm-likelihoo
 
 def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, seed: int) -> dict[str, Any]:
     sample = sample_latent(cases, latent, n=n, seed=seed)
-    record: dict[str, Any] = {"latent": latent, "status": sample.status, "n_active": sample.n_active}
+    record: dict[str, Any] = {"latent": latent, "status": sample.status, "n_active": sample.n_active,
+                              "active_users": sample.active_users}
     if sample.status != "ok":
         return record
     description = describer.describe(latent, describer.describing_rows(latent, sample))

@@ -72,17 +72,15 @@ class MetadataDescriber:
             self.background.update(counts)
 
     def describing_rows(self, latent: int, sample: LatentSample) -> list[int]:
-        """The latent's most activating cases, held-out verification cases excepted."""
-        activation = self.cases.activation(latent)
-        held_out = set(sample.verification)
-        ranked = [int(r) for r in np.argsort(-activation, kind="stable") if activation[r] > 0]
-        return [r for r in ranked if r not in held_out][:DESCRIBING_CASES]
+        """The latent's most activating cases, one per user, the verification cases' users excepted."""
+        ranked = self.cases.strongest(latent)
+        ranked = ranked[~np.isin(self.cases.users[ranked], self.cases.users[sample.verification])]
+        return ranked[:DESCRIBING_CASES].tolist()
 
     def top_attribute(self, latent: int) -> str | None:
         """The attribute value (``genre: Horror``; titles aside) most enriched in the latent's most
         activating cases (all of them: nothing is held out here)."""
-        activation = self.cases.activation(latent)
-        rows = [int(r) for r in np.argsort(-activation, kind="stable")[:DESCRIBING_CASES] if activation[r] > 0]
+        rows = self.cases.strongest(latent)[:DESCRIBING_CASES].tolist()
         return next((feature for feature, _ in self.enriched(rows) if not is_title(feature)), None)
 
     def enriched(self, rows: list[int]) -> list[tuple[str, float]]:

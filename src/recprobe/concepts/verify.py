@@ -68,8 +68,8 @@ class EmbeddingVerifier(CalibratedVerifier):
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
 
     def scores(self, description: str, rows: list[int]) -> np.ndarray:
-        if description not in self._descriptions:  # each description is scored three times (two calibration sets)
-            self._descriptions = {description: self.embedder.encode([description]).numpy()[0]}
+        if description not in self._descriptions:  # scored three times each (two calibration sets); many repeat
+            self._descriptions[description] = self.embedder.encode([description]).numpy()[0]
         return self.case_vectors(rows) @ self._descriptions[description]
 
 

@@ -1,7 +1,7 @@
 """The interpret stage: describe, verify and score every latent of the run's SAE (or every raw dimension).
 
-    <run>/concepts/settings.json        describer, verifier, LLM, prompt version, N, seed, level mode, made_from
-    <run>/concepts/cases.safetensors    every test user's case (its metadata: what it was made from)
+    <run>/concepts/settings.json        describer, verifier, LLM, prompt version, N, seed, level mode, cases, made_from
+    <run>/concepts/cases.safetensors    the cases (test: one per user; all: every position; metadata: made_from)
     <run>/concepts/concepts.jsonl       one line per latent, appended as each finishes
     <run>/concepts/summary.json         counts by confidence, similarity, written at the end
 
@@ -17,10 +17,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.progress import Progress
 
 from recprobe.concepts.baseline import RawDimensions
-from recprobe.concepts.cases import LevelMode, record_cases
+from recprobe.concepts.cases import CASE_KINDS, CaseKind, LevelMode, case_rows, record_cases, scorable_share
 from recprobe.concepts.interpret import (
     DESCRIBERS,
     NO_TITLES,
@@ -40,17 +41,21 @@ from recprobe.runs.layout import CASES, DAMAGED, SETTINGS, SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
+from recprobe.sae.io import CONFIG
+
+MIN_SCORABLE = 0.9  # the share of latents the paper's test cases must score for `auto` to keep them
 
 
 @locked("interpret")
 def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, describer: str = "metadata",
                   verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
                   level_mode: LevelMode = "max", latents: Iterable[int] | None = None, basis: str = "sae",
-                  folder: str | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+                  cases: str = "auto", folder: str | None = None, overwrite: bool = False,
+                  progress: bool = True) -> dict[str, Any]:
     """Describe and verify the run's SAE latents and score each description; resumable. Results go to
     ``run/<folder>`` (default ``concepts``, or ``concepts-raw`` for the raw basis), so runs with other settings
-    sit beside each other. Concepts made with other settings, another SAE or other cases are refused unless
-    ``overwrite``, which starts the folder over."""
+    sit beside each other. ``cases``: ``test``, ``all`` or ``auto`` (see ``resolve_cases``). Concepts made with
+    other settings, another SAE or other cases are refused unless ``overwrite``, which starts the folder over."""
     if describer not in DESCRIBERS or verifier not in VERIFIERS:
         raise ConfigError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
                           f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
@@ -67,12 +72,13 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
     outside = [j for j in todo_latents if not 0 <= j < sae.n_latents]
     if outside:
         raise ConfigError(f"latents {_ranges(outside)} do not exist: this {basis.upper()} basis has latents 0-{sae.n_latents - 1}")
+    kind = resolve_cases(run, cases, n)
     settings = {"describer": describer, "verifier": verifier, "llm": llm if uses_llm(describer, verifier) else None,
-                "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode, "basis": basis,
+                "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode, "basis": basis, "cases": kind,
                 "made_from": run.cases_made_from(basis)}
     rebuild = run.interpret_command(out, basis)
     if (out / SETTINGS).exists() and not overwrite:
-        previous = read_json(out / SETTINGS)
+        previous = {"cases": "test", **read_json(out / SETTINGS)}  # folders from before --cases held test cases
         check_made_from(str(out), previous.get("made_from", {}), settings["made_from"], rebuild)
         if previous != settings:
             changed = sorted(k for k in settings if previous.get(k) != settings[k])
@@ -83,11 +89,11 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
         shutil.rmtree(out)
     write_json(out / SETTINGS, settings)
     if not (out / CASES).exists():
-        cases = record_cases(run.target, sae, run.split)
-        cases.made_from = settings["made_from"]
-        cases.save(out / CASES)
-    cases = run.cases(out, basis=basis)
-    describe, verify, counter = build_stages(describer, verifier, llm, cases, run.split.catalog, run.split.name, level_mode)
+        recorded = record_cases(run.target, sae, run.split, kind=kind)
+        recorded.made_from = settings["made_from"]
+        recorded.save(out / CASES)
+    case_set = run.cases(out, basis=basis)
+    describe, verify, counter = build_stages(describer, verifier, llm, case_set, run.split.catalog, run.split.name, level_mode)
     found = repair_records(out)
     records = found.records
     done = {r["latent"] for r in records}
@@ -95,12 +101,13 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("interpret latents", total=len(todo))
         for latent in todo:
-            record = interpret_latent(latent, cases, describe, verify, n, seed)
+            record = interpret_latent(latent, case_set, describe, verify, n, seed)
             append_record(out, record)
             records.append(record)
             calls = f" ({counter.calls} LLM prompts)" if counter is not None else ""
             bar.update(task, advance=1, description=f"interpret latents{calls}")
-    summary = {**summarize(records, sae.n_latents), **concept_similarity(records, cases, run.target.item_embeddings()),
+    summary = {**summarize(records, sae.n_latents), **concept_similarity(records, case_set, run.target.item_embeddings()),
+               "cases": kind, "n_cases": len(case_set), "users": len(np.unique(case_set.users)),
                "item_text": "titles" if run.split.catalog.has_titles else NO_TITLES,
                "llm_prompts": counter.calls if counter is not None else 0,  # this invocation's
                "repaired": len(found.damaged), "folder": str(out)}
@@ -109,6 +116,21 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
                                   f"{out.name}/{DAMAGED}; their latents were interpreted again")
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def resolve_cases(run: Run, cases: str, n: int) -> CaseKind:
+    """``auto``: the paper's test cases, unless the target is sequential and its SAE's test cases leave more than
+    ``1 - MIN_SCORABLE`` of the latents with fewer than 2N activated users; then every position (``all``). The
+    same for both bases of a run, so SAE latents and raw dimensions are compared on the same cases."""
+    if cases not in CASE_KINDS:
+        raise ConfigError(f"--cases must be one of {', '.join(CASE_KINDS)}, got {cases!r}")
+    if cases != "auto":
+        case_rows(run.split, cases, run.target.max_history)  # refuses 'all' for a general target
+        return cases
+    if not run.target.max_history or not (run.layout.sae / CONFIG).is_file():
+        return "test"
+    sae = run.sae()
+    return "test" if scorable_share(record_cases(run.target, sae, run.split), sae.n_latents, n) >= MIN_SCORABLE else "all"
 
 
 def _ranges(latents: list[int]) -> str:
