@@ -59,11 +59,15 @@ def _parse_options(pairs: list[str], named: dict[str, object] | None = None) -> 
     return {**(named or {}), **options}
 
 
-def metrics_table(title: str, columns: dict[str, dict[str, float]]) -> Table:
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def metrics_table(title: str, columns: dict[str, dict[str, float | None]]) -> Table:
     """One row per metric, one column per split."""
     table = Table("metric", *columns, title=title)
     for key in next(iter(columns.values())):
-        table.add_row(key, *(f"{values[key]:.4f}" for values in columns.values()))
+        table.add_row(key, *(_number(values[key]) for values in columns.values()))
     return table
 
 
