@@ -99,7 +99,7 @@ def cohens_d_latents(target: ProbeTarget, sae, split: Split, *, seed: int = 0,
     pooled = ((sd[0] ** 2 + sd[1] ** 2) / 2).sqrt()
     keep = (fired.sum(0) >= MIN_ACTIVE) & (pooled > 0)
     d = (mean[0] - mean[1]) / torch.where(keep, pooled, 1.0)
-    found = [(int(j), float(d[j])) for j in torch.flatnonzero(keep)]
+    found = [(int(j), float(d[j])) for j in torch.nonzero(keep).flatten()]
     return sorted(found, key=lambda jd: -jd[1])
 
 

@@ -9,7 +9,7 @@ Methods (strength 0 is the unedited model for each):
   fires (not below 0); sd_j is the latent's standard deviation over the test users. The representation the
   scorer sees is x + sum_j (z'_j - z_j) W_dec[j] (as ``recprobe.steer``);
 - ``random`` with the same rule: the same edit, with the same weights and signs, on latents drawn uniformly
-  (seeded) among those firing on at least ``MIN_ACTIVE`` test users; the control, averaged over ``seeds`` draws;
+  (seeded) among the other latents firing on at least ``MIN_ACTIVE`` test users; the control, averaged over ``seeds`` draws;
 - ``ipr``: inverse-popularity re-ranking with alpha = strength (``recprobe.rerank``);
 - ``calibration``: P-Calibration with lam = strength.
 
@@ -48,9 +48,9 @@ def check_strengths(strengths: Sequence[float]) -> list[float]:
     """The strengths sorted and deduplicated; refused when empty, not finite or negative."""
     for strength in strengths:
         if not math.isfinite(strength) or strength < 0:
-            raise ConfigError(f"--strengths: {strength} is not a finite number >= 0; give e.g. --strengths 0 1 2 4")
+            raise ConfigError(f"--strengths: {strength} is not a finite number >= 0; give e.g. --strengths 0,1,2,4")
     if not strengths:
-        raise ConfigError("--strengths: give at least one strength, e.g. --strengths 0 1 2 4")
+        raise ConfigError("--strengths: give at least one strength, e.g. --strengths 0,1,2,4")
     return sorted(set(float(s) for s in strengths))
 
 
@@ -83,10 +83,14 @@ def sae_edit(sae, ranked: list[tuple[int, float]], n_latents: int, sd: torch.Ten
 
 
 def random_edits(sae, edit: LatentEdit, eligible: np.ndarray, seeds: int, sd: torch.Tensor) -> list[LatentEdit]:
-    """The same weights on latents drawn uniformly (seed 0, 1, ...) among ``eligible``."""
+    """The same weights on latents drawn uniformly (seed 0, 1, ...) among ``eligible`` less the edit's own."""
+    pool = np.setdiff1d(eligible, edit.latents.numpy())
+    if len(pool) < len(edit.latents):
+        raise ConfigError(f"too few latents fire on at least {MIN_ACTIVE} test users to draw {len(edit.latents)} random "
+                          f"ones besides the chosen; lower --latents")
     out = []
     for seed in range(seeds):
-        drawn = np.random.default_rng(seed).choice(eligible, size=len(edit.latents), replace=False)
+        drawn = np.random.default_rng(seed).choice(pool, size=len(edit.latents), replace=False)
         out.append(LatentEdit(sae, drawn.tolist(), edit.weights.tolist(), sd))
     return out
 
