@@ -353,7 +353,7 @@ def debias(
     niche_scale: Annotated[float, typer.Option(help="Factor for the latents that fire with niche predictions.")] = 2.0,
     popular_scale: Annotated[float, typer.Option(help="Factor for those that fire with popular ones (0 ablates).")] = 1.0,
     sweep: Annotated[bool, typer.Option("--sweep", help="Run every method (SAE by each selection rule, random latents, IPR, P-Calibration) over a range of strengths -> steering/debias-sweep.json.")] = False,
-    strengths: Annotated[str | None, typer.Option(help="With --sweep: SAE and random-latent strengths, comma-separated (default 0,0.5,1,2,4,8,16).")] = None,
+    strengths: Annotated[str | None, typer.Option(help="With --sweep: SAE and random-latent strengths, comma-separated (default 0,0.25,0.5,0.75,1,1.5,2,3,4).")] = None,
     selection: Annotated[str | None, typer.Option(help="With --sweep: the latent selection rule, spearman or cohens-d (default both).")] = None,
     data_dir: DataDir = None,
 ) -> None:

@@ -37,7 +37,7 @@ from recprobe.metrics import exclusion_mask
 from recprobe.rerank import calibrated_top, ipr_scores
 from recprobe.target import ProbeTarget
 
-STRENGTHS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # SAE and random-latent steering, in units of sd_j
+STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)  # SAE and random-latent steering, in units of sd_j
 IPR_ALPHAS = (0.0, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 CALIBRATION_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 N_LATENTS = 32
