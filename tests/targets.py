@@ -65,3 +65,49 @@ def make_oracle(dataset: str, delay: float = 0.0, shuffled: bool = True) -> Orac
     split = load_dataset(dataset, min_rating=None, core=3)
     order = shuffled_order(split.n_items) if shuffled else None
     return SlowOracle(split, delay, order=order) if delay else Oracle(split, order)
+
+
+class PopularityDrive(nn.Module):
+    """A sequential target with one planted popularity dimension: representation dimension 0 is
+    0.1 + 4 m^4, m the mean popularity (log, scaled to [0, 1]) of the user's history items, and the items' dimension 0 is their
+    standardised log popularity, so dimension 0 pushes every ranking towards popular items, harder for users with
+    popular histories; dimensions 1.. are twice the mean of the history items' random taste vectors. With the exact SAE
+    (latent i reads +x_i) latent 0 is the one that carries popularity."""
+
+    name = "popularity-drive"
+    max_history = 20
+
+    def __init__(self, split, tastes: int = 6, seed: int = 0):
+        super().__init__()
+        self.n_items, self.d_model = split.n_items, 1 + tastes
+        log_popularity = torch.log1p(torch.from_numpy(split.item_popularity()).float())
+        self.popularity01 = log_popularity / log_popularity.max()
+        generator = torch.Generator().manual_seed(seed)
+        embeddings = torch.randn(split.n_items + 1, self.d_model, generator=generator)
+        embeddings[:-1, 0] = (log_popularity - log_popularity.mean()) / log_popularity.std()
+        embeddings[-1] = 0  # the pad item
+        self.embeddings = nn.Parameter(embeddings, requires_grad=False)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        valid = (batch.history != self.n_items).float()
+        count = valid.sum(1, keepdim=True).clamp_min(1)
+        mean = (self.popularity01[batch.history.clamp(max=self.n_items - 1)] * valid).sum(1) / count[:, 0]
+        drive = 0.1 + 4 * mean ** 4
+        taste = 2 * (self.embeddings[batch.history, 1:] * valid[..., None]).sum(1) / count
+        return torch.cat([drive[:, None], taste], 1)
+
+    def score(self, reps: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return reps @ self.item_embeddings().T
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        return self.score(self.represent(batch), batch)
+
+    def item_embeddings(self) -> torch.Tensor:
+        return self.embeddings[:-1]
+
+
+def make_popularity_drive(dataset: str) -> PopularityDrive:
+    """A factory for `recprobe probe --adapter torch --option factory=tests.targets:make_popularity_drive`."""
+    from recprobe.data import load_dataset
+
+    return PopularityDrive(load_dataset(dataset, min_rating=None, core=3))

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 
 from recprobe.data.prepare import leave_one_out
-from recprobe.report.charts import bars, histogram
+from recprobe.report.charts import bars, histogram, pareto
 from recprobe.report.pages import level, link, render
 from recprobe.runs import Run
 from tests.conftest import synthetic_frame
@@ -20,7 +20,7 @@ from tests.targets import Oracle, shuffled_order
 PAYLOAD = "<svg/onload=alert(2)>"
 TEMPLATE_TAGS = {"html", "head", "meta", "title", "link", "body", "header", "h1", "h2", "p", "a", "main", "div",
                  "section", "b", "span", "table", "thead", "tbody", "tr", "th", "td", "svg", "line", "rect", "text",
-                 "code"}
+                 "code", "polyline", "circle"}
 
 
 class Tags(HTMLParser):
@@ -86,8 +86,13 @@ def test_random_text_in_any_field_parses_to_the_templates_tags_only(title, attri
         faithfulness=[], firing=histogram([0.2], 3, description),
         concepts={"counts": bars([(attribute, 1.0)]), "note": description, "confidence": histogram([1.0], 2),
                   "top": [(link("latents/3.html", "3"), description, 1.0, 3)]},
-        table7=[(link("latents/3.html", "3"), description, attribute, 0.1, 0.2, 0.3)], debias=[(title, 1.0, 2.0, "+1%")])
-    for html in (latent, overview):
+        table7=[(link("latents/3.html", "3"), description, attribute, 0.1, 0.2, 0.3)], debias=[(title, 1.0, 2.0, "+1%")],
+        sweep={"chart": pareto([{"method": title, "selection": attribute, "strength": s, "Gini@10": s / 4,
+                                 "NDCG@10": 0.1 - s / 100} for s in (0.0, 1.0)]),
+               "header": [attribute, "strength"], "rows": [(title, "1")], "numeric": (1,), "note": description})
+    sweep_svg = render("pareto.svg", chart=pareto([{"method": title, "selection": None, "strength": 0.0,
+                                                     "Gini@10": 0.5, "NDCG@10": 0.1}]))
+    for html in (latent, overview, sweep_svg):
         assert tags_of(html) <= TEMPLATE_TAGS
         for text in (title, attribute, description, path):
             if "<" in text:

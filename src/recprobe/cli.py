@@ -59,11 +59,15 @@ def _parse_options(pairs: list[str], named: dict[str, object] | None = None) -> 
     return {**(named or {}), **options}
 
 
-def metrics_table(title: str, columns: dict[str, dict[str, float]]) -> Table:
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def metrics_table(title: str, columns: dict[str, dict[str, float | None]]) -> Table:
     """One row per metric, one column per split."""
     table = Table("metric", *columns, title=title)
     for key in next(iter(columns.values())):
-        table.add_row(key, *(f"{values[key]:.4f}" for values in columns.values()))
+        table.add_row(key, *(_number(values[key]) for values in columns.values()))
     return table
 
 
@@ -319,25 +323,70 @@ def steer(
     console.print(f"-> {steering.folder}")
 
 
+def _parse_strengths(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--strengths: expected numbers separated by commas, e.g. 0,1,2,4; got {text!r}") from None
+
+
+def sweep_tables(result: dict) -> list[Table]:
+    """One row per method and strength: accuracy and beyond-accuracy metrics at K = 10, then NDCG@10 by group."""
+    k = result["k"]
+    main = [f"NDCG@{k}", f"HR@{k}", f"Gini@{k}", f"ARP@{k}", f"Coverage@{k}", f"Tail@{k}"]
+    groups = [*(f"NDCG@{k} {g}" for g in ("head", "mid", "tail")), *(f"NDCG@{k} {g} users" for g in ("heavy", "medium", "light"))]
+    titles = [f"de-biasing sweep: every test user's top {k} ({result['n_latents']} latents, random control over "
+              f"{result['seeds']} seeds)", f"NDCG@{k} by test item popularity and by user activity"]
+    tables = []
+    for keys, title in zip((main, groups), titles, strict=True):
+        table = Table("method", "strength", *(key.replace(f"NDCG@{k} ", "").replace(f"@{k}", "") for key in keys),
+                      title=title)
+        for row in result["rows"]:
+            label = row["method"] + (f" ({row['selection']})" if row["selection"] else "")
+            table.add_row(label, f"{row['strength']:g}",
+                          *(f"{row[key]:.1f}" if key.startswith("ARP") else _number(row[key]) for key in keys))
+        tables.append(table)
+    return tables
+
+
 @app.command()
 def debias(
     run: RunOption,
-    latents: Annotated[int, typer.Option(min=1, help="How many latents of each kind (niche, popular) to rescale.")] = 30,
+    latents: Annotated[int | None, typer.Option(min=1, help="How many latents of each kind (niche, popular) to rescale (default 30); with --sweep, how many in all, largest |score| first (default 32).")] = None,
     niche_scale: Annotated[float, typer.Option(help="Factor for the latents that fire with niche predictions.")] = 2.0,
     popular_scale: Annotated[float, typer.Option(help="Factor for those that fire with popular ones (0 ablates).")] = 1.0,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Run every method (SAE by each selection rule, random latents, IPR, P-Calibration) over a range of strengths -> steering/debias-sweep.json.")] = False,
+    strengths: Annotated[str | None, typer.Option(help="With --sweep: SAE and random-latent strengths, comma-separated (default 0,0.25,0.5,0.75,1,1.5,2,3,4).")] = None,
+    selection: Annotated[str | None, typer.Option(help="With --sweep: the latent selection rule, spearman or cohens-d (default both).")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10."""
-    from recprobe.runs.steering import SteeringRun
+    """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10 (or,
+    with --sweep, trace every de-biasing method's accuracy against its Gini@10, ARP and coverage)."""
+    from recprobe.debias import SELECTIONS
+    from recprobe.debias_sweep import N_LATENTS, STRENGTHS, check_strengths
+    from recprobe.errors import unknown_name
+    from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, SteeringRun
 
+    if not sweep:
+        if strengths is not None or selection is not None:
+            raise ConfigError("--strengths and --selection go with --sweep; add --sweep")
+        steering = SteeringRun(run, data_dir)
+        report = steering.debias(latents or 30, niche_scale, popular_scale)
+        table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
+        for key, before in report["before"].items():
+            change = report["change"][key]
+            table.add_row(key, f"{before:.4f}", f"{report['after'][key]:.4f}", "n/a" if change is None else f"{change:+.1%}")
+        console.print(table)
+        console.print(f"-> {steering.folder / DEBIAS}")
+        return
+    chosen = check_strengths(STRENGTHS if strengths is None else _parse_strengths(strengths))
+    if selection is not None and selection not in SELECTIONS:
+        raise unknown_name("latent selection", selection, list(SELECTIONS))
     steering = SteeringRun(run, data_dir)
-    report = steering.debias(latents, niche_scale, popular_scale)
-    table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
-    for key, before in report["before"].items():
-        change = report["change"][key]
-        table.add_row(key, f"{before:.4f}", f"{report['after'][key]:.4f}", "n/a" if change is None else f"{change:+.1%}")
-    console.print(table)
-    console.print(f"-> {steering.folder / 'debias.json'}")
+    result = steering.debias_sweep([selection] if selection else SELECTIONS, chosen, latents or N_LATENTS)
+    for table in sweep_tables(result):
+        console.print(table)
+    console.print(f"{result['seconds']:.0f} s -> {steering.folder / DEBIAS_SWEEP}")
 
 
 @app.command()

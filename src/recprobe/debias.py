@@ -1,6 +1,14 @@
-"""De-biasing: find the latents whose activation tracks the popularity of what the model predicts (Spearman's
-rank correlation over the test cases), rescale them, and measure the top-10 lists before and after (mean item
-popularity, catalog coverage, HR@10)."""
+"""De-biasing: find the latents that carry popularity, rescale them, and measure the top-10 lists before and
+after (mean item popularity, catalog coverage, HR@10; ``recprobe.sweep`` measures a whole range of strengths).
+
+Two rules choose the latents, both signed (positive: the latent goes with popular items, negative: with niche):
+
+- ``spearman``: Spearman's rank correlation, over the test cases, between the latent's activation and the train
+  popularity of the model's top-1 prediction (latents that track *predicted* popularity);
+- ``cohens-d``: PopSteer's rule (Ahmadov and Mansoury, RecSys 2025): Cohen's d between the latent's activations
+  on synthetic users whose histories hold only head items and on the same users with only tail items
+  (sequential targets only: a general model never reads the history).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +17,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from recprobe.batches import phase_batches
+from recprobe.beyond import HEAD, TAIL, PopularityGroups
 from recprobe.concepts.cases import CaseSet
 from recprobe.data.split import Split
+from recprobe.errors import ConfigError, unknown_name
 from recprobe.steer import TOP, Edit, ranked_batches, steered, top_items
-from recprobe.target import ProbeTarget
+from recprobe.target import Batch, ProbeTarget
 
 MIN_ACTIVE = 10  # a latent firing on fewer cases has no meaningful correlation
+SELECTIONS = ("spearman", "cohens-d")
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -42,6 +54,64 @@ def popularity_latents(cases: CaseSet, popularity: np.ndarray, n_latents: int) -
         if (activation > 0).sum() >= MIN_ACTIVE:
             found.append((latent, spearman(activation, predicted_popularity)))
     return sorted(found, key=lambda lr: -lr[1])
+
+
+def dense_codes(sae, reps: torch.Tensor) -> torch.Tensor:
+    """[B, n_latents] the SAE's latent values (zero where a latent is not among the top k)."""
+    values, indices = sae.encode(reps.float())
+    return torch.zeros(len(reps), sae.n_latents).scatter_(1, indices, values)
+
+
+def synthetic_histories(batch: Batch, pool: np.ndarray, pad_item: int, rng: np.random.Generator) -> Batch:
+    """The batch with every history item replaced by one drawn uniformly from ``pool`` (lengths kept)."""
+    history = batch.history.clone()
+    valid = history != pad_item
+    history[valid] = torch.from_numpy(rng.choice(pool, size=int(valid.sum()))).long()
+    return Batch(batch.users, history, batch.lengths)
+
+
+@torch.no_grad()
+def cohens_d_latents(target: ProbeTarget, sae, split: Split, *, seed: int = 0,
+                     batch_size: int = 512) -> list[tuple[int, float]]:
+    """(latent, Cohen's d), most positive first: each test user's history is replaced by random head items (the
+    popular synthetic user) and by random tail items (the niche one), as long as the real one; d is the
+    difference of the latent's mean activation over popular and niche users over the pooled standard
+    deviation sqrt((s_pop^2 + s_niche^2) / 2). Latents that fire on fewer than MIN_ACTIVE synthetic users, or
+    whose activations do not vary, are left out."""
+    if not target.max_history:
+        raise ConfigError(f"--selection cohens-d needs a target that reads the user's history (a sequential model "
+                          f"such as SASRec); {target.name} reads user ids only: use --selection spearman")
+    groups = PopularityGroups.of(split)
+    pools = [np.flatnonzero(groups.item_group == group) for group in (HEAD, TAIL)]
+    rng = np.random.default_rng(seed)
+    batch_of = phase_batches(split, "test", target.max_history)
+    sums = torch.zeros(2, sae.n_latents, dtype=torch.float64)
+    squares, fired = torch.zeros_like(sums), torch.zeros_like(sums)
+    for start in range(0, split.n_users, batch_size):
+        batch = batch_of(np.arange(start, min(start + batch_size, split.n_users)))
+        for side, pool in enumerate(pools):
+            z = dense_codes(sae, target.represent(synthetic_histories(batch, pool, split.pad_item, rng))).double()
+            sums[side] += z.sum(0)
+            squares[side] += z.pow(2).sum(0)
+            fired[side] += (z > 0).sum(0)
+    mean = sums / split.n_users
+    sd = (squares / split.n_users - mean.pow(2)).clamp_min(0).sqrt()
+    pooled = ((sd[0] ** 2 + sd[1] ** 2) / 2).sqrt()
+    keep = (fired.sum(0) >= MIN_ACTIVE) & (pooled > 0)
+    d = (mean[0] - mean[1]) / torch.where(keep, pooled, 1.0)
+    found = [(int(j), float(d[j])) for j in torch.nonzero(keep).flatten()]
+    return sorted(found, key=lambda jd: -jd[1])
+
+
+def select_latents(selection: str, target: ProbeTarget, sae, split: Split, cases: CaseSet | None) -> list[tuple[int, float]]:
+    """The signed latent scores of one rule (``SELECTIONS``), most positive (popular) first."""
+    if selection == "spearman":
+        if cases is None:
+            raise ConfigError("--selection spearman needs the run's cases: run `recprobe interpret` first")
+        return popularity_latents(cases, split.item_popularity(), sae.n_latents)
+    if selection == "cohens-d":
+        return cohens_d_latents(target, sae, split)
+    raise unknown_name("latent selection", selection, list(SELECTIONS))
 
 
 @torch.no_grad()

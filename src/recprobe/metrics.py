@@ -4,6 +4,10 @@ negatives for comparison with published sampled tables (labelled ``(sampled-99)`
 One masking policy: a user's excluded items (train items and the other held-out item) score -inf;
 the target is never masked. Rank = #{items with score >= target score}, so ties count against the
 target (as in ReChorus). HR@K = [rank <= K]; NDCG@K = [rank <= K] / log2(rank + 1).
+
+Beyond-accuracy metrics (Gini@K, ARP@K, coverage@K, tail share, NDCG@K by item popularity and user activity
+group) live in ``recprobe.beyond`` and are importable from here; ``evaluate_ranking(..., groups=...)`` computes
+them from the top-K lists of the same masked scores that give the ranks.
 """
 
 from __future__ import annotations
@@ -12,6 +16,19 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+
+from recprobe.beyond import (  # noqa: F401  (re-exported: the beyond-accuracy metrics)
+    BEYOND_K,
+    GROUP_SHARE,
+    PopularityGroups,
+    average_popularity,
+    beyond_metrics,
+    gini_index,
+    group_ndcg,
+    item_coverage,
+    share_groups,
+    tail_share,
+)
 
 KS = (5, 10, 20, 50)
 SAMPLED = " (sampled-99)"
@@ -45,6 +62,14 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
         scores.masked_fill_(mask.to(scores.device), float("-inf"))
         scores.scatter_(1, targets[:, None], target_scores)  # the target is never masked
     return (scores >= target_scores).sum(1)
+
+
+def ranks_and_top(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None,
+                  k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One masked ranking, read twice: each target's rank (``target_ranks``) and the top-``k`` items [B, k] of
+    the same masked scores (the target itself is never masked). ``scores`` is modified in place."""
+    ranks = target_ranks(scores, targets, mask)
+    return ranks, scores.topk(k, dim=1).indices
 
 
 def metrics_from_ranks(ranks: torch.Tensor, ks: Sequence[int] = KS, suffix: str = "") -> dict[str, float]:
@@ -89,15 +114,19 @@ def evaluate_ranking(
     batch_size: int = 1024,
     sampled: bool = False,
     seed: int = 0,
-) -> dict[str, float]:
+    groups: PopularityGroups | None = None,
+) -> dict[str, float | None]:
     """HR@K and NDCG@K of every user (index i has target ``targets[i]``), in batches of users.
 
     ``sampled=True`` ranks the target among 99 sampled negatives instead of all items (keys end in
-    ``(sampled-99)``); it exists only for comparison with tables that used it.
+    ``(sampled-99)``); it exists only for comparison with tables that used it. With ``groups`` (full ranking
+    only) the beyond-accuracy metrics at K = 10 follow, from the top-10 lists of the same masked scores.
     """
+    if sampled and groups is not None:
+        raise ValueError("beyond-accuracy metrics need the full ranking; they are not defined for sampled=True")
     offsets, items = exclusions
     rng = np.random.default_rng(seed)
-    ranks = []
+    ranks, tops = [], []
     for start in range(0, len(targets), batch_size):
         users = np.arange(start, min(start + batch_size, len(targets)))
         scores = score_batch(users).float()
@@ -108,5 +137,15 @@ def evaluate_ranking(
             ranks.append(target_ranks(scores.gather(1, candidates), torch.zeros_like(target)).cpu())
         else:
             mask = exclusion_mask(offsets, items, users, n_items)
-            ranks.append(target_ranks(scores, target, mask).cpu())
-    return metrics_from_ranks(torch.cat(ranks), ks, SAMPLED if sampled else "")
+            if groups is None:
+                ranks.append(target_ranks(scores, target, mask).cpu())
+                continue
+            rank, top = ranks_and_top(scores, target, mask, BEYOND_K)
+            ranks.append(rank.cpu())
+            tops.append(top.cpu())
+    ranks = torch.cat(ranks)
+    out: dict[str, float | None] = dict(metrics_from_ranks(ranks, ks, SAMPLED if sampled else ""))
+    if groups is not None:
+        beyond = beyond_metrics(torch.cat(tops).numpy(), ranks.numpy(), targets, np.arange(len(targets)), groups)
+        out.update((key, value) for key, value in beyond.items() if key not in out)
+    return out

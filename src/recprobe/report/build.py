@@ -1,6 +1,7 @@
 """Build ``runs/<name>/report/``: static HTML (no server, no network) from what the run folder holds.
 
     report/index.html             overview: recommender, faithfulness, concepts, steering, de-biasing
+    report/debias-sweep.svg       the de-biasing sweep's NDCG@10 / Gini@10 curves (when the run has the sweep)
     report/latents/<j>.html       one page per latent that fires on a test case
     report/style.css
 
@@ -20,12 +21,12 @@ from recprobe.concepts.cases import levels
 from recprobe.concepts.interpret import most_confident
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json, write_folder
-from recprobe.report.charts import bars, histogram
+from recprobe.report.charts import bars, histogram, pareto
 from recprobe.report.pages import STYLE, level, link, render
 from recprobe.runs.layout import SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
-from recprobe.runs.steering import DEBIAS, TABLE7, latent_file, read_result
+from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
 from recprobe.steer import decoder_scores
 
 TOP_CASES, TOP_ITEMS, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 10, 6, 25, 5
@@ -52,6 +53,7 @@ class RunReport:
         self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None
         self.table7 = read_result(opened, TABLE7, "recprobe steer --table7")
         self.debias = read_result(opened, DEBIAS, "recprobe debias")
+        self.sweep = read_result(opened, DEBIAS_SWEEP, "recprobe debias --sweep")
         fired = self.cases.values > 0
         self.fires = np.bincount(self.cases.indices[fired], minlength=self.sae.n_latents)
         self.title = f"{self.target.name} on {self.split.name}: {self.sae.n_latents} latents, k = {self.sae.k}"
@@ -72,7 +74,7 @@ class RunReport:
                           ("dead latents", f"{train['dead_fraction']:.1%}"),
                           ("dense latents", f"{train['dense_fraction']:.1%}"), ("HR@10 spliced / original", f"{spliced:.0%}")],
             firing=histogram(self.fires[self.fires > 0] / len(self.cases), 24, "share of users a latent fires on", log=True),
-            concepts=self._concepts(), table7=self._table7(), debias=self._debias())
+            concepts=self._concepts(), table7=self._table7(), debias=self._debias(), sweep=self._sweep())
 
     def _concepts(self) -> dict[str, Any] | None:
         if not self.summary:
@@ -101,6 +103,23 @@ class RunReport:
             return []
         before, after = self.debias["before"], self.debias["after"]
         return [(k, before[k], after[k], _change(self.debias["change"][k])) for k in before]
+
+    def _sweep(self) -> dict[str, Any] | None:
+        if not self.sweep:
+            return None
+        k = self.sweep["k"]
+        keys = [f"NDCG@{k}", f"HR@{k}", f"Gini@{k}", f"ARP@{k}", f"Coverage@{k}", f"Tail@{k}",
+                f"NDCG@{k} head", f"NDCG@{k} mid", f"NDCG@{k} tail"]
+        rows = [(row["method"] + (f" ({row['selection']})" if row["selection"] else ""), f"{row['strength']:g}",
+                 *(row[key] for key in keys)) for row in self.sweep["rows"]]
+        return {"chart": pareto(self.sweep["rows"], k), "header": ["method", "strength", *keys], "rows": rows,
+                "numeric": tuple(range(1, len(keys) + 2)),
+                "note": f"{self.sweep['n_latents']} latents; random control averaged over {self.sweep['seeds']} draws. "
+                        "Up and to the left is better: accuracy kept, exposure spread more evenly."}
+
+    def sweep_svg(self) -> str | None:
+        """The sweep's Pareto chart as a standalone SVG file, or None when the run has no sweep."""
+        return render("pareto.svg", chart=pareto(self.sweep["rows"], self.sweep["k"])) if self.sweep else None
 
     # --- one latent -----------------------------------------------------------------------------------------
     def latent_page(self, latent: int) -> str:
@@ -162,6 +181,8 @@ class RunReport:
         def write(staging: Path) -> None:
             (staging / "style.css").write_text(STYLE, encoding="utf-8")
             (staging / "index.html").write_text(self.overview(), encoding="utf-8")
+            if (svg := self.sweep_svg()) is not None:
+                (staging / "debias-sweep.svg").write_text(svg, encoding="utf-8")
             (staging / "latents").mkdir()
             for latent in np.flatnonzero(self.fires):
                 (staging / "latents" / f"{latent}.html").write_text(self.latent_page(int(latent)), encoding="utf-8")

@@ -36,3 +36,51 @@ def bars(rows: Sequence[tuple[str, float]], maximum: float | None = None, fmt: s
     return {"width": WIDTH, "height": BAR_LINE * len(rows) + 4, "line": BAR_LINE, "label_width": BAR_LABEL_WIDTH,
             "rows": [{"y": 2 + i * BAR_LINE, "label": label, "value": fmt.format(value),
                       "width": (WIDTH - BAR_LABEL_WIDTH - 60) * max(value, 0) / top} for i, (label, value) in enumerate(rows)]}
+
+
+SERIES_COLOURS = ("#3b5bdb", "#e8590c", "#2f9e44", "#ae3ec9", "#868e96", "#f08c00", "#1098ad")
+PARETO_WIDTH, PARETO_HEIGHT, PARETO_PAD = 560, 340, 48
+
+
+def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+    return [low + (high - low) * i / (count - 1) for i in range(count)]
+
+
+def lines(series: dict[str, Sequence[tuple[float, float]]], x_label: str, y_label: str) -> dict[str, Any]:
+    """One polyline with point markers per named series of (x, y) points, on shared axes with a legend."""
+    points = [p for pts in series.values() for p in pts]
+    chart: dict[str, Any] = {"width": PARETO_WIDTH, "height": PARETO_HEIGHT, "pad": PARETO_PAD, "x_label": x_label,
+                             "y_label": y_label, "series": [], "x_ticks": [], "y_ticks": []}
+    if not points:
+        return chart
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x_low, x_high = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1e-3
+    y_low, y_high = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1e-3
+    plot_w, plot_h = PARETO_WIDTH - 2 * PARETO_PAD - 130, PARETO_HEIGHT - 2 * PARETO_PAD
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return (PARETO_PAD + plot_w * (x - x_low) / (x_high - x_low),
+                PARETO_HEIGHT - PARETO_PAD - plot_h * (y - y_low) / (y_high - y_low))
+
+    for i, (name, pts) in enumerate(series.items()):
+        placed = [at(x, y) for x, y in pts]
+        chart["series"].append({
+            "name": name, "colour": SERIES_COLOURS[i % len(SERIES_COLOURS)],
+            "points": " ".join(f"{px:.1f},{py:.1f}" for px, py in placed),
+            "markers": [{"x": px, "y": py, "title": f"{name}: {x:.4f}, {y:.4f}"}
+                        for (px, py), (x, y) in zip(placed, pts, strict=True)],
+            "legend_y": PARETO_PAD + 16 * i})
+    chart["x_ticks"] = [{"x": at(v, y_low)[0], "label": f"{v:.3f}"} for v in _ticks(x_low, x_high)]
+    chart["y_ticks"] = [{"y": at(x_low, v)[1], "label": f"{v:.3f}"} for v in _ticks(y_low, y_high)]
+    chart.update(x0=PARETO_PAD, x1=PARETO_PAD + plot_w, y0=PARETO_HEIGHT - PARETO_PAD, y1=PARETO_PAD,
+                 legend_x=PARETO_PAD + plot_w + 14)
+    return chart
+
+
+def pareto(rows: Sequence[dict[str, Any]], k: int = 10) -> dict[str, Any]:
+    """NDCG@k against Gini@k, one line per de-biasing method (and selection rule) in order of strength."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in sorted(rows, key=lambda r: r["strength"]):
+        name = row["method"] + (f" ({row['selection']})" if row.get("selection") else "")
+        series.setdefault(name, []).append((row[f"Gini@{k}"], row[f"NDCG@{k}"]))
+    return lines(series, f"Gini@{k} (lower: exposure spread more evenly)", f"NDCG@{k}")

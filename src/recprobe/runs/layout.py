@@ -7,7 +7,8 @@
     <run>/sae-checkpoint.safetensors  resumable SAE training state while train-sae runs
     <run>/concepts/                   settings.json, cases.safetensors, concepts.jsonl, summary.json (interpret)
     <run>/concepts-raw/               the same for the raw dimensions (interpret --raw)
-    <run>/steering/                   latent-<j>.json, table7.json, debias.json   (steer, debias)
+    <run>/steering/                   latent-<j>.json, table7.json, debias.json,  (steer, debias)
+                                      debias-sweep.json                           (debias --sweep)
     <run>/explanations/fidelity.json  how faithful the explanations of single recommendations are (explain)
     <run>/report/                     index.html, latents/<j>.html, style.css     (report)
     <run>/.recprobe.lock              held by the one command writing into the run

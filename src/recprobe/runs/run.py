@@ -216,11 +216,13 @@ class Run:
 
         return build_report(self)
 
-    def evaluate(self, phase: str = "test", *, sampled: bool = False, mask_seen: bool = True) -> dict[str, float]:
-        """``recprobe evaluate``: full-ranking HR@K / NDCG@K of the target on the run's split."""
+    def evaluate(self, phase: str = "test", *, sampled: bool = False, mask_seen: bool = True) -> dict[str, float | None]:
+        """``recprobe evaluate``: full-ranking HR@K / NDCG@K of the target on the run's split, then the
+        beyond-accuracy metrics at K = 10 from the same rankings (not with ``sampled``)."""
         from recprobe.models.evaluate import evaluate_model
 
-        return evaluate_model(self.target, self.split, phase, sampled=sampled, mask_seen=mask_seen)  # type: ignore[arg-type]
+        return evaluate_model(self.target, self.split, phase, sampled=sampled, mask_seen=mask_seen,  # type: ignore[arg-type]
+                              beyond=not sampled)
 
 
 def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter: str | None = None,

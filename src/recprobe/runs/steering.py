@@ -3,6 +3,7 @@
     steering/latent-<j>.json   one latent's effect at the asked scales, for both kinds of concept items
     steering/table7.json       paper Table 7: the most confident concepts at -10x, 1x, +10x
     steering/debias.json       popularity-tracking latents rescaled: top-10 popularity, coverage, HR@10 before/after
+    steering/debias-sweep.json every de-biasing method over a range of strengths: accuracy and beyond-accuracy
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 
 from recprobe.concepts.interpret import most_confident
 from recprobe.concepts.labelers import MetadataDescriber, items_with
-from recprobe.debias import popularity_latents, top10_report
+from recprobe.debias import SELECTIONS, popularity_latents, top10_report
+from recprobe.debias_sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json, write_json
 from recprobe.runs.lock import run_lock
@@ -24,7 +26,7 @@ from recprobe.runs.run import Run, open_run
 from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect
 
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
-TABLE7, DEBIAS = "table7.json", "debias.json"
+TABLE7, DEBIAS, DEBIAS_SWEEP = "table7.json", "debias.json", "debias-sweep.json"
 
 
 def latent_file(latent: int) -> str:
@@ -114,6 +116,15 @@ class SteeringRun:
                             for key in report["before"]}
         self._write(DEBIAS, report, "debias")
         return report
+
+    def debias_sweep(self, selections: Sequence[str] = SELECTIONS, strengths: Sequence[float] = STRENGTHS,
+                     n_latents: int = N_LATENTS, seeds: int = SEEDS) -> dict[str, Any]:
+        """``recprobe.debias_sweep`` over this run: SAE de-biasing by each selection rule, its random-latent
+        control, IPR and P-Calibration, one row per method and strength."""
+        result = debias_sweep(self.target, self.sae, self.split, self.cases, selections=selections,
+                              strengths=strengths, n_latents=n_latents, seeds=seeds)
+        self._write(DEBIAS_SWEEP, result, "debias")
+        return result
 
 
 def read_result(run: Run, name: str, rebuild: str) -> dict[str, Any] | None:

@@ -1,0 +1,136 @@
+"""Beyond-accuracy metrics of top-K lists: how the recommendations spread over the catalog and how popular they
+are, computed from the same full rankings as HR@K / NDCG@K (``recprobe.metrics`` re-exports them).
+
+Popularity is an item's number of training interactions. Items and users fall into three groups by one rule
+(``GROUP_SHARE``, the convention of Abdollahpouri et al. 2020): sort by training interactions, most first; the
+**head** is the most popular items up to and including the one that brings their share of all training
+interactions to 20%; the **tail** is the least popular items whose share stays within 20% (items never
+interacted with are always tail); the rest are **mid**. Ties are broken by index. Users are cut the same way
+by their own training interactions: **heavy** (head), **medium**, **light** (tail).
+
+For the top-K lists ``top`` [U, K] of U users:
+
+- ``gini_index``: the Gini coefficient of how often each catalog item is recommended, zeros included
+  (0: every item equally often; near 1: a few items everywhere), as RecBole's ``GiniIndex``;
+- ``average_popularity`` (ARP): the mean over users of the mean popularity of their K items (``AveragePopularity``);
+- ``item_coverage``: distinct items recommended / catalog size (``ItemCoverage``);
+- ``tail_share``: the mean over users of the share of their K items in the tail (``TailPercentage`` with a
+  given tail);
+- ``group_ndcg``: NDCG@K averaged over the users whose test item is in each popularity group (or who are in each
+  activity group); None for an empty group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recprobe.data.split import Split
+
+GROUP_SHARE = 0.2  # the head holds the first 20% of training interactions, the tail the last 20%
+ITEM_GROUPS = ("head", "mid", "tail")
+USER_GROUPS = ("heavy", "medium", "light")
+BEYOND_K = 10
+HEAD, MID, TAIL = 0, 1, 2
+
+
+def share_groups(counts: np.ndarray, share: float = GROUP_SHARE) -> np.ndarray:
+    """[n] 0 (head), 1 (mid) or 2 (tail) for each of ``counts`` (interactions per item or per user)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if not 0 < share < 0.5:
+        raise ValueError(f"share must be in (0, 0.5), got {share}")
+    total = counts.sum()
+    groups = np.full(len(counts), MID, dtype=np.int8)
+    if total <= 0:
+        groups[:] = TAIL
+        return groups
+    order = np.argsort(-counts, kind="stable")  # most first, ties by index
+    before = np.cumsum(counts[order]) - counts[order]
+    groups[order[before < share * total]] = HEAD  # includes the item that crosses the share
+    ascending = order[::-1]
+    within = np.cumsum(counts[ascending]) <= share * total
+    tail = ascending[within & (groups[ascending] != HEAD)]
+    groups[tail] = TAIL
+    return groups
+
+
+def gini_index(top: np.ndarray, n_items: int) -> float:
+    """Gini coefficient of the recommendation counts of all ``n_items`` items: sum_i (2i - n - 1) c_(i) / (n sum c),
+    counts c sorted ascending, i = 1..n."""
+    counts = np.sort(np.bincount(np.asarray(top).ravel(), minlength=n_items)).astype(np.float64)
+    index = np.arange(1, n_items + 1)
+    return float(((2 * index - n_items - 1) * counts).sum() / (n_items * counts.sum()))
+
+
+def average_popularity(top: np.ndarray, popularity: np.ndarray) -> float:
+    """Mean over users of the mean training interactions of their recommended items (ARP)."""
+    return float(np.asarray(popularity, dtype=np.float64)[np.asarray(top)].mean())
+
+
+def item_coverage(top: np.ndarray, n_items: int) -> float:
+    """Distinct recommended items over the catalog size."""
+    return len(np.unique(np.asarray(top))) / n_items
+
+
+def tail_share(top: np.ndarray, tail: np.ndarray) -> float:
+    """Mean over users of the share of their recommended items that are in ``tail`` ([n_items] bool)."""
+    return float(np.asarray(tail, dtype=bool)[np.asarray(top)].mean())
+
+
+def ndcg_at(ranks: np.ndarray, k: int) -> np.ndarray:
+    """[U] each user's NDCG@k from the 1-based rank of their target (one relevant item)."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    return np.where(ranks <= k, 1.0 / np.log2(ranks + 1), 0.0)
+
+
+def group_ndcg(ranks: np.ndarray, k: int, groups: np.ndarray, names: tuple[str, ...]) -> dict[str, float | None]:
+    """NDCG@k averaged within each group (``groups[u]`` indexes ``names``); None for an empty group."""
+    ndcg = ndcg_at(ranks, k)
+    groups = np.asarray(groups)
+    return {name: float(ndcg[groups == g].mean()) if (groups == g).any() else None for g, name in enumerate(names)}
+
+
+@dataclass(frozen=True)
+class PopularityGroups:
+    """What the beyond-accuracy metrics need to know of a split: item popularity and the item and user groups."""
+
+    popularity: np.ndarray  # [n_items] training interactions per item
+    item_group: np.ndarray  # [n_items] 0 head, 1 mid, 2 tail
+    user_group: np.ndarray  # [n_users] 0 heavy, 1 medium, 2 light
+
+    @classmethod
+    def of(cls, split: Split) -> PopularityGroups:
+        popularity = split.item_popularity()
+        activity = np.bincount(split.train_users, minlength=split.n_users)
+        return cls(popularity, share_groups(popularity), share_groups(activity))
+
+    @property
+    def n_items(self) -> int:
+        return len(self.popularity)
+
+    def history_shares(self, offsets: np.ndarray, items: np.ndarray, users: np.ndarray) -> torch.Tensor:
+        """[B, 3] each user's share of head, mid and tail items among the CSR rows ``users`` of (offsets, items)."""
+        out = np.zeros((len(users), 3))
+        for row, user in enumerate(users):
+            mine = self.item_group[items[offsets[user]:offsets[user + 1]]]
+            out[row] = np.bincount(mine, minlength=3) / max(len(mine), 1)
+        return torch.from_numpy(out).float()
+
+
+def beyond_metrics(top: np.ndarray, ranks: np.ndarray, targets: np.ndarray, users: np.ndarray,
+                   groups: PopularityGroups, k: int = BEYOND_K) -> dict[str, float | None]:
+    """HR@k, NDCG@k and every beyond-accuracy metric at ``k`` of the lists ``top`` [U, >= k]: row u belongs to
+    user ``users[u]``, whose target item ``targets[u]`` has rank ``ranks[u]`` in the same ranking."""
+    top, ranks = np.asarray(top)[:, :k], np.asarray(ranks)
+    out: dict[str, float | None] = {
+        f"HR@{k}": float((ranks <= k).mean()), f"NDCG@{k}": float(ndcg_at(ranks, k).mean()),
+        f"Gini@{k}": gini_index(top, groups.n_items), f"ARP@{k}": average_popularity(top, groups.popularity),
+        f"Coverage@{k}": item_coverage(top, groups.n_items), f"Tail@{k}": tail_share(top, groups.item_group == TAIL),
+    }
+    for name, value in group_ndcg(ranks, k, groups.item_group[np.asarray(targets)], ITEM_GROUPS).items():
+        out[f"NDCG@{k} {name}"] = value
+    for name, value in group_ndcg(ranks, k, groups.user_group[np.asarray(users)], USER_GROUPS).items():
+        out[f"NDCG@{k} {name} users"] = value
+    return out

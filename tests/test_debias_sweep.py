@@ -1,0 +1,155 @@
+"""The de-biasing sweep on synthetic data where one latent is planted to carry popularity (tests/targets.py,
+PopularityDrive with the exact SAE): both selection rules must find it, and turning it down must spread the
+recommendations (lower Gini@10 and ARP@10) more than the same edit on random latents, at every strength."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recprobe.beyond import PopularityGroups
+from recprobe.concepts.cases import record_cases
+from recprobe.data.prepare import leave_one_out
+from recprobe.debias import cohens_d_latents, popularity_latents, select_latents
+from recprobe.debias_sweep import check_strengths, debias_sweep
+from recprobe.errors import ConfigError, UnknownNameError
+from recprobe.rerank import calibrated_top, ipr_scores, js_divergence
+from tests.targets import Oracle, PopularityDrive
+from tests.test_steer_effects import exact_sae
+
+
+def skewed_frame(n_users: int = 150, n_items: int = 120, per_user: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Histories drawn with item weights 1 / (rank + 4)^a, a user's appetite for popular items a = 0, 1 or 2:
+    a popular head, a long tail, and users from niche to mainstream."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(n_users):
+        weights = 1.0 / (np.arange(n_items) + 4) ** (user % 3)
+        items = rng.choice(n_items, size=per_user, replace=False, p=weights / weights.sum())
+        rows += [(str(user + 1), str(item + 1), float(1000 + t), 5.0) for t, item in enumerate(items)]
+    return pd.DataFrame(rows, columns=["user", "item", "time", "rating"])
+
+
+@pytest.fixture(scope="module")
+def skewed():
+    made = leave_one_out(skewed_frame(), "skewed", {}, min_rating=None, core=3)
+    return replace(made, origin={"source": "synthetic", "min_rating": None, "core": 3})
+
+
+@pytest.fixture(scope="module")
+def planted(skewed):
+    target = PopularityDrive(skewed)
+    sae = exact_sae(target.d_model)
+    return target, sae, record_cases(target, sae, skewed)
+
+
+def test_both_rules_find_the_planted_latent(skewed, planted):
+    target, sae, cases = planted
+    by_d = cohens_d_latents(target, sae, skewed)
+    assert by_d[0][0] == 0 and by_d[0][1] > 1.0  # popular histories raise it, by far the largest effect
+    assert abs(by_d[0][1]) > max(abs(d) for _, d in by_d[1:])
+    by_rho = popularity_latents(cases, skewed.item_popularity(), sae.n_latents)
+    assert by_rho[0][0] == 0 and by_rho[0][1] > 0.3
+    assert select_latents("spearman", target, sae, skewed, cases) == by_rho
+    with pytest.raises(UnknownNameError, match="cohens-d, spearman"):
+        select_latents("pearson", target, sae, skewed, cases)
+
+
+def test_cohens_d_needs_a_target_that_reads_histories(split):
+    with pytest.raises(ConfigError, match="reads user ids only"):
+        cohens_d_latents(Oracle(split), exact_sae(split.n_items), split)
+
+
+def test_the_sweep_beats_random_latents_at_every_strength(skewed, planted):
+    target, sae, cases = planted
+    strengths = (0.0, 1.0, 2.0, 4.0)
+    result = debias_sweep(target, sae, skewed, cases, strengths=strengths, ipr_alphas=(0.0, 1.0),
+                          calibration_lambdas=(0.0, 0.5), n_latents=1, seeds=3)
+    assert [row["latent"] for row in result["latents"]["spearman"]] == [0]
+    assert [row["latent"] for row in result["latents"]["cohens-d"]] == [0]
+    rows = {(r["method"], r["selection"], r["strength"]): r for r in result["rows"]}
+    unedited = rows[("sae", "spearman", 0.0)]
+    for key in (("random", "spearman", 0.0), ("ipr", None, 0.0), ("calibration", None, 0.0)):
+        assert rows[key]["Gini@10"] == pytest.approx(unedited["Gini@10"])
+        assert rows[key]["NDCG@10"] == pytest.approx(unedited["NDCG@10"])
+    for selection in ("spearman", "cohens-d"):
+        for strength in strengths[1:]:
+            sae_row, random_row = rows[("sae", selection, strength)], rows[("random", selection, strength)]
+            assert sae_row["Gini@10"] < random_row["Gini@10"] - 0.02, (selection, strength)
+            assert sae_row["ARP@10"] < random_row["ARP@10"], (selection, strength)
+    assert rows[("sae", "spearman", 4.0)]["Gini@10"] < unedited["Gini@10"] - 0.03
+    assert rows[("ipr", None, 1.0)]["ARP@10"] < unedited["ARP@10"]
+    assert rows[("calibration", None, 0.5)]["Tail@10"] > unedited["Tail@10"]
+
+
+def test_strengths_are_checked():
+    assert check_strengths([2, 0, 2.0]) == [0.0, 2.0]
+    for bad in ([float("nan")], [float("inf")], [-1.0], []):
+        with pytest.raises(ConfigError, match="--strengths"):
+            check_strengths(bad)
+
+
+def test_ipr_divides_probabilities_by_popularity_to_the_alpha():
+    scores = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
+    popularity = torch.tensor([9.0, 1.0, 0.0])
+    # alpha = 1: P / (1 + pop) = 0.05, 0.15, 0.2 -> the least popular item first
+    assert ipr_scores(scores, popularity, 1.0).argsort(descending=True).tolist() == [[2, 1, 0]]
+    torch.testing.assert_close(ipr_scores(scores, popularity, 0.0), scores)
+
+
+def test_calibration_follows_the_users_history_mix():
+    # item groups: 0, 1 head, 2 mid, 3, 4 tail; relevance falls with the index
+    scores = torch.tensor([[5.0, 4.0, 3.0, 2.0, 1.0]])
+    groups = torch.tensor([0, 0, 1, 2, 2])
+    tail_lover = torch.tensor([[0.0, 0.0, 1.0]])
+    assert calibrated_top(scores, groups, tail_lover, 0.0, k=2).tolist() == [[0, 1]]  # lam 0: the model's order
+    assert calibrated_top(scores, groups, tail_lover, 0.9, k=2).tolist() == [[3, 4]]  # all tail, as the history
+    # JS of identical distributions is 0; of disjoint ones ln 2
+    assert js_divergence(tail_lover, tail_lover).item() == pytest.approx(0.0)
+    assert js_divergence(tail_lover, torch.tensor([[1.0, 0.0, 0.0]])).item() == pytest.approx(np.log(2))
+
+
+def test_history_shares(skewed):
+    groups = PopularityGroups.of(skewed)
+    offsets, items = skewed.sequences("test")
+    shares = groups.history_shares(offsets, items, np.array([0, 1]))
+    assert shares.sum(1).tolist() == pytest.approx([1.0, 1.0])
+    mine = groups.item_group[items[offsets[0]:offsets[1]]]
+    assert shares[0, 2].item() == pytest.approx((mine == 2).mean())
+
+
+def test_debias_sweep_on_the_command_line(capsys, tmp_path, monkeypatch):
+    """`recprobe debias --sweep` on a run of the planted target: the table, the results file with provenance, the
+    report's Pareto chart."""
+    import json
+
+    from tests.conftest import write_atomic
+    from tests.test_cli import run_cli
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the factory's module is importable from here
+    toy, out = write_atomic(tmp_path / "toy", skewed_frame()), tmp_path / "run"
+    kwargs = json.dumps({"dataset": str(toy)})
+    code, _, err = run_cli(capsys, "probe", "--adapter", "torch", "--option", "factory=tests.targets:make_popularity_drive",
+                           "--option", f"kwargs={kwargs}", "--dataset", str(toy), "--min-rating", "-1", "--core", "3",
+                           "--out", str(out), "--untrained-ok")
+    assert code == 0, err
+    for args in (("capture",), ("train-sae", "--scale", "4", "--k", "3", "--epochs", "3")):
+        code, _, err = run_cli(capsys, args[0], "--run", str(out), *args[1:])
+        assert code == 0, (args, err)
+    code, text, err = run_cli(capsys, "debias", "--run", str(out), "--sweep", "--latents", "2", "--strengths", "0,2")
+    assert code == 0, err
+    assert "de-biasing sweep" in text and "Gini" in text and "debias-sweep.json" in "".join(text.split())
+    saved = json.loads((out / "steering" / "debias-sweep.json").read_text())
+    assert saved["strengths"] == [0.0, 2.0] and saved["made_from"]["sae"]
+    assert {(row["method"], row["selection"]) for row in saved["rows"]} == {
+        ("sae", "spearman"), ("sae", "cohens-d"), ("random", "spearman"), ("random", "cohens-d"), ("ipr", None),
+        ("calibration", None)}
+    code, _, err = run_cli(capsys, "report", "--run", str(out))
+    assert code == 0, err
+    page = (out / "report" / "index.html").read_text()
+    assert "De-biasing sweep" in page and "<polyline" in page
