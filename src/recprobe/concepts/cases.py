@@ -53,6 +53,12 @@ class CaseSet:
         """[n] activation of one latent in every case (0 where it did not fire)."""
         return np.where(self.indices == latent, self.values, 0.0).sum(1)
 
+    def subset(self, rows: np.ndarray) -> CaseSet:
+        """The cases at ``rows``."""
+        positions = self.positions[rows] if self.positions is not None else None
+        return CaseSet(self.users[rows], self.history[rows], self.predicted[rows], self.values[rows],
+                       self.indices[rows], positions=positions, made_from=self.made_from)
+
     def strongest(self, latent: int) -> np.ndarray:
         """The rows where ``latent`` fired, strongest first (ties by row), each user's strongest only."""
         activation = self.activation(latent)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -155,3 +157,12 @@ def given_split(
         catalog=build_catalog(item_ids, meta, has_titles=False),  # ReChorus item_meta has categories, no titles
         notes=["split as given (ReChorus leave-one-out)"],
     )
+
+
+def with_user_attributes(split: Split, meta: dict[str, dict[str, str]]) -> Split:
+    """The split with each user's attributes (gender, age...) from ``meta`` (raw id -> attribute -> value),
+    as [n_users] string columns; users ``meta`` lacks get ""."""
+    names = sorted({name for attrs in meta.values() for name in attrs})
+    empty: dict[str, str] = {}
+    columns = {name: np.array([meta.get(u, empty).get(name, "") for u in split.user_ids], dtype=object) for name in names}
+    return replace(split, user_attributes=columns)

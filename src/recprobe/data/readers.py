@@ -139,6 +139,36 @@ def read_atomic_item(path: Path) -> ItemMeta:
     return meta
 
 
+UserMeta = dict[str, dict[str, str]]  # raw user id -> attribute -> value
+
+
+def read_atomic_user(path: Path) -> UserMeta:
+    """A RecBole ``.user`` file: every column besides ``user_id`` is an attribute (``gender``, ``age``...)."""
+    frame = _atomic_frame(path)
+    _require(frame, ["user_id"], path, "a RecBole atomic .user file with a 'user_id:token' column")
+    columns = [c for c in frame.columns if c != "user_id"]
+    return {normalize_id(r["user_id"]): {c: str(r[c]) for c in columns if isinstance(r[c], str)}
+            for r in frame.to_dict("records")}
+
+
+MOVIELENS_USER_FIELDS = ("gender", "age", "occupation", "zip_code")
+
+
+def read_movielens_users(path: Path) -> UserMeta:
+    """MovieLens-1M ``users.dat``: UserID::Gender::Age::Occupation::Zip-code (age and occupation as codes,
+    explained in the dataset's README)."""
+    meta: UserMeta = {}
+    with _open_text(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("::")
+            if len(parts) != 5:
+                raise DataFormatError(f"{path}: line {n} should be 'UserID::Gender::Age::Occupation::Zip-code', got {line.strip()!r}")
+            meta[normalize_id(parts[0])] = dict(zip(MOVIELENS_USER_FIELDS, parts[1:], strict=True))
+    return meta
+
+
 # ---- ReChorus CSV files (Amazon Grocery) ----
 
 RECHORUS = "ReChorus files: header 'user_id item_id time' with integer ids (tab- or comma-separated)"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from recprobe.data import readers
-from recprobe.data.prepare import given_split, leave_one_out
+from recprobe.data.prepare import given_split, leave_one_out, with_user_attributes
 from recprobe.data.split import Split
 from recprobe.errors import DataFormatError, DatasetNotFoundError, unknown_name
 from recprobe.settings import settings
@@ -41,6 +41,8 @@ def _load_atomic(folder: Path, name: str, min_rating: float | None, core: int) -
     item = inter.with_suffix(".item")
     meta = readers.read_atomic_item(item) if item.exists() else {}
     split = leave_one_out(readers.read_atomic_inter(inter), name, meta, min_rating=min_rating, core=core)
+    if inter.with_suffix(".user").is_file():
+        split = with_user_attributes(split, readers.read_atomic_user(inter.with_suffix(".user")))
     if item.exists() and readers.title_column(readers.atomic_columns(item)[1:]) is None:
         split = replace(split, catalog=replace(split.catalog, has_titles=False))
         split.notes.append(f"no title column in {item.name} (columns: {', '.join(readers.atomic_columns(item))}): items "
@@ -69,6 +71,8 @@ def _load_movielens_1m(folder: Path, name: str, min_rating: float | None, core: 
     movies = folder / "movies.dat"
     meta = readers.read_movielens_movies(movies) if movies.exists() else {}
     split = leave_one_out(frame, name, meta, min_rating=min_rating, core=core)
+    if (folder / "users.dat").is_file():
+        split = with_user_attributes(split, readers.read_movielens_users(folder / "users.dat"))
     if ratings.startswith("ratings_users"):
         split.notes.append("partial ML-1M: users 1-2999 only (original ratings.dat lines); see SOURCE.md")
     return split

@@ -45,6 +45,7 @@ class Split:
     catalog: Catalog
     notes: list[str] = field(default_factory=list)  # how the split was made, for provenance
     origin: dict = field(default_factory=dict)  # how load_dataset reads it again: source, min_rating, core
+    user_attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> [n_users] str ("" unknown)
 
     @property
     def n_users(self) -> int:

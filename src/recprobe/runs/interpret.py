@@ -37,7 +37,8 @@ from recprobe.concepts.records import append_record, repair_records
 from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, StaleArtifactError
 from recprobe.io import atomic_write_text, read_json, write_json
-from recprobe.runs.layout import CASES, DAMAGED, SETTINGS, SUMMARY
+from recprobe.runs.attributes import attribute_metrics
+from recprobe.runs.layout import ATTRIBUTES, CASES, DAMAGED, SETTINGS, SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
@@ -111,6 +112,10 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
                "item_text": "titles" if run.split.catalog.has_titles else NO_TITLES,
                "llm_prompts": counter.calls if counter is not None else 0,  # this invocation's
                "repaired": len(found.damaged), "folder": str(out)}
+    if basis == "sae":
+        attributes = attribute_metrics(run, case_set)
+        write_json(out / ATTRIBUTES, attributes)
+        summary["attributes"] = attributes.get("mean_best_auroc")
     if found.damaged:
         summary["repair_note"] = (f"{len(found.damaged)} damaged line(s) of {out.name}/concepts.jsonl moved to "
                                   f"{out.name}/{DAMAGED}; their latents were interpreted again")

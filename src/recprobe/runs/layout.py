@@ -5,7 +5,8 @@
     <run>/activations/                index.json + safetensors shards          (recprobe capture)
     <run>/sae/                        cfg.json, sae_weights.safetensors, metrics.json, README.md (train-sae)
     <run>/sae-checkpoint.safetensors  resumable SAE training state while train-sae runs
-    <run>/concepts/                   settings.json, cases.safetensors, concepts.jsonl, summary.json (interpret)
+    <run>/concepts/                   settings.json, cases.safetensors, concepts.jsonl, summary.json,
+                                      attributes.json (interpret)
     <run>/concepts-raw/               the same for the raw dimensions (interpret --raw)
     <run>/steering/                   latent-<j>.json, table7.json, debias.json,  (steer, debias)
                                       debias-sweep.json                           (debias --sweep)
@@ -30,8 +31,8 @@ LOCK = ".recprobe.lock"
 STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, STEERING, EXPLANATIONS, REPORT)  # never a concepts folder's name
 
 # concepts/ files
-SETTINGS, CASES, CONCEPTS_FILE, SUMMARY, DAMAGED = (
-    "settings.json", "cases.safetensors", "concepts.jsonl", "summary.json", "concepts.damaged.jsonl")
+SETTINGS, CASES, CONCEPTS_FILE, SUMMARY, DAMAGED, ATTRIBUTES = (
+    "settings.json", "cases.safetensors", "concepts.jsonl", "summary.json", "concepts.damaged.jsonl", "attributes.json")
 
 
 @dataclass(frozen=True)

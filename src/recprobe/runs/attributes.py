@@ -1,0 +1,94 @@
+"""Attribute AUROC of a run (``<run>/concepts/attributes.json``): for every item and user attribute value, the
+best direction of four bases on the same cases:
+
+- ``sae``: the SAE's latents, as they fire (0 where TopK did not pick them);
+- ``sae_encoder``: the same latents before TopK and ReLU (the encoder's dense linear read-out), which shows
+  whether a label has a direction in the SAE's dictionary even where the sparse latent fires too rarely to
+  rank every case;
+- ``raw``: the representation's dimensions, both signs as separate directions;
+- ``untrained``: the SAE as training starts (seeded weights), fired the same way: the control.
+
+Above ``MAX_CASES`` cases, every basis is measured on the same seeded sample of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from recprobe.batches import position_batches
+from recprobe.concepts.attributes import (
+    auroc_matrix,
+    best_per_label,
+    item_labels,
+    mean_best_by_attribute,
+    scorable,
+    sparse_auroc,
+    two_sided,
+    user_labels,
+)
+from recprobe.concepts.cases import CaseSet, case_rows
+from recprobe.runs.run import Run
+from recprobe.sae.train import initial_sae
+
+BASES = ("sae", "sae_encoder", "raw", "untrained")
+HEATMAP_LATENTS = 12
+MAX_CASES = 20_000  # dense bases rank [cases, directions]; an AUROC from 20,000 cases is precise to about 0.005
+
+
+@torch.no_grad()
+def case_representations(run: Run, cases: CaseSet, batch_size: int = 1024) -> np.ndarray:
+    """[n_cases, d] the target's representation at each case (cases from before positions were recorded are
+    test cases)."""
+    target, split = run.target, run.split
+    positions = cases.positions if cases.positions is not None else case_rows(split, "test", target.max_history)[1]
+    return np.concatenate([target.represent(batch).float().numpy() for batch in
+                           position_batches(split, cases.users, positions, target.max_history, batch_size)])
+
+
+def raw_direction(direction: int, d: int) -> str:
+    return f"+{direction}" if direction < d else f"-{direction - d}"
+
+
+@torch.no_grad()
+def attribute_metrics(run: Run, cases: CaseSet) -> dict[str, Any]:
+    """Per label, each basis's best direction and its AUROC; per attribute and basis, the mean of the best
+    AUROCs; and the SAE AUROCs of the latents that are best for the most labels (the report's heat map)."""
+    split, sae = run.split, run.sae()
+    item_names, item = item_labels(cases.history, cases.predicted, split.catalog)
+    user_names, user = user_labels(cases.users, split.user_attributes)
+    names, labels = item_names + user_names, np.concatenate([item, user], axis=1)
+    keep = scorable(labels)
+    names, labels = [n for n, k in zip(names, keep, strict=True) if k], labels[:, keep]
+    if not names:
+        return {"labels": 0, "cases": len(cases)}
+    sample = np.arange(len(cases))
+    if len(cases) > MAX_CASES:
+        sample = np.sort(np.random.default_rng(0).choice(len(cases), MAX_CASES, replace=False))
+        cases, labels = cases.subset(sample), labels[sample]
+    reps = torch.from_numpy(case_representations(run, cases))
+    untrained = initial_sae(run.activations(), sae.config).eval()
+    values, indices = untrained.encode(reps)
+    auc = {"sae": sparse_auroc(cases.values, cases.indices, sae.n_latents, labels),
+           "sae_encoder": auroc_matrix(((reps - sae.b_dec) @ sae.W_enc + sae.b_enc).numpy(), labels),
+           "raw": auroc_matrix(two_sided(reps.numpy()), labels),
+           "untrained": sparse_auroc(values.numpy(), indices.numpy(), sae.n_latents, labels)}
+    best = {basis: best_per_label(auc[basis], names) for basis in BASES}
+    rows = []
+    for j, name in enumerate(names):
+        row: dict[str, Any] = {"label": name, "cases": int(labels[:, j].sum())}
+        for basis in BASES:
+            found = next(b for b in best[basis] if b["label"] == name)
+            direction = raw_direction(found["direction"], reps.shape[1]) if basis == "raw" else found["direction"]
+            row[basis] = {"direction": direction, "auroc": round(found["auroc"], 4)}
+        rows.append(row)
+    wins = np.bincount([row["sae"]["direction"] for row in rows], minlength=sae.n_latents)
+    winners = np.flatnonzero(wins)  # latents best for some label: most labels first, then highest AUROC
+    top = winners[np.lexsort((-np.nanmax(auc["sae"][winners], axis=1), -wins[winners]))][:HEATMAP_LATENTS].tolist()
+    return {"cases": len(cases), "labels": len(names), "bases": list(BASES),
+            "mean_best_auroc": {basis: mean_best_by_attribute(best[basis]) for basis in BASES},
+            "per_label": rows,
+            "heatmap": {"latents": top, "labels": names,
+                        "auroc": [[round(float(a), 4) for a in auc["sae"][j]] for j in top]}}
