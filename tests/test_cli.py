@@ -110,12 +110,15 @@ def test_capture_then_train_sae_writes_the_sae_folder(capsys, tmp_path, toy):
     assert code == 0 and "vectors of width 64" in " ".join(text.split())
     code, text, _ = run_cli(capsys, "train-sae", "--run", str(out), "--data-dir", str(toy.parent), "--epochs", "2",
                             "--scale", "2", "--k", "4")
-    assert code == 0 and "random init" in text
+    assert code == 0 and "random init" in text and "full-softmax loss recovered" in text
     sae = out / "sae"
     assert sorted(p.name for p in sae.iterdir()) == ["README.md", "cfg.json", "metrics.json", "sae_weights.safetensors"]
     metrics = json.loads((sae / "metrics.json").read_text())
     assert {"original_test", "spliced_test", "reconstruction_train"} <= set(metrics["after"])
     assert metrics["before"]["spliced_test"].keys() == metrics["after"]["spliced_test"].keys()
+    splice = metrics["after"]["splice_test"]
+    assert 0 <= splice["top10_overlap"] <= 1 and splice["NDCG@10_original"] == metrics["after"]["original_test"]["NDCG@10"]
+    assert "| test loss_recovered | 1 |" in (sae / "README.md").read_text()
 
 
 def test_train_sae_without_capture_says_what_to_run(capsys, tmp_path, toy):

@@ -88,3 +88,40 @@ def test_boosting_the_niche_latents_lowers_the_popularity_of_the_top_10(split, o
     after = top10_report(oracle, sae, split, [Edit(j, scale=3.0) for j in niche])
     assert after["mean_popularity@10"] < before["mean_popularity@10"]
     assert after["HR@10"] == before["HR@10"] == 1.0  # the Oracle's test items stay on top
+
+
+class MeanOf(torch.nn.Module):
+    """An "SAE" whose reconstruction is a fixed vector: splicing it is mean ablation."""
+
+    def __init__(self, mean):
+        super().__init__()
+        self.mean = mean
+
+    def reconstruct(self, x):
+        return self.mean.expand_as(x).clone()
+
+
+def test_splice_effects_run_from_mean_ablation_to_the_original(split, oracle):
+    from recprobe.evaluate import splice_effects
+
+    mean = oracle.represent(all_users(split, oracle)).float().mean(0)
+    exact = splice_effects(oracle, exact_sae(split.n_items), split, mean)
+    assert exact["NDCG@10_recovered"] == pytest.approx(1.0) and exact["loss_recovered"] == pytest.approx(1.0)
+    assert exact["top10_overlap"] == 1.0 and exact["NDCG@10_spliced"] == exact["NDCG@10_original"]
+    ablated = splice_effects(oracle, MeanOf(mean), split, mean)
+    assert ablated["NDCG@10_recovered"] == 0.0 and ablated["loss_recovered"] == 0.0
+    assert ablated["NDCG@10_original"] > 0.9 > ablated["NDCG@10_mean"]  # the Oracle ranks its test items first
+    assert ablated["top10_overlap"] < 0.5
+
+
+def test_splice_loss_is_the_full_softmax_cross_entropy_of_the_held_out_item(split, oracle):
+    from recprobe.evaluate import splice_effects
+    from recprobe.metrics import exclusion_mask
+
+    mean = torch.zeros(split.n_items)
+    found = splice_effects(oracle, exact_sae(split.n_items), split, mean)
+    scores = oracle.score(oracle.represent(all_users(split, oracle)), None).double()
+    scores[exclusion_mask(*split.exclusions("test"), np.arange(split.n_users), split.n_items)] = -np.inf
+    by_hand = np.mean([float(torch.logsumexp(scores[u], 0) - scores[u, split.test_items[u]]) for u in range(split.n_users)])
+    assert found["loss_original"] == pytest.approx(by_hand, rel=1e-5)
+    assert found["loss_mean"] == pytest.approx(np.log(split.n_items - np.diff(split.train_offsets) - 1).mean(), rel=1e-5)  # uniform

@@ -231,7 +231,16 @@ def train_sae(
     console.print(metrics_table("test ranking: original, spliced at random init, spliced after training", {
         "original": after["original_test"], "random init": before["spliced_test"], "trained": after["spliced_test"],
     }))
+    console.print(splice_table(before["splice_test"], after["splice_test"]))
     console.print(f"-> {run / 'sae'}")
+
+
+def splice_table(before: dict[str, float | None], after: dict[str, float | None]) -> Table:
+    table = Table("test, against mean ablation (0) and the original (1)", "random init", "trained")
+    for key, label in (("NDCG@10_recovered", "NDCG@10 recovered"), ("loss_recovered", "full-softmax loss recovered"),
+                       ("top10_overlap", "top-10 overlap with the original")):
+        table.add_row(label, *("n/a" if m[key] is None else f"{m[key]:.3f}" for m in (before, after)))
+    return table
 
 
 @app.command()
@@ -313,8 +322,10 @@ def steer(
     if table7 == (latent is not None):
         raise ConfigError("--latent: give --latent J (with --scale F) or --table7")
     steering = SteeringRun(run, data_dir)
-    rows = steering.table7()["latents"] if table7 else [steering.steer(latent, scale or [-10.0, 10.0])]
-    for row in rows:
+    found = steering.table7() if table7 else {"latents": [steering.steer(latent, scale or [-10.0, 10.0])], "skipped": []}
+    for skipped in found["skipped"]:
+        console.print(Text(f"skipped latent {skipped['latent']} ({skipped['description']}): {skipped['reason']}"))
+    for row in found["latents"]:
         console.print(_steering_table(f"latent {row['latent']}: items with {row['feature']} "
                                       f"({row['metadata']['concept_items']} items, fires on {row['metadata']['n_active']} users)",
                                       row["metadata"]))

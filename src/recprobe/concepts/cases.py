@@ -59,6 +59,13 @@ class CaseSet:
         return CaseSet(self.users[rows], self.history[rows], self.predicted[rows], self.values[rows],
                        self.indices[rows], positions=positions, made_from=self.made_from)
 
+    def users_per_latent(self, n_latents: int) -> np.ndarray:
+        """[n_latents] how many distinct users' cases each latent fires on."""
+        fired = self.values > 0
+        users = np.broadcast_to(self.users[:, None], fired.shape)[fired]
+        pairs = np.unique(np.stack([self.indices[fired], users]), axis=1)
+        return np.bincount(pairs[0], minlength=n_latents)
+
     def strongest(self, latent: int) -> np.ndarray:
         """The rows where ``latent`` fired, strongest first (ties by row), each user's strongest only."""
         activation = self.activation(latent)
@@ -118,9 +125,7 @@ def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "te
 
 def scorable_share(cases: CaseSet, n_latents: int, n: int) -> float:
     """The share of latents active on at least 2N distinct users' cases: those ``sample_latent`` can score."""
-    fired = cases.values > 0
-    pairs = np.unique(np.stack([cases.indices[fired], np.broadcast_to(cases.users[:, None], fired.shape)[fired]]), axis=1)
-    return float((np.bincount(pairs[0], minlength=n_latents) >= 2 * n).mean())
+    return float((cases.users_per_latent(n_latents) >= 2 * n).mean())
 
 
 def levels(cases: CaseSet, mode: LevelMode = "max") -> np.ndarray:

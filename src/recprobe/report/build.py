@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from recprobe.concepts.cases import levels
 from recprobe.concepts.interpret import most_confident
-from recprobe.errors import RunFolderError
+from recprobe.effects import LatentEffects
 from recprobe.io import read_json, write_folder
 from recprobe.report.charts import bars, histogram, pareto
 from recprobe.report.pages import STYLE, level, link, render
@@ -27,9 +26,8 @@ from recprobe.runs.layout import SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
-from recprobe.steer import decoder_scores
 
-TOP_CASES, TOP_ITEMS, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 10, 6, 25, 5
+TOP_CASES, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 6, 25, 5
 
 
 def _optional_json(path: Path) -> Any:
@@ -43,11 +41,8 @@ class RunReport:
         self.opened = opened = open_run(run, data_dir)
         self.run, self.target, self.split = opened.root, opened.target, opened.split
         self.sae, self.cases = opened.sae(), opened.cases()
-        metrics = opened.layout.sae / "metrics.json"
-        if not metrics.is_file():
-            raise RunFolderError(f"{metrics} is missing (an SAE saved elsewhere, e.g. by SAELens, has none); train this "
-                                 f"run's SAE with `recprobe train-sae --run {opened.root}`")
-        self.sae_metrics = read_json(metrics)
+        self.sae_metrics = opened.sae_metrics()
+        self.effects = LatentEffects(self.target, self.sae, self.split)
         self.levels = levels(self.cases)
         self.records = {r["latent"]: r for r in opened.concepts()}
         self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None
@@ -136,7 +131,7 @@ class RunReport:
             ("activated cases", record["tp"], record["fn"]), ("non-activated cases", record["fp"], record["tn"])]
         return render("latent.html", title=f"Latent {latent}", subtitle=self.title, root="../", description=description,
                       facts=facts, verification=verification, activation=histogram(activation[active], 16, "activation"),
-                      history=REPORT_HISTORY, cases=self._top_cases(latent, activation), promoted=self._promoted(latent),
+                      history=REPORT_HISTORY, cases=self._top_cases(latent, activation), effects=self._effects(latent),
                       cofiring=self._cofiring(latent, active), steering=self._steering(latent))
 
     def _top_cases(self, latent: int, activation: np.ndarray) -> list[tuple]:
@@ -150,12 +145,13 @@ class RunReport:
                          "; ".join(history), self.item(int(self.cases.predicted[row]))))
         return rows
 
-    def _promoted(self, latent: int) -> list[tuple] | None:
-        scores = decoder_scores(self.target, self.sae, latent)
-        if scores is None:
-            return None
-        top = torch.topk(scores, min(TOP_ITEMS, len(scores)))
-        return [(self.item(int(i)), float(s)) for s, i in zip(top.values, top.indices, strict=True)]
+    def _effects(self, latent: int) -> dict[str, Any]:
+        found = self.effects.summary(latent)
+        return {"method": found["method"],
+                "raised": [(self.item(i), e) for i, e in found["raised"]],
+                "lowered": [(self.item(i), e) for i, e in found["lowered"]],
+                "values": [(label, e, n, lowered, f, m) for (label, e, n), (lowered, f, m)
+                           in zip(found["raised_values"], found["lowered_values"], strict=False)]}
 
     def _cofiring(self, latent: int, active: np.ndarray) -> list[tuple]:
         counts: Counter = Counter()

@@ -29,7 +29,7 @@ from recprobe.runs.align import align
 from recprobe.runs.layout import CASES, SETTINGS, RunLayout
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import check_made_from, target_fingerprint
-from recprobe.sae.io import CONFIG, WEIGHTS, load_sae
+from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
 from recprobe.store import ActivationStore
 from recprobe.target import ProbeTarget
 from recprobe.testing import ranking_check
@@ -128,6 +128,15 @@ class Run:
             current["activations"] = ActivationStore(self.layout.activations).content
         check_made_from(str(self.layout.sae), recorded, current, rebuild)
         return sae
+
+    def sae_metrics(self) -> dict[str, Any]:
+        """What train-sae measured (faithfulness before and after training) of the run's SAE."""
+        self.sae()  # refused when stale
+        path = self.layout.sae / METRICS
+        if not path.is_file():
+            raise RunFolderError(f"{path} is missing (an SAE saved elsewhere, e.g. by SAELens, has none); train this "
+                                 f"run's SAE with `recprobe train-sae --run {self.root}`")
+        return read_json(path)
 
     def sae_hash(self) -> str:
         """The SAE weights' content hash, computed again only when the file changed (train-sae replaced it)."""

@@ -11,7 +11,7 @@ from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.card import model_card
 from recprobe.sae.config import SAEConfig, SAETrainConfig
-from recprobe.sae.io import save_sae
+from recprobe.sae.io import METRICS, save_sae
 from recprobe.sae.parallel import DataParallel
 from recprobe.sae.train import initial_sae, train_sae
 
@@ -36,7 +36,7 @@ def train_sae_run(run: Run | str | Path, sae_options: dict[str, Any] | None = No
     metrics = {"after": after, "before": before, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
                "train_config": train.model_dump(), "history": result.history}
     provenance = {**store.provenance, "activations": store.content, "d_in": store.d}
-    save_sae(sae, run.layout.sae, provenance, extra={"metrics.json": json.dumps(metrics, indent=2) + "\n",
+    save_sae(sae, run.layout.sae, provenance, extra={METRICS: json.dumps(metrics, indent=2) + "\n",
                                               "README.md": model_card(sae.config, provenance, metrics)})
     checkpoint.unlink()  # the SAE is saved: nothing left to resume
     return metrics

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
-from recprobe.concepts.labelers import MetadataDescriber, items_with
 from recprobe.debias import SELECTIONS, popularity_latents, top10_report
 from recprobe.debias_sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
+from recprobe.effects import LatentEffects
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json, write_json
 from recprobe.runs.lock import run_lock
@@ -42,23 +43,20 @@ class SteeringRun:
         self.target, self.split, self.sae = self.opened.target, self.opened.split, self.opened.sae()
         self.cases = self.opened.cases()
         self.folder = self.opened.layout.steering
-        self._describer: MetadataDescriber | None = None
+        self._highlights: Highlights | None = None
 
     def _write(self, name: str, record: dict[str, Any], command: str) -> None:
         with run_lock(self.opened.root, command):
             write_json(self.folder / name, {**record, "made_from": self.opened.cases_made_from()})
 
     @property
-    def describer(self) -> MetadataDescriber:
-        if self._describer is None:
-            self._describer = MetadataDescriber(self.cases, self.split.catalog)
-        return self._describer
+    def highlights(self) -> Highlights:
+        if self._highlights is None:
+            self._highlights = Highlights(self.cases, self.split.catalog, LatentEffects(self.target, self.sae, self.split))
+        return self._highlights
 
     def concept_items(self, latent: int) -> tuple[str | None, np.ndarray]:
-        """The latent's most enriched catalog attribute value and the items carrying it."""
-        feature = self.describer.top_attribute(latent)
-        mask = items_with(self.split.catalog, feature) if feature else np.zeros(self.split.n_items, dtype=bool)
-        return feature, mask
+        return self.highlights.concept_items(latent)
 
     def effect(self, latent: int, scales: Sequence[float]) -> dict[str, Any]:
         """Both variants of concept items: the metadata feature's items and the decoder direction's top items."""
@@ -78,20 +76,21 @@ class SteeringRun:
 
     def table7(self, count: int = 3, max_share: float = 0.1) -> dict[str, Any]:
         """The ``count`` most confident concepts (from concepts.jsonl; ties broken by AUROC, then by how many
-        cases they fire on) whose concept items are at most ``max_share`` of the catalog, each at -10x, 1x, +10x."""
-        ranked = most_confident(self.opened.concepts())
-        if not ranked:
+        cases they fire on) whose concept items are at most ``max_share`` of the catalog, each at -10x, 1x, +10x.
+        Concepts whose latent fires on most users or whose decoder raises other items are skipped, and listed."""
+        records = self.opened.concepts()
+        if not most_confident(records):
             raise RunFolderError(f"{self.opened.root} has no interpreted concepts; run `recprobe interpret --run "
                                  f"{self.opened.root}` first")
-        rows = []
-        for record in ranked:
-            _, items = self.concept_items(record["latent"])
-            if 0 < items.sum() <= max_share * self.split.n_items:
-                rows.append({**self.effect(record["latent"], TABLE7_SCALES), "description": record["description"],
-                             "confidence": record["confidence"]})
-            if len(rows) == count:
-                break
-        table = {"max_share": max_share, "scales": list(TABLE7_SCALES), "latents": rows}
+
+        def small_concept(latent: int) -> bool:
+            items = self.concept_items(latent)[1]
+            return 0 < items.sum() <= max_share * self.split.n_items
+
+        chosen, skipped = self.highlights.pick(records, count, keep=small_concept)
+        rows = [{**self.effect(r["latent"], TABLE7_SCALES), "description": r["description"], "confidence": r["confidence"]}
+                for r in chosen]
+        table = {"max_share": max_share, "scales": list(TABLE7_SCALES), "latents": rows, "skipped": skipped}
         self._write(TABLE7, table, "steer")
         return table
 

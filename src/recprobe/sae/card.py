@@ -14,6 +14,9 @@ def model_card(config: SAEConfig, provenance: dict[str, Any], metrics: dict[str,
         for key in ("HR@10", "NDCG@10", "HR@20", "NDCG@20"):
             rows.append(f"| {phase} {key} | {after[f'original_{phase}'][key]:.4f} | "
                         f"{before[f'spliced_{phase}'][key]:.4f} | {after[f'spliced_{phase}'][key]:.4f} |")
+    for key in ("NDCG@10_recovered", "loss_recovered", "top10_overlap"):
+        if "splice_test" in after:
+            rows.append(f"| test {key} | 1 | {_cell(before['splice_test'][key])} | {_cell(after['splice_test'][key])} |")
     recon = after.get("reconstruction_test") or next(v for k, v in after.items() if k.startswith("reconstruction_"))
     return "\n".join([
         "---", "library_name: recprobe", "tags: [recprobe, sparse-autoencoder, recommender, topk-sae]", "---", "",
@@ -28,7 +31,13 @@ def model_card(config: SAEConfig, provenance: dict[str, Any], metrics: dict[str,
         f"dead {recon['dead_fraction']:.1%}, dense {recon['dense_fraction']:.1%}.", "",
         "Full-ranking metrics of the recommender, and with the SAE's reconstruction spliced in before scoring:", "",
         "| metric | original | spliced, random init | spliced, trained |", "|---|---|---|---|", *rows, "",
+        "Recovered: where the spliced model lies between the representation replaced by its mean (0) and the "
+        "original (1); top-10 overlap: the share of each user's original top 10 the spliced model keeps.", "",
         "## Use", "", "```python", "from recprobe.sae import TopKSAE", "",
         'sae = TopKSAE.from_pretrained("<this repo id or a local folder>")',
         "values, indices = sae.encode(representations)  # [B, k] each", "```", "",
     ])
+
+
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -16,7 +16,8 @@ from recprobe.sae.config import SAEConfig
 from recprobe.sae.topk import TopKSAE
 
 CONFIG, WEIGHTS = "cfg.json", "sae_weights.safetensors"
-HUB_FILES = (CONFIG, WEIGHTS, "README.md", "metrics.json")
+METRICS = "metrics.json"  # what train-sae measured, beside the weights
+HUB_FILES = (CONFIG, WEIGHTS, "README.md", METRICS)
 TENSORS = ("W_enc", "W_dec", "b_enc", "b_dec")
 
 

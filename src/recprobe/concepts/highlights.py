@@ -1,0 +1,61 @@
+"""Which confident concepts a summary may lead with. A latent that fires on a large share of users is a
+bias-like direction, not a concept, and one whose concept items are not the items its decoder direction raises
+is described by something other than what it does; both are skipped, with the reason said."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recprobe.concepts.cases import CaseSet
+from recprobe.concepts.interpret import most_confident
+from recprobe.concepts.labelers import MetadataDescriber, items_with
+from recprobe.data.split import Catalog
+from recprobe.effects import LatentEffects
+
+MAX_USER_SHARE = 0.2
+DECODER_ITEMS = 20
+
+
+class Highlights:
+    """Checks concepts against how widely their latent fires and what its decoder direction raises."""
+
+    def __init__(self, cases: CaseSet, catalog: Catalog, effects: LatentEffects):
+        self.catalog, self.effects = catalog, effects
+        self.describer = MetadataDescriber(cases, catalog)
+        self.user_share = cases.users_per_latent(effects.sae.n_latents) / len(np.unique(cases.users))
+
+    def concept_items(self, latent: int) -> tuple[str | None, np.ndarray]:
+        """The latent's most enriched catalog attribute value and the items carrying it."""
+        feature = self.describer.top_attribute(latent)
+        mask = items_with(self.catalog, feature) if feature else np.zeros(len(self.catalog), dtype=bool)
+        return feature, mask
+
+    def skip_reason(self, latent: int) -> str | None:
+        share = float(self.user_share[latent])
+        if share > MAX_USER_SHARE:
+            return f"fires on {share:.0%} of users (more than {MAX_USER_SHARE:.0%}: a direction most users share)"
+        feature, items = self.concept_items(latent)
+        if feature is None or not items.any():
+            return None
+        raised = self.effects.items(latent).topk(min(DECODER_ITEMS, len(items))).indices.numpy()
+        among, overall = float(items[raised].mean()), float(items.mean())
+        if among <= overall:
+            return (f"{among:.0%} of the {len(raised)} items its decoder raises most carry {feature}, no more than "
+                    f"the catalog's {overall:.0%}: its description is not what it does")
+        return None
+
+    def pick(self, records: list[dict[str, Any]], count: int, keep=lambda latent: True) -> tuple[list[dict], list[dict]]:
+        """The ``count`` most confident concepts that pass (and ``keep``), and the ones skipped before them with
+        their reasons."""
+        chosen, skipped = [], []
+        for record in most_confident(records):
+            if len(chosen) == count:
+                break
+            reason = self.skip_reason(record["latent"])
+            if reason is not None:
+                skipped.append({"latent": record["latent"], "description": record.get("description"), "reason": reason})
+            elif keep(record["latent"]):
+                chosen.append(record)
+        return chosen, skipped
