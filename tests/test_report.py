@@ -38,7 +38,10 @@ def test_report_pages_and_links(reported_run):
     pages = sorted((run / "report" / "latents").glob("*.html"))
     assert pages and "Top cases" in pages[0].read_text() and "Latents that fire with it" in pages[0].read_text()
     assert "Steering" in (run / "report" / "latents" / "0.html").read_text()
-    for page in [index, *pages]:  # every relative link and stylesheet points at a file of the report
+    assert all("Items it raises most" in p.read_text() and "Items it lowers most" in p.read_text() for p in pages)
+    explanations = run / "report" / "explanations.html"
+    assert explanations.read_text().count("<h2>User ") == 8 and 'href="explanations.html"' in html
+    for page in [index, explanations, *pages]:  # every relative link and stylesheet points at a file of the report
         for target in re.findall(r'(?:href|src)="([^"#:]+)"', page.read_text()):
             assert (page.parent / target).resolve().is_file(), f"{page.name} links to missing {target}"
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 
 from recprobe.data.prepare import leave_one_out
-from recprobe.report.charts import bars, histogram, pareto
+from recprobe.report.charts import bars, heatmap, histogram, pareto
 from recprobe.report.pages import level, link, render
 from recprobe.runs import Run
 from tests.conftest import synthetic_frame
@@ -78,21 +78,29 @@ def test_random_text_in_any_field_parses_to_the_templates_tags_only(title, attri
     latent = render(
         "latent.html", title=f"Latent 3 {title}", subtitle=path, root="../", description=description,
         facts=[(attribute, title)], verification=[(description, 1, 2)], activation=histogram([0.1, 0.5], 4, attribute),
-        history=5, cases=[(level(3), 0.5, f"{title}; {attribute}", description)], promoted=[(title, 0.25)],
+        history=5, cases=[(level(3), 0.5, f"{title}; {attribute}", description)],
+        effects={"method": path, "raised": [(title, 0.25)], "lowered": [(description, -0.25)],
+                 "values": [(attribute, 0.1, 5, title, -0.1, 6)]},
         cofiring=[(link(f"{3}.html", "3"), description, 4)],
         steering={"feature": attribute, "header": ["concept items", "-10x"], "rows": [(title, 0.5)], "numeric": (1,)})
     overview = render(
         "index.html", title=title, subtitle=path, root="", run=path, recommender=[(attribute, "0.1")],
-        faithfulness=[], firing=histogram([0.2], 3, description),
+        faithfulness=[(attribute, title)], users=3, firing=histogram([0.2], 3, description),
         concepts={"counts": bars([(attribute, 1.0)]), "note": description, "confidence": histogram([1.0], 2),
-                  "top": [(link("latents/3.html", "3"), description, 1.0, 3)]},
+                  "top": [(link("latents/3.html", "3"), description, 1.0, 3)],
+                  "skipped": [(link("latents/4.html", "4"), description, title)]},
+        attributes={"header": ["attribute", "sae"], "rows": [(attribute, 0.7)], "numeric": (1,),
+                    "heatmap": heatmap([title, description], [attribute, path], [[0.9, 0.2], [0.5, float("nan")]], path)},
         table7=[(link("latents/3.html", "3"), description, attribute, 0.1, 0.2, 0.3)], debias=[(title, 1.0, 2.0, "+1%")],
         sweep={"chart": pareto([{"method": title, "selection": attribute, "strength": s, "Gini@10": s / 4,
                                  "NDCG@10": 0.1 - s / 100} for s in (0.0, 1.0)]),
                "header": [attribute, "strength"], "rows": [(title, "1")], "numeric": (1,), "note": description})
     sweep_svg = render("pareto.svg", chart=pareto([{"method": title, "selection": None, "strength": 0.0,
                                                      "Gini@10": 0.5, "NDCG@10": 0.1}]))
-    for html in (latent, overview, sweep_svg):
+    explanations = render("explanations.html", title=title, subtitle=path, root="", run=path, fidelity=description,
+                          examples=[{"user": title, "item": attribute, "history": description,
+                                     "rows": [(link("latents/3.html", "3"), description, 0.5, 0.25, "+50%")]}])
+    for html in (latent, overview, sweep_svg, explanations):
         assert tags_of(html) <= TEMPLATE_TAGS
         for text in (title, attribute, description, path):
             if "<" in text:

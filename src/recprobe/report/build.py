@@ -17,17 +17,22 @@ from typing import Any
 import numpy as np
 
 from recprobe.concepts.cases import levels
+from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
 from recprobe.effects import LatentEffects
+from recprobe.evaluate import DENSE_RATE
+from recprobe.explain import explain
 from recprobe.io import read_json, write_folder
-from recprobe.report.charts import bars, histogram, pareto
+from recprobe.report.charts import bars, heatmap, histogram, pareto
 from recprobe.report.pages import STYLE, level, link, render
-from recprobe.runs.layout import SUMMARY
+from recprobe.runs.explain import FIDELITY
+from recprobe.runs.layout import ATTRIBUTES, SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
 
 TOP_CASES, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 6, 25, 5
+EXAMPLE_USERS, EXPLAINING_LATENTS = 8, 5
 
 
 def _optional_json(path: Path) -> Any:
@@ -43,6 +48,10 @@ class RunReport:
         self.sae, self.cases = opened.sae(), opened.cases()
         self.sae_metrics = opened.sae_metrics()
         self.effects = LatentEffects(self.target, self.sae, self.split)
+        self.highlights = Highlights(self.cases, self.split.catalog, self.effects)
+        self.users_firing = self.cases.users_per_latent(self.sae.n_latents)
+        self.user_share = self.users_firing / len(np.unique(self.cases.users))
+        self.fidelity = _optional_json(opened.layout.explanations / FIDELITY)
         self.levels = levels(self.cases)
         self.records = {r["latent"]: r for r in opened.concepts()}
         self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None
@@ -60,28 +69,56 @@ class RunReport:
     def overview(self) -> str:
         after = self.sae_metrics["after"]
         test = after["original_test"]  # measured by train-sae on this run's recommender (its provenance is checked)
-        train = after["reconstruction_train"]
-        spliced = after["spliced_test"]["HR@10"] / max(after["original_test"]["HR@10"], 1e-12)
         return render(
             "index.html", title=self.title, subtitle=f"recprobe report for {self.run.name}", root="", run=str(self.run),
             recommender=[(k, f"{test[k]:.4f}") for k in ("HR@10", "NDCG@10", "HR@20", "NDCG@20")],
-            faithfulness=[("FVU (train)", f"{train['fvu']:.3f}"), ("L0", f"{train['l0']:.1f}"),
-                          ("dead latents", f"{train['dead_fraction']:.1%}"),
-                          ("dense latents", f"{train['dense_fraction']:.1%}"), ("HR@10 spliced / original", f"{spliced:.0%}")],
-            firing=histogram(self.fires[self.fires > 0] / len(self.cases), 24, "share of users a latent fires on", log=True),
-            concepts=self._concepts(), table7=self._table7(), debias=self._debias(), sweep=self._sweep())
+            faithfulness=self._faithfulness(), users=len(self.user_share),
+            firing=histogram(self.user_share[self.user_share > 0], 24, "share of users a latent fires on", log=True),
+            concepts=self._concepts(), attributes=self._attributes(), table7=self._table7(), debias=self._debias(),
+            sweep=self._sweep())
+
+    def _faithfulness(self) -> list[tuple[str, str]]:
+        after, before = self.sae_metrics["after"], self.sae_metrics["before"]
+        train = after["reconstruction_train"]
+        spliced = after["spliced_test"]["HR@10"] / max(after["original_test"]["HR@10"], 1e-12)
+        shown = [("FVU (train)", f"{train['fvu']:.3f}"), ("L0", f"{train['l0']:.1f}"),
+                 ("dead latents: train vectors / interpreted users", f"{train['dead_fraction']:.1%} / {(self.user_share == 0).mean():.1%}"),
+                 ("dense latents: train vectors / interpreted users",
+                  f"{train['dense_fraction']:.1%} / {(self.user_share > DENSE_RATE).mean():.1%}"),
+                 ("HR@10 spliced / original", f"{spliced:.0%}")]
+        if "splice_test" in after:  # trained before these were measured: absent
+            for key, label in (("NDCG@10_recovered", "NDCG@10 recovered vs mean ablation"),
+                               ("loss_recovered", "softmax loss recovered"), ("top10_overlap", "top-10 overlap")):
+                shown.append((f"{label} (random init {_round(before['splice_test'][key])})", _round(after["splice_test"][key])))
+        return shown
+
+    def _attributes(self) -> dict[str, Any] | None:
+        found = _optional_json(self.opened.layout.concepts() / ATTRIBUTES) if self.records else None
+        if not found or not found.get("labels"):
+            return None
+        means = found["mean_best_auroc"]
+        rows = [(attribute, *(means[basis].get(attribute) for basis in found["bases"])) for attribute in means["sae"]]
+        heat = found["heatmap"]
+        return {"header": ["attribute", *found["bases"]], "rows": rows, "numeric": tuple(range(1, len(found["bases"]) + 1)),
+                "heatmap": heatmap([f"latent {j}" for j in heat["latents"]], heat["labels"], heat["auroc"],
+                                   "AUROC of the top latents for each label")}
 
     def _concepts(self) -> dict[str, Any] | None:
         if not self.summary:
             return None
         scored = most_confident(list(self.records.values()))
+        chosen, skipped = self.highlights.pick(scored, TOP_CONCEPTS)
+        summary = self.summary
+        cases = (f"{summary['n_cases']:,} cases of {summary['users']:,} users, one at every position of their sequences"
+                 if summary.get("cases") == "all" else f"one case per test user ({len(self.cases):,})")
         return {
-            "counts": bars([(k, float(v)) for k, v in self.summary["concepts"].items()], fmt="{:.0f}"),
-            "note": f"{self.summary['insufficient']} latents fire on too few test users to verify. Intra-concept "
-                    f"similarity {_round(self.summary['intra_similarity'])}, inter {_round(self.summary['inter_similarity'])}.",
+            "counts": bars([(k, float(v)) for k, v in summary["concepts"].items()], fmt="{:.0f}"),
+            "note": f"Interpreted on {cases}. {summary['insufficient']} latents fire on too few users to verify. "
+                    f"Intra-concept similarity {_round(summary['intra_similarity'])}, inter {_round(summary['inter_similarity'])}.",
             "confidence": histogram([r["confidence"] for r in scored], 10, "confidence C"),
             "top": [(link(f"latents/{r['latent']}.html", str(r["latent"])), r["description"], r["confidence"],
-                     int(self.fires[r["latent"]])) for r in scored[:TOP_CONCEPTS]],
+                     int(self.users_firing[r["latent"]])) for r in chosen],
+            "skipped": [(link(f"latents/{s['latent']}.html", str(s["latent"])), s["description"], s["reason"]) for s in skipped],
         }
 
     def _table7(self) -> list[tuple]:
@@ -115,6 +152,30 @@ class RunReport:
     def sweep_svg(self) -> str | None:
         """The sweep's Pareto chart as a standalone SVG file, or None when the run has no sweep."""
         return render("pareto.svg", chart=pareto(self.sweep["rows"], self.sweep["k"])) if self.sweep else None
+
+    # --- explanations of single recommendations --------------------------------------------------------------
+    def explanations_page(self) -> str:
+        users = np.random.default_rng(0).choice(self.split.n_users, min(EXAMPLE_USERS, self.split.n_users), replace=False)
+        examples = []
+        for user in sorted(users.tolist()):
+            found = explain(self.target, self.sae, self.split, user)
+            total = sum(abs(e["contribution"]) for e in found.latents) or 1.0
+            rows = [(link(f"latents/{e['latent']}.html", str(e["latent"])), self.records.get(e["latent"], {}).get("description") or "",
+                     e["activation"], e["contribution"], f"{e['contribution'] / total:+.0%}") for e in found.latents[:EXPLAINING_LATENTS]]
+            history = [self.item(int(i)) for i in self.cases_history(user) if i >= 0][-REPORT_HISTORY:]
+            examples.append({"user": str(self.split.user_ids[user]), "item": self.item(found.item), "history": "; ".join(history),
+                             "rows": rows})
+        fidelity = None
+        if self.fidelity and self.fidelity.get("users"):
+            f = self.fidelity
+            fidelity = (f"Fidelity over {f['users']:,} test users: ablating the top {f['m']} explaining latents pushes the item "
+                        f"further down than {f['m']} random active latents for {f['share_top_beats_random']:.0%} of them "
+                        f"(mean rank drop {f['mean_rank_drop_top']:.1f} against {f['mean_rank_drop_random']:.1f}).")
+        return render("explanations.html", title="Why these recommendations", subtitle=self.title, root="",
+                      examples=examples, fidelity=fidelity, run=str(self.run))
+
+    def cases_history(self, user: int) -> np.ndarray:
+        return self.split.histories("test", REPORT_HISTORY)[0][user]
 
     # --- one latent -----------------------------------------------------------------------------------------
     def latent_page(self, latent: int) -> str:
@@ -177,6 +238,7 @@ class RunReport:
         def write(staging: Path) -> None:
             (staging / "style.css").write_text(STYLE, encoding="utf-8")
             (staging / "index.html").write_text(self.overview(), encoding="utf-8")
+            (staging / "explanations.html").write_text(self.explanations_page(), encoding="utf-8")
             if (svg := self.sweep_svg()) is not None:
                 (staging / "debias-sweep.svg").write_text(svg, encoding="utf-8")
             (staging / "latents").mkdir()

@@ -84,3 +84,23 @@ def pareto(rows: Sequence[dict[str, Any]], k: int = 10) -> dict[str, Any]:
         name = row["method"] + (f" ({row['selection']})" if row.get("selection") else "")
         series.setdefault(name, []).append((row[f"Gini@{k}"], row[f"NDCG@{k}"]))
     return lines(series, f"Gini@{k} (lower: exposure spread more evenly)", f"NDCG@{k}")
+
+
+HEAT_CELL, HEAT_ROW_LABEL, HEAT_COLUMN_LABEL = 16, 70, 110
+
+
+def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float]], label: str = "") -> dict[str, Any]:
+    """A grid of cells, one per (row, column): AUROC 0.5 (chance) blank, rising to 1 in full colour, falling
+    to 0 in the second colour."""
+    cells = []
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            strength = min(abs(value - 0.5) * 2, 1.0) if np.isfinite(value) else 0.0
+            cells.append({"x": HEAT_ROW_LABEL + j * HEAT_CELL, "y": HEAT_COLUMN_LABEL + i * HEAT_CELL,
+                          "opacity": f"{strength:.2f}", "colour": SERIES_COLOURS[0] if value >= 0.5 else SERIES_COLOURS[1],
+                          "title": f"{rows[i]} / {columns[j]}: {value:.3f}"})
+    return {"width": HEAT_ROW_LABEL + HEAT_CELL * len(columns) + 8, "height": HEAT_COLUMN_LABEL + HEAT_CELL * len(rows) + 8,
+            "cell": HEAT_CELL, "label": label, "cells": cells,
+            "rows": [{"y": HEAT_COLUMN_LABEL + i * HEAT_CELL + 12, "label": r} for i, r in enumerate(rows)],
+            "columns": [{"x": HEAT_ROW_LABEL + j * HEAT_CELL + 11, "y": HEAT_COLUMN_LABEL - 4, "label": c}
+                        for j, c in enumerate(columns)]}

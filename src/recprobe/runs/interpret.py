@@ -21,7 +21,15 @@ import numpy as np
 from rich.progress import Progress
 
 from recprobe.concepts.baseline import RawDimensions
-from recprobe.concepts.cases import CASE_KINDS, CaseKind, LevelMode, case_rows, record_cases, scorable_share
+from recprobe.concepts.cases import (
+    CASE_KINDS,
+    CaseKind,
+    CaseSet,
+    LevelMode,
+    case_rows,
+    record_cases,
+    scorable_share,
+)
 from recprobe.concepts.interpret import (
     DESCRIBERS,
     NO_TITLES,
@@ -36,6 +44,7 @@ from recprobe.concepts.prompts import VERSION
 from recprobe.concepts.records import append_record, repair_records
 from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, StaleArtifactError
+from recprobe.evaluate import DENSE_RATE
 from recprobe.io import atomic_write_text, read_json, write_json
 from recprobe.runs.attributes import attribute_metrics
 from recprobe.runs.layout import ATTRIBUTES, CASES, DAMAGED, SETTINGS, SUMMARY
@@ -109,6 +118,7 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
             bar.update(task, advance=1, description=f"interpret latents{calls}")
     summary = {**summarize(records, sae.n_latents), **concept_similarity(records, case_set, run.target.item_embeddings()),
                "cases": kind, "n_cases": len(case_set), "users": len(np.unique(case_set.users)),
+               **firing_on_cases(case_set, sae.n_latents),
                "item_text": "titles" if run.split.catalog.has_titles else NO_TITLES,
                "llm_prompts": counter.calls if counter is not None else 0,  # this invocation's
                "repaired": len(found.damaged), "folder": str(out)}
@@ -121,6 +131,13 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
                                   f"{out.name}/{DAMAGED}; their latents were interpreted again")
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def firing_on_cases(cases: CaseSet, n_latents: int) -> dict[str, float]:
+    """Dead (never firing) and dense (firing on more than DENSE_RATE of the users) fractions of the latents on
+    the interpreted cases, beside train-sae's figures on the train vectors."""
+    share = cases.users_per_latent(n_latents) / len(np.unique(cases.users))
+    return {"dead_on_cases": float((share == 0).mean()), "dense_on_cases": float((share > DENSE_RATE).mean())}
 
 
 def resolve_cases(run: Run, cases: str, n: int) -> CaseKind:
