@@ -202,3 +202,14 @@ def test_item_titles_come_from_a_name_column_and_a_missing_one_is_noted(tmp_path
     split = load_dataset(str(folder), min_rating=None, core=3)
     assert not split.catalog.has_titles and split.catalog.titles[0].startswith("item ")
     assert any("no title column in d.item (columns: item_id, label)" in note for note in split.notes)
+
+
+def test_a_user_file_beside_the_inter_file_gives_user_attributes(tmp_path):
+    from tests.conftest import synthetic_frame, write_atomic
+
+    folder = write_atomic(tmp_path / "toy", synthetic_frame())
+    (folder / "toy.user").write_text("user_id:token\tgender:token\tage:token\n1\tF\t30\n2.0\tM\t41\n")
+    split = load_dataset(str(folder), min_rating=None, core=3)
+    ids = list(split.user_ids)
+    assert split.user_attributes["gender"][ids.index("1")] == "F" and split.user_attributes["age"][ids.index("2")] == "41"
+    assert split.user_attributes["gender"][ids.index("3")] == ""  # not in the file

@@ -54,3 +54,14 @@ def test_grocery_items_read_as_category_labels(shared_data):
     labelled = [catalog.describe(i) for i in range(len(catalog)) if catalog.attributes[i]]
     assert labelled and all("[category: category " in text for text in labelled[:50])
     assert load_dataset("ml-100k", shared_data).catalog.has_titles
+
+
+def test_user_attributes_of_both_movielens_copies(shared_data):
+    small, large = load_dataset("ml-100k", shared_data), load_dataset("ml-1m", shared_data)
+    assert sorted(small.user_attributes) == ["age", "gender", "occupation", "zip_code"]
+    assert sorted(large.user_attributes) == ["age", "gender", "occupation", "zip_code"]
+    first = list(small.user_ids).index("1")  # ml-100k.user: 1  24  M  technician  85711
+    assert [small.user_attributes[a][first] for a in ("age", "gender", "occupation")] == ["24", "M", "technician"]
+    first = list(large.user_ids).index("1")  # users.dat: 1::F::1::10::48067
+    assert [large.user_attributes[a][first] for a in ("gender", "age", "occupation")] == ["F", "1", "10"]
+    assert (small.user_attributes["gender"] == "F").sum() == 271 and (large.user_attributes["gender"] == "F").sum() == 821
