@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
 from recprobe.concepts.cases import CaseSet, LatentSample
 from recprobe.concepts.labelers import MetadataDescriber, items_with, log_odds
@@ -14,7 +15,7 @@ from recprobe.concepts.records import read_records, repair_records
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
 from recprobe.data.split import Catalog
-from recprobe.errors import RunFolderError
+from recprobe.errors import ConfigError, RunFolderError
 from recprobe.runs.interpret import interpret_run
 from tests.conftest import sae_run
 
@@ -242,3 +243,22 @@ def test_cases_auto_takes_every_position_where_test_cases_score_too_few_latents(
     with pytest.raises(RunFolderError, match=r"holds concepts made with another cases \(\{'cases': 'all'\}, now \{'cases': 'test'\}\)"):
         interpret_run(run, n=10, cases="test", progress=False)
     assert resolve_cases(Run.open(sae_run(split, tmp_path / "general", monkeypatch)), "auto", 10) == "test"
+
+
+def test_every_basis_is_interpreted_into_its_own_folder_and_an_unknown_one_is_refused(split, tmp_path, monkeypatch):
+    from recprobe.concepts.baseline import RawDimensions
+    from recprobe.runs import Run
+
+    run = Run.open(sae_run(split, tmp_path, monkeypatch))
+    d = run.target.d_model
+    x = torch.randn(5, d)
+    values, indices = RawDimensions(d, both_signs=True).encode(x)
+    assert torch.equal(values, torch.cat([x.clamp(min=0), (-x).clamp(min=0)], 1)) and indices.shape == (5, 2 * d)
+    untrained = run.basis("untrained")
+    assert not torch.equal(untrained.W_enc, run.sae().W_enc) and untrained.n_latents == run.sae().n_latents
+    for basis, n_latents in (("raw-both", 2 * d), ("untrained", run.sae().n_latents)):
+        summary = interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis=basis, progress=False)
+        assert summary["latents"] == n_latents and summary["folder"].endswith(f"concepts-{basis}")
+    assert run.cases(basis="untrained").made_from["sae"] == f"untrained:{run.sae_hash()}"
+    with pytest.raises(ConfigError, match="--basis must be one of sae, raw, raw-both, untrained, got 'pca'"):
+        interpret_run(run, n=2, basis="pca", progress=False)

@@ -252,10 +252,12 @@ def interpret(
     describer: Annotated[str, typer.Option(help="metadata (catalog enrichment, no LLM) or llm.")] = "metadata",
     verifier: Annotated[str, typer.Option(help="embedding (MiniLM), llm (generated levels) or llm-likelihood.")] = "embedding",
     llm: Annotated[str, typer.Option(help="smollm2, hf:<id or path>, gguf:<file>, openai:<base url>, fake.")] = "smollm2",
-    raw: Annotated[bool, typer.Option("--raw", help="Interpret the representation's raw dimensions (BaseModel row).")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Interpret the representation's raw dimensions (BaseModel row): --basis raw.")] = False,
+    basis: Annotated[str, typer.Option(help="sae (its latents), raw (the raw dimensions, ReLU), raw-both (both signs) or "
+                                            "untrained (the SAE at initialisation).")] = "sae",
     cases: Annotated[str, typer.Option(help="test (one case per test user, the paper's), all (every position of a sequential "
                                             "target's sequences) or auto (test where it scores 90% of latents, else all).")] = "auto",
-    folder: Annotated[str | None, typer.Option(help="Folder inside RUN for the results (default: concepts, or concepts-raw).")] = None,
+    folder: Annotated[str | None, typer.Option(help="Folder inside RUN for the results (default: concepts, or concepts-BASIS).")] = None,
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Start the concepts folder over (it was made with other settings, another SAE or other cases).")] = False,
     data_dir: DataDir = None,
@@ -265,9 +267,11 @@ def interpret(
 
     if level_mode not in ("max", "quantile"):
         raise ConfigError(f"--level-mode: expected 'max' or 'quantile', got {level_mode!r}")
+    if raw and basis != "sae":
+        raise ConfigError(f"--raw: it means --basis raw; give one of them, not --raw with --basis {basis}")
     summary = interpret_run(run, data_dir=data_dir, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
-                            basis="raw" if raw else "sae", cases=cases, folder=folder, overwrite=overwrite)
+                            basis="raw" if raw else basis, cases=cases, folder=folder, overwrite=overwrite)
     counts = summary["concepts"]
     if summary["item_text"] != "titles":
         err.print(f"note: {summary['item_text']}", markup=False, highlight=False)

@@ -1,5 +1,6 @@
-"""The BaseModel row of paper Table 3: the d_in raw dimensions of the probed representation as "latents"
-(activation = ReLU of the value), run through the same interpretation pipeline as an SAE's latents."""
+"""Bases that interpret runs through the same pipeline as an SAE's latents, for comparison (paper Table 3):
+the BaseModel row, the d_in raw dimensions of the probed representation as "latents" (activation = ReLU of
+the value), and its two-sided variant (each dimension both ways: 2 d_in latents)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import torch
 
 
 class RawDimensions:
-    """Encodes like a TopK SAE whose k = n_latents = d_in: every dimension, its value clipped at 0."""
+    """Encodes like a TopK SAE whose k = n_latents = d_in: every dimension, its value clipped at 0. With
+    ``both_signs``, latents d_in + j read -x_j, so a dimension's low values count as a latent too."""
 
-    def __init__(self, d_in: int):
-        self.n_latents = self.k = d_in
+    def __init__(self, d_in: int, both_signs: bool = False):
+        self.both_signs = both_signs
+        self.n_latents = self.k = 2 * d_in if both_signs else d_in
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return x.clamp(min=0), torch.arange(x.shape[1]).expand(len(x), -1)
+        values = torch.cat([x, -x], 1) if self.both_signs else x
+        return values.clamp(min=0), torch.arange(values.shape[1]).expand(len(x), -1)

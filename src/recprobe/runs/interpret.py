@@ -1,4 +1,5 @@
-"""The interpret stage: describe, verify and score every latent of the run's SAE (or every raw dimension).
+"""The interpret stage: describe, verify and score every latent of the run's SAE (or of another basis: the raw
+dimensions, one or both signs, or the SAE untrained).
 
     <run>/concepts/settings.json        describer, verifier, LLM, prompt version, N, seed, level mode, cases, made_from
     <run>/concepts/cases.safetensors    the cases (test: one per user; all: every position; metadata: made_from)
@@ -20,7 +21,6 @@ from typing import Any
 import numpy as np
 from rich.progress import Progress
 
-from recprobe.concepts.baseline import RawDimensions
 from recprobe.concepts.cases import (
     CASE_KINDS,
     CaseKind,
@@ -63,21 +63,19 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
                   cases: str = "auto", folder: str | None = None, overwrite: bool = False,
                   progress: bool = True) -> dict[str, Any]:
     """Describe and verify the run's SAE latents and score each description; resumable. Results go to
-    ``run/<folder>`` (default ``concepts``, or ``concepts-raw`` for the raw basis), so runs with other settings
+    ``run/<folder>`` (default ``concepts``, or ``concepts-<basis>`` for another basis), so runs with other settings
     sit beside each other. ``cases``: ``test``, ``all`` or ``auto`` (see ``resolve_cases``). Concepts made with
     other settings, another SAE or other cases are refused unless ``overwrite``, which starts the folder over."""
     if describer not in DESCRIBERS or verifier not in VERIFIERS:
         raise ConfigError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
                           f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
-    if basis not in ("sae", "raw"):
-        raise ConfigError(f"basis must be 'sae' (the SAE's latents) or 'raw' (the representation's dimensions), got {basis!r}")
     if n < 1:
         raise ConfigError(f"--n must be at least 1 (cases per set), got {n}")
     if uses_llm(describer, verifier):
         check_llm_spec(llm)
     run = open_run(run, data_dir)
-    out = run.layout.concepts(folder, raw=basis == "raw")
-    sae = run.sae() if basis == "sae" else RawDimensions(run.target.d_model)
+    sae = run.basis(basis)
+    out = run.layout.concepts(folder, basis=basis)
     todo_latents = list(range(sae.n_latents)) if latents is None else list(latents)
     outside = [j for j in todo_latents if not 0 <= j < sae.n_latents]
     if outside:

@@ -7,7 +7,7 @@
     <run>/sae-checkpoint.safetensors  resumable SAE training state while train-sae runs
     <run>/concepts/                   settings.json, cases.safetensors, concepts.jsonl, summary.json,
                                       attributes.json (interpret)
-    <run>/concepts-raw/               the same for the raw dimensions (interpret --raw)
+    <run>/concepts-<basis>/           the same for another basis: raw, raw-both, untrained (interpret --basis)
     <run>/steering/                   latent-<j>.json, table7.json, debias.json,  (steer, debias)
                                       debias-sweep.json                           (debias --sweep)
     <run>/explanations/fidelity.json  how faithful the explanations of single recommendations are (explain)
@@ -25,7 +25,8 @@ from recprobe.errors import RunFolderError
 RUN_FILE = "run.json"
 RECOMMENDER, ACTIVATIONS, SAE, STEERING, REPORT = "recommender", "activations", "sae", "steering", "report"
 EXPLANATIONS = "explanations"
-CONCEPTS, RAW_CONCEPTS = "concepts", "concepts-raw"
+CONCEPTS = "concepts"
+BASES = ("sae", "raw", "raw-both", "untrained")  # what interpret can interpret; see Run.basis
 SAE_CHECKPOINT = "sae-checkpoint.safetensors"
 LOCK = ".recprobe.lock"
 STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, STEERING, EXPLANATIONS, REPORT)  # never a concepts folder's name
@@ -74,9 +75,10 @@ class RunLayout:
     def report(self) -> Path:
         return self.root / REPORT
 
-    def concepts(self, name: str | None = None, *, raw: bool = False) -> Path:
-        """A concepts folder: ``concepts`` (or ``concepts-raw``) unless ``name`` picks another plain name."""
-        name = name or (RAW_CONCEPTS if raw else CONCEPTS)
+    def concepts(self, name: str | None = None, *, basis: str = "sae") -> Path:
+        """A concepts folder: ``concepts`` (``concepts-<basis>`` for a basis other than the SAE's latents) unless
+        ``name`` picks another plain name."""
+        name = name or (CONCEPTS if basis == "sae" else f"{CONCEPTS}-{basis}")
         if Path(name).name != name or name in ("", ".", "..") or name.startswith("."):
             raise RunFolderError(f"the concepts folder must be a plain name inside the run folder, got {name!r}")
         if name in STAGE_FOLDERS:

@@ -21,12 +21,12 @@ import recprobe
 from recprobe.batches import phase_batches
 from recprobe.data import load_dataset
 from recprobe.data.split import Split
-from recprobe.errors import RunFolderError, StaleArtifactError
+from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
 from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
 from recprobe.plugins import adapters
 from recprobe.runs.align import align
-from recprobe.runs.layout import CASES, SETTINGS, RunLayout
+from recprobe.runs.layout import BASES, CASES, SETTINGS, RunLayout
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
@@ -148,28 +148,40 @@ class Run:
         return self._sae_hash[1]
 
     def cases_made_from(self, basis: str = "sae") -> dict[str, str]:
-        return {**self.made_from(), "sae": self.sae_hash() if basis == "sae" else "raw"}
+        sae = {"sae": self.sae_hash, "untrained": lambda: f"untrained:{self.sae_hash()}"}.get(basis, lambda: basis)()
+        return {**self.made_from(), "sae": sae}
+
+    def basis(self, name: str = "sae"):
+        """What a basis encodes with: the run's SAE, the raw dimensions (one or both signs), or the SAE as its
+        training started (same config and seed: the untrained control)."""
+        from recprobe.concepts.baseline import RawDimensions
+        from recprobe.sae.train import initial_sae
+
+        if name not in BASES:
+            raise ConfigError(f"--basis must be one of {', '.join(BASES)}, got {name!r}")
+        if name in ("raw", "raw-both"):
+            return RawDimensions(self.target.d_model, both_signs=name == "raw-both")
+        sae = self.sae()
+        return sae if name == "sae" else initial_sae(self.activations(), sae.config).eval()
 
     def interpret_command(self, folder: Path, basis: str = "sae") -> str:
         """The command that rebuilds a concepts folder."""
-        default = self.layout.concepts(raw=basis == "raw")
-        return (f"recprobe interpret --run {self.root}{' --raw' if basis == 'raw' else ''}"
+        default = self.layout.concepts(basis=basis)
+        return (f"recprobe interpret --run {self.root}{'' if basis == 'sae' else f' --basis {basis}'}"
                 f"{'' if folder == default else f' --folder {folder.name}'} --overwrite")
 
     def cases(self, folder: Path | None = None, *, basis: str = "sae"):
-        """Every test user's case under the current SAE (or raw basis): the concepts folder's recorded cases
-        when they were made from it, else recorded now (in memory; only interpret writes them)."""
-        from recprobe.concepts.baseline import RawDimensions
+        """The cases under the current SAE (or another basis): the concepts folder's recorded cases when they were
+        made from it, else every test user's, recorded now (in memory; only interpret writes them)."""
         from recprobe.concepts.cases import CaseSet, record_cases
 
-        folder = folder or self.layout.concepts(raw=basis == "raw")
+        folder = folder or self.layout.concepts(basis=basis)
         path = folder / CASES
         if path.exists():
             cases = CaseSet.load(path)
             check_made_from(str(path), cases.made_from, self.cases_made_from(basis), self.interpret_command(folder, basis))
             return cases
-        sae = self.sae() if basis == "sae" else RawDimensions(self.target.d_model)
-        cases = record_cases(self.target, sae, self.split)
+        cases = record_cases(self.target, self.basis(basis), self.split)
         cases.made_from = self.cases_made_from(basis)
         return cases
 
