@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recprobe.errors import ConfigError, RecprobeError
+from recprobe.evaluate import DENSE_RATE
 from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
 from recprobe.sae.config import SAEConfig, SAETrainConfig
@@ -277,7 +278,9 @@ def interpret(
         err.print(f"note: {summary['item_text']}", markup=False, highlight=False)
     if summary.get("repair_note"):
         err.print(f"note: {summary['repair_note']}", markup=False, highlight=False)
-    console.print(f"{summary['n_cases']} {summary['cases']} cases of {summary['users']} users; "
+    console.print(f"{summary['n_cases']} {summary['cases']} cases of {summary['users']} users (on them, "
+                  f"{summary['dead_on_cases']:.1%} of the latents never fire, {summary['dense_on_cases']:.1%} fire on "
+                  f"over {DENSE_RATE:.0%} of the users); "
                   f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
                   f"activated users, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
