@@ -64,9 +64,9 @@ def attribute_metrics(run: Run, cases: CaseSet) -> dict[str, Any]:
     names, labels = [n for n, k in zip(names, keep, strict=True) if k], labels[:, keep]
     if not names:
         return {"labels": 0, "cases": len(cases)}
-    sample = np.arange(len(cases))
-    if len(cases) > MAX_CASES:
-        sample = np.sort(np.random.default_rng(0).choice(len(cases), MAX_CASES, replace=False))
+    total = len(cases)
+    if total > MAX_CASES:
+        sample = np.sort(np.random.default_rng(0).choice(total, MAX_CASES, replace=False))
         cases, labels = cases.subset(sample), labels[sample]
     reps = torch.from_numpy(case_representations(run, cases))
     untrained = initial_sae(run.activations(), sae.config).eval()
@@ -87,7 +87,7 @@ def attribute_metrics(run: Run, cases: CaseSet) -> dict[str, Any]:
     wins = np.bincount([row["sae"]["direction"] for row in rows], minlength=sae.n_latents)
     winners = np.flatnonzero(wins)  # latents best for some label: most labels first, then highest AUROC
     top = winners[np.lexsort((-np.nanmax(auc["sae"][winners], axis=1), -wins[winners]))][:HEATMAP_LATENTS].tolist()
-    return {"cases": len(cases), "labels": len(names), "bases": list(BASES),
+    return {"cases": total, "measured_on": len(cases), "labels": len(names), "bases": list(BASES),
             "mean_best_auroc": {basis: mean_best_by_attribute(best[basis]) for basis in BASES},
             "per_label": rows,
             "heatmap": {"latents": top, "labels": names,
