@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from recprobe.concepts.cases import CaseSet, LevelMode, levels, sample_latent
+from recprobe.concepts.cases import CaseSet, LatentSample, LevelMode, levels, sample_latent
 from recprobe.concepts.describe import LLMDescriber
 from recprobe.concepts.labelers import MetadataDescriber
 from recprobe.concepts.llm import CountingLLM, load_llm
@@ -28,14 +28,22 @@ def most_confident(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 DESCRIBERS, VERIFIERS = ("metadata", "llm"), ("embedding", "llm", "llm-likelihood")
 
 
-def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, seed: int) -> dict[str, Any]:
+def describe_latent(latent: int, cases: CaseSet, describer, n: int, seed: int) -> tuple[LatentSample, str | None, str | None]:
+    """The latent's sample, its description, and the description of unrelated cases (the random-description
+    baseline); no descriptions for a latent with too few activated cases."""
     sample = sample_latent(cases, latent, n=n, seed=seed)
+    if sample.status != "ok":
+        return sample, None, None
+    return (sample, describer.describe(latent, describer.describing_rows(latent, sample)),
+            describer.describe(latent, sample.calibration))
+
+
+def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, seed: int) -> dict[str, Any]:
+    sample, description, baseline_description = describe_latent(latent, cases, describer, n, seed)
     record: dict[str, Any] = {"latent": latent, "status": sample.status, "n_active": sample.n_active,
                               "active_users": sample.active_users}
     if sample.status != "ok":
         return record
-    description = describer.describe(latent, describer.describing_rows(latent, sample))
-    baseline_description = describer.describe(latent, sample.calibration)  # what unrelated cases share
     if description is None or baseline_description is None:
         return {**record, "status": "unparsable"}
     rows = sample.verification + sample.negatives

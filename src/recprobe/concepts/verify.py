@@ -7,6 +7,8 @@ cases: level >= 6 (a positive) exactly when the score reaches the threshold that
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from recprobe.concepts.cases import CaseSet
@@ -66,6 +68,11 @@ class EmbeddingVerifier(CalibratedVerifier):
             self._items = self.embedder.encode([self.catalog.describe(i) for i in range(len(self.catalog))]).numpy()
         vectors = np.stack([self._items[case_items(self.cases, r)].mean(0) for r in rows])
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
+
+    def prepare(self, descriptions: Iterable[str]) -> None:
+        """Embed descriptions known in advance in batches (one at a time, each costs a forward pass)."""
+        todo = sorted(set(descriptions) - set(self._descriptions))
+        self._descriptions.update(zip(todo, self.embedder.encode(todo).numpy(), strict=True))
 
     def scores(self, description: str, rows: list[int]) -> np.ndarray:
         if description not in self._descriptions:  # scored three times each (two calibration sets); many repeat

@@ -35,6 +35,7 @@ from recprobe.concepts.interpret import (
     NO_TITLES,
     VERIFIERS,
     build_stages,
+    describe_latent,
     interpret_latent,
     summarize,
     uses_llm,
@@ -106,6 +107,8 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
     records = found.records
     done = {r["latent"] for r in records}
     todo = [j for j in todo_latents if j not in done]
+    if describer == "metadata" and hasattr(verify, "prepare"):  # descriptions are cheap: embed them all at once
+        verify.prepare(text for j in todo for text in describe_latent(j, case_set, describe, n, seed)[1:] if text)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("interpret latents", total=len(todo))
         for latent in todo:
