@@ -66,13 +66,13 @@ class LatentEdit:
         self.latents = torch.as_tensor(list(latents), dtype=torch.long)
         self.weights = torch.as_tensor(list(weights), dtype=torch.float32)
         self.step = self.weights.abs() * sd[self.latents]
-        self.raise_ = self.weights > 0
+        self.is_niche = self.weights > 0  # raised everywhere; the others lowered where they fire
         self.decoder = sae.W_dec.detach()[self.latents].float()
 
     def apply(self, reps: torch.Tensor, codes: torch.Tensor, strength: float) -> torch.Tensor:
         z = codes[:, self.latents]
         lowered = (z - strength * self.step).clamp_min(0)
-        new = torch.where(self.raise_, z + strength * self.step, lowered)
+        new = torch.where(self.is_niche, z + strength * self.step, lowered)
         return reps + (new - z) @ self.decoder
 
 
@@ -175,8 +175,8 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
                 top = calibrated_top(base, item_group, shares, strength, BEYOND_K)
                 keep((method, None, strength, 0), (list_ranks(top, test_items), top))
             else:
-                sae_edit_, randoms = edits[selection]
-                for seed, edit in enumerate([sae_edit_] if method == "sae" else randoms):
+                selected, randoms = edits[selection]
+                for seed, edit in enumerate([selected] if method == "sae" else randoms):
                     keep((method, selection, strength, seed), unedited if strength == 0 else
                          ranks_and_top(target.score(edit.apply(x, z, strength), batch).float(), *ranking))
 
