@@ -66,6 +66,19 @@ def test_group_ndcg_by_hand():
     assert found["tail"] == pytest.approx((1 / math.log2(3) + 0) / 2)
 
 
+def test_bad_lists_are_refused_in_one_line():
+    groups = PopularityGroups(POPULARITY, share_groups(POPULARITY), np.array([0, 1, 2]))
+    ranks, targets, users = np.array([2, 2, 3]), np.array([1, 2, 4]), np.arange(3)
+    with pytest.raises(ValueError, match="need top-10 lists; got top-2"):  # never silently measured at K = 2
+        beyond_metrics(TOP, ranks, targets, users, groups)
+    with pytest.raises(ValueError, match="ranks 2, targets 3"):
+        beyond_metrics(TOP, ranks[:2], targets, users, groups, k=2)
+    with pytest.raises(ValueError, match="item 7, outside the catalog's items 0..4"):
+        gini_index(np.array([[0, 7]]), 5)
+    with pytest.raises(ValueError, match=r"non-empty \[users, K\]"):
+        item_coverage(np.zeros((0, 10), dtype=np.int64), 5)
+
+
 def test_beyond_metrics_gathers_every_metric():
     groups = PopularityGroups(POPULARITY, share_groups(POPULARITY), np.array([0, 1, 2]))
     out = beyond_metrics(TOP, np.array([2, 2, 3]), np.array([1, 2, 4]), np.arange(3), groups, k=2)
@@ -143,3 +156,26 @@ def test_evaluate_ranking_reads_ranks_and_lists_from_the_same_scores():
     with pytest.raises(ValueError, match="full ranking"):
         evaluate_ranking(lambda users: torch.zeros(len(users), n_items), targets, exclusions, n_items,
                          sampled=True, groups=groups)
+
+
+def test_recprobe_evaluate_prints_them(capsys, tmp_path, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from tests.conftest import write_atomic
+    from tests.test_cli import run_cli
+    from tests.test_debias_sweep import skewed_frame
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the factory's module is importable from here
+    toy, out = write_atomic(tmp_path / "toy", skewed_frame()), tmp_path / "run"
+    code, _, err = run_cli(capsys, "probe", "--adapter", "torch", "--option", "factory=tests.targets:make_popularity_drive",
+                           "--option", f"kwargs={json.dumps({'dataset': str(toy)})}", "--dataset", str(toy),
+                           "--min-rating", "-1", "--core", "3", "--out", str(out), "--untrained-ok")
+    assert code == 0, err
+    code, text, err = run_cli(capsys, "evaluate", "--run", str(out))
+    assert code == 0, err
+    for key in ("Gini@10", "ARP@10", "Coverage@10", "Tail@10", "NDCG@10 head", "NDCG@10 tail", "NDCG@10 light users"):
+        assert key in text, key
+    code, text, err = run_cli(capsys, "evaluate", "--run", str(out), "--sampled")
+    assert code == 0, err
+    assert "Gini" not in text  # not defined on sampled rankings

@@ -15,9 +15,10 @@ import torch
 from recprobe.beyond import PopularityGroups
 from recprobe.concepts.cases import record_cases
 from recprobe.data.prepare import leave_one_out
-from recprobe.debias import cohens_d_latents, popularity_latents, select_latents
-from recprobe.debias_sweep import check_strengths, debias_sweep
+from recprobe.debias import cohens_d, cohens_d_latents, popularity_latents, select_latents
+from recprobe.debias_sweep import LatentEdit, check_strengths, debias_sweep, list_ranks
 from recprobe.errors import ConfigError, UnknownNameError
+from recprobe.models.evaluate import evaluate_model
 from recprobe.rerank import calibrated_top, ipr_scores, js_divergence
 from tests.targets import Oracle, PopularityDrive
 from tests.test_steer_effects import exact_sae
@@ -60,6 +61,35 @@ def test_both_rules_find_the_planted_latent(skewed, planted):
         select_latents("pearson", target, sae, skewed, cases)
 
 
+def test_cohens_d_by_hand():
+    # latent 0: popular users 1, 2, 3 (mean 2, sample variance 1), niche users 0, 0, 3 (mean 1, sample variance 3):
+    # pooled SD sqrt((1 + 3) / 2) = sqrt(2), d = (2 - 1) / sqrt(2). (Population variances would give 1 / sqrt(4 / 3).)
+    # latent 1 never varies: d 0, not a division by zero.
+    popular, niche = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]]), np.array([[0.0, 5.0], [0.0, 5.0], [3.0, 5.0]])
+    sums = torch.tensor(np.stack([popular.sum(0), niche.sum(0)]))
+    squares = torch.tensor(np.stack([(popular ** 2).sum(0), (niche ** 2).sum(0)]))
+    assert cohens_d(sums, squares, 3).tolist() == pytest.approx([1 / np.sqrt(2), 0.0])
+    with pytest.raises(ValueError, match="at least 2 users"):
+        cohens_d(sums, squares, 1)
+
+
+def test_latent_edit_raises_niche_latents_everywhere_and_lowers_popular_ones_where_they_fire():
+    sae = exact_sae(3)  # latent j decodes to unit vector e_j (j < 3)
+    sd = torch.tensor([2.0, 1.0, 9.0, 0.0, 0.0, 0.0])
+    edit = LatentEdit(sae, [0, 1], [-1.0, 0.5], sd)  # latent 0 popular (lowered), latent 1 niche (raised)
+    reps = torch.tensor([[3.0, 0.0, 7.0], [0.5, 2.0, 7.0]])
+    codes = torch.cat([reps.clamp_min(0), (-reps).clamp_min(0)], 1)
+    # strength 1: latent 0 falls by 1 * 2 (not below 0): 3 -> 1, 0.5 -> 0; latent 1 rises by 0.5 * 1 even at 0
+    expected = torch.tensor([[1.0, 0.5, 7.0], [0.0, 2.5, 7.0]])
+    torch.testing.assert_close(edit.apply(reps, codes, 1.0), expected)
+    torch.testing.assert_close(edit.apply(reps, codes, 0.0), reps)
+
+
+def test_list_ranks():
+    top = torch.tensor([[4, 2, 9], [1, 3, 5]])
+    assert list_ranks(top, torch.tensor([9, 7])).tolist() == [3, 4]  # absent: K + 1
+
+
 def test_cohens_d_needs_a_target_that_reads_histories(split):
     with pytest.raises(ConfigError, match="reads user ids only"):
         cohens_d_latents(Oracle(split), exact_sae(split.n_items), split)
@@ -74,6 +104,11 @@ def test_the_sweep_beats_random_latents_at_every_strength(skewed, planted):
     assert [row["latent"] for row in result["latents"]["cohens-d"]] == [0]
     rows = {(r["method"], r["selection"], r["strength"]): r for r in result["rows"]}
     unedited = rows[("sae", "spearman", 0.0)]
+    # the same ranking code as `recprobe evaluate`: its HR@10, NDCG@10 and beyond-accuracy metrics, exactly
+    evaluated = evaluate_model(target, skewed, "test", beyond=True)
+    assert {key: unedited[key] for key in evaluated if key in unedited} == pytest.approx(
+        {key: evaluated[key] for key in evaluated if key in unedited})
+    assert "Gini@10" in evaluated and "NDCG@10 light users" in evaluated
     for key in (("random", "spearman", 0.0), ("ipr", None, 0.0), ("calibration", None, 0.0)):
         assert rows[key]["Gini@10"] == pytest.approx(unedited["Gini@10"])
         assert rows[key]["NDCG@10"] == pytest.approx(unedited["NDCG@10"])
@@ -87,11 +122,18 @@ def test_the_sweep_beats_random_latents_at_every_strength(skewed, planted):
     assert rows[("calibration", None, 0.5)]["Tail@10"] > unedited["Tail@10"]
 
 
-def test_strengths_are_checked():
+def test_strengths_are_checked(skewed, planted):
     assert check_strengths([2, 0, 2.0]) == [0.0, 2.0]
     for bad in ([float("nan")], [float("inf")], [-1.0], []):
         with pytest.raises(ConfigError, match="--strengths"):
             check_strengths(bad)
+    target, sae, cases = planted
+    for kwargs, message in (({"ipr_alphas": [-1.0]}, "ipr_alphas: -1.0"), ({"calibration_lambdas": [2.0]}, "above 1"),
+                            ({"n_latents": 0}, "n_latents=0"), ({"seeds": 0}, "seeds=0")):
+        with pytest.raises(ConfigError, match=message):
+            debias_sweep(target, sae, skewed, cases, **kwargs)
+    with pytest.raises(UnknownNameError, match="unknown latent selection 'pearson'"):
+        debias_sweep(target, sae, skewed, cases, selections=["pearson"])
 
 
 def test_ipr_divides_probabilities_by_popularity_to_the_alpha():
@@ -112,6 +154,8 @@ def test_calibration_follows_the_users_history_mix():
     # JS of identical distributions is 0; of disjoint ones ln 2
     assert js_divergence(tail_lover, tail_lover).item() == pytest.approx(0.0)
     assert js_divergence(tail_lover, torch.tensor([[1.0, 0.0, 0.0]])).item() == pytest.approx(np.log(2))
+    with pytest.raises(ValueError, match=r"lambda must be in \[0, 1\]"):
+        calibrated_top(scores, groups, tail_lover, 1.5, k=2)
 
 
 def test_history_shares(skewed):

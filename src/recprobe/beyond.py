@@ -32,7 +32,7 @@ from recprobe.data.split import Split
 GROUP_SHARE = 0.2  # the head holds the first 20% of training interactions, the tail the last 20%
 ITEM_GROUPS = ("head", "mid", "tail")
 USER_GROUPS = ("heavy", "medium", "light")
-BEYOND_K = 10
+BEYOND_K = 10  # the K of the beyond-accuracy metrics printed by `recprobe evaluate` and of the sweep
 HEAD, MID, TAIL = 0, 1, 2
 
 
@@ -56,27 +56,41 @@ def share_groups(counts: np.ndarray, share: float = GROUP_SHARE) -> np.ndarray:
     return groups
 
 
+def check_top(top: np.ndarray, n_items: int) -> np.ndarray:
+    """``top`` as a [U, K] integer array of item indices in 0..n_items-1, U, K >= 1; a clear error otherwise."""
+    top = np.asarray(top)
+    if top.ndim != 2 or top.size == 0 or not np.issubdtype(top.dtype, np.integer):
+        raise ValueError(f"top-K lists: expected a non-empty [users, K] array of item indices, got shape "
+                         f"{top.shape} of {top.dtype}")
+    if top.min() < 0 or top.max() >= n_items:
+        raise ValueError(f"top-K lists hold item {top.min() if top.min() < 0 else top.max()}, outside the catalog's "
+                         f"items 0..{n_items - 1}")
+    return top
+
+
 def gini_index(top: np.ndarray, n_items: int) -> float:
     """Gini coefficient of the recommendation counts of all ``n_items`` items: sum_i (2i - n - 1) c_(i) / (n sum c),
     counts c sorted ascending, i = 1..n."""
-    counts = np.sort(np.bincount(np.asarray(top).ravel(), minlength=n_items)).astype(np.float64)
+    counts = np.sort(np.bincount(check_top(top, n_items).ravel(), minlength=n_items)).astype(np.float64)
     index = np.arange(1, n_items + 1)
     return float(((2 * index - n_items - 1) * counts).sum() / (n_items * counts.sum()))
 
 
 def average_popularity(top: np.ndarray, popularity: np.ndarray) -> float:
     """Mean over users of the mean training interactions of their recommended items (ARP)."""
-    return float(np.asarray(popularity, dtype=np.float64)[np.asarray(top)].mean())
+    popularity = np.asarray(popularity, dtype=np.float64)
+    return float(popularity[check_top(top, len(popularity))].mean())
 
 
 def item_coverage(top: np.ndarray, n_items: int) -> float:
     """Distinct recommended items over the catalog size."""
-    return len(np.unique(np.asarray(top))) / n_items
+    return len(np.unique(check_top(top, n_items))) / n_items
 
 
 def tail_share(top: np.ndarray, tail: np.ndarray) -> float:
     """Mean over users of the share of their recommended items that are in ``tail`` ([n_items] bool)."""
-    return float(np.asarray(tail, dtype=bool)[np.asarray(top)].mean())
+    tail = np.asarray(tail, dtype=bool)
+    return float(tail[check_top(top, len(tail))].mean())
 
 
 def ndcg_at(ranks: np.ndarray, k: int) -> np.ndarray:
@@ -111,11 +125,12 @@ class PopularityGroups:
         return len(self.popularity)
 
     def history_shares(self, offsets: np.ndarray, items: np.ndarray, users: np.ndarray) -> torch.Tensor:
-        """[B, 3] each user's share of head, mid and tail items among the CSR rows ``users`` of (offsets, items)."""
-        out = np.zeros((len(users), 3))
+        """[B, 3] each user's share of head, mid and tail items among the CSR rows ``users`` of (offsets, items)
+        (all zeros for an empty history)."""
+        out = np.zeros((len(users), len(ITEM_GROUPS)))
         for row, user in enumerate(users):
             mine = self.item_group[items[offsets[user]:offsets[user + 1]]]
-            out[row] = np.bincount(mine, minlength=3) / max(len(mine), 1)
+            out[row] = np.bincount(mine, minlength=len(ITEM_GROUPS)) / max(len(mine), 1)
         return torch.from_numpy(out).float()
 
 
@@ -123,7 +138,13 @@ def beyond_metrics(top: np.ndarray, ranks: np.ndarray, targets: np.ndarray, user
                    groups: PopularityGroups, k: int = BEYOND_K) -> dict[str, float | None]:
     """HR@k, NDCG@k and every beyond-accuracy metric at ``k`` of the lists ``top`` [U, >= k]: row u belongs to
     user ``users[u]``, whose target item ``targets[u]`` has rank ``ranks[u]`` in the same ranking."""
-    top, ranks = np.asarray(top)[:, :k], np.asarray(ranks)
+    top, ranks = check_top(top, groups.n_items), np.asarray(ranks)
+    if top.shape[1] < k:
+        raise ValueError(f"beyond-accuracy metrics at K = {k} need top-{k} lists; got top-{top.shape[1]} lists")
+    top = top[:, :k]
+    if not len(top) == len(ranks) == len(targets) == len(users):
+        raise ValueError(f"one row per user expected: top-K lists {len(top)}, ranks {len(ranks)}, targets "
+                         f"{len(targets)}, users {len(users)}")
     out: dict[str, float | None] = {
         f"HR@{k}": float((ranks <= k).mean()), f"NDCG@{k}": float(ndcg_at(ranks, k).mean()),
         f"Gini@{k}": gini_index(top, groups.n_items), f"ARP@{k}": average_popularity(top, groups.popularity),

@@ -1,5 +1,5 @@
 """De-biasing: find the latents that carry popularity, rescale them, and measure the top-10 lists before and
-after (mean item popularity, catalog coverage, HR@10; ``recprobe.sweep`` measures a whole range of strengths).
+after (mean item popularity, catalog coverage, HR@10; ``recprobe.debias_sweep`` measures a whole range of strengths).
 
 Two rules choose the latents, both signed (positive: the latent goes with popular items, negative: with niche):
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from recprobe.batches import phase_batches
-from recprobe.beyond import HEAD, TAIL, PopularityGroups
+from recprobe.beyond import HEAD, TAIL, PopularityGroups, average_popularity, item_coverage
 from recprobe.concepts.cases import CaseSet
 from recprobe.data.split import Split
 from recprobe.errors import ConfigError, unknown_name
@@ -70,19 +70,33 @@ def synthetic_histories(batch: Batch, pool: np.ndarray, pad_item: int, rng: np.r
     return Batch(batch.users, history, batch.lengths)
 
 
+def cohens_d(sums: torch.Tensor, squares: torch.Tensor, n: int) -> torch.Tensor:
+    """[n_latents] Cohen's d of two equal-sized groups of ``n`` from each latent's per-group sums and sums of
+    squares ([2, n_latents]: group 0, group 1): (mean_0 - mean_1) / s_pooled, s_pooled = sqrt((s_0^2 + s_1^2) / 2)
+    with the sample (n - 1) variances s_g^2 (the usual pooled SD for equal groups); 0 where s_pooled is 0."""
+    if n < 2:
+        raise ValueError(f"Cohen's d needs at least 2 users per group, got {n}")
+    mean = sums / n
+    variance = ((squares - n * mean.pow(2)) / (n - 1)).clamp_min(0)
+    pooled = ((variance[0] + variance[1]) / 2).sqrt()
+    return torch.where(pooled > 0, (mean[0] - mean[1]) / torch.where(pooled > 0, pooled, 1.0), 0.0)
+
+
 @torch.no_grad()
 def cohens_d_latents(target: ProbeTarget, sae, split: Split, *, seed: int = 0,
                      batch_size: int = 512) -> list[tuple[int, float]]:
     """(latent, Cohen's d), most positive first: each test user's history is replaced by random head items (the
-    popular synthetic user) and by random tail items (the niche one), as long as the real one; d is the
-    difference of the latent's mean activation over popular and niche users over the pooled standard
-    deviation sqrt((s_pop^2 + s_niche^2) / 2). Latents that fire on fewer than MIN_ACTIVE synthetic users, or
-    whose activations do not vary, are left out."""
+    popular synthetic user) and by random tail items (the niche one), as long as the real one; d (``cohens_d``)
+    compares the latent's activations over the popular and the niche users. Latents that fire on fewer than
+    MIN_ACTIVE synthetic users, or whose activations do not vary, are left out."""
     if not target.max_history:
         raise ConfigError(f"--selection cohens-d needs a target that reads the user's history (a sequential model "
                           f"such as SASRec); {target.name} reads user ids only: use --selection spearman")
     groups = PopularityGroups.of(split)
     pools = [np.flatnonzero(groups.item_group == group) for group in (HEAD, TAIL)]
+    if not all(len(pool) for pool in pools):
+        raise ConfigError(f"--selection cohens-d needs both head and tail items; {split.name}'s training interactions "
+                          f"give {len(pools[0])} head and {len(pools[1])} tail items: use --selection spearman")
     rng = np.random.default_rng(seed)
     batch_of = phase_batches(split, "test", target.max_history)
     sums = torch.zeros(2, sae.n_latents, dtype=torch.float64)
@@ -94,11 +108,8 @@ def cohens_d_latents(target: ProbeTarget, sae, split: Split, *, seed: int = 0,
             sums[side] += z.sum(0)
             squares[side] += z.pow(2).sum(0)
             fired[side] += (z > 0).sum(0)
-    mean = sums / split.n_users
-    sd = (squares / split.n_users - mean.pow(2)).clamp_min(0).sqrt()
-    pooled = ((sd[0] ** 2 + sd[1] ** 2) / 2).sqrt()
-    keep = (fired.sum(0) >= MIN_ACTIVE) & (pooled > 0)
-    d = (mean[0] - mean[1]) / torch.where(keep, pooled, 1.0)
+    d = cohens_d(sums, squares, split.n_users)
+    keep = (fired.sum(0) >= MIN_ACTIVE) & (d != 0)
     found = [(int(j), float(d[j])) for j in torch.nonzero(keep).flatten()]
     return sorted(found, key=lambda jd: -jd[1])
 
@@ -118,14 +129,12 @@ def select_latents(selection: str, target: ProbeTarget, sae, split: Split, cases
 def top10_report(target: ProbeTarget, sae, split: Split, edits: Sequence[Edit], batch_size: int = 512) -> dict[str, float]:
     """Over every test user, with ``edits`` applied (none: the original model): mean train popularity of the
     top-10 items, catalog coverage (distinct items in any top 10 / catalog size) and HR@10 of the test item."""
-    popularity = torch.from_numpy(split.item_popularity()).float()
-    shown = torch.zeros(split.n_items, dtype=torch.bool)
-    total_popularity, hits = 0.0, 0
+    tops, hits = [], 0
     for users, batch, seen in ranked_batches(target, split, np.arange(split.n_users), batch_size):
         reps = target.represent(batch).float()
         top = top_items(target, steered(sae, reps, edits) if edits else reps, batch, seen, TOP)
-        total_popularity += float(popularity[top].mean(1).sum())
-        shown[top.flatten()] = True
+        tops.append(top.numpy())
         hits += int((top == torch.from_numpy(split.test_items[users])[:, None]).any(1).sum())
-    return {"mean_popularity@10": total_popularity / split.n_users, "coverage@10": float(shown.float().mean()),
-            "HR@10": hits / split.n_users}
+    top = np.concatenate(tops)
+    return {"mean_popularity@10": average_popularity(top, split.item_popularity()),
+            "coverage@10": item_coverage(top, split.n_items), "HR@10": hits / split.n_users}

@@ -13,8 +13,11 @@ Methods (strength 0 is the unedited model for each):
 - ``ipr``: inverse-popularity re-ranking with alpha = strength (``recprobe.rerank``);
 - ``calibration``: P-Calibration with lam = strength.
 
-Each test user's representation and SAE code is computed once and reused by every method and strength; the
-top-10 lists give HR@10 and NDCG@10 (the target's position in the list) and the beyond-accuracy metrics.
+Each test user's representation and SAE code is computed once and reused by every method and strength. Every
+method that scores all items is ranked by ``recprobe.metrics.ranks_and_top``, the code behind `recprobe evaluate`
+(seen items masked, ties against the target), so the unedited rows match its HR@10, NDCG@10 and beyond-accuracy
+metrics exactly; P-Calibration builds a list rather than scoring every item, so its target rank is the target's
+position in that list (``list_ranks``).
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from recprobe.concepts.cases import CaseSet
 from recprobe.data.split import Split
 from recprobe.debias import MIN_ACTIVE, SELECTIONS, dense_codes, select_latents
 from recprobe.errors import ConfigError, unknown_name
-from recprobe.metrics import exclusion_mask
+from recprobe.metrics import ranks_and_top
 from recprobe.rerank import calibrated_top, ipr_scores
+from recprobe.steer import ranked_batches
 from recprobe.target import ProbeTarget
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)  # SAE and random-latent steering, in units of sd_j
@@ -44,13 +48,13 @@ N_LATENTS = 32
 SEEDS = 3
 
 
-def check_strengths(strengths: Sequence[float]) -> list[float]:
-    """The strengths sorted and deduplicated; refused when empty, not finite or negative."""
+def check_strengths(strengths: Sequence[float], name: str = "--strengths") -> list[float]:
+    """The strengths sorted and deduplicated; refused (the error names ``name``) when empty, not finite or negative."""
     for strength in strengths:
         if not math.isfinite(strength) or strength < 0:
-            raise ConfigError(f"--strengths: {strength} is not a finite number >= 0; give e.g. --strengths 0,1,2,4")
+            raise ConfigError(f"{name}: {strength} is not a finite number >= 0; give e.g. {name} 0,1,2,4")
     if not strengths:
-        raise ConfigError("--strengths: give at least one strength, e.g. --strengths 0,1,2,4")
+        raise ConfigError(f"{name}: give at least one value, e.g. {name} 0,1,2,4")
     return sorted(set(float(s) for s in strengths))
 
 
@@ -62,13 +66,13 @@ class LatentEdit:
         self.latents = torch.as_tensor(list(latents), dtype=torch.long)
         self.weights = torch.as_tensor(list(weights), dtype=torch.float32)
         self.step = self.weights.abs() * sd[self.latents]
-        self.raise_ = self.weights > 0
+        self.is_niche = self.weights > 0  # raised everywhere; the others lowered where they fire
         self.decoder = sae.W_dec.detach()[self.latents].float()
 
     def apply(self, reps: torch.Tensor, codes: torch.Tensor, strength: float) -> torch.Tensor:
         z = codes[:, self.latents]
         lowered = (z - strength * self.step).clamp_min(0)
-        new = torch.where(self.raise_, z + strength * self.step, lowered)
+        new = torch.where(self.is_niche, z + strength * self.step, lowered)
         return reps + (new - z) @ self.decoder
 
 
@@ -95,8 +99,11 @@ def random_edits(sae, edit: LatentEdit, eligible: np.ndarray, seeds: int, sd: to
     return out
 
 
-def _masked_scores(target: ProbeTarget, reps: torch.Tensor, batch, seen: torch.Tensor) -> torch.Tensor:
-    return target.score(reps, batch).float().masked_fill(seen, -torch.inf)
+def list_ranks(top: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[B] each target's 1-based position in its user's list ``top`` [B, K], K + 1 where it is absent (enough
+    for HR@K and NDCG@K of a re-ranked list that is not a ranking of every item)."""
+    hit = top == targets[:, None]
+    return torch.where(hit.any(1), hit.int().argmax(1) + 1, top.shape[1] + 1)
 
 
 def _average(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
@@ -112,6 +119,13 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
     """Run every method at every strength over all test users; one row per (method, selection, strength)."""
     started = time.perf_counter()
     strengths = check_strengths(strengths)
+    ipr_alphas = check_strengths(ipr_alphas, "ipr_alphas")
+    calibration_lambdas = check_strengths(calibration_lambdas, "calibration_lambdas")
+    if calibration_lambdas[-1] > 1:
+        raise ConfigError(f"calibration_lambdas: {calibration_lambdas[-1]} is above 1; lambda weighs relevance "
+                          f"against calibration, give values in [0, 1]")
+    if n_latents < 1 or seeds < 1:
+        raise ConfigError(f"n_latents and seeds must be at least 1, got n_latents={n_latents}, seeds={seeds}")
     for selection in selections:
         if selection not in SELECTIONS:
             raise unknown_name("latent selection", selection, list(SELECTIONS))
@@ -133,44 +147,45 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
     popularity = torch.from_numpy(groups.popularity).float()
     item_group = torch.from_numpy(groups.item_group)
     offsets, items = split.sequences("test")
-    exclusions = split.exclusions("test")
     configs: list[tuple[str, str | None, float]] = [
         *((m, sel, s) for sel in selections for m in ("sae", "random") for s in strengths),
         *(("ipr", None, a) for a in ipr_alphas), *(("calibration", None, lam) for lam in calibration_lambdas)]
-    tops: dict[tuple[str, str | None, float, int], list[torch.Tensor]] = {}
+    # (method, selection, strength, seed) -> the batches' ranks and top-K lists
+    measured: dict[tuple[str, str | None, float, int], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
 
-    def keep(key, top):
-        tops.setdefault(key, []).append(top)
+    def keep(key: tuple[str, str | None, float, int], ranks_top: tuple[torch.Tensor, torch.Tensor]) -> None:
+        parts = measured.setdefault(key, ([], []))
+        parts[0].append(ranks_top[0])
+        parts[1].append(ranks_top[1])
 
-    for start in range(0, len(users), batch_size):
-        chunk = users[start:start + batch_size]
-        batch, seen = batch_of(chunk), exclusion_mask(*exclusions, chunk, split.n_items)
-        x, z = reps[start:start + batch_size], codes[start:start + batch_size]
+    done = 0
+    for chunk, batch, seen in ranked_batches(target, split, users, batch_size):
+        x, z = reps[done:done + len(chunk)], codes[done:done + len(chunk)]
+        done += len(chunk)
+        test_items = torch.from_numpy(split.test_items[chunk])
+        ranking = (test_items, seen, BEYOND_K)  # ranked as `recprobe evaluate` ranks
 
-        base = _masked_scores(target, x, batch, seen)
+        base = target.score(x, batch).float()
+        unedited = ranks_and_top(base, *ranking)  # masks ``base`` in place (the target is never masked)
         shares = groups.history_shares(offsets, items, chunk)
         for method, selection, strength in configs:
             if method == "ipr":
-                keep((method, None, strength, 0), ipr_scores(base, popularity, strength).topk(BEYOND_K, 1).indices)
+                keep((method, None, strength, 0), ranks_and_top(ipr_scores(base, popularity, strength), *ranking))
             elif method == "calibration":
-                keep((method, None, strength, 0), calibrated_top(base, item_group, shares, strength, BEYOND_K))
+                top = calibrated_top(base, item_group, shares, strength, BEYOND_K)
+                keep((method, None, strength, 0), (list_ranks(top, test_items), top))
             else:
-                sae_edit_, randoms = edits[selection]
-                for seed, edit in enumerate([sae_edit_] if method == "sae" else randoms):
-                    scores = base if strength == 0 else _masked_scores(target, edit.apply(x, z, strength), batch, seen)
-                    keep((method, selection, strength, seed), scores.topk(BEYOND_K, 1).indices)
+                selected, randoms = edits[selection]
+                for seed, edit in enumerate([selected] if method == "sae" else randoms):
+                    keep((method, selection, strength, seed), unedited if strength == 0 else
+                         ranks_and_top(target.score(edit.apply(x, z, strength), batch).float(), *ranking))
 
-    targets = split.test_items
     rows = []
     for method, selection, strength in configs:
-        measured = []
-        for (m, sel, s, _), parts in tops.items():
-            if (m, sel, s) == (method, selection, strength):
-                top = torch.cat(parts).numpy()
-                hit = top == targets[:, None]
-                ranks = np.where(hit.any(1), hit.argmax(1) + 1, BEYOND_K + 1)
-                measured.append(beyond_metrics(top, ranks, targets, users, groups))
-        rows.append({"method": method, "selection": selection, "strength": strength, **_average(measured)})
+        draws = [measured[(method, selection, strength, seed)] for seed in range(seeds if method == "random" else 1)]
+        metrics = [beyond_metrics(torch.cat(tops).numpy(), torch.cat(ranks).numpy(), split.test_items, users, groups)
+                   for ranks, tops in draws]
+        rows.append({"method": method, "selection": selection, "strength": strength, **_average(metrics)})
     return {"k": BEYOND_K, "n_latents": n_latents, "seeds": seeds, "strengths": strengths,
-            "ipr_alphas": list(ipr_alphas), "calibration_lambdas": list(calibration_lambdas),
+            "ipr_alphas": ipr_alphas, "calibration_lambdas": calibration_lambdas,
             "latents": chosen, "rows": rows, "seconds": time.perf_counter() - started}

@@ -35,12 +35,15 @@ def calibrated_top(scores: torch.Tensor, item_group: torch.Tensor, user_shares: 
                    k: int = 10, candidates: int = CANDIDATES) -> torch.Tensor:
     """[B, k] items chosen greedily from the top ``candidates`` of the (already masked) ``scores`` [B, n_items];
     ``item_group`` [n_items] is 0/1/2 (head/mid/tail), ``user_shares`` [B, 3] each user's history shares."""
+    if not 0 <= lam <= 1:
+        raise ValueError(f"P-Calibration's lambda must be in [0, 1] (0: the model's order), got {lam}")
+    n_groups = user_shares.shape[1]
     values, pool = scores.topk(min(candidates, scores.shape[1]), dim=1)
     low, high = values.min(1, keepdim=True).values, values.max(1, keepdim=True).values
     relevance = (values - low) / (high - low).clamp_min(1e-12)
     relevance = torch.where(torch.isfinite(values), relevance, torch.zeros_like(relevance))
-    onehot = torch.nn.functional.one_hot(item_group[pool].long(), 3).float()  # [B, N, 3]
-    counts = torch.zeros(len(scores), 3)
+    onehot = torch.nn.functional.one_hot(item_group[pool].long(), n_groups).float()  # [B, N, 3]
+    counts = torch.zeros(len(scores), n_groups)
     taken = torch.zeros_like(relevance, dtype=torch.bool)
     taken |= ~torch.isfinite(values)  # masked items are never picked while others remain
     chosen = []
