@@ -133,7 +133,7 @@ def test_interpret_measures_user_attributes_the_model_encodes_and_not_random_one
     run = Run.create(tmp_path / "run", Blocks(split), split)
     run.capture(progress=False)
     run.train_sae(scale=2, k=2, epochs=20, progress=False)
-    summary = run.interpret(describer="llm", verifier="llm", llm="fake", n=2, latents=range(2), progress=False)
+    summary = run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
     found = json.loads((run.layout.concepts() / "attributes.json").read_text())
     rows = {row["label"]: row for row in found["per_label"]}
     assert set(rows) == {"block: 0", "block: 1", "block: 2", "coin: 0", "coin: 1"}

@@ -123,7 +123,7 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
                "item_text": "titles" if run.split.catalog.has_titles else NO_TITLES,
                "llm_prompts": counter.calls if counter is not None else 0,  # this invocation's
                "repaired": len(found.damaged), "folder": str(out)}
-    if basis == "sae":
+    if basis == "sae" and latents is None:  # every latent's attribute AUROC: with a full interpretation only
         attributes = attribute_metrics(run, case_set)
         write_json(out / ATTRIBUTES, attributes)
         summary["attributes"] = attributes.get("mean_best_auroc")
