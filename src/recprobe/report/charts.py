@@ -99,7 +99,7 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequen
             cells.append({"x": HEAT_ROW_LABEL + j * HEAT_CELL, "y": HEAT_COLUMN_LABEL + i * HEAT_CELL,
                           "opacity": f"{strength:.2f}", "colour": SERIES_COLOURS[0] if value >= 0.5 else SERIES_COLOURS[1],
                           "title": f"{rows[i]} / {columns[j]}: {value:.3f}"})
-    return {"width": HEAT_ROW_LABEL + HEAT_CELL * len(columns) + 8, "height": HEAT_COLUMN_LABEL + HEAT_CELL * len(rows) + 8,
+    return {"width": HEAT_ROW_LABEL + HEAT_CELL * len(columns) + HEAT_COLUMN_LABEL // 2, "height": HEAT_COLUMN_LABEL + HEAT_CELL * len(rows) + 8,
             "cell": HEAT_CELL, "label": label, "cells": cells,
             "rows": [{"y": HEAT_COLUMN_LABEL + i * HEAT_CELL + 12, "label": r} for i, r in enumerate(rows)],
             "columns": [{"x": HEAT_ROW_LABEL + j * HEAT_CELL + 11, "y": HEAT_COLUMN_LABEL - 4, "label": c}

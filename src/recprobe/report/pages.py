@@ -25,6 +25,7 @@ th { color: var(--muted); font-weight: 600; } td.num, th.num { text-align: right
 a { color: var(--accent); text-decoration: none; } a:hover { text-decoration: underline; }
 svg.chart { width: 100%; max-width: 520px; height: auto; font-size: 11px; fill: var(--muted); }
 svg.chart rect { fill: var(--accent); opacity: 0.8; } svg.chart line { stroke: var(--line); }
+svg.chart.heatmap { max-width: 100%; font-size: 9px; }
 .level { display: inline-block; min-width: 24px; text-align: center; border-radius: 4px; background: #e7ecff; }
 .wide { grid-column: 1 / -1; }
 """
