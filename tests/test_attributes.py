@@ -137,7 +137,7 @@ def test_interpret_measures_user_attributes_the_model_encodes_and_not_random_one
     found = json.loads((run.layout.concepts() / "attributes.json").read_text())
     rows = {row["label"]: row for row in found["per_label"]}
     assert set(rows) == {"block: 0", "block: 1", "block: 2", "coin: 0", "coin: 1"}
-    assert found["bases"] == ["sae", "sae_encoder", "raw", "untrained"]
+    assert found["bases"] == ["sae", "sae_encoder", "raw", "untrained", "untrained_encoder"]
     for basis, floor in (("raw", 0.95), ("sae_encoder", 0.85)):  # the SAE: 12 latents fitted to 40 vectors
         assert min(rows[f"block: {b}"][basis]["auroc"] for b in range(3)) > floor, basis
         assert max(rows[f"coin: {c}"][basis]["auroc"] for c in range(2)) < 0.8, basis  # best of many, 40 users

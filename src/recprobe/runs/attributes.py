@@ -1,12 +1,14 @@
 """Attribute AUROC of a run (``<run>/concepts/attributes.json``): for every item and user attribute value, the
-best direction of four bases on the same cases:
+best direction of five bases on the same cases:
 
 - ``sae``: the SAE's latents, as they fire (0 where TopK did not pick them);
 - ``sae_encoder``: the same latents before TopK and ReLU (the encoder's dense linear read-out), which shows
   whether a label has a direction in the SAE's dictionary even where the sparse latent fires too rarely to
   rank every case;
 - ``raw``: the representation's dimensions, both signs as separate directions;
-- ``untrained``: the SAE as training starts (seeded weights), fired the same way: the control.
+- ``untrained``: the SAE as training starts (seeded weights), fired the same way: the control for ``sae``;
+- ``untrained_encoder``: its encoder read-out, the control for ``sae_encoder`` (as many random directions: the
+  best of 1,024 directions beats the best of 128 by chance alone).
 
 Above ``MAX_CASES`` cases, every basis is measured on the same seeded sample of them.
 """
@@ -33,7 +35,7 @@ from recprobe.concepts.cases import CaseSet, case_rows
 from recprobe.runs.run import Run
 from recprobe.sae.train import initial_sae
 
-BASES = ("sae", "sae_encoder", "raw", "untrained")
+BASES = ("sae", "sae_encoder", "raw", "untrained", "untrained_encoder")
 HEATMAP_LATENTS = 12
 MAX_CASES = 20_000  # dense bases rank [cases, directions]; an AUROC from 20,000 cases is precise to about 0.005
 
@@ -46,6 +48,11 @@ def case_representations(run: Run, cases: CaseSet, batch_size: int = 1024) -> np
     positions = cases.positions if cases.positions is not None else case_rows(split, "test", target.max_history)[1]
     return np.concatenate([target.represent(batch).float().numpy() for batch in
                            position_batches(split, cases.users, positions, target.max_history, batch_size)])
+
+
+def read_out(sae, reps: torch.Tensor) -> np.ndarray:
+    """[n, n_latents] the encoder's linear pre-activations: before ReLU and TopK."""
+    return ((reps - sae.b_dec) @ sae.W_enc + sae.b_enc).numpy()
 
 
 def raw_direction(direction: int, d: int) -> str:
@@ -72,9 +79,10 @@ def attribute_metrics(run: Run, cases: CaseSet) -> dict[str, Any]:
     untrained = initial_sae(run.activations(), sae.config).eval()
     values, indices = untrained.encode(reps)
     auc = {"sae": sparse_auroc(cases.values, cases.indices, sae.n_latents, labels),
-           "sae_encoder": auroc_matrix(((reps - sae.b_dec) @ sae.W_enc + sae.b_enc).numpy(), labels),
+           "sae_encoder": auroc_matrix(read_out(sae, reps), labels),
            "raw": auroc_matrix(two_sided(reps.numpy()), labels),
-           "untrained": sparse_auroc(values.numpy(), indices.numpy(), sae.n_latents, labels)}
+           "untrained": sparse_auroc(values.numpy(), indices.numpy(), sae.n_latents, labels),
+           "untrained_encoder": auroc_matrix(read_out(untrained, reps), labels)}
     best = {basis: best_per_label(auc[basis], names) for basis in BASES}
     rows = []
     for j, name in enumerate(names):
