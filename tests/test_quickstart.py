@@ -28,7 +28,12 @@ def test_quickstart_runs_every_stage_and_reuses_them(shared_data, tmp_path, caps
                  "concepts/summary.json", "concepts-llm/summary.json", "steering/table7.json", "steering/debias.json",
                  "report/index.html"):
         assert (out / path).is_file(), path
-    assert len(json.loads((out / "steering" / "table7.json").read_text())["latents"]) == 3
+    table7 = json.loads((out / "steering" / "table7.json").read_text())
+    assert len(table7["latents"]) == 3 and all(s["reason"] for s in table7["skipped"])
+    assert {r["latent"] for r in table7["latents"]}.isdisjoint(s["latent"] for s in table7["skipped"])
+    summary = json.loads((out / "concepts" / "summary.json").read_text())  # too few test users: every position
+    assert summary["cases"] == "all" and summary["n_cases"] > 50_000 and summary["concepts"]["all"] >= 900
+    assert summary["attributes"]["sae"]["genre"] > summary["attributes"]["untrained"]["genre"]
     assert not (out / "sae-checkpoint.safetensors").exists()
     weights = (out / "sae" / "sae_weights.safetensors").read_bytes()
     quickstart(out)  # a rerun reuses every stage
