@@ -73,3 +73,22 @@ def test_report_renders_in_headless_chromium(reported_run, tmp_path):
         dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
                               page.resolve().as_uri()], capture_output=True, text=True, timeout=120).stdout
         assert "<table>" in dom and "</main>" in dom
+
+
+def test_the_report_shows_fidelity_and_refuses_one_measured_on_another_sae(split, tmp_path, monkeypatch):
+    import json
+
+    from recprobe.errors import StaleArtifactError
+    from recprobe.runs.explain import fidelity_run
+
+    run = sae_run(split, tmp_path, monkeypatch)
+    interpret_run(run, verifier="llm", llm="fake", n=2, progress=False)
+    result = fidelity_run(run, m=1)
+    page = (build_report(run).parent / "explanations.html").read_text()
+    assert f"Fidelity over {result['users']:,} test users" in page
+    path = run / "explanations" / "fidelity.json"
+    stale = json.loads(path.read_text())
+    stale["made_from"]["sae"] = "0123456789abcdef"
+    path.write_text(json.dumps(stale))
+    with pytest.raises(StaleArtifactError, match=r"fidelity.json was made from another sae .* rebuild it with `recprobe explain --run .* --fidelity`"):
+        build_report(run)

@@ -28,6 +28,7 @@ from recprobe.report.pages import STYLE, level, link, render
 from recprobe.runs.explain import FIDELITY
 from recprobe.runs.layout import ATTRIBUTES, SUMMARY
 from recprobe.runs.lock import locked
+from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
 
@@ -51,7 +52,8 @@ class RunReport:
         self.highlights = Highlights(self.cases, self.split.catalog, self.effects)
         self.users_firing = self.cases.users_per_latent(self.sae.n_latents)
         self.user_share = self.users_firing / len(np.unique(self.cases.users))
-        self.fidelity = _optional_json(opened.layout.explanations / FIDELITY)
+        self.fidelity = read_made_from(opened.layout.explanations / FIDELITY, opened.cases_made_from(),
+                                       f"recprobe explain --run {opened.root} --fidelity")
         self.levels = levels(self.cases)
         self.records = {r["latent"]: r for r in opened.concepts()}
         self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None

@@ -4,6 +4,7 @@ next stage reads. A mismatch is refused with the command that rebuilds the stale
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from recprobe.errors import StaleArtifactError
 from recprobe.hashing import tensors_hash
+from recprobe.io import read_json
 
 
 def torch_module(target: Any) -> nn.Module | None:
@@ -45,3 +47,12 @@ def check_made_from(what: str, recorded: Mapping[str, Any], current: Mapping[str
         detail = ", ".join(f"{key} {recorded[key]} -> now {current[key]}" for key in changed)
         raise StaleArtifactError(f"{what} was made from another {' and '.join(changed)} than the run has now "
                                  f"({detail}); rebuild it with `{rebuild}`")
+
+
+def read_made_from(path: Path, current: Mapping[str, Any], rebuild: str) -> dict[str, Any] | None:
+    """A result file that records what it was made from: None when absent, refused when made from other inputs."""
+    if not path.exists():
+        return None
+    result = read_json(path)
+    check_made_from(str(path), result.get("made_from", {}), current, rebuild)
+    return result

@@ -20,9 +20,9 @@ from recprobe.debias import SELECTIONS, popularity_latents, top10_report
 from recprobe.debias_sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
 from recprobe.effects import LatentEffects
 from recprobe.errors import RunFolderError
-from recprobe.io import read_json, write_json
+from recprobe.io import write_json
 from recprobe.runs.lock import run_lock
-from recprobe.runs.provenance import check_made_from
+from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect
 
@@ -128,9 +128,4 @@ class SteeringRun:
 
 def read_result(run: Run, name: str, rebuild: str) -> dict[str, Any] | None:
     """A steering result of the run, None when absent; refused when made with another SAE or cases."""
-    path = run.layout.steering / name
-    if not path.exists():
-        return None
-    result = read_json(path)
-    check_made_from(str(path), result.get("made_from", {}), run.cases_made_from(), f"{rebuild} --run {run.root}")
-    return result
+    return read_made_from(run.layout.steering / name, run.cases_made_from(), f"{rebuild} --run {run.root}")
