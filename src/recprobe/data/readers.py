@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import io
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -157,16 +158,21 @@ MOVIELENS_USER_FIELDS = ("gender", "age", "occupation", "zip_code")
 def read_movielens_users(path: Path) -> UserMeta:
     """MovieLens-1M ``users.dat``: UserID::Gender::Age::Occupation::Zip-code (age and occupation as codes,
     explained in the dataset's README)."""
-    meta: UserMeta = {}
+    return {normalize_id(parts[0]): dict(zip(MOVIELENS_USER_FIELDS, parts[1:], strict=True))
+            for parts in _dat_rows(path, "UserID::Gender::Age::Occupation::Zip-code")}
+
+
+def _dat_rows(path: Path, layout: str) -> Iterator[list[str]]:
+    """The ``::``-separated fields of each non-empty line of a GroupLens ``.dat`` file, refused with the line's
+    number where their count is not the ``layout``'s."""
     with _open_text(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             parts = line.rstrip("\n").split("::")
-            if len(parts) != 5:
-                raise DataFormatError(f"{path}: line {n} should be 'UserID::Gender::Age::Occupation::Zip-code', got {line.strip()!r}")
-            meta[normalize_id(parts[0])] = dict(zip(MOVIELENS_USER_FIELDS, parts[1:], strict=True))
-    return meta
+            if len(parts) != layout.count("::") + 1:
+                raise DataFormatError(f"{path}: line {n} should be '{layout}', got {line.strip()!r}")
+            yield parts
 
 
 # ---- ReChorus CSV files (Amazon Grocery) ----
@@ -233,13 +239,5 @@ def read_movielens_ratings(path: Path) -> pd.DataFrame:
 
 
 def read_movielens_movies(path: Path) -> ItemMeta:
-    meta: ItemMeta = {}
-    with _open_text(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("::")
-            if len(parts) != 3:
-                raise DataFormatError(f"{path}: line {n} should be 'MovieID::Title::Genres', got {line.strip()!r}")
-            meta[parts[0]] = (parts[1], {"genre": [g for g in parts[2].split("|") if g]})
-    return meta
+    return {parts[0]: (parts[1], {"genre": [g for g in parts[2].split("|") if g]})
+            for parts in _dat_rows(path, "MovieID::Title::Genres")}
