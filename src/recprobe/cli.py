@@ -12,6 +12,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
+from recprobe.debias import DEBIAS_LATENTS
+from recprobe.debias_sweep import N_LATENTS, STRENGTHS
 from recprobe.errors import ConfigError, RecprobeError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import read_json
@@ -352,7 +355,7 @@ def sweep_tables(result: dict) -> list[Table]:
     """One row per method and strength: accuracy and beyond-accuracy metrics at K = 10, then NDCG@10 by group."""
     k = result["k"]
     main = [f"NDCG@{k}", f"HR@{k}", f"Gini@{k}", f"ARP@{k}", f"Coverage@{k}", f"Tail@{k}"]
-    groups = [*(f"NDCG@{k} {g}" for g in ("head", "mid", "tail")), *(f"NDCG@{k} {g} users" for g in ("heavy", "medium", "light"))]
+    groups = [*(f"NDCG@{k} {g}" for g in ITEM_GROUPS), *(f"NDCG@{k} {g} users" for g in USER_GROUPS)]
     titles = [f"de-biasing sweep: every test user's top {k} ({result['n_latents']} latents, random control over "
               f"{result['seeds']} seeds)", f"NDCG@{k} by test item popularity and by user activity"]
     tables = []
@@ -370,18 +373,18 @@ def sweep_tables(result: dict) -> list[Table]:
 @app.command()
 def debias(
     run: RunOption,
-    latents: Annotated[int | None, typer.Option(min=1, help="How many latents of each kind (niche, popular) to rescale (default 30); with --sweep, how many in all, largest |score| first (default 32).")] = None,
+    latents: Annotated[int | None, typer.Option(min=1, help=f"How many latents of each kind (niche, popular) to rescale (default {DEBIAS_LATENTS}); with --sweep, how many in all, largest |score| first (default {N_LATENTS}).")] = None,
     niche_scale: Annotated[float, typer.Option(help="Factor for the latents that fire with niche predictions.")] = 2.0,
     popular_scale: Annotated[float, typer.Option(help="Factor for those that fire with popular ones (0 ablates).")] = 1.0,
     sweep: Annotated[bool, typer.Option("--sweep", help="Run every method (SAE by each selection rule, random latents, IPR, P-Calibration) over a range of strengths -> steering/debias-sweep.json.")] = False,
-    strengths: Annotated[str | None, typer.Option(help="With --sweep: SAE and random-latent strengths, comma-separated (default 0,0.25,0.5,0.75,1,1.5,2,3,4).")] = None,
+    strengths: Annotated[str | None, typer.Option(help=f"With --sweep: SAE and random-latent strengths, comma-separated (default {','.join(f'{s:g}' for s in STRENGTHS)}).")] = None,
     selection: Annotated[str | None, typer.Option(help="With --sweep: the latent selection rule, spearman or cohens-d (default both).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10 (or,
     with --sweep, trace every de-biasing method's accuracy against its Gini@10, ARP and coverage)."""
     from recprobe.debias import SELECTIONS
-    from recprobe.debias_sweep import N_LATENTS, STRENGTHS, check_strengths
+    from recprobe.debias_sweep import check_strengths
     from recprobe.errors import unknown_name
     from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, SteeringRun
 
@@ -389,7 +392,7 @@ def debias(
         if strengths is not None or selection is not None:
             raise ConfigError("--strengths and --selection go with --sweep; add --sweep")
         steering = SteeringRun(run, data_dir)
-        report = steering.debias(latents or 30, niche_scale, popular_scale)
+        report = steering.debias(latents or DEBIAS_LATENTS, niche_scale, popular_scale)
         table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
         for key, before in report["before"].items():
             change = report["change"][key]

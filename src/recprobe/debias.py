@@ -25,6 +25,7 @@ from recprobe.errors import ConfigError, unknown_name
 from recprobe.steer import TOP, Edit, ranked_batches, steered, top_items
 from recprobe.target import Batch, ProbeTarget
 
+DEBIAS_LATENTS = 30  # `recprobe debias`: latents of each kind (niche, popular) rescaled
 MIN_ACTIVE = 10  # a latent firing on fewer cases has no meaningful correlation
 SELECTIONS = ("spearman", "cohens-d")
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
-from recprobe.debias import SELECTIONS, popularity_latents, top10_report
+from recprobe.debias import DEBIAS_LATENTS, SELECTIONS, popularity_latents, top10_report
 from recprobe.debias_sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
 from recprobe.effects import LatentEffects
 from recprobe.errors import RunFolderError
@@ -94,7 +94,7 @@ class SteeringRun:
         self._write(TABLE7, table, "steer")
         return table
 
-    def debias(self, n_latents: int = 30, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
+    def debias(self, n_latents: int = DEBIAS_LATENTS, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
         """Scale the ``n_latents`` latents whose activation most tracks *un*popular predictions by ``niche_scale``
         and the ``n_latents`` that most track popular ones by ``popular_scale`` (0 ablates, 1 leaves them)."""
         for scale in (niche_scale, popular_scale):
