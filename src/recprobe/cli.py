@@ -283,12 +283,12 @@ def interpret(
         err.print(f"note: {summary['repair_note']}", markup=False, highlight=False)
     console.print(f"{summary['n_cases']} {summary['cases']} cases of {summary['users']} users (on them, "
                   f"{summary['dead_on_cases']:.1%} of the latents never fire, {summary['dense_on_cases']:.1%} fire on "
-                  f"over {DENSE_RATE:.0%} of the users); "
+                  f"over {DENSE_RATE:.0%} of the cases); "
                   f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
                   f"activated users, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
-                  f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {summary['mean_confidence']}, "
-                  f"random-description baseline {summary['mean_baseline_confidence']}; intra-concept similarity "
-                  f"{summary['intra_similarity']}, inter {summary['inter_similarity']} -> {summary['folder']}")
+                  f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {_number(summary['mean_confidence'])}, "
+                  f"random-description baseline {_number(summary['mean_baseline_confidence'])}; intra-concept similarity "
+                  f"{_number(summary['intra_similarity'])}, inter {_number(summary['inter_similarity'])} -> {summary['folder']}")
 
 
 def _parse_latents(spec: str | None) -> list[int] | None:
@@ -337,7 +337,7 @@ def steer(
         console.print(Text(f"skipped latent {skipped['latent']} ({skipped['description']}): {skipped['reason']}"))
     for row in found["latents"]:
         console.print(_steering_table(f"latent {row['latent']}: items with {row['feature']} "
-                                      f"({row['metadata']['concept_items']} items, fires on {row['metadata']['n_active']} users)",
+                                      f"({row['metadata']['concept_items']} items, fires on {row['metadata']['n_active']} test users)",
                                       row["metadata"]))
         if "decoder" in row:
             console.print(_steering_table(f"latent {row['latent']}: the 20 items its decoder direction promotes", row["decoder"]))
@@ -373,12 +373,12 @@ def sweep_tables(result: dict) -> list[Table]:
 @app.command()
 def debias(
     run: RunOption,
-    latents: Annotated[int | None, typer.Option(min=1, help=f"How many latents of each kind (niche, popular) to rescale (default {DEBIAS_LATENTS}); with --sweep, how many in all, largest |score| first (default {N_LATENTS}).")] = None,
+    latents: Annotated[int | None, typer.Option(help=f"How many latents of each kind (niche, popular) to rescale (default {DEBIAS_LATENTS}); with --sweep, how many in all, largest |score| first (default {N_LATENTS}).")] = None,
     niche_scale: Annotated[float, typer.Option(help="Factor for the latents that fire with niche predictions.")] = 2.0,
     popular_scale: Annotated[float, typer.Option(help="Factor for those that fire with popular ones (0 ablates).")] = 1.0,
     sweep: Annotated[bool, typer.Option("--sweep", help="Run every method (SAE by each selection rule, random latents, IPR, P-Calibration) over a range of strengths -> steering/debias-sweep.json.")] = False,
     strengths: Annotated[str | None, typer.Option(help=f"With --sweep: SAE and random-latent strengths, comma-separated (default {','.join(f'{s:g}' for s in STRENGTHS)}).")] = None,
-    selection: Annotated[str | None, typer.Option(help="With --sweep: the latent selection rule, spearman or cohens-d (default both).")] = None,
+    selection: Annotated[str | None, typer.Option(help="With --sweep: the latent selection rule, spearman or cohens-d (default: both for a sequential model, spearman for a general one).")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10 (or,
@@ -388,6 +388,8 @@ def debias(
     from recprobe.errors import unknown_name
     from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, SteeringRun
 
+    if latents is not None and latents < 1:
+        raise ConfigError(f"--latents must be at least 1, got {latents}")
     if not sweep:
         if strengths is not None or selection is not None:
             raise ConfigError("--strengths and --selection go with --sweep; add --sweep")
@@ -404,7 +406,7 @@ def debias(
     if selection is not None and selection not in SELECTIONS:
         raise unknown_name("latent selection", selection, list(SELECTIONS))
     steering = SteeringRun(run, data_dir)
-    result = steering.debias_sweep([selection] if selection else SELECTIONS, chosen, latents or N_LATENTS)
+    result = steering.debias_sweep([selection] if selection else None, chosen, latents or N_LATENTS)
     for table in sweep_tables(result):
         console.print(table)
     console.print(f"{result['seconds']:.0f} s -> {steering.folder / DEBIAS_SWEEP}")
@@ -436,10 +438,12 @@ def explain(
                       f"-> {run / 'explanations' / 'fidelity.json'}")
         return
     found = explain_user(run, user, item, data_dir=data_dir)
+    seen = "; in the user's history, so ranked as if it were not" if found["in_history"] else ""
     table = Table("latent", "description", "activation", "contribution", "share",
-                  title=Text(f"user {found['user']}: {found['title']} (item {found['item']}, rank {found['rank']})"))
+                  title=Text(f"user {found['user']}: {found['title']} (item {found['item']}, rank {found['rank']}{seen})"))
     for entry in found["latents"]:
-        table.add_row(str(entry["latent"]), Text(entry["description"] or ""), f"{entry['activation']:.3f}",
+        table.add_row(str(entry["latent"]), Text(entry["description"] or "(not described: not interpreted, or too few users)"),
+                      f"{entry['activation']:.3f}",
                       f"{entry['contribution']:+.3f}", f"{entry['share']:+.0%}")
     console.print(table)
 

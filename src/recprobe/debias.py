@@ -30,6 +30,11 @@ MIN_ACTIVE = 10  # a latent firing on fewer cases has no meaningful correlation
 SELECTIONS = ("spearman", "cohens-d")
 
 
+def applicable_selections(target: ProbeTarget) -> tuple[str, ...]:
+    """The rules that apply to ``target``: Cohen's d builds synthetic histories, so it needs a sequential one."""
+    return SELECTIONS if target.max_history else ("spearman",)
+
+
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n with ties given their mean rank (as Spearman's correlation needs)."""
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)

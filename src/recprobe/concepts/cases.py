@@ -59,6 +59,11 @@ class CaseSet:
         return CaseSet(self.users[rows], self.history[rows], self.predicted[rows], self.values[rows],
                        self.indices[rows], positions=positions, made_from=self.made_from)
 
+    def firing_share(self, n_latents: int) -> np.ndarray:
+        """[n_latents] the share of the cases each latent fires on (of the users, with one case per user)."""
+        fired = self.values > 0
+        return np.bincount(self.indices[fired], minlength=n_latents) / max(len(self), 1)
+
     def users_per_latent(self, n_latents: int) -> np.ndarray:
         """[n_latents] how many distinct users' cases each latent fires on."""
         fired = self.values > 0

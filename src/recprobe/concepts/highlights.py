@@ -1,9 +1,10 @@
-"""Which confident concepts a summary may lead with. A latent that fires on a large share of users is a
-bias-like direction, not a concept, and one whose concept items are not the items its decoder direction raises
+"""Which confident concepts a summary may lead with. A latent that fires on a large share of the cases (of the
+users, with one case per user) is a bias-like direction, not a concept, and one whose concept items are not the items its decoder direction raises
 is described by something other than what it does; both are skipped, with the reason said."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from recprobe.concepts.labelers import MetadataDescriber, items_with
 from recprobe.data.split import Catalog
 from recprobe.effects import LatentEffects
 
-MAX_USER_SHARE = 0.2
+MAX_SHARE = 0.2
 DECODER_ITEMS = 20
 
 
@@ -24,7 +25,7 @@ class Highlights:
     def __init__(self, cases: CaseSet, catalog: Catalog, effects: LatentEffects):
         self.catalog, self.effects = catalog, effects
         self.describer = MetadataDescriber(cases, catalog)
-        self.user_share = cases.users_per_latent(effects.sae.n_latents) / len(np.unique(cases.users))
+        self.share = cases.firing_share(effects.sae.n_latents)
 
     def concept_items(self, latent: int) -> tuple[str | None, np.ndarray]:
         """The latent's most enriched catalog attribute value and the items carrying it."""
@@ -33,9 +34,9 @@ class Highlights:
         return feature, mask
 
     def skip_reason(self, latent: int) -> str | None:
-        share = float(self.user_share[latent])
-        if share > MAX_USER_SHARE:
-            return f"fires on {share:.0%} of users (more than {MAX_USER_SHARE:.0%}: a direction most users share)"
+        share = float(self.share[latent])
+        if share > MAX_SHARE:
+            return f"fires on {share:.1%} of the cases (more than {MAX_SHARE:.0%}: a direction most users share)"
         feature, items = self.concept_items(latent)
         if feature is None or not items.any():
             return None
@@ -46,14 +47,15 @@ class Highlights:
                     f"the catalog's {overall:.0%}: its description is not what it does")
         return None
 
-    def pick(self, records: list[dict[str, Any]], count: int, keep=lambda latent: True) -> tuple[list[dict], list[dict]]:
+    def pick(self, records: list[dict[str, Any]], count: int, keep=lambda latent: True,
+             also: Callable[[int], str | None] = lambda latent: None) -> tuple[list[dict], list[dict]]:
         """The ``count`` most confident concepts that pass (and ``keep``), and the ones skipped before them with
-        their reasons."""
+        their reasons (``also``: a caller's own reason to skip, or None)."""
         chosen, skipped = [], []
         for record in most_confident(records):
             if len(chosen) == count:
                 break
-            reason = self.skip_reason(record["latent"])
+            reason = self.skip_reason(record["latent"]) or also(record["latent"])
             if reason is not None:
                 skipped.append({"latent": record["latent"], "description": record.get("description"), "reason": reason})
             elif keep(record["latent"]):

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.concepts.cases import levels
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
 from recprobe.effects import LatentEffects
-from recprobe.evaluate import DENSE_RATE
+from recprobe.evaluate import DENSE_RATE, splice_effects, store_mean
 from recprobe.explain import explain
 from recprobe.io import read_json, write_folder
 from recprobe.report.charts import bars, heatmap, histogram, pareto
@@ -51,7 +52,9 @@ class RunReport:
         self.effects = LatentEffects(self.target, self.sae, self.split)
         self.highlights = Highlights(self.cases, self.split.catalog, self.effects)
         self.users_firing = self.cases.users_per_latent(self.sae.n_latents)
-        self.user_share = self.users_firing / len(np.unique(self.cases.users))
+        self.n_users = len(np.unique(self.cases.users))
+        self.user_share = self.users_firing / self.n_users
+        self.case_share = self.cases.firing_share(self.sae.n_latents)
         self.fidelity = read_made_from(opened.layout.explanations / FIDELITY, opened.cases_made_from(),
                                        f"recprobe explain --run {opened.root} --fidelity")
         self.levels = levels(self.cases)
@@ -74,7 +77,7 @@ class RunReport:
         return render(
             "index.html", title=self.title, subtitle=f"recprobe report for {self.run.name}", root="", run=str(self.run),
             recommender=[(k, f"{test[k]:.4f}") for k in ("HR@10", "NDCG@10", "HR@20", "NDCG@20")],
-            faithfulness=self._faithfulness(), users=len(self.user_share),
+            faithfulness=self._faithfulness(), users=self.n_users,
             firing=histogram(self.user_share[self.user_share > 0], 24, "share of users a latent fires on", log=True),
             concepts=self._concepts(), attributes=self._attributes(), table7=self._table7(), debias=self._debias(),
             sweep=self._sweep())
@@ -84,15 +87,22 @@ class RunReport:
         train = after["reconstruction_train"]
         spliced = after["spliced_test"]["HR@10"] / max(after["original_test"]["HR@10"], 1e-12)
         shown = [("FVU (train)", f"{train['fvu']:.3f}"), ("L0", f"{train['l0']:.1f}"),
-                 ("dead latents: train vectors / interpreted users", f"{train['dead_fraction']:.1%} / {(self.user_share == 0).mean():.1%}"),
-                 ("dense latents: train vectors / interpreted users",
-                  f"{train['dense_fraction']:.1%} / {(self.user_share > DENSE_RATE).mean():.1%}"),
+                 ("dead latents: train vectors / interpreted cases", f"{train['dead_fraction']:.1%} / {(self.case_share == 0).mean():.1%}"),
+                 ("dense latents: train vectors / interpreted cases",
+                  f"{train['dense_fraction']:.1%} / {(self.case_share > DENSE_RATE).mean():.1%}"),
                  ("HR@10 spliced / original", f"{spliced:.0%}")]
-        if "splice_test" in after:  # trained before these were measured: absent
-            for key, label in (("NDCG@10_recovered", "NDCG@10 recovered vs mean ablation"),
-                               ("loss_recovered", "softmax loss recovered"), ("top10_overlap", "top-10 overlap")):
-                shown.append((f"{label} (random init {_round(before['splice_test'][key])})", _round(after["splice_test"][key])))
+        splices = (before["splice_test"], after["splice_test"]) if "splice_test" in after else self._splice_effects()
+        for key, label in (("NDCG@10_recovered", "NDCG@10 recovered vs mean ablation"),
+                           ("loss_recovered", "softmax loss recovered"), ("top10_overlap", "top-10 overlap")):
+            shown.append((f"{label} (random init {_round(splices[0][key])})", _round(splices[1][key])))
         return shown
+
+    def _splice_effects(self) -> tuple[dict, dict]:
+        """For an SAE trained before train-sae measured them: measured now, for the random-init and trained SAE."""
+        store = self.opened.activations()
+        mean = store_mean(store)
+        return (splice_effects(self.target, self.opened.basis("untrained"), self.split, mean),
+                splice_effects(self.target, self.sae, self.split, mean))
 
     def _attributes(self) -> dict[str, Any] | None:
         found = _optional_json(self.opened.layout.concepts() / ATTRIBUTES) if self.records else None
@@ -143,7 +153,7 @@ class RunReport:
             return None
         k = self.sweep["k"]
         keys = [f"NDCG@{k}", f"HR@{k}", f"Gini@{k}", f"ARP@{k}", f"Coverage@{k}", f"Tail@{k}",
-                f"NDCG@{k} head", f"NDCG@{k} mid", f"NDCG@{k} tail"]
+                *(f"NDCG@{k} {g}" for g in ITEM_GROUPS), *(f"NDCG@{k} {g} users" for g in USER_GROUPS)]
         rows = [(row["method"] + (f" ({row['selection']})" if row["selection"] else ""), f"{row['strength']:g}",
                  *(row[key] for key in keys)) for row in self.sweep["rows"]]
         return {"chart": pareto(self.sweep["rows"], k), "header": ["method", "strength", *keys], "rows": rows,
@@ -184,7 +194,7 @@ class RunReport:
         activation = self.cases.activation(latent)
         active = np.flatnonzero(activation > 0)
         record = self.records.get(latent, {})
-        facts = [("fires on", f"{len(active)} of {len(self.cases)} users"),
+        facts = [("fires on", f"{self.users_firing[latent]:,} of {self.n_users:,} users ({len(active):,} of {len(self.cases):,} cases)"),
                  ("max activation", f"{activation.max():.3f}"), ("mean when firing", f"{activation[active].mean():.3f}")]
         if record.get("confidence") is not None:
             facts.append(("confidence C", f"{record['confidence']:.2f}"))

@@ -13,6 +13,7 @@ import numpy as np
 from recprobe.errors import ConfigError
 from recprobe.explain import FIDELITY_M, explain, fidelity
 from recprobe.io import write_json
+from recprobe.metrics import exclusion_mask
 from recprobe.runs.lock import run_lock
 from recprobe.runs.run import Run, open_run
 
@@ -36,8 +37,9 @@ def explain_user(run: Run | str | Path, user: str, item: str | None = None, *,
     found = explain(run.target, run.sae(), split, index_of(split.user_ids, user, "user"),
                     None if item is None else index_of(split.item_ids, item, "item"))
     descriptions = {r["latent"]: r.get("description") for r in run.concepts()}
+    seen = exclusion_mask(*split.exclusions("test"), np.array([found.user]), split.n_items)[0, found.item]
     return {"user": str(split.user_ids[found.user]), "item": str(split.item_ids[found.item]),
-            "title": split.catalog.titles[found.item], "rank": found.rank,
+            "title": split.catalog.titles[found.item], "rank": found.rank, "in_history": bool(seen),
             "latents": [{**entry, "description": descriptions.get(entry["latent"])} for entry in found.latents]}
 
 
@@ -47,7 +49,11 @@ def fidelity_run(run: Run | str | Path, *, m: int = FIDELITY_M, seed: int = 0,
     if m < 1:
         raise ConfigError(f"--m must be at least 1 (latents ablated), got {m}")
     run = open_run(run, data_dir)
-    result = {**fidelity(run.target, run.sae(), run.split, m=m, seed=seed), "seed": seed}
+    sae = run.sae()
+    if 2 * m > sae.k:
+        raise ConfigError(f"--m {m}: the control ablates {m} active latents besides the top {m}, so a user needs {2 * m} "
+                          f"and this SAE fires at most k = {sae.k}; give --m {sae.k // 2} or less")
+    result = {**fidelity(run.target, sae, run.split, m=m, seed=seed), "seed": seed}
     with run_lock(run.root, "explain"):
         write_json(run.layout.explanations / FIDELITY, {**result, "made_from": run.cases_made_from()})
     return result

@@ -135,9 +135,9 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
 
 
 def firing_on_cases(cases: CaseSet, n_latents: int) -> dict[str, float]:
-    """Dead (never firing) and dense (firing on more than DENSE_RATE of the users) fractions of the latents on
-    the interpreted cases, beside train-sae's figures on the train vectors."""
-    share = cases.users_per_latent(n_latents) / len(np.unique(cases.users))
+    """Dead (never firing) and dense (firing on more than DENSE_RATE of them) fractions of the latents on the
+    interpreted cases, beside train-sae's figures on the train vectors."""
+    share = cases.firing_share(n_latents)
     return {"dead_on_cases": float((share == 0).mean()), "dense_on_cases": float((share > DENSE_RATE).mean())}
 
 

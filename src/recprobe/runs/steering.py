@@ -14,19 +14,23 @@ from typing import Any
 
 import numpy as np
 
+from recprobe.concepts.cases import record_cases
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
-from recprobe.debias import DEBIAS_LATENTS, SELECTIONS, popularity_latents, top10_report
+from recprobe.debias import DEBIAS_LATENTS, applicable_selections, popularity_latents, top10_report
 from recprobe.debias_sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
 from recprobe.effects import LatentEffects
 from recprobe.errors import RunFolderError
+from recprobe.hashing import file_hash
 from recprobe.io import write_json
+from recprobe.runs.layout import CONCEPTS_FILE
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect
 
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
+MIN_TEST_USERS = 10  # steering is measured over the test users a latent fires on: fewer make a meaningless row
 TABLE7, DEBIAS, DEBIAS_SWEEP = "table7.json", "debias.json", "debias-sweep.json"
 
 
@@ -47,7 +51,7 @@ class SteeringRun:
 
     def _write(self, name: str, record: dict[str, Any], command: str) -> None:
         with run_lock(self.opened.root, command):
-            write_json(self.folder / name, {**record, "made_from": self.opened.cases_made_from()})
+            write_json(self.folder / name, {**record, "made_from": result_made_from(self.opened, name)})
 
     @property
     def highlights(self) -> Highlights:
@@ -87,7 +91,14 @@ class SteeringRun:
             items = self.concept_items(latent)[1]
             return 0 < items.sum() <= max_share * self.split.n_items
 
-        chosen, skipped = self.highlights.pick(records, count, keep=small_concept)
+        test_users = record_cases(self.target, self.sae, self.split).users_per_latent(self.sae.n_latents)
+
+        def too_few_test_users(latent: int) -> str | None:
+            found = int(test_users[latent])
+            return (f"fires on {found} test users; steering is measured over the test users it fires on, and fewer than "
+                    f"{MIN_TEST_USERS} make no row") if found < MIN_TEST_USERS else None
+
+        chosen, skipped = self.highlights.pick(records, count, keep=small_concept, also=too_few_test_users)
         rows = [{**self.effect(r["latent"], TABLE7_SCALES), "description": r["description"], "confidence": r["confidence"]}
                 for r in chosen]
         table = {"max_share": max_share, "scales": list(TABLE7_SCALES), "latents": rows, "skipped": skipped}
@@ -116,16 +127,29 @@ class SteeringRun:
         self._write(DEBIAS, report, "debias")
         return report
 
-    def debias_sweep(self, selections: Sequence[str] = SELECTIONS, strengths: Sequence[float] = STRENGTHS,
+    def debias_sweep(self, selections: Sequence[str] | None = None, strengths: Sequence[float] = STRENGTHS,
                      n_latents: int = N_LATENTS, seeds: int = SEEDS) -> dict[str, Any]:
-        """``recprobe.debias_sweep`` over this run: SAE de-biasing by each selection rule, its random-latent
-        control, IPR and P-Calibration, one row per method and strength."""
+        """``recprobe.debias_sweep`` over this run: SAE de-biasing by each selection rule (default: every rule
+        that applies to the target), its random-latent control, IPR and P-Calibration, one row per method and
+        strength."""
+        selections = applicable_selections(self.target) if selections is None else selections
         result = debias_sweep(self.target, self.sae, self.split, self.cases, selections=selections,
                               strengths=strengths, n_latents=n_latents, seeds=seeds)
         self._write(DEBIAS_SWEEP, result, "debias")
         return result
 
 
+def result_made_from(run: Run, name: str) -> dict[str, str]:
+    """What a steering result is made from: the recommender, dataset, SAE and cases; Table 7 also the concepts
+    it picked from (a new interpretation makes it stale)."""
+    made_from = run.cases_made_from()
+    if name == TABLE7:
+        concepts = run.layout.concepts() / CONCEPTS_FILE
+        made_from["concepts"] = file_hash(concepts) if concepts.is_file() else "none"
+    return made_from
+
+
 def read_result(run: Run, name: str, rebuild: str) -> dict[str, Any] | None:
-    """A steering result of the run, None when absent; refused when made with another SAE or cases."""
-    return read_made_from(run.layout.steering / name, run.cases_made_from(), f"{rebuild} --run {run.root}")
+    """A steering result of the run, None when absent; refused when made with another SAE, cases or (Table 7)
+    concepts."""
+    return read_made_from(run.layout.steering / name, result_made_from(run, name), f"{rebuild} --run {run.root}")
