@@ -38,8 +38,10 @@ def describe_latent(latent: int, cases: CaseSet, describer, n: int, seed: int) -
             describer.describe(latent, sample.calibration))
 
 
-def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, seed: int) -> dict[str, Any]:
-    sample, description, baseline_description = describe_latent(latent, cases, describer, n, seed)
+def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, seed: int,
+                     described: tuple[LatentSample, str | None, str | None] | None = None) -> dict[str, Any]:
+    """Describe (unless ``described`` holds ``describe_latent``'s result already), verify and score one latent."""
+    sample, description, baseline_description = described or describe_latent(latent, cases, describer, n, seed)
     record: dict[str, Any] = {"latent": latent, "status": sample.status, "n_active": sample.n_active,
                               "active_users": sample.active_users}
     if sample.status != "ok":

@@ -63,8 +63,6 @@ class RunReport:
         self.table7 = read_result(opened, TABLE7, "recprobe steer --table7")
         self.debias = read_result(opened, DEBIAS, "recprobe debias")
         self.sweep = read_result(opened, DEBIAS_SWEEP, "recprobe debias --sweep")
-        fired = self.cases.values > 0
-        self.fires = np.bincount(self.cases.indices[fired], minlength=self.sae.n_latents)
         self.title = f"{self.target.name} on {self.split.name}: {self.sae.n_latents} latents, k = {self.sae.k}"
 
     def item(self, item: int) -> str:
@@ -254,7 +252,7 @@ class RunReport:
             if (svg := self.sweep_svg()) is not None:
                 (staging / "debias-sweep.svg").write_text(svg, encoding="utf-8")
             (staging / "latents").mkdir()
-            for latent in np.flatnonzero(self.fires):
+            for latent in np.flatnonzero(self.case_share):
                 (staging / "latents" / f"{latent}.html").write_text(self.latent_page(int(latent)), encoding="utf-8")
 
         return write_folder(self.opened.layout.report, write)

@@ -107,12 +107,14 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
     records = found.records
     done = {r["latent"] for r in records}
     todo = [j for j in todo_latents if j not in done]
+    described = {}
     if describer == "metadata" and hasattr(verify, "prepare"):  # descriptions are cheap: embed them all at once
-        verify.prepare(text for j in todo for text in describe_latent(j, case_set, describe, n, seed)[1:] if text)
+        described = {j: describe_latent(j, case_set, describe, n, seed) for j in todo}
+        verify.prepare(text for found in described.values() for text in found[1:] if text)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("interpret latents", total=len(todo))
         for latent in todo:
-            record = interpret_latent(latent, case_set, describe, verify, n, seed)
+            record = interpret_latent(latent, case_set, describe, verify, n, seed, described.get(latent))
             append_record(out, record)
             records.append(record)
             calls = f" ({counter.calls} LLM prompts)" if counter is not None else ""

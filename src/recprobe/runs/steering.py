@@ -91,7 +91,9 @@ class SteeringRun:
             items = self.concept_items(latent)[1]
             return 0 < items.sum() <= max_share * self.split.n_items
 
-        test_users = record_cases(self.target, self.sae, self.split).users_per_latent(self.sae.n_latents)
+        one_per_user = len(np.unique(self.cases.users)) == len(self.cases)  # test cases already: no need to record them
+        test_cases = self.cases if one_per_user else record_cases(self.target, self.sae, self.split)
+        test_users = test_cases.users_per_latent(self.sae.n_latents)
 
         def too_few_test_users(latent: int) -> str | None:
             found = int(test_users[latent])
