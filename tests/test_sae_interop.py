@@ -49,3 +49,17 @@ def test_we_load_a_folder_sae_lens_saved(tmp_path):
     x = torch.randn(32, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(ours.reconstruct(x), theirs(x))
+
+
+def test_sae_lens_reads_our_batchtopk_folder_as_jumprelu_with_the_same_code(tmp_path):
+    ours = TopKSAE(SAEConfig(d_in=16, scale=4, k=4, seed=3, arch="batchtopk"))
+    with torch.no_grad():
+        ours.threshold.fill_(1.6)  # high enough that no vector keeps more than k_max = 16 latents
+    folder = save_sae(ours, tmp_path / "sae", {"target": "sasrec"})
+    theirs = sae_lens.SAE.load_from_disk(str(folder))
+    assert type(theirs).__name__ == "JumpReLUSAE"
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert 0 < int((ours.pre_acts(x) > 1.6).sum(1).max()) < 16
+        torch.testing.assert_close(theirs.encode(x), ours.dense_latents(x))
+        torch.testing.assert_close(theirs(x), ours.reconstruct(x))

@@ -208,20 +208,41 @@ def train_sae(
     run: RunOption,
     scale: Annotated[int, from_config(SAEConfig, "scale")] = default(SAEConfig, "scale"),
     k: Annotated[int, from_config(SAEConfig, "k")] = default(SAEConfig, "k"),
+    arch: Annotated[str, typer.Option(help=SAEConfig.model_fields["arch"].description + " With --seeds, several "
+                                           "comma-separated.")] = default(SAEConfig, "arch"),
     epochs: Annotated[int | None, from_config(SAETrainConfig, "epochs")] = default(SAETrainConfig, "epochs"),
     batch_size: Annotated[int, from_config(SAETrainConfig, "batch_size")] = default(SAETrainConfig, "batch_size"),
     lr: Annotated[float, from_config(SAETrainConfig, "lr")] = default(SAETrainConfig, "lr"),
     seed: Annotated[int, from_config(SAEConfig, "seed")] = default(SAEConfig, "seed"),
+    seeds: Annotated[int | None, typer.Option(help="Train the ladder instead, into RUN/saes/: seeds 0..N-1 of each --arch, "
+                                                   "each with its frozen-decoder and frozen-encoder controls (for "
+                                                   "`recprobe compare`).")] = None,
+    controls: Annotated[bool, typer.Option(help="With --seeds: train the frozen controls too.")] = True,
     option: Annotated[list[str], typer.Option(help="Another SAEConfig field KEY=VALUE, e.g. alpha=0.05 (repeatable).")] = [],  # noqa: B006
     device: Annotated[str, from_config(SAETrainConfig, "device")] = default(SAETrainConfig, "device"),
     data_dir: DataDir = None,
 ) -> None:
-    """Train a TopK SAE on RUN/activations and write RUN/sae/ (cfg.json, weights, metrics.json, model card)."""
+    """Train a TopK (or BatchTopK, Matryoshka) SAE on RUN/activations and write RUN/sae/ (cfg.json, weights,
+    metrics.json, model card); with --seeds, the ladder of SAEs and controls in RUN/saes/."""
+    train = SAETrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device)
+    archs = [a.strip() for a in arch.split(",") if a.strip()]
+    if seeds is not None:
+        from recprobe.runs.ladder import VARIANTS, train_ladder
+
+        def show(rung, metrics, kept) -> None:
+            console.print(f"{rung.name}: test FVU {metrics.get('fvu', float('nan')):.4f}  L0 {metrics.get('l0', 0):.2f}"
+                          f"{'  (kept: trained before)' if kept else ''}", markup=False, highlight=False)
+
+        train_ladder(run, archs, seeds, _parse_options(option, {"scale": scale, "k": k}), train,
+                     variants=VARIANTS if controls else ("trained",), data_dir=data_dir, on_rung=show)
+        console.print(f"-> {run / 'saes'}; compare them with `recprobe compare --run {run}`", markup=False)
+        return
+    if len(archs) != 1:
+        raise ConfigError(f"--arch: one architecture for RUN/sae (several only with --seeds), got {arch!r}")
     from recprobe.runs.sae import train_sae_run
 
     metrics = train_sae_run(
-        run, _parse_options(option, {"scale": scale, "k": k, "seed": seed}),
-        SAETrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device), data_dir=data_dir,
+        run, _parse_options(option, {"scale": scale, "k": k, "seed": seed, "arch": archs[0]}), train, data_dir=data_dir,
     )
     if not metrics:  # a rank other than 0 under torchrun: rank 0 reports
         return
@@ -237,6 +258,44 @@ def train_sae(
     }))
     console.print(splice_table(before["splice_test"], after["splice_test"]))
     console.print(f"-> {run / 'sae'}")
+
+
+@app.command()
+def compare(
+    run: RunOption,
+    max_cases: Annotated[int, typer.Option(help="Cases drawn (seeded) for every basis and seed.")] = 10_000,
+    data_dir: DataDir = None,
+) -> None:
+    """Every SAE of RUN/saes against its controls (raw dimensions, untrained, frozen decoder, frozen encoder,
+    random directions) on probing, output, steering and hard-negative metrics, over seeds (RUN/compare.json)."""
+    from recprobe.runs.compare import compare_run
+
+    if max_cases < 100:
+        raise ConfigError(f"--max-cases: at least 100 cases are needed to hold users out, got {max_cases}")
+    result = compare_run(run, max_cases=max_cases, data_dir=data_dir,
+                         on_seed=lambda s, bases: err.print(f"seed {s}: {len(bases)} bases measured"))
+    console.print(compare_table(result))
+    console.print(f"{result['cases']['n']:,} {result['cases']['kind']} cases, seeds {result['seeds']}, "
+                  f"{result['seconds']:.0f} s -> {run / 'compare.json'}", markup=False)
+
+
+def compare_table(result: dict) -> Table:
+    """Rows: metrics; columns: each trained architecture, its best control, and the gap with its interval."""
+    table = Table("metric", "trained (best arch)", "best control", "trained - best control [95% CI]", "verdict",
+                  title="trained SAE against its controls, mean over seeds")
+    for metric, entry in result["metrics"].items():
+        gap = entry.get("trained_minus_best_control")
+        if gap is None or gap["mean"] is None:
+            continue
+        roles = result["bases"]
+        controls = {b: v for b, v in entry.items() if roles.get(b, {}).get("role") == "control" and v.get("mean") is not None}
+        best = max(controls, key=lambda b: controls[b]["mean"]) if controls else None
+        low_high = f"[{gap['low']:+.3f}, {gap['high']:+.3f}]" if gap["low"] is not None else "(one seed)"
+        verdict = ("trained ahead" if gap["excludes_zero"] and gap["mean"] > 0 else
+                   "control ahead" if gap["excludes_zero"] else "no difference shown")
+        table.add_row(metric, f"{gap['arch']} {entry[gap['arch']]['mean']:.3f}",
+                      f"{best} {controls[best]['mean']:.3f}" if best else "-", f"{gap['mean']:+.3f} {low_high}", verdict)
+    return table
 
 
 def splice_table(before: dict[str, float | None], after: dict[str, float | None]) -> Table:

@@ -3,7 +3,8 @@ direction of a basis and every label, the ROC-AUC of the direction's activation 
 
 Labels are item attribute values present in the case's history or prediction (``genre: Comedy``,
 ``release_year: 1990-1999``) and the case's user's own attributes (``gender: F``, ``age: 25``). Integer-valued
-attributes with more than ``MAX_VALUES`` distinct values are cut into decades. Bases: SAE latents (sparse: a
+attributes with more than ``MAX_VALUES`` distinct values are cut into decades; any other attribute with more
+(tags) keeps its ``MAX_VALUES`` most frequent values. Bases: SAE latents (sparse: a
 latent is 0 where it did not fire), the raw dimensions (both signs, as separate directions), an untrained SAE
 of the same shape.
 """
@@ -18,7 +19,7 @@ import pandas as pd
 from recprobe.data.split import Catalog
 
 MIN_POSITIVES = 10  # a label present in fewer cases (or absent from fewer) is not scored
-MAX_VALUES = 30  # an attribute with more distinct values (after decades) names single users or items: skipped
+MAX_VALUES = 30  # an attribute with more distinct values (after decades) is scored on its most frequent ones
 
 
 def is_integer(value: str) -> bool:
@@ -34,35 +35,46 @@ def bucketed(values: Sequence[str]) -> list[str]:
 
 
 def one_hot(values: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """The distinct non-empty values and a [len(values), n_distinct] bool matrix; none when too many."""
-    names = sorted(set(values) - {""})
-    if len(names) > MAX_VALUES:
-        return [], np.zeros((len(values), 0), dtype=bool)
+    """The distinct non-empty values (the ``MAX_VALUES`` most frequent, when there are more) and a
+    [len(values), n_kept] bool matrix."""
+    counts = pd.Series([v for v in values if v], dtype=object).value_counts()
+    names = sorted(counts.index[:MAX_VALUES]) if len(counts) > MAX_VALUES else sorted(counts.index)
     column = {v: j for j, v in enumerate(names)}
     out = np.zeros((len(values), len(names)), dtype=bool)
     for row, v in enumerate(values):
-        if v:
+        if v in column:
             out[row, column[v]] = True
     return names, out
 
 
-def item_labels(histories: np.ndarray, predicted: np.ndarray, catalog: Catalog) -> tuple[list[str], np.ndarray]:
-    """Every item attribute value as ``name: value`` and a [n_cases, n_labels] bool matrix: present among the
-    case's history items (padded with -1) or its predicted item."""
-    attributes = sorted({name for attrs in catalog.attributes for name in attrs})
-    items = np.concatenate([histories, predicted[:, None]], axis=1)
+def item_value_matrix(catalog: Catalog) -> tuple[list[str], np.ndarray]:
+    """Every item attribute value as ``name: value`` and the [n_items, n_labels] bool matrix of which items
+    carry it."""
     names, columns = [], []
-    for attribute in attributes:
+    for attribute in sorted({name for attrs in catalog.attributes for name in attrs}):
         per_value = [attrs.get(attribute, []) for attrs in catalog.attributes]
         flat = bucketed([v for vs in per_value for v in vs])
         rows = np.repeat(np.arange(len(per_value)), [len(vs) for vs in per_value])
         values, hot = one_hot(flat)
         per_item = np.zeros((len(catalog), len(values)), dtype=bool)
         np.logical_or.at(per_item, rows, hot)
-        present = np.where(items[..., None] >= 0, per_item[np.maximum(items, 0)], False).any(1)
         names += [f"{attribute}: {v}" for v in values]
-        columns.append(present)
-    return names, np.concatenate(columns, axis=1) if columns else np.zeros((len(items), 0), dtype=bool)
+        columns.append(per_item)
+    return names, np.concatenate(columns, axis=1) if columns else np.zeros((len(catalog), 0), dtype=bool)
+
+
+def items_carry(items: np.ndarray, per_item: np.ndarray) -> np.ndarray:
+    """[n, n_labels] whether any of each row's items (``items`` [n] or [n, m], padded with -1) carries each
+    label."""
+    items = items[:, None] if items.ndim == 1 else items
+    return np.where(items[..., None] >= 0, per_item[np.maximum(items, 0)], False).any(1)
+
+
+def item_labels(histories: np.ndarray, predicted: np.ndarray, catalog: Catalog) -> tuple[list[str], np.ndarray]:
+    """Every item attribute value as ``name: value`` and a [n_cases, n_labels] bool matrix: present among the
+    case's history items (padded with -1) or its predicted item."""
+    names, per_item = item_value_matrix(catalog)
+    return names, items_carry(np.concatenate([histories, predicted[:, None]], axis=1), per_item)
 
 
 def user_labels(users: np.ndarray, user_attributes: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:

@@ -14,6 +14,7 @@ construction, verification and non-activated cases, each from a distinct user.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -106,25 +107,39 @@ def case_rows(split: Split, kind: CaseKind, max_history: int) -> tuple[np.ndarra
 
 
 @torch.no_grad()
-def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "test", batch_size: int = 1024) -> CaseSet:
-    """The cases of ``kind``, computed batch by batch (no [n_cases, n_items] matrix is ever held)."""
-    users, positions = case_rows(split, kind, target.max_history)
+def case_batches(target: ProbeTarget, split: Split, users: np.ndarray, positions: np.ndarray,
+                 batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    """Per batch of cases, the representation [B, d] and the original model's top-1 prediction there, the
+    history's items masked (no [n_cases, n_items] matrix is ever held)."""
     offsets, items = split.sequences("test")
-    parts: dict[str, list[np.ndarray]] = {"predicted": [], "values": [], "indices": []}
     done = 0
     for batch in position_batches(split, users, positions, target.max_history, batch_size):
         chunk = slice(done, done + len(batch))
         reps = target.represent(batch)
         scores = target.score(reps, batch).float()
         scores[prefix_mask(offsets, items, users[chunk], positions[chunk], split.n_items)] = -torch.inf
-        values, indices = sae.encode(reps.float())
-        parts["predicted"].append(scores.argmax(1).numpy())
+        yield reps.float(), scores.argmax(1).numpy().astype(np.int64)
+        done += len(batch)
+
+
+def shown_history(split: Split, users: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """[n, SHOWN_HISTORY] the items before each case, oldest first, padded with -1."""
+    offsets, items = split.sequences("test")
+    history, _ = last_window(offsets, items, users, offsets[users] + positions, SHOWN_HISTORY, split.pad_item)
+    return np.where(history == split.pad_item, -1, history)
+
+
+@torch.no_grad()
+def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "test", batch_size: int = 1024) -> CaseSet:
+    """The cases of ``kind``, computed batch by batch."""
+    users, positions = case_rows(split, kind, target.max_history)
+    parts: dict[str, list[np.ndarray]] = {"predicted": [], "values": [], "indices": []}
+    for reps, predicted in case_batches(target, split, users, positions, batch_size):
+        values, indices = sae.encode(reps)
+        parts["predicted"].append(predicted)
         parts["values"].append(values.numpy().astype(np.float32))
         parts["indices"].append(indices.numpy().astype(np.int64))
-        done += len(batch)
-    history, _ = last_window(offsets, items, users, offsets[users] + positions, SHOWN_HISTORY, split.pad_item)
-    return CaseSet(users, np.where(history == split.pad_item, -1, history),
-                   np.concatenate(parts["predicted"]).astype(np.int64),
+    return CaseSet(users, shown_history(split, users, positions), np.concatenate(parts["predicted"]),
                    np.concatenate(parts["values"]), np.concatenate(parts["indices"]), positions=positions)
 
 

@@ -5,6 +5,8 @@
     <run>/activations/                index.json + safetensors shards          (recprobe capture)
     <run>/sae/                        cfg.json, sae_weights.safetensors, metrics.json, README.md (train-sae)
     <run>/sae-checkpoint.safetensors  resumable SAE training state while train-sae runs
+    <run>/saes/<arch>-<variant>-seed<s>/  the ladder: SAEs and trained controls over seeds (train-sae --seeds)
+    <run>/compare.json                every basis against its controls, over seeds (compare)
     <run>/concepts/                   settings.json, cases.safetensors, concepts.jsonl, summary.json,
                                       attributes.json (interpret)
     <run>/concepts-<basis>/           the same for another basis: raw, raw-both, untrained (interpret --basis)
@@ -24,12 +26,12 @@ from recprobe.errors import RunFolderError
 
 RUN_FILE = "run.json"
 RECOMMENDER, ACTIVATIONS, SAE, STEERING, REPORT = "recommender", "activations", "sae", "steering", "report"
-EXPLANATIONS = "explanations"
+EXPLANATIONS, SAES, COMPARE = "explanations", "saes", "compare.json"
 CONCEPTS = "concepts"
 BASES = ("sae", "raw", "raw-both", "untrained")  # what interpret can interpret; see Run.basis
 SAE_CHECKPOINT = "sae-checkpoint.safetensors"
 LOCK = ".recprobe.lock"
-STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, STEERING, EXPLANATIONS, REPORT)  # never a concepts folder's name
+STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, SAES, STEERING, EXPLANATIONS, REPORT)  # never a concepts folder's name
 
 # concepts/ files
 SETTINGS, CASES, CONCEPTS_FILE, SUMMARY, DAMAGED, ATTRIBUTES = (
@@ -64,6 +66,18 @@ class RunLayout:
         return self.root / SAE_CHECKPOINT
 
     @property
+    def saes(self) -> Path:
+        return self.root / SAES
+
+    def ladder(self, name: str) -> Path:
+        """One SAE of the ladder (``recprobe.runs.ladder.Rung.name``)."""
+        return self.saes / name
+
+    @property
+    def compare(self) -> Path:
+        return self.root / COMPARE
+
+    @property
     def steering(self) -> Path:
         return self.root / STEERING
 
@@ -94,5 +108,5 @@ class RunLayout:
 
     def downstream_of_recommender(self) -> list[Path]:
         """What depends on the recommender and must go when it is replaced."""
-        return [self.activations, self.sae, self.sae_checkpoint, self.steering, self.explanations, self.report,
-                *self.concept_folders()]
+        return [self.activations, self.sae, self.sae_checkpoint, self.saes, self.compare, self.steering,
+                self.explanations, self.report, *self.concept_folders()]

@@ -73,7 +73,7 @@ def load_checkpoint(path: Path, key: str, sae: torch.nn.Module, optimiser: torch
         return {n[len(prefix):]: t for n, t in tensors.items() if n.startswith(prefix)}
 
     sae.load_state_dict(group("model."))
-    params = list(sae.parameters())
+    params = [p for group in optimiser.param_groups for p in group["params"]]  # the order Adam numbers them
     adam: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in group("adam.").items():
         index, _, field_name = name.partition(".")

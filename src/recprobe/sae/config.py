@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recprobe.device import Device
 
+ARCHITECTURES = ("topk", "batchtopk", "matryoshka")
+CONTROLS = ("frozen-decoder", "frozen-encoder")  # trained controls (Korznikov et al. 2026); "untrained" needs none
+
 
 class SAEConfig(BaseModel):
     """A TopK SAE over ``d_in``-wide activations. Give ``scale`` (n_latents = scale * d_in) or ``n_latents``."""
@@ -29,6 +32,17 @@ class SAEConfig(BaseModel):
     )
     init: Literal["geometric_median", "mean"] = Field("geometric_median", description="How b_pre is initialised.")
     seed: int = Field(0, description="Seeds the initialisation and the data order.")
+    arch: Literal["topk", "batchtopk", "matryoshka"] = Field(
+        "topk", description="'topk': k latents per vector (the paper's). 'batchtopk': k per vector on average over "
+        "the batch while training, a learned threshold at inference (Bussmann et al. 2024). 'matryoshka': "
+        "BatchTopK whose nested latent prefixes each reconstruct on their own, so early latents hold broad "
+        "concepts (Bussmann et al. 2025).")
+    prefixes: list[int] | None = Field(
+        None, description="Matryoshka only: the nested prefix sizes, ascending, the last n_latents (default: "
+        "n/16, n/8, n/4, n/2, n).")
+    freeze: Literal["none", "decoder", "encoder"] = Field(
+        "none", description="A control: keep the decoder ('decoder') or the encoder weights and bias ('encoder') "
+        "at their seeded initialisation while the rest trains.")
 
     @model_validator(mode="after")
     def _resolve(self) -> SAEConfig:
@@ -46,7 +60,25 @@ class SAEConfig(BaseModel):
                              "latent fires on every vector and nothing is sparse")
         if self.k_aux is None:
             self.k_aux = max(1, self.d_in // 2)
+        if self.arch == "matryoshka":
+            n = self.n_latents
+            self.prefixes = self.prefixes or sorted({max(1, n // 16), max(1, n // 8), max(1, n // 4), max(1, n // 2), n})
+            if self.prefixes != sorted(set(self.prefixes)) or self.prefixes[-1] != n or self.prefixes[0] < 1:
+                raise ValueError(f"prefixes must ascend strictly from 1 or more to n_latents ({n}), got {self.prefixes}")
+        elif self.prefixes is not None:
+            raise ValueError(f"prefixes are for arch='matryoshka' only (this SAE is {self.arch!r})")
         return self
+
+    @property
+    def k_max(self) -> int:
+        """Latents one vector can keep at inference: k for TopK; for the thresholded architectures, the largest
+        4k activations above the threshold (a vector above it on more is cut to those, a documented bound)."""
+        return self.k if self.arch == "topk" else min(4 * self.k, self.n_latents)
+
+    @property
+    def variant(self) -> str:
+        """'trained', or the control it is: 'frozen-decoder' / 'frozen-encoder'."""
+        return "trained" if self.freeze == "none" else f"frozen-{self.freeze}"
 
 
 class SAETrainConfig(BaseModel):

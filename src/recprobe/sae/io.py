@@ -1,11 +1,14 @@
-"""SAE files: ``cfg.json`` + ``sae_weights.safetensors`` in SAELens v6's layout (``architecture: "topk"``), with
-the recommender's provenance in the config; the same folder is what goes to and comes from the Hugging Face Hub."""
+"""SAE files: ``cfg.json`` + ``sae_weights.safetensors`` in SAELens v6's layout, with the recommender's provenance
+in the config; the same folder is what goes to and comes from the Hugging Face Hub. A TopK SAE is SAELens'
+``topk``; BatchTopK and Matryoshka SAEs are saved for inference as SAELens saves its own, ``jumprelu`` with
+the learned threshold on every latent (SAELens then reads the same code unless a vector exceeds ``k_max``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import torch
 from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -19,12 +22,26 @@ CONFIG, WEIGHTS = "cfg.json", "sae_weights.safetensors"
 METRICS = "metrics.json"  # what train-sae measured, beside the weights
 HUB_FILES = (CONFIG, WEIGHTS, "README.md", METRICS)
 TENSORS = ("W_enc", "W_dec", "b_enc", "b_dec")
+THRESHOLD = "threshold"  # the thresholded architectures' extra tensor ([n_latents], one value repeated)
+
+
+def saelens_architecture(config: SAEConfig) -> str:
+    return "topk" if config.arch == "topk" else "jumprelu"
+
+
+def weight_tensors(sae: TopKSAE) -> dict[str, torch.Tensor]:
+    """What the weights file holds."""
+    tensors = {name: getattr(sae, name).detach().cpu().contiguous() for name in TENSORS}
+    if sae.config.arch != "topk":
+        tensors[THRESHOLD] = sae.threshold.detach().cpu().expand(sae.n_latents).contiguous()
+    return tensors
 
 
 def sae_cfg(sae: TopKSAE, provenance: dict[str, Any]) -> dict[str, Any]:
     """SAELens v6 fields, then recprobe's own: the full SAEConfig and where the activations came from."""
     return {
-        "architecture": "topk", "d_in": sae.config.d_in, "d_sae": sae.n_latents, "k": sae.k, "dtype": "float32",
+        "architecture": saelens_architecture(sae.config), "d_in": sae.config.d_in, "d_sae": sae.n_latents,
+        **({"k": sae.k} if sae.config.arch == "topk" else {}), "dtype": "float32",
         "device": "cpu", "apply_b_dec_to_input": True, "normalize_activations": "none",
         "reshape_activations": "none",
         "metadata": {"model_name": provenance.get("target"), "hook_name": provenance.get("site", "represent"),
@@ -37,8 +54,8 @@ def save_sae(sae: TopKSAE, folder: str | Path, provenance: dict[str, Any], extra
     """Write the folder atomically (``recprobe.io.write_folder``). ``extra`` adds text files (metrics, card)."""
 
     def write(staging: Path) -> None:
-        tensors = {name: getattr(sae, name).detach().cpu().contiguous() for name in TENSORS}
-        save_file(tensors, staging / WEIGHTS, metadata={"format": "pt", "architecture": "topk"})
+        architecture = saelens_architecture(sae.config)
+        save_file(weight_tensors(sae), staging / WEIGHTS, metadata={"format": "pt", "architecture": architecture})
         write_json(staging / CONFIG, sae_cfg(sae, provenance))
         for name, text in (extra or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
@@ -52,14 +69,19 @@ def load_sae(folder: str | Path) -> tuple[TopKSAE, dict[str, Any]]:
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
         raise RunFolderError(f"{folder} holds no SAE ({CONFIG} and {WEIGHTS}); train one with `recprobe train-sae`")
     cfg = read_json(folder / CONFIG)
-    if not isinstance(cfg, dict) or cfg.get("architecture") != "topk":
-        raise RecprobeError(f"{folder / CONFIG}: recprobe loads TopK SAEs (architecture 'topk'), this is {cfg.get('architecture') if isinstance(cfg, dict) else cfg!r}")
+    architecture = cfg.get("architecture") if isinstance(cfg, dict) else cfg
+    if architecture != "topk" and not (architecture == "jumprelu" and "recprobe" in cfg):
+        raise RecprobeError(f"{folder / CONFIG}: recprobe loads TopK SAEs (architecture 'topk') and the BatchTopK and "
+                            f"Matryoshka SAEs it saved itself ('jumprelu' with a recprobe config), this is {architecture!r}")
     try:
         config = SAEConfig(**cfg["recprobe"]["config"]) if "recprobe" in cfg else SAEConfig(
             d_in=cfg["d_in"], n_latents=cfg["d_sae"], scale=None, k=cfg["k"])
     except (KeyError, TypeError, ValidationError) as e:
         raise RecprobeError(f"{folder / CONFIG} does not describe a TopK SAE: {' '.join(str(e).split())}") from e
-    saelens = {"d_in": config.d_in, "d_sae": config.n_latents, "k": config.k}
+    if saelens_architecture(config) != architecture:
+        raise RecprobeError(f"{folder / CONFIG}: architecture {architecture!r} disagrees with recprobe's config "
+                            f"(arch {config.arch!r}); save the folder again with recprobe (save_sae)")
+    saelens = {"d_in": config.d_in, "d_sae": config.n_latents, **({"k": config.k} if config.arch == "topk" else {})}
     disagree = {key: cfg[key] for key, value in saelens.items() if key in cfg and cfg[key] != value}
     if disagree:
         raise RecprobeError(f"{folder / CONFIG}: the SAELens fields {disagree} disagree with recprobe's own config "
@@ -70,10 +92,16 @@ def load_sae(folder: str | Path) -> tuple[TopKSAE, dict[str, Any]]:
     except (SafetensorError, OSError) as e:
         raise RecprobeError(f"{folder / WEIGHTS} is not a readable safetensors file ({e})") from e
     sae = TopKSAE(config)
-    expected = {name: tuple(getattr(sae, name).shape) for name in TENSORS}
+    expected = {name: tuple(t.shape) for name, t in weight_tensors(sae).items()}
     found = {name: tuple(t.shape) for name, t in tensors.items()}
     if found != expected:
         raise RecprobeError(f"{folder / WEIGHTS} holds tensors {found}, but {CONFIG} implies {expected}")
-    sae.load_state_dict(tensors)
+    if THRESHOLD in tensors:
+        threshold = tensors.pop(THRESHOLD)
+        if not bool((threshold == threshold[0]).all()):
+            raise RecprobeError(f"{folder / WEIGHTS}: the thresholds differ between latents; recprobe's BatchTopK "
+                                "SAEs share one, so this file was not saved by recprobe")
+        tensors[THRESHOLD] = threshold[0]
+    sae.load_state_dict(tensors, strict=False)  # every tensor was checked above; a TopK SAE has no threshold
     sae.folder = folder
     return sae.eval(), cfg

@@ -2,6 +2,17 @@
 
     a = ReLU(W_enc^T (x - b_dec) + b_enc);  z = TopK_k(a);  x_hat = W_dec^T z + b_dec
 
+Two relatives share the weights and files (``SAEConfig.arch``):
+
+- ``batchtopk`` (Bussmann et al. 2024): while training, the B * k largest activations of a batch of B vectors
+  fire, so a vector takes as many latents as it needs and k holds on average; ``threshold`` follows the
+  smallest activation that fired (a running mean) and replaces the batch at inference: z = a * (a > threshold).
+- ``matryoshka`` (Bussmann et al. 2025; Nabeshima 2024): BatchTopK whose loss is the mean reconstruction
+  error of nested prefixes of the latents (the first n/16, n/8, ... n), so the first latents must reconstruct
+  alone and take the broad concepts.
+
+Both train through a dense [B, n_latents] code (cheap at recommender widths); TopK keeps its sparse backward.
+
 Weights follow SAELens' layout: ``W_enc`` [d_in, n_latents], ``W_dec`` [n_latents, d_in] (unit-norm rows, one
 per latent), ``b_enc`` [n_latents], ``b_dec`` [d_in] (the paper's b_pre).
 """
@@ -17,6 +28,8 @@ from torch import nn
 
 from recprobe.sae.config import SAEConfig
 from recprobe.sae.sparse import topk_encode
+
+THRESHOLD_RATE = 0.01  # BatchTopK's threshold: running-mean rate (SAELens' topk_threshold_lr)
 
 
 @dataclass
@@ -43,7 +56,13 @@ class TopKSAE(nn.Module):
         self.W_enc = nn.Parameter(decoder.T.clone())
         self.b_enc = nn.Parameter(torch.zeros(n))
         self.b_dec = nn.Parameter(torch.zeros(d))
+        self.register_buffer("threshold", torch.zeros(()))  # batchtopk / matryoshka: the inference threshold
         self.folder: Path | None = None  # where it was loaded from, if it was
+        if config.freeze == "decoder":
+            self.W_dec.requires_grad_(False)
+        elif config.freeze == "encoder":
+            self.W_enc.requires_grad_(False)
+            self.b_enc.requires_grad_(False)
 
     @classmethod
     def from_pretrained(cls, path_or_repo_id: str, **hub_options) -> TopKSAE:
@@ -77,8 +96,12 @@ class TopKSAE(nn.Module):
         return F.relu((x - self.b_dec) @ self.W_enc + self.b_enc)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(values, indices) of the k largest activations of each row: [B, k] each."""
-        return self.pre_acts(x).topk(self.k, dim=-1, sorted=False)
+        """(values, indices) of the latents each row keeps: [B, k_max] each, values 0 where a latent was picked
+        but did not fire (below the threshold, for the thresholded architectures)."""
+        values, indices = self.pre_acts(x).topk(self.config.k_max, dim=-1, sorted=False)
+        if self.config.arch != "topk":
+            values = values * (values > self.threshold)
+        return values, indices
 
     def decode(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Sparse decode: a weighted sum of k decoder rows per vector (embedding_bag), never [B, n_latents]."""
@@ -87,10 +110,46 @@ class TopKSAE(nn.Module):
     def forward(self, x: torch.Tensor, dead: torch.Tensor | None = None) -> SAEOutput:
         """The training pass: one dense encoder matmul, a sparse backward (``recprobe.sae.sparse``) and a sparse
         decode. ``dead`` (a [n_latents] bool mask) also picks the AuxK latents."""
+        n_dead = 0 if dead is None else int(dead.sum())
+        if self.config.arch != "topk":
+            return self._batch_forward(x, dead, n_dead)
         values, indices, aux_values, aux_indices = topk_encode(
             x - self.b_dec, self.W_enc, self.b_enc, self.k, dead, self.config.k_aux)
-        n_dead = 0 if dead is None else int(dead.sum())
         return SAEOutput(self.decode(values, indices), values, indices, aux_values, aux_indices, n_dead)
+
+    def _batch_forward(self, x: torch.Tensor, dead: torch.Tensor | None, n_dead: int) -> SAEOutput:
+        """BatchTopK's training pass, dense: the B * k largest activations of the batch fire. ``values`` is the
+        dense [B, n_latents] code and ``indices`` every latent id, so callers read both forms alike."""
+        pre = self.pre_acts(x)
+        flat = pre.flatten()
+        keep = flat.topk(min(len(x) * self.k, flat.numel()), sorted=False).indices
+        z = torch.zeros_like(flat).scatter(0, keep, flat[keep]).view_as(pre)
+        if self.training and len(x):
+            with torch.no_grad():  # the running threshold: the smallest activation that fired in this batch
+                fired = flat[keep][flat[keep] > 0]
+                if len(fired):
+                    self.threshold.mul_(1 - THRESHOLD_RATE).add_(THRESHOLD_RATE * fired.min())
+        indices = torch.arange(self.n_latents, device=x.device).expand(len(x), -1)
+        if dead is None or n_dead == 0:
+            aux_values, aux_indices = pre.new_zeros(len(x), 0), indices[:, :0]
+        else:
+            aux_values, aux_indices = pre.masked_fill(~dead, 0).topk(min(self.config.k_aux, n_dead), sorted=False)
+        return SAEOutput(z @ self.W_dec + self.b_dec, z, indices, aux_values, aux_indices, n_dead)
+
+    def reconstruction_loss(self, x: torch.Tensor, out: SAEOutput) -> torch.Tensor:
+        """Mean squared error per vector; for Matryoshka, its mean over the nested prefixes' reconstructions."""
+        if self.config.arch != "matryoshka":
+            return (x - out.x_hat).pow(2).sum(-1).mean()
+        losses, partial, start = [], self.b_dec.expand_as(x), 0
+        for end in self.config.prefixes:
+            partial = partial + out.values[:, start:end] @ self.W_dec[start:end]
+            losses.append((x - partial).pow(2).sum(-1).mean())
+            start = end
+        return torch.stack(losses).mean()
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """The parameters training moves (a frozen control's frozen ones left out)."""
+        return [p for p in self.parameters() if p.requires_grad]
 
     def dense_latents(self, x: torch.Tensor) -> torch.Tensor:
         """[B, n_latents] z with zeros outside the top k: the slow, obvious reference."""
@@ -120,6 +179,8 @@ class TopKSAE(nn.Module):
 
     @torch.no_grad()
     def normalize_decoder(self) -> None:
+        if not self.W_dec.requires_grad:  # a frozen decoder stays bit-identical to its initialisation
+            return
         self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-12)
 
     @torch.no_grad()

@@ -28,23 +28,28 @@ class SAEFitResult:
     train_seconds: float = 0.0
 
 
-def initial_b_dec(store: ActivationStore, config: SAEConfig) -> torch.Tensor:
-    """Geometric median (or mean) of up to INIT_SAMPLE train vectors, read in store order."""
+def init_sample(store: ActivationStore) -> torch.Tensor:
+    """Up to INIT_SAMPLE train vectors, read in store order."""
     parts, n = [], 0
     for x in store.batches("train", INIT_SAMPLE):
         parts.append(x)
         n += len(x)
         if n >= INIT_SAMPLE:
             break
-    sample = torch.cat(parts)[:INIT_SAMPLE]
-    return geometric_median(sample) if config.init == "geometric_median" else sample.mean(0)
+    return torch.cat(parts)[:INIT_SAMPLE]
 
 
+@torch.no_grad()
 def initial_sae(store: ActivationStore, config: SAEConfig) -> TopKSAE:
-    """The SAE as training starts: seeded weights, b_dec at the train activations' centre."""
+    """The SAE as training starts: seeded weights, b_dec at the train activations' centre, and for the
+    thresholded architectures the threshold at which k latents fire per vector on average over the init sample
+    (so the untrained control fires as sparsely as the trained SAE)."""
     sae = TopKSAE(config)
-    with torch.no_grad():
-        sae.b_dec.copy_(initial_b_dec(store, config))
+    sample = init_sample(store)
+    sae.b_dec.copy_(geometric_median(sample) if config.init == "geometric_median" else sample.mean(0))
+    if config.arch != "topk":
+        pre = sae.pre_acts(sample).flatten()
+        sae.threshold.fill_(pre.topk(min(len(sample) * config.k, pre.numel())).values[-1].clamp(min=0))
     return sae
 
 
@@ -90,7 +95,8 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     device = torch.device(train.device)
     parallel = DataParallel.current()
     sae = initial_sae(store, config).to(device)
-    optimiser = torch.optim.Adam(sae.parameters(), lr=train.lr, fused=True)  # no weight decay on an SAE
+    trainable = sae.trainable_parameters()
+    optimiser = torch.optim.Adam(trainable, lr=train.lr, fused=True)  # no weight decay on an SAE
     dead = DeadLatents(config.n_latents, config.dead_window or n_train)
     select_on = "dev" if "dev" in store.splits() else "train"
     generator = torch.Generator().manual_seed(config.seed)
@@ -125,14 +131,15 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                 out = sae(mine, dead.mask.to(device))
                 optimiser.zero_grad(set_to_none=False)
                 if len(mine):
-                    mse = (mine - out.x_hat).pow(2).sum(-1).mean()
+                    loss = sae.reconstruction_loss(mine, out)
                     # weighted by this rank's share, the ranks' gradients sum to the global batch mean's
-                    ((mse + config.alpha * sae.aux_loss(mine, out)) * (len(mine) / len(x))).backward()
+                    ((loss + config.alpha * sae.aux_loss(mine, out)) * (len(mine) / len(x))).backward()
+                    mse = (mine - out.x_hat.detach()).pow(2).sum(-1).mean()
                 else:  # a last batch smaller than the world: this rank adds nothing to the sum
                     mse = mine.new_zeros(())
-                    for p in sae.parameters():
+                    for p in trainable:
                         p.grad = torch.zeros_like(p)
-                parallel.sum_gradients(sae.parameters())
+                parallel.sum_gradients(trainable)
                 sae.remove_parallel_gradient()
                 optimiser.step()
                 sae.normalize_decoder()

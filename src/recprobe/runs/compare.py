@@ -1,0 +1,227 @@
+"""``recprobe compare``: every basis of a run against its controls, over seeds, on the same cases and labels
+(``<run>/compare.json``).
+
+Bases, per seed ``s`` of the ladder (``recprobe.runs.ladder``): each architecture's trained SAE; its controls,
+the same SAE untrained (seed ``s``, never trained), with a frozen decoder and with a frozen encoder; and the
+raw dimensions. The seed also draws which users are held out, so every interval covers both the SAE's seed
+and the data's. Families of metrics (``recprobe.concepts.probing``, ``recprobe.concepts.grounding``):
+
+- ``probing/<labels>@k<k>``: k-sparse probing AUROC on held-out users. Labels: ``history`` (an attribute value
+  among the case's shown history: broad), ``current`` (the item at this position), ``next`` (the item the user
+  took next), ``predicted`` (the model's top-1 there): narrow; ``user`` (the user's own attributes);
+- ``output/concentration``, ``steering/success``, ``steering/shift``: each ``predicted`` label's best direction
+  pushed through the model's ``score()``;
+- ``hard_negatives/hard`` and ``hard_negatives/random``: each ``history`` label's best direction on held-out
+  users' cases, against nearest and random non-firing cases.
+
+Each metric's ``trained_minus_best_control`` is, per seed, the best architecture's trained value minus the
+highest control value, summarised over seeds: training found something only where its interval excludes 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from recprobe.batches import phase_batches
+from recprobe.concepts.attributes import item_value_matrix, items_carry, scorable, user_labels
+from recprobe.concepts.cases import case_batches, case_rows, shown_history
+from recprobe.concepts.grounding import best_directions, hard_negative_gaps, push, random_directions
+from recprobe.concepts.probing import KS, held_out_users, k_sparse_probe
+from recprobe.errors import RunFolderError
+from recprobe.io import write_json
+from recprobe.runs.ladder import Rung, load_rung, trained_rungs
+from recprobe.runs.lock import locked
+from recprobe.runs.run import Run, open_run
+from recprobe.sae.train import initial_sae
+from recprobe.stats import excludes_zero, interval
+
+MAX_CASES = 10_000  # cases drawn once (seeded) and shared by every basis and seed
+PUSH_USERS = 256  # users whose representations are pushed for the output and steering metrics
+RAW, RANDOM = "raw", "random-direction"
+
+
+@dataclass
+class Basis:
+    name: str
+    arch: str | None  # None for the raw dimensions
+    role: str  # "trained" or "control"
+    features: Callable[[torch.Tensor], np.ndarray]  # representations [n, d] -> [n, D]
+    directions: Callable[[np.ndarray], torch.Tensor]  # columns [L] -> their directions [L, d] in representation space
+
+
+def sae_basis(name: str, arch: str, role: str, sae) -> Basis:
+    return Basis(name, arch, role, lambda reps: sae.dense_latents(reps).detach().numpy(),
+                 lambda columns: sae.W_dec.detach()[torch.from_numpy(columns)])
+
+
+def raw_basis(d: int) -> Basis:
+    return Basis(RAW, None, "control", lambda reps: reps.numpy(), lambda columns: torch.eye(d)[torch.from_numpy(columns)])
+
+
+@dataclass
+class Cases:
+    """The sampled cases: who, their representations, and the labels of each family."""
+
+    kind: str
+    users: np.ndarray
+    reps: torch.Tensor
+    labels: dict[str, tuple[list[str], np.ndarray]]  # family -> (names, [n, L] bool)
+    carriers: np.ndarray  # [n_items, L] which items carry each ``predicted`` label
+
+
+@torch.no_grad()
+def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
+    """Every position of a sequential target's sequences (each user at test time for a general one), a seeded
+    sample of at most ``max_cases``, with their representations and label families."""
+    target, split = run.target, run.split
+    kind = "all" if target.max_history else "test"
+    users, positions = case_rows(split, kind, target.max_history)
+    if len(users) > max_cases:
+        keep = np.sort(np.random.default_rng(seed).choice(len(users), max_cases, replace=False))
+        users, positions = users[keep], positions[keep]
+    reps, predicted = zip(*case_batches(target, split, users, positions), strict=True)
+    names, per_item = item_value_matrix(split.catalog)
+    offsets, items = split.sequences("test")
+    following = np.full(len(users), -1)
+    inside = positions < np.diff(offsets)[users]
+    following[inside] = items[offsets[users[inside]] + positions[inside]]
+    if kind == "test":  # the test item follows the test-time sequence
+        following = split.test_items[users]
+    history = shown_history(split, users, positions)
+    families = {"history": items_carry(history, per_item), "current": items_carry(history[:, -1], per_item),
+                "next": items_carry(following, per_item), "predicted": items_carry(np.concatenate(predicted), per_item)}
+    labels = {family: (names, hot) for family, hot in families.items()}
+    user_names, user_hot = user_labels(users, split.user_attributes)
+    if user_names:
+        labels["user"] = (user_names, user_hot)
+    kept = {family: scorable(hot) for family, (_, hot) in labels.items()}
+    labels = {family: ([n for n, k in zip(names_, kept[family], strict=True) if k], hot[:, kept[family]])
+              for family, (names_, hot) in labels.items()}
+    return Cases(kind, users, torch.cat(reps), labels, per_item[:, kept["predicted"]])
+
+
+def bases_for_seed(run: Run, rungs: list[Rung], seed: int) -> list[Basis]:
+    """Raw dimensions, then per architecture its trained SAE and controls of this seed (those in the ladder)."""
+    store = run.activations()
+    out = [raw_basis(run.target.d_model)]
+    for arch in sorted({r.arch for r in rungs if r.seed == seed}, key=lambda a: a != "topk"):
+        mine = {r.variant: r for r in rungs if r.seed == seed and r.arch == arch}
+        if "trained" not in mine:
+            continue
+        trained = load_rung(run, mine["trained"])
+        out.append(sae_basis(arch, arch, "trained", trained))
+        untrained = initial_sae(store, trained.config).eval()
+        out.append(sae_basis(f"{arch}/untrained", arch, "control", untrained))
+        for variant in ("frozen-decoder", "frozen-encoder"):
+            if variant in mine:
+                out.append(sae_basis(f"{arch}/{variant}", arch, "control", load_rung(run, mine[variant])))
+    return out
+
+
+def measure(basis: Basis, cases: Cases, run: Run, seed: int, ks=KS) -> dict[str, float]:
+    """Every metric of one basis for one seed."""
+    test = held_out_users(cases.users, seed=seed)
+    features = basis.features(cases.reps)
+    out: dict[str, float] = {}
+    for family, (_, labels) in cases.labels.items():
+        for k, auc in k_sparse_probe(features, labels, test, ks).items():
+            out[f"probing/{family}@k{k}"] = float(np.nanmean(auc))
+    out |= grounded(basis.directions, features, cases, run, test, seed)
+    return out
+
+
+def grounded(directions_of: Callable[[np.ndarray], torch.Tensor], features: np.ndarray | None, cases: Cases,
+             run: Run, test: np.ndarray, seed: int) -> dict[str, float]:
+    """The output, steering and hard-negative metrics; with ``features`` None, for seeded random directions."""
+    out: dict[str, float] = {}
+    names, predicted = cases.labels["predicted"]
+    if names:
+        if features is None:
+            directions = random_directions(len(names), cases.reps.shape[1], seed)
+        else:
+            chosen = best_directions(features, predicted, ~test)
+            directions = directions_of(chosen.columns) * torch.from_numpy(chosen.signs).float()[:, None]
+        split = run.split
+        sample = np.random.default_rng(seed).choice(split.n_users, min(PUSH_USERS, split.n_users), replace=False)
+        batch = phase_batches(split, "test", run.target.max_history)(np.sort(sample))
+        reps = run.target.represent(batch).float()
+        pushes = push(run.target, batch, reps, directions, cases.carriers)
+        out |= {"output/concentration": float(pushes.concentration.mean()),
+                "steering/success": float(pushes.success.mean()),
+                "steering/shift": float((pushes.raised_share - pushes.lowered_share).mean())}
+    names, history = cases.labels["history"]
+    if names and features is not None:
+        chosen = best_directions(features, history, ~test)
+        scores = features[test][:, chosen.columns] * chosen.signs
+        hard, random = hard_negative_gaps(scores, history[test], cases.reps[test].numpy(), cases.users[test], seed)
+        out |= {"hard_negatives/hard": float(np.nanmean(hard)), "hard_negatives/random": float(np.nanmean(random))}
+    return out
+
+
+def summarise(per_seed: list[dict[str, dict[str, float]]], roles: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
+    """metric -> basis -> interval over seeds, plus each architecture's trained-minus-best-control gap and the
+    best architecture's as ``trained_minus_best_control``."""
+    metrics: dict[str, Any] = {}
+    names = sorted({m for seed in per_seed for values in seed.values() for m in values})
+    for metric in names:
+        entry: dict[str, Any] = {}
+        for basis in roles:
+            values = [seed[basis][metric] for seed in per_seed if metric in seed.get(basis, {})]
+            if values:
+                entry[basis] = interval(values)
+        gaps = {}
+        for arch in sorted({a for role, a in roles.values() if role == "trained"}):
+            controls = [b for b, (role, a) in roles.items() if role == "control" and a in (arch, None)]
+            differences = []
+            for seed in per_seed:
+                found = [seed[b][metric] for b in controls if metric in seed.get(b, {})]
+                if metric in seed.get(arch, {}) and found and np.isfinite(found).all():
+                    differences.append(seed[arch][metric] - max(found))
+            if differences:
+                gaps[arch] = interval(differences)
+        if gaps:
+            best = max(gaps, key=lambda a: entry.get(a, {}).get("mean") or -np.inf)
+            entry["trained_minus_best_control"] = {**gaps[best], "arch": best,
+                                                   "excludes_zero": excludes_zero(gaps[best])}
+            entry["gaps"] = {arch: {**gap, "excludes_zero": excludes_zero(gap)} for arch, gap in gaps.items()}
+        metrics[metric] = entry
+    return metrics
+
+
+@locked("compare")
+def compare_run(run: Run | str | Path, *, max_cases: int = MAX_CASES, ks=KS, data_dir: str | Path | None = None,
+                on_seed: Callable[[int, list[str]], None] | None = None) -> dict[str, Any]:
+    """Measure every basis of the ladder on every seed and write ``<run>/compare.json``; returns what it wrote."""
+    run = open_run(run, data_dir)
+    rungs = trained_rungs(run.layout.saes)
+    if not rungs:
+        raise RunFolderError(f"{run.root} has no SAE ladder to compare; train one with "
+                             f"`recprobe train-sae --run {run.root} --seeds 5`")
+    started = time.perf_counter()
+    cases = sample_cases(run, max_cases)
+    seeds = sorted({r.seed for r in rungs})
+    per_seed, roles = [], {}
+    for seed in seeds:
+        values = {}
+        for basis in bases_for_seed(run, rungs, seed):
+            roles[basis.name] = (basis.role, basis.arch)
+            values[basis.name] = measure(basis, cases, run, seed, ks)
+        roles[RANDOM] = ("control", None)
+        values[RANDOM] = grounded(lambda c: None, None, cases, run, held_out_users(cases.users, seed=seed), seed)
+        per_seed.append(values)
+        if on_seed is not None:
+            on_seed(seed, list(values))
+    result = {"metrics": summarise(per_seed, roles), "seeds": seeds, "cases": {"kind": cases.kind, "n": len(cases.users)},
+              "labels": {family: len(names) for family, (names, _) in cases.labels.items()},
+              "bases": {name: {"role": role, "arch": arch} for name, (role, arch) in roles.items()},
+              "ks": list(ks), "made_from": {**run.made_from(), "activations": run.activations().content},
+              "seconds": round(time.perf_counter() - started, 1)}
+    write_json(run.layout.compare, result)
+    return result

@@ -1,0 +1,120 @@
+"""The ladder of SAEs behind every comparison (``recprobe train-sae --seeds S``): for each architecture and seed,
+the trained SAE and its trained controls, all over the run's one activation store, in ``<run>/saes/``.
+
+    <run>/saes/<arch>-<variant>-seed<s>/    an SAE folder (cfg.json, weights, metrics.json)
+
+``variant`` is ``trained``, ``frozen-decoder`` (decoder kept at its seeded initialisation, encoder trained) or
+``frozen-encoder`` (encoder kept, decoder trained): Korznikov et al. (2026) find such SAEs within ~0.03 of
+trained ones on LLMs. The untrained SAE and the raw dimensions need no training (``recprobe.runs.compare``).
+A finished folder made from the same activations and settings is kept, so an interrupted ladder resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recprobe.errors import ConfigError
+from recprobe.evaluate import reconstruction_metrics
+from recprobe.io import read_json
+from recprobe.runs.lock import locked
+from recprobe.runs.run import Run, open_run
+from recprobe.sae.config import ARCHITECTURES, CONTROLS, SAEConfig, SAETrainConfig
+from recprobe.sae.io import CONFIG, METRICS, load_sae, save_sae
+from recprobe.sae.train import train_sae
+
+VARIANTS = ("trained", *CONTROLS)
+FREEZE = {"trained": "none", "frozen-decoder": "decoder", "frozen-encoder": "encoder"}
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One SAE of the ladder."""
+
+    arch: str
+    variant: str
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}-{self.variant}-seed{self.seed}"
+
+    def config(self, d_in: int, options: dict[str, Any]) -> SAEConfig:
+        return SAEConfig(d_in=d_in, **{**options, "arch": self.arch, "freeze": FREEZE[self.variant], "seed": self.seed})
+
+
+def rungs(archs: Sequence[str], seeds: int, variants: Sequence[str] = VARIANTS) -> list[Rung]:
+    for arch in archs:
+        if arch not in ARCHITECTURES:
+            raise ConfigError(f"--arch must be among {', '.join(ARCHITECTURES)}, got {arch!r}")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be 1 or more, got {seeds}")
+    return [Rung(arch, variant, seed) for arch in archs for seed in range(seeds) for variant in variants]
+
+
+def trained_rungs(folder: Path) -> list[Rung]:
+    """The finished SAEs of ``<run>/saes``, in name order."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.iterdir()):
+        if (path / CONFIG).is_file():
+            arch, _, rest = path.name.partition("-")
+            variant, _, seed = rest.rpartition("-seed")
+            if arch in ARCHITECTURES and variant in VARIANTS and seed.isdigit():
+                found.append(Rung(arch, variant, int(seed)))
+    return found
+
+
+def _is_current(folder: Path, config: SAEConfig, made_from: dict[str, str]) -> bool:
+    if not (folder / CONFIG).is_file():
+        return False
+    recorded = read_json(folder / CONFIG).get("recprobe", {})
+    return recorded.get("config") == config.model_dump() and all(
+        recorded.get("provenance", {}).get(key) == value for key, value in made_from.items())
+
+
+@locked("train-sae")
+def train_ladder(run: Run | str | Path, archs: Sequence[str] = ("topk",), seeds: int = 5,
+                 sae_options: dict[str, Any] | None = None, train: SAETrainConfig | None = None, *,
+                 variants: Sequence[str] = VARIANTS, data_dir: str | Path | None = None, progress: bool = True,
+                 on_rung: Callable[[Rung, dict[str, Any], bool], None] | None = None) -> list[Rung]:
+    """Train every rung not yet trained on the run's current activations with these settings. ``on_rung`` is
+    called after each with its test reconstruction metrics and whether it was kept from before."""
+    run = open_run(run, data_dir)
+    store = run.activations()
+    options = {key: value for key, value in (sae_options or {}).items() if key not in ("arch", "freeze", "seed")}
+    made_from = {**run.made_from(), "activations": store.content}
+    done = []
+    for rung in rungs(archs, seeds, variants):
+        folder = run.layout.ladder(rung.name)
+        config = rung.config(store.d, options)
+        kept = _is_current(folder, config, made_from)
+        if kept:
+            sae, _ = load_sae(folder)
+        else:
+            sae, result = train_sae(store, config, train, progress=progress)
+            metrics = {part: reconstruction_metrics(sae, store, part) for part in store.splits()}
+            metrics |= {"best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
+                        "history": result.history}
+            save_sae(sae, folder, {**store.provenance, **made_from, "d_in": store.d},
+                     extra={METRICS: json.dumps(metrics, indent=2) + "\n"})
+        if on_rung is not None:
+            on_rung(rung, reconstruction_metrics(sae, store, "test") if "test" in store.splits() else {}, kept)
+        done.append(rung)
+    return done
+
+
+def load_rung(run: Run, rung: Rung):
+    """A ladder SAE, refused when it was trained on other activations than the run's current ones."""
+    from recprobe.runs.provenance import check_made_from
+
+    folder = run.layout.ladder(rung.name)
+    sae, cfg = load_sae(folder)
+    current = {**run.made_from(), "activations": run.activations().content}
+    check_made_from(str(folder), cfg.get("recprobe", {}).get("provenance", {}), current,
+                    f"recprobe train-sae --run {run.root} --seeds {rung.seed + 1} --arch {rung.arch}")
+    return sae
