@@ -281,8 +281,10 @@ def compare(
 
 def compare_table(result: dict) -> Table:
     """Rows: metrics; columns: each trained architecture, its best control, and the gap with its interval."""
-    table = Table("metric", "trained (best arch)", "best control", "trained - best control [95% CI]", "verdict",
-                  title="trained SAE against its controls, mean over seeds")
+    table = Table(title="trained SAE (best arch) minus its best control, per seed; means over seeds")
+    table.add_column("metric", no_wrap=True)
+    for column in ("trained", "best control", "gap [95% CI]", "verdict"):
+        table.add_column(column)
     for metric, entry in result["metrics"].items():
         gap = entry.get("trained_minus_best_control")
         if gap is None or gap["mean"] is None:

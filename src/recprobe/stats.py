@@ -18,16 +18,19 @@ def t_quantile(df: int) -> float:
 
 
 def interval(values: Sequence[float]) -> dict[str, float | int | None]:
-    """{"mean", "low", "high", "n"} over the finite ``values``; one value has no interval (low = high = None)."""
+    """{"mean", "low", "high", "n", "values"} over the finite ``values``; one value has no interval (low = high =
+    None)."""
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     if not finite:
-        return {"mean": None, "low": None, "high": None, "n": 0}
+        return {"mean": None, "low": None, "high": None, "n": 0, "values": []}
     mean = sum(finite) / len(finite)
+    shown = [round(v, 4) for v in finite]
     if len(finite) == 1:
-        return {"mean": round(mean, 4), "low": None, "high": None, "n": 1}
+        return {"mean": round(mean, 4), "low": None, "high": None, "n": 1, "values": shown}
     sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1))
     half = t_quantile(len(finite) - 1) * sd / math.sqrt(len(finite))
-    return {"mean": round(mean, 4), "low": round(mean - half, 4), "high": round(mean + half, 4), "n": len(finite)}
+    return {"mean": round(mean, 4), "low": round(mean - half, 4), "high": round(mean + half, 4), "n": len(finite),
+            "values": shown}
 
 
 def excludes_zero(summary: dict[str, float | int | None]) -> bool:

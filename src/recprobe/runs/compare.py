@@ -132,7 +132,7 @@ def measure(basis: Basis, cases: Cases, run: Run, seed: int, ks=KS) -> dict[str,
     out: dict[str, float] = {}
     for family, (_, labels) in cases.labels.items():
         for k, auc in k_sparse_probe(features, labels, test, ks).items():
-            out[f"probing/{family}@k{k}"] = float(np.nanmean(auc))
+            out[f"probing/{family}@k{k}"] = finite_mean(auc)
     out |= grounded(basis.directions, features, cases, run, test, seed)
     return out
 
@@ -161,8 +161,14 @@ def grounded(directions_of: Callable[[np.ndarray], torch.Tensor], features: np.n
         chosen = best_directions(features, history, ~test)
         scores = features[test][:, chosen.columns] * chosen.signs
         hard, random = hard_negative_gaps(scores, history[test], cases.reps[test].numpy(), cases.users[test], seed)
-        out |= {"hard_negatives/hard": float(np.nanmean(hard)), "hard_negatives/random": float(np.nanmean(random))}
+        out |= {"hard_negatives/hard": finite_mean(hard), "hard_negatives/random": finite_mean(random)}
     return out
+
+
+def finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite values; NaN (left out of the intervals) when there is none."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else float("nan")
 
 
 def summarise(per_seed: list[dict[str, dict[str, float]]], roles: dict[str, tuple[str, str | None]]) -> dict[str, Any]:

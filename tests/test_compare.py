@@ -1,0 +1,79 @@
+"""The ladder and `recprobe compare` end to end, on an in-memory model (as `wrap()` gives) with item labels."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from recprobe.cli import app
+from recprobe.errors import RunFolderError
+from recprobe.runs import Run
+from recprobe.runs.compare import compare_run
+from recprobe.runs.ladder import train_ladder
+from recprobe.sae.config import SAETrainConfig
+from tests.conftest import sae_run
+from tests.test_attributes import Blocks
+
+
+@pytest.fixture
+def labelled_run(split, tmp_path):
+    """The Blocks target (each user's representation names the item block they prefer), items labelled by block."""
+    catalog = replace(split.catalog, attributes=[{"block": [str((int(i) - 1) % 3)]} for i in split.item_ids])
+    split = replace(split, catalog=catalog)
+    run = Run.create(tmp_path / "run", Blocks(split), split)
+    run.capture(progress=False)
+    return run
+
+
+def test_compare_without_a_ladder_names_the_command_that_trains_it(labelled_run):
+    with pytest.raises(RunFolderError, match=r"no SAE ladder to compare; train one with `recprobe train-sae --run .* --seeds 5`"):
+        compare_run(labelled_run)
+
+
+def test_the_ladder_resumes_and_compare_sets_every_basis_beside_its_controls(labelled_run):
+    seen = []
+    train = SAETrainConfig(epochs=3)
+    train_ladder(labelled_run, ("topk",), 2, {"scale": 2, "k": 2}, train, progress=False,
+                 on_rung=lambda rung, metrics, kept: seen.append((rung.name, kept)))
+    assert [name for name, _ in seen] == [f"topk-{v}-seed{s}" for s in (0, 1)
+                                         for v in ("trained", "frozen-decoder", "frozen-encoder")]
+    again = []
+    train_ladder(labelled_run, ("topk",), 2, {"scale": 2, "k": 2}, train, progress=False,
+                 on_rung=lambda rung, metrics, kept: again.append(kept))
+    assert all(again)  # nothing trained twice
+
+    result = compare_run(labelled_run, ks=(1, 2))
+    written = json.loads(labelled_run.layout.compare.read_text())
+    assert written["seeds"] == [0, 1] and written["cases"]["kind"] == "test"
+    assert set(written["bases"]) == {"raw", "topk", "topk/untrained", "topk/frozen-decoder", "topk/frozen-encoder",
+                                     "random-direction"}
+    families = {name.split("/")[0] for name in written["metrics"]}
+    assert families == {"probing", "output", "steering", "hard_negatives"}
+    probe = written["metrics"]["probing/predicted@k1"]
+    assert probe["raw"]["mean"] > 0.9  # the block is a raw dimension of the representation
+    for metric, entry in result["metrics"].items():  # the gap is the per-seed difference to the best control
+        gap = entry.get("trained_minus_best_control")
+        if gap is None or gap["n"] < 2:
+            continue
+        controls = [b for b, info in written["bases"].items() if info["role"] == "control" and b in entry]
+        by_hand = [entry["topk"]["values"][s] - max(entry[b]["values"][s] for b in controls) for s in range(2)]
+        assert gap["mean"] == pytest.approx(np.mean(by_hand), abs=1e-3), metric
+
+
+def test_the_cli_trains_the_ladder_and_compares_a_builtin_sequential_run(split, tmp_path, monkeypatch):
+    catalog = replace(split.catalog, attributes=[{"block": [str((int(i) - 1) % 3)]} for i in split.item_ids])
+    run = sae_run(replace(split, catalog=catalog), tmp_path, monkeypatch, model="sasrec")
+    cli = CliRunner()
+    out = cli.invoke(app, ["train-sae", "--run", str(run), "--seeds", "2", "--no-controls", "--arch", "topk,batchtopk",
+                           "--scale", "1", "--k", "2", "--epochs", "2"])
+    assert out.exit_code == 0, out.output
+    assert "batchtopk-trained-seed1: test FVU" in out.output and "frozen" not in out.output
+    out = cli.invoke(app, ["compare", "--run", str(run), "--max-cases", "500"])
+    assert out.exit_code == 0, out.output
+    assert "gap [95%" in out.output and "probing/next@k1" in out.output, out.output
+    written = json.loads((run / "compare.json").read_text())
+    assert written["cases"]["kind"] == "all" and {"topk", "batchtopk/untrained"} <= set(written["bases"])

@@ -1,0 +1,98 @@
+"""k-sparse probing, the label-grounded metrics and the intervals they are reported with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recprobe.concepts.grounding import best_directions, hard_negative_gaps, push, random_directions
+from recprobe.concepts.probing import column_auroc, fit_logistic, held_out_users, k_sparse_probe
+from recprobe.planted import PlantedTarget, plant
+from recprobe.stats import excludes_zero, interval
+from recprobe.target import Batch
+
+
+def planted_label(n: int = 4000, directions: int = 50, seed: int = 0):
+    """Features where label j is carried by direction 3 j (plus noise); users of 10 cases each."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, directions)).astype(np.float32)
+    labels = np.stack([features[:, 3 * j] + rng.normal(size=n) > 0.5 for j in range(4)], axis=1)
+    return features, labels, np.arange(n) // 10
+
+
+def test_a_planted_direction_is_found_at_k1_and_a_shuffled_label_stays_at_chance():
+    features, labels, users = planted_label()
+    test = held_out_users(users, seed=1)
+    found = k_sparse_probe(features, labels, test, ks=(1,))[1]
+    assert (found > 0.8).all(), found
+    shuffled = k_sparse_probe(features, labels[np.random.default_rng(2).permutation(len(labels))], test, ks=(1,))[1]
+    assert (np.abs(shuffled - 0.5) < 0.05).all(), shuffled
+
+
+def test_held_out_users_have_no_case_in_training():
+    users = np.repeat(np.arange(100), 7)
+    test = held_out_users(users, share=0.2, seed=0)
+    assert set(users[test]).isdisjoint(users[~test]) and len(set(users[test])) == 20
+
+
+def test_the_logistic_fit_matches_scikit_learn():
+    linear_model = pytest.importorskip("sklearn.linear_model", reason="scikit-learn comes with recprobe[recbole]")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 3))
+    y = (x @ [1.5, -2.0, 0.3] + rng.normal(size=500) > 0).astype(float)
+    weights, bias = fit_logistic(torch.from_numpy(x)[None].float(), torch.from_numpy(y)[None].float(), l2=1e-2)
+    reference = linear_model.LogisticRegression(C=1 / (1e-2 * 500), tol=1e-10, max_iter=1000).fit(x, y)
+    np.testing.assert_allclose(weights[0].numpy(), reference.coef_[0], atol=2e-3)
+    np.testing.assert_allclose(float(bias[0]), reference.intercept_[0], atol=2e-3)
+
+
+def test_column_auroc_counts_ties_half():
+    scores = np.array([[0.1], [0.4], [0.4], [0.9]])
+    labels = np.array([[False], [True], [False], [True]])
+    assert column_auroc(scores, labels)[0] == pytest.approx((1 + 0.5 + 1 + 1) / 4)
+
+
+def test_hard_negatives_expose_a_direction_that_only_follows_its_neighbourhood():
+    """Cases live in two regions; the label is common in region A. A direction that marks region A beats random
+    negatives but not its nearest neighbours; one that marks the label itself beats both."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    region = rng.integers(0, 2, n)
+    reps = np.stack([region * 5.0 + rng.normal(size=n) * 0.1, rng.normal(size=n)], axis=1)
+    label = rng.random(n) < np.where(region == 1, 0.6, 0.05)
+    users = np.arange(n)
+    marks_region = region + 0.01 * rng.normal(size=n)
+    marks_label = label + 0.01 * rng.normal(size=n)
+    hard, random = hard_negative_gaps(np.stack([marks_region, marks_label], 1), np.stack([label, label], 1),
+                                      reps, users)
+    assert random[0] > 0.3 and abs(hard[0]) < 0.2
+    assert hard[1] > 0.5 and random[1] > 0.5
+
+
+def test_pushing_a_planted_direction_raises_its_items_and_a_random_direction_does_not():
+    planted = plant(n=300, d=16, m=8, s=2, n_items=200, seed=0)
+    target = PlantedTarget(planted)
+    batch = Batch(torch.arange(256), torch.empty(256, 0, dtype=torch.long), torch.zeros(256, dtype=torch.long))
+    per_item = (planted.item_directions.numpy()[:, None] == np.arange(8)[None]).astype(bool)
+    reps = target.represent(batch)
+    true = push(target, batch, reps, planted.directions, per_item)
+    random = push(target, batch, reps, random_directions(8, 16, seed=0), per_item)
+    assert true.concentration.mean() > 0.6 and random.concentration.mean() < 0.3
+    assert true.raised_share.mean() > random.raised_share.mean() + 0.3
+    assert true.lowered_share.mean() < random.lowered_share.mean()
+
+
+def test_the_best_direction_carries_the_sign_that_marks_the_label():
+    features, labels, _ = planted_label()
+    features[:, 3] *= -1  # label 1 now rides on -direction 3
+    chosen = best_directions(features, labels, np.ones(len(labels), dtype=bool))
+    assert chosen.columns.tolist() == [0, 3, 6, 9] and chosen.signs.tolist() == [1, -1, 1, 1]
+
+
+def test_intervals_use_students_t_and_say_when_they_exclude_zero():
+    summary = interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = 2.776 * np.std([1, 2, 3, 4, 5], ddof=1) / np.sqrt(5)
+    assert summary["mean"] == 3.0 and summary["low"] == pytest.approx(3 - half, abs=1e-4)
+    assert excludes_zero(summary) and not excludes_zero(interval([-1.0, 1.0, 0.5]))
+    assert interval([0.2])["low"] is None and not excludes_zero(interval([0.2]))
