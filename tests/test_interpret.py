@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from recprobe.concepts.cases import CaseSet, LatentSample
-from recprobe.concepts.labelers import MetadataDescriber, items_with, log_odds
+from recprobe.concepts.labelers import MetadataDescriber, described_attribute, items_with, log_odds
 from recprobe.concepts.records import read_records, repair_records
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
@@ -57,10 +57,52 @@ def test_the_metadata_describer_names_the_enriched_attribute_and_item():
 def test_an_attribute_joins_a_description_made_only_of_titles():
     describer = MetadataDescriber(*metadata_cases(has_titles=True))
     ranked = [('"A (1990)"', 3.0), ('"B (1991)"', 2.0), ('"C (1992)"', 1.5), ("genre: Drama", 1.0), ("genre: War", 0.5)]
-    describer.enriched = lambda rows: ranked
-    assert describer.describe(0, [0]) == 'genre: Drama; items like "A (1990)", "B (1991)", "C (1992)"'
-    describer.enriched = lambda rows: ranked[:3]  # no attribute is enriched at all
-    assert describer.describe(0, [0]) == 'items like "A (1990)", "B (1991)", "C (1992)"'
+    assert describer.phrase(ranked) == 'genre: Drama; items like "A (1990)", "B (1991)", "C (1992)"'
+    assert describer.phrase(ranked[:3]) == 'items like "A (1990)", "B (1991)", "C (1992)"'  # no attribute enriched
+
+
+def contrast_cases(near: str) -> tuple[CaseSet, Catalog, np.ndarray]:
+    """Latent 0 fires on 20 cases holding a horror film (item 0) and a war film (item 1). 20 silent cases hold
+    the horror film, 20 the war film. The firing cases' representations lie next to the first group (``near``
+    = "horror") or the second ("war")."""
+    catalog = Catalog(["Scream", "Patton", "Heat", "Fargo"], [{"genre": ["Horror"]}, {"genre": ["War"]},
+                                                              {"genre": ["Crime"]}, {"genre": ["Crime"]}], has_titles=False)
+    history = np.full((60, 9), -1)
+    history[:20, :2] = [0, 1]
+    history[20:40, :2] = [0, 2]
+    history[40:, :2] = [1, 3]
+    values = np.zeros((60, 1), dtype=np.float32)
+    values[:20, 0] = np.linspace(2, 1, 20)
+    cases = CaseSet(np.arange(60), history, np.full(60, 2), values, np.zeros((60, 1), dtype=np.int64))
+    reps = np.zeros((60, 2), dtype=np.float32)
+    reps[20:40, 0], reps[40:, 0] = 1.0, -1.0
+    reps[:, 1] = np.random.default_rng(0).normal(size=60) * 0.01  # no ties among the neighbours
+    reps[:20, 0] = 0.9 if near == "horror" else -0.9
+    return cases, catalog, reps
+
+
+def test_a_contrastive_description_changes_when_its_hard_negatives_do():
+    rows = list(range(20))
+    found = {}
+    for near in ("horror", "war"):
+        cases, catalog, reps = contrast_cases(near)
+        describer = MetadataDescriber(cases, catalog, reps)
+        negatives = describer.hard_negatives(0, rows)
+        assert set(negatives) <= set(range(20, 40) if near == "horror" else range(40, 60))
+        found[near] = describer.describe(0, rows)
+    assert described_attribute(found["horror"]) == "genre: War"  # named first: what the neighbours lack
+    assert described_attribute(found["war"]) == "genre: Horror"
+    cases, catalog, _ = contrast_cases("horror")
+    assert MetadataDescriber(cases, catalog).describe(0, rows) == "genre: Horror, War"  # against every case: both
+
+
+def test_two_latents_from_other_users_never_share_a_description():
+    cases, catalog = metadata_cases(has_titles=True)
+    describer = MetadataDescriber(cases, catalog)
+    first = describer.describe_exclusive(0, list(range(10)))
+    second = describer.describe_exclusive(1, list(range(10, 20)))
+    again = describer.describe_exclusive(2, list(range(10)))  # the same users' cases may share it
+    assert first != second and second.startswith(first.split(";")[0]) and again == first
 
 
 def test_placeholder_titles_are_not_described():

@@ -503,7 +503,8 @@ def explain(
     table = Table("latent", "description", "activation", "contribution", "share",
                   title=Text(f"user {found['user']}: {found['title']} (item {found['item']}, rank {found['rank']}{seen})"))
     for entry in found["latents"]:
-        table.add_row(str(entry["latent"]), Text(entry["description"] or "(not described: not interpreted, or too few users)"),
+        described = entry["description"] or "(not described: not interpreted, or too few users)"
+        table.add_row(str(entry["latent"]), Text(described + (f" [broad: {entry['broad']}]" if entry["broad"] else "")),
                       f"{entry['activation']:.3f}",
                       f"{entry['contribution']:+.3f}", f"{entry['share']:+.0%}")
     console.print(table)

@@ -1,6 +1,8 @@
-"""Which confident concepts a summary may lead with. A latent that fires on a large share of the cases (of the
-users, with one case per user) is a bias-like direction, not a concept, and one whose concept items are not the items its decoder direction raises
-is described by something other than what it does; both are skipped, with the reason said."""
+"""Which confident concepts a summary may lead with, by one rule wherever latents are chosen (the report's top
+concepts, Table 7, explanations). A latent that fires on a large share of the cases (of the users, with one case
+per user) is a broad, bias-like direction, not a concept, and one whose concept items are not the items its
+decoder direction raises is described by something other than what it does; both are skipped, with the reason
+said. The concept items are those carrying the attribute value the latent's own description names first."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import numpy as np
 
 from recprobe.concepts.cases import CaseSet
 from recprobe.concepts.interpret import most_confident
-from recprobe.concepts.labelers import MetadataDescriber, items_with
+from recprobe.concepts.labelers import MetadataDescriber, described_attribute, items_with
 from recprobe.data.split import Catalog
 from recprobe.effects import LatentEffects
 
@@ -19,24 +21,40 @@ MAX_SHARE = 0.2
 DECODER_ITEMS = 20
 
 
+def broad_reason(share: float) -> str | None:
+    """Why a latent firing on ``share`` of the cases is too broad to lead with, or None: the one rule for broad
+    latents, wherever latents are chosen or shown."""
+    if share > MAX_SHARE:
+        return f"fires on {share:.1%} of the cases (more than {MAX_SHARE:.0%}: a direction most users share)"
+    return None
+
+
 class Highlights:
     """Checks concepts against how widely their latent fires and what its decoder direction raises."""
 
-    def __init__(self, cases: CaseSet, catalog: Catalog, effects: LatentEffects):
+    def __init__(self, cases: CaseSet, catalog: Catalog, effects: LatentEffects,
+                 descriptions: dict[int, str | None] | None = None):
         self.catalog, self.effects = catalog, effects
         self.describer = MetadataDescriber(cases, catalog)
         self.share = cases.firing_share(effects.sae.n_latents)
+        self.descriptions = descriptions or {}
 
     def concept_items(self, latent: int) -> tuple[str | None, np.ndarray]:
-        """The latent's most enriched catalog attribute value and the items carrying it."""
-        feature = self.describer.top_attribute(latent)
+        """The attribute value the latent's description names first (else its most enriched one in its top
+        cases) and the items carrying it."""
+        feature = described_attribute(self.descriptions.get(latent))
+        if feature is None or not items_with(self.catalog, feature).any():
+            feature = self.describer.top_attribute(latent)
         mask = items_with(self.catalog, feature) if feature else np.zeros(len(self.catalog), dtype=bool)
         return feature, mask
 
+    def broad(self, latent: int) -> str | None:
+        return broad_reason(float(self.share[latent]))
+
     def skip_reason(self, latent: int) -> str | None:
-        share = float(self.share[latent])
-        if share > MAX_SHARE:
-            return f"fires on {share:.1%} of the cases (more than {MAX_SHARE:.0%}: a direction most users share)"
+        broad = self.broad(latent)
+        if broad is not None:
+            return broad
         feature, items = self.concept_items(latent)
         if feature is None or not items.any():
             return None

@@ -34,7 +34,8 @@ def describe_latent(latent: int, cases: CaseSet, describer, n: int, seed: int) -
     sample = sample_latent(cases, latent, n=n, seed=seed)
     if sample.status != "ok":
         return sample, None, None
-    return (sample, describer.describe(latent, describer.describing_rows(latent, sample)),
+    describe = getattr(describer, "describe_exclusive", describer.describe)  # one latent per description
+    return (sample, describe(latent, describer.describing_rows(latent, sample)),
             describer.describe(latent, sample.calibration))
 
 
@@ -84,11 +85,12 @@ def uses_llm(describer: str, verifier: str) -> bool:
 
 
 def build_stages(describer: str, verifier: str, llm_spec: str, cases: CaseSet, catalog: Catalog, dataset: str,
-                 level_mode: LevelMode):
-    """The describer and verifier objects, and the LLM (counting its prompts), loaded only when one needs it."""
+                 level_mode: LevelMode, reps: np.ndarray | None = None):
+    """The describer and verifier objects, and the LLM (counting its prompts), loaded only when one needs it.
+    ``reps``: the cases' representations, for the metadata describer's hard negatives."""
     llm = CountingLLM(load_llm(llm_spec)) if uses_llm(describer, verifier) else None
     prompts = load_prompts()
-    made_describer = (MetadataDescriber(cases, catalog) if describer == "metadata"
+    made_describer = (MetadataDescriber(cases, catalog, reps) if describer == "metadata"
                       else LLMDescriber(llm, prompts, domain_of(dataset), cases, catalog, levels(cases, level_mode)))
     made_verifier = {"embedding": lambda: EmbeddingVerifier(cases, catalog),
                      "llm": lambda: LLMVerifier(llm, prompts, cases, catalog),

@@ -1,8 +1,14 @@
-"""The metadata describer (no LLM): what the latent's most activating cases have in common, against all cases.
+"""The metadata describer (no LLM): what the latent's most activating cases have that their hard negatives lack.
 
 Each case contributes the attribute values (``genre: Comedy``) and the titles of the items it shows. A feature's
 enrichment is its weighted log-odds ratio with an informative Dirichlet prior (Monroe et al. 2008), between the
-latent's describing cases and every case; the description names the few most enriched features.
+latent's describing cases and a background; the description names the few most enriched features.
+
+The background is the describing cases' **hard negatives** when the cases' representations are given: for each
+describing case, the nearest cases (in representation space, other users) where the latent is silent. A value
+that every case of that neighbourhood carries (the release year of whatever was recent) then names nothing; what
+sets the latent's cases apart from their neighbours does. Without representations, the background is every case.
+A description another latent already took is extended with the next most enriched features until it is its own.
 """
 
 from __future__ import annotations
@@ -15,8 +21,12 @@ from recprobe.concepts.cases import CaseSet, LatentSample
 from recprobe.concepts.texts import case_items
 from recprobe.data.split import Catalog
 
+METADATA_VERSION = 2  # 2: contrasted with hard negatives, one latent per description (1: against every case)
 MAX_FEATURES = 3
+EXTRA_FEATURES = 3  # added at most, one by one, to tell a description apart from another latent's
 DESCRIBING_CASES = 50  # counts need more cases than N: up to this many activated ones, never verification ones
+NEIGHBOURS = 3  # hard negatives per describing case
+POOL = 8192  # silent cases searched for them (a seeded sample of all cases)
 
 
 def item_features(catalog: Catalog, item: int) -> set[str]:
@@ -36,6 +46,16 @@ def items_with(catalog: Catalog, feature: str) -> np.ndarray:
     return np.array([feature in item_features(catalog, item) for item in range(len(catalog))])
 
 
+def described_attribute(description: str | None) -> str | None:
+    """The first attribute value a metadata description names (``genre: Drama, Comedy; ...`` -> ``genre:
+    Drama``); None for a description that names none (titles only, or an LLM's free text)."""
+    for part in (description or "").split("; "):
+        name, sep, values = part.partition(": ")
+        if sep and name != "items like" and not name.startswith('"') and values:
+            return f"{name}: {values.split(', ')[0]}"
+    return None
+
+
 def case_features(cases: CaseSet, row: int, catalog: Catalog) -> Counter:
     counts: Counter = Counter()
     for item in case_items(cases, row):
@@ -43,15 +63,17 @@ def case_features(cases: CaseSet, row: int, catalog: Catalog) -> Counter:
     return counts
 
 
-def log_odds(focus: Counter, background: Counter, prior_strength: float = 1000.0) -> dict[str, float]:
+def log_odds(focus: Counter, background: Counter, prior_strength: float = 1000.0,
+             prior: Counter | None = None) -> dict[str, float]:
     """z-scored weighted log-odds ratio of each ``focus`` feature against ``background`` (Monroe et al. 2008,
-    eq. 22), with a Dirichlet prior proportional to the background counts."""
-    n_focus, n_background = sum(focus.values()), sum(background.values())
+    eq. 22), with a Dirichlet prior proportional to the ``prior`` counts (default: the background's)."""
+    prior = background if prior is None else prior
+    n_focus, n_background, n_prior = sum(focus.values()), sum(background.values()), sum(prior.values())
     a0 = min(prior_strength, n_background)
     scores = {}
     for feature, y_focus in focus.items():
         y_background = background[feature]
-        alpha = max(a0 * y_background / n_background, 1e-3)
+        alpha = max(a0 * prior[feature] / max(n_prior, 1), 1e-3)
         rest_focus = max(n_focus + a0 - y_focus - alpha, 1e-3)  # > 0 even when one feature is everything
         rest_background = max(n_background + a0 - y_background - alpha, 1e-3)
         delta = np.log((y_focus + alpha) / rest_focus) - np.log((y_background + alpha) / rest_background)
@@ -64,12 +86,30 @@ class MetadataDescriber:
 
     name = "metadata"
 
-    def __init__(self, cases: CaseSet, catalog: Catalog):
-        self.cases, self.catalog = cases, catalog
+    def __init__(self, cases: CaseSet, catalog: Catalog, reps: np.ndarray | None = None, seed: int = 0):
+        self.cases, self.catalog, self.reps = cases, catalog, reps
         self.background: Counter = Counter()
         self._features = [case_features(cases, row, catalog) for row in range(len(cases))]
         for counts in self._features:
             self.background.update(counts)
+        self.pool = np.sort(np.random.default_rng(seed).permutation(len(cases))[:POOL])
+        self.taken: dict[str, frozenset] = {}  # description -> the users of the cases it was made from
+
+    @property
+    def contrastive(self) -> bool:
+        return self.reps is not None
+
+    def hard_negatives(self, latent: int, rows: list[int]) -> list[int]:
+        """For each of ``rows``, its NEIGHBOURS nearest cases in the pool where ``latent`` is silent, of users
+        other than the rows' (each case once)."""
+        silent = self.pool[(self.cases.activation(latent)[self.pool] == 0)
+                           & ~np.isin(self.cases.users[self.pool], self.cases.users[rows])]
+        if not len(silent) or not rows:
+            return []
+        focus, candidates = self.reps[rows], self.reps[silent]
+        distance = (focus ** 2).sum(1)[:, None] - 2 * focus @ candidates.T + (candidates ** 2).sum(1)[None, :]
+        nearest = np.argsort(distance, axis=1)[:, :NEIGHBOURS]
+        return sorted(set(silent[nearest.ravel()].tolist()))
 
     def describing_rows(self, latent: int, sample: LatentSample) -> list[int]:
         """The latent's most activating cases, one per user, the verification cases' users excepted."""
@@ -83,19 +123,42 @@ class MetadataDescriber:
         rows = self.cases.strongest(latent)[:DESCRIBING_CASES].tolist()
         return next((feature for feature, _ in self.enriched(rows) if not is_title(feature)), None)
 
-    def enriched(self, rows: list[int]) -> list[tuple[str, float]]:
-        focus: Counter = Counter()
+    def counts(self, rows: list[int]) -> Counter:
+        total: Counter = Counter()
         for row in rows:
-            focus.update(self._features[row])
-        scores = log_odds(focus, self.background)
+            total.update(self._features[row])
+        return total
+
+    def enriched(self, rows: list[int], against: list[int] | None = None) -> list[tuple[str, float]]:
+        """Features of ``rows`` by enrichment against the cases ``against`` (every case when None)."""
+        background = self.background if against is None else self.counts(against)
+        scores = log_odds(self.counts(rows), background, prior=self.background)
         return sorted(((f, s) for f, s in scores.items() if s > 0), key=lambda fs: (-fs[1], fs[0]))
 
     def describe(self, latent: int, rows: list[int]) -> str:
-        """A short phrase from the top enriched features, e.g. ``genre: Drama; items like "Boogie Nights (1997)"``.
-        When only titles make the top, the most enriched attribute value joins them: a reader (and a verifier)
-        learns what kind of items these are, not only which."""
-        ranked = self.enriched(rows)
-        top = ranked[:MAX_FEATURES]
+        """The description of ``rows`` against their hard negatives (against every case without
+        representations), as ``phrase``."""
+        against = self.hard_negatives(latent, rows) if self.contrastive else None
+        return self.phrase(self.enriched(rows, against or None))
+
+    def describe_exclusive(self, latent: int, rows: list[int]) -> str:
+        """``describe``, with features added while another latent, described from other users' cases, holds the
+        same description; the result is then held for this latent."""
+        against = self.hard_negatives(latent, rows) if self.contrastive else None
+        ranked = self.enriched(rows, against or None)
+        users = frozenset(self.cases.users[rows].tolist())
+        for extra in range(EXTRA_FEATURES + 1):
+            text = self.phrase(ranked, MAX_FEATURES + extra)
+            if self.taken.get(text, users) == users:
+                break
+        self.taken.setdefault(text, users)
+        return text
+
+    def phrase(self, ranked: list[tuple[str, float]], size: int = MAX_FEATURES) -> str:
+        """A short phrase from the top ``size`` enriched features, e.g. ``genre: Drama; items like "Boogie
+        Nights (1997)"``. When only titles make the top, the most enriched attribute value joins them: a reader
+        (and a verifier) learns what kind of items these are, not only which."""
+        top = ranked[:size]
         if not top:
             return "no feature stands out"
         if all(is_title(feature) for feature, _ in top):

@@ -50,7 +50,6 @@ class RunReport:
         self.sae, self.cases = opened.sae(), opened.cases()
         self.sae_metrics = opened.sae_metrics()
         self.effects = LatentEffects(self.target, self.sae, self.split)
-        self.highlights = Highlights(self.cases, self.split.catalog, self.effects)
         self.users_firing = self.cases.users_per_latent(self.sae.n_latents)
         self.n_users = len(np.unique(self.cases.users))
         self.user_share = self.users_firing / self.n_users
@@ -59,6 +58,8 @@ class RunReport:
                                        f"recprobe explain --run {opened.root} --fidelity")
         self.levels = levels(self.cases)
         self.records = {r["latent"]: r for r in opened.concepts()}
+        self.highlights = Highlights(self.cases, self.split.catalog, self.effects,
+                                     {j: r.get("description") for j, r in self.records.items()})
         self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None
         self.table7 = read_result(opened, TABLE7, "recprobe steer --table7")
         self.debias = read_result(opened, DEBIAS, "recprobe debias")
@@ -170,8 +171,9 @@ class RunReport:
         for user in sorted(users.tolist()):
             found = explain(self.target, self.sae, self.split, user)
             total = sum(abs(e["contribution"]) for e in found.latents) or 1.0
-            rows = [(link(f"latents/{e['latent']}.html", str(e["latent"])), self.records.get(e["latent"], {}).get("description") or "",
-                     e["activation"], e["contribution"], f"{e['contribution'] / total:+.0%}") for e in found.latents[:EXPLAINING_LATENTS]]
+            leading = sorted(found.latents, key=lambda e: self.highlights.broad(e["latent"]) is not None)  # broad ones last
+            rows = [(link(f"latents/{e['latent']}.html", str(e["latent"])), self.explained(e["latent"]),
+                     e["activation"], e["contribution"], f"{e['contribution'] / total:+.0%}") for e in leading[:EXPLAINING_LATENTS]]
             history = [self.item(int(i)) for i in self.cases_history(user) if i >= 0][-REPORT_HISTORY:]
             examples.append({"user": str(self.split.user_ids[user]), "item": self.item(found.item), "history": "; ".join(history),
                              "rows": rows})
@@ -183,6 +185,12 @@ class RunReport:
                         f"(mean rank drop {f['mean_rank_drop_top']:.1f} against {f['mean_rank_drop_random']:.1f}).")
         return render("explanations.html", title="Why these recommendations", subtitle=self.title, root="",
                       examples=examples, fidelity=fidelity, run=str(self.run))
+
+    def explained(self, latent: int) -> str:
+        """A latent's description in an explanation, with the reason it is broad where it is."""
+        description = self.records.get(latent, {}).get("description") or ""
+        broad = self.highlights.broad(latent)
+        return f"{description} (broad: {broad})".strip() if broad else description
 
     def cases_history(self, user: int) -> np.ndarray:
         return self.split.histories("test", REPORT_HISTORY)[0][user]

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from recprobe.concepts.highlights import broad_reason
 from recprobe.errors import ConfigError
 from recprobe.explain import FIDELITY_M, explain, fidelity
 from recprobe.io import write_json
@@ -37,10 +38,12 @@ def explain_user(run: Run | str | Path, user: str, item: str | None = None, *,
     found = explain(run.target, run.sae(), split, index_of(split.user_ids, user, "user"),
                     None if item is None else index_of(split.item_ids, item, "item"))
     descriptions = {r["latent"]: r.get("description") for r in run.concepts()}
+    share = run.cases().firing_share(run.sae().n_latents)
     seen = exclusion_mask(*split.exclusions("test"), np.array([found.user]), split.n_items)[0, found.item]
     return {"user": str(split.user_ids[found.user]), "item": str(split.item_ids[found.item]),
             "title": split.catalog.titles[found.item], "rank": found.rank, "in_history": bool(seen),
-            "latents": [{**entry, "description": descriptions.get(entry["latent"])} for entry in found.latents]}
+            "latents": [{**entry, "description": descriptions.get(entry["latent"]),
+                         "broad": broad_reason(float(share[entry["latent"]]))} for entry in found.latents]}
 
 
 def fidelity_run(run: Run | str | Path, *, m: int = FIDELITY_M, seed: int = 0,

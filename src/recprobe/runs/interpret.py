@@ -40,6 +40,7 @@ from recprobe.concepts.interpret import (
     summarize,
     uses_llm,
 )
+from recprobe.concepts.labelers import METADATA_VERSION
 from recprobe.concepts.llm import check_llm_spec
 from recprobe.concepts.prompts import VERSION
 from recprobe.concepts.records import append_record, repair_records
@@ -47,7 +48,7 @@ from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, StaleArtifactError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import atomic_write_text, read_json, write_json
-from recprobe.runs.attributes import attribute_metrics
+from recprobe.runs.attributes import attribute_metrics, case_representations
 from recprobe.runs.layout import ATTRIBUTES, CASES, DAMAGED, SETTINGS, SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.provenance import check_made_from
@@ -82,7 +83,8 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
     if outside:
         raise ConfigError(f"latents {_ranges(outside)} do not exist: this {basis.upper()} basis has latents 0-{sae.n_latents - 1}")
     kind = resolve_cases(run, cases, n)
-    settings = {"describer": describer, "verifier": verifier, "llm": llm if uses_llm(describer, verifier) else None,
+    settings = {"describer": describer, **({"describer_version": METADATA_VERSION} if describer == "metadata" else {}),
+                "verifier": verifier, "llm": llm if uses_llm(describer, verifier) else None,
                 "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode, "basis": basis, "cases": kind,
                 "made_from": run.cases_made_from(basis)}
     rebuild = run.interpret_command(out, basis)
@@ -102,9 +104,13 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
         recorded.made_from = settings["made_from"]
         recorded.save(out / CASES)
     case_set = run.cases(out, basis=basis)
-    describe, verify, counter = build_stages(describer, verifier, llm, case_set, run.split.catalog, run.split.name, level_mode)
+    reps = case_representations(run, case_set) if describer == "metadata" else None  # for the hard negatives
+    describe, verify, counter = build_stages(describer, verifier, llm, case_set, run.split.catalog, run.split.name,
+                                             level_mode, reps)
     found = repair_records(out)
     records = found.records
+    if hasattr(describe, "taken"):  # descriptions made before a resume stay theirs
+        describe.taken.update({r["description"]: frozenset() for r in records if r.get("description")})
     done = {r["latent"] for r in records}
     todo = [j for j in todo_latents if j not in done]
     described = {}

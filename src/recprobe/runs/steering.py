@@ -56,7 +56,9 @@ class SteeringRun:
     @property
     def highlights(self) -> Highlights:
         if self._highlights is None:
-            self._highlights = Highlights(self.cases, self.split.catalog, LatentEffects(self.target, self.sae, self.split))
+            descriptions = {r["latent"]: r.get("description") for r in self.opened.concepts()}
+            self._highlights = Highlights(self.cases, self.split.catalog, LatentEffects(self.target, self.sae, self.split),
+                                          descriptions)
         return self._highlights
 
     def concept_items(self, latent: int) -> tuple[str | None, np.ndarray]:
