@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recprobe.cli import app
-from recprobe.errors import RunFolderError
+from recprobe.errors import RunFolderError, StaleArtifactError
 from recprobe.runs import Run
 from recprobe.runs.compare import compare_run
 from recprobe.runs.ladder import train_ladder
@@ -62,6 +62,21 @@ def test_the_ladder_resumes_and_compare_sets_every_basis_beside_its_controls(lab
         controls = [b for b, info in written["bases"].items() if info["role"] == "control" and b in entry]
         by_hand = [entry["topk"]["values"][s] - max(entry[b]["values"][s] for b in controls) for s in range(2)]
         assert gap["mean"] == pytest.approx(np.mean(by_hand), abs=1e-3), metric
+
+
+def test_the_report_leads_with_the_comparison_and_refuses_a_stale_one(labelled_run):
+    train_ladder(labelled_run, ("topk",), 2, {"scale": 2, "k": 2}, SAETrainConfig(epochs=2), progress=False)
+    labelled_run.train_sae(scale=2, k=2, epochs=2, progress=False)
+    index = labelled_run.report().read_text()
+    assert "recprobe compare --run" in index and "Does training find anything?" not in index
+    compare_run(labelled_run, ks=(1,))
+    index = labelled_run.report().read_text()
+    assert "Does training find anything?" in index and "probing/history@k1" in index and "verdict" in index
+    record = json.loads(labelled_run.layout.compare.read_text())
+    record["made_from"]["activations"] = "0" * 16
+    labelled_run.layout.compare.write_text(json.dumps(record))
+    with pytest.raises(StaleArtifactError, match=r"compare.json was made from another activations .* rebuild it with `recprobe compare --run"):
+        labelled_run.report()
 
 
 def test_the_cli_trains_the_ladder_and_compares_a_builtin_sequential_run(split, tmp_path, monkeypatch):

@@ -280,23 +280,19 @@ def compare(
 
 
 def compare_table(result: dict) -> Table:
-    """Rows: metrics; columns: each trained architecture, its best control, and the gap with its interval."""
+    """Rows: metrics; columns: the best trained architecture, its best control, the gap with its interval."""
+    from recprobe.runs.compare import headline
+
     table = Table(title="trained SAE (best arch) minus its best control, per seed; means over seeds")
     table.add_column("metric", no_wrap=True)
     for column in ("trained", "best control", "gap [95% CI]", "verdict"):
         table.add_column(column)
-    for metric, entry in result["metrics"].items():
-        gap = entry.get("trained_minus_best_control")
-        if gap is None or gap["mean"] is None:
-            continue
-        roles = result["bases"]
-        controls = {b: v for b, v in entry.items() if roles.get(b, {}).get("role") == "control" and v.get("mean") is not None}
-        best = max(controls, key=lambda b: controls[b]["mean"]) if controls else None
+    for row in headline(result):
+        gap = row["gap"]
         low_high = f"[{gap['low']:+.3f}, {gap['high']:+.3f}]" if gap["low"] is not None else "(one seed)"
-        verdict = ("trained ahead" if gap["excludes_zero"] and gap["mean"] > 0 else
-                   "control ahead" if gap["excludes_zero"] else "no difference shown")
-        table.add_row(metric, f"{gap['arch']} {entry[gap['arch']]['mean']:.3f}",
-                      f"{best} {controls[best]['mean']:.3f}" if best else "-", f"{gap['mean']:+.3f} {low_high}", verdict)
+        control = f"{row['control']} {row['control_mean']:.3f}" if row["control"] else "-"
+        table.add_row(row["metric"], f"{row['arch']} {row['trained']:.3f}", control, f"{gap['mean']:+.3f} {low_high}",
+                      row["verdict"])
     return table
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from recprobe.concepts.highlights import broad_reason
 from recprobe.concepts.interpret import most_confident
 from recprobe.concepts.records import read_records
 from recprobe.report import build_report
@@ -26,6 +27,7 @@ from recprobe.runs.sae import train_sae_run
 from recprobe.runs.steering import SteeringRun
 
 LLM_FOLDER = "concepts-llm"
+SHOWN_CONFIDENCE = 0.8  # a generated description is printed only when its verification accepts it
 
 
 def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | None = None, llm: str = "smollm2",
@@ -51,13 +53,18 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
     stage("train the TopK SAE", lambda: train_sae_run(run), done=(run.layout.sae / "cfg.json").exists())
     summary = stage("interpret every latent (metadata + embedding)", lambda: interpret_run(run))
     console.print(f"  concepts with C >= 0.8: {summary['concepts']['C>=0.8']} of {summary['interpreted'] - summary['insufficient']} verified")
-    confident = most_confident(run.concepts())[:llm_latents]
+    share = run.cases().firing_share(run.sae().n_latents)
+    confident = [r for r in most_confident(run.concepts()) if broad_reason(float(share[r["latent"]])) is None][:llm_latents]
     if llm_latents:
+        # the small model's generated levels are near constant; its likelihoods rank descriptions (environment.md)
         stage(f"{llm} on {len(confident)} latents", lambda: interpret_run(
-            run, describer="llm", verifier="llm", llm=llm, latents=[r["latent"] for r in confident],
+            run, describer="llm", verifier="llm-likelihood", llm=llm, latents=[r["latent"] for r in confident],
             folder=LLM_FOLDER))
         for record in read_records(run.layout.concepts(LLM_FOLDER)).records:
-            console.print(f"  latent {record['latent']}: {record.get('description')!r} (C = {record.get('confidence')})")
+            passed = (record.get("confidence") or 0) >= SHOWN_CONFIDENCE
+            console.print(f"  latent {record['latent']}: {record.get('description')!r} (C = {record.get('confidence')})"
+                          if passed else f"  latent {record['latent']}: its generated description failed its own "
+                          f"verification (C = {record.get('confidence')} < {SHOWN_CONFIDENCE}), not shown", markup=False)
     steering = SteeringRun(run)
     table = stage("steering (Table 7)", steering.table7)
     for row in table["latents"]:

@@ -26,6 +26,7 @@ from recprobe.explain import explain
 from recprobe.io import read_json, write_folder
 from recprobe.report.charts import bars, heatmap, histogram, pareto
 from recprobe.report.pages import STYLE, level, link, render
+from recprobe.runs.compare import headline, read_compare
 from recprobe.runs.explain import FIDELITY
 from recprobe.runs.layout import ATTRIBUTES, SUMMARY
 from recprobe.runs.lock import locked
@@ -76,10 +77,23 @@ class RunReport:
         return render(
             "index.html", title=self.title, subtitle=f"recprobe report for {self.run.name}", root="", run=str(self.run),
             recommender=[(k, f"{test[k]:.4f}") for k in ("HR@10", "NDCG@10", "HR@20", "NDCG@20")],
-            faithfulness=self._faithfulness(), users=self.n_users,
+            faithfulness=self._faithfulness(), controls=self._controls(), users=self.n_users,
             firing=histogram(self.user_share[self.user_share > 0], 24, "share of users a latent fires on", log=True),
             concepts=self._concepts(), attributes=self._attributes(), table7=self._table7(), debias=self._debias(),
             sweep=self._sweep())
+
+    def _controls(self) -> dict[str, Any] | None:
+        """The trained SAE against its controls (``recprobe compare``), when measured."""
+        found = read_compare(self.opened)
+        if found is None:
+            return None
+        rows = [(r["metric"], f"{r['arch']} {r['trained']:.3f}", f"{r['control']} {r['control_mean']:.3f}" if r["control"] else "-",
+                 f"{r['gap']['mean']:+.3f}" + (f" [{r['gap']['low']:+.3f}, {r['gap']['high']:+.3f}]" if r["gap"]["low"] is not None else ""),
+                 r["verdict"]) for r in headline(found)]
+        ahead = sum(r[-1] == "trained ahead" for r in rows)
+        return {"rows": rows, "note": f"{ahead} of {len(rows)} metrics show training ahead of every control with a 95% "
+                                      f"interval excluding 0, over seeds {found['seeds']} on {found['cases']['n']:,} "
+                                      f"{found['cases']['kind']} cases; the rest show no difference or a control ahead."}
 
     def _faithfulness(self) -> list[tuple[str, str]]:
         after, before = self.sae_metrics["after"], self.sae_metrics["before"]

@@ -38,6 +38,7 @@ from recprobe.errors import RunFolderError
 from recprobe.io import write_json
 from recprobe.runs.ladder import Rung, load_rung, trained_rungs
 from recprobe.runs.lock import locked
+from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.train import initial_sae
 from recprobe.stats import excludes_zero, interval
@@ -199,6 +200,35 @@ def summarise(per_seed: list[dict[str, dict[str, float]]], roles: dict[str, tupl
             entry["gaps"] = {arch: {**gap, "excludes_zero": excludes_zero(gap)} for arch, gap in gaps.items()}
         metrics[metric] = entry
     return metrics
+
+
+def verdict(gap: dict[str, Any]) -> str:
+    if gap["excludes_zero"]:
+        return "trained ahead" if gap["mean"] > 0 else "control ahead"
+    return "no difference shown"
+
+
+def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per metric with a gap: the best trained architecture's mean, the control with the highest mean, the gap
+    (trained minus the best control per seed) with its interval, and the verdict; what `compare` prints and the
+    report shows."""
+    rows = []
+    for metric, entry in result["metrics"].items():
+        gap = entry.get("trained_minus_best_control")
+        if gap is None or gap["mean"] is None:
+            continue
+        controls = {b: v for b, v in entry.items() if result["bases"].get(b, {}).get("role") == "control"
+                    and isinstance(v, dict) and v.get("mean") is not None}
+        best = max(controls, key=lambda b: controls[b]["mean"]) if controls else None
+        rows.append({"metric": metric, "arch": gap["arch"], "trained": entry[gap["arch"]]["mean"], "control": best,
+                     "control_mean": controls[best]["mean"] if best else None, "gap": gap, "verdict": verdict(gap)})
+    return rows
+
+
+def read_compare(run: Run) -> dict[str, Any] | None:
+    """The run's compare.json (None when absent), refused when made from other activations."""
+    return read_made_from(run.layout.compare, {**run.made_from(), "activations": run.activations().content},
+                          f"recprobe compare --run {run.root}")
 
 
 @locked("compare")
