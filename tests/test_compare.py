@@ -16,6 +16,7 @@ from recprobe.runs.compare import compare_run
 from recprobe.runs.ladder import train_ladder
 from recprobe.sae.config import SAETrainConfig
 from tests.conftest import sae_run
+from tests.test_cli import assert_one_line_error, run_cli
 from tests.test_attributes import Blocks
 
 
@@ -92,3 +93,8 @@ def test_the_cli_trains_the_ladder_and_compares_a_builtin_sequential_run(split, 
     assert "gap [95%" in out.output and "probing/next@k1" in out.output, out.output
     written = json.loads((run / "compare.json").read_text())
     assert written["cases"]["kind"] == "all" and {"topk", "batchtopk/untrained"} <= set(written["bases"])
+
+
+def test_several_architectures_without_seeds_are_refused_in_one_line(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train-sae", "--run", str(tmp_path), "--arch", "topk,batchtopk")
+    assert_one_line_error(code, err, "--arch: one architecture for RUN/sae (several only with --seeds), got 'topk,batchtopk'")
