@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from recprobe.cli import app
 from recprobe.errors import RunFolderError, StaleArtifactError
 from recprobe.runs import Run
-from recprobe.runs.compare import compare_run
+from recprobe.runs.compare import compare_run, headline
+from recprobe.runs.interpret import controls_line
 from recprobe.runs.ladder import train_ladder
 from recprobe.sae.config import SAETrainConfig
 from tests.conftest import sae_run
@@ -70,7 +71,10 @@ def test_the_report_leads_with_the_comparison_and_refuses_a_stale_one(labelled_r
     labelled_run.train_sae(scale=2, k=2, epochs=2, progress=False)
     index = labelled_run.report().read_text()
     assert "recprobe compare --run" in index and "Does training find anything?" not in index
-    compare_run(labelled_run, ks=(1,))
+    assert "counts alone do not tell a trained SAE from a random one" in controls_line(labelled_run)
+    result = compare_run(labelled_run, ks=(1,))
+    ahead = sum(row["verdict"] == "trained ahead" for row in headline(result))
+    assert f"excluding 0 on {ahead} of {len(headline(result))} metrics" in controls_line(labelled_run)
     index = labelled_run.report().read_text()
     assert "Does training find anything?" in index and "probing/history@k1" in index and "verdict" in index
     record = json.loads(labelled_run.layout.compare.read_text())

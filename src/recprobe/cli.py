@@ -346,6 +346,7 @@ def interpret(
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {_number(summary['mean_confidence'])}, "
                   f"random-description baseline {_number(summary['mean_baseline_confidence'])}; intra-concept similarity "
                   f"{_number(summary['intra_similarity'])}, inter {_number(summary['inter_similarity'])} -> {summary['folder']}")
+    console.print(summary["controls"], markup=False, highlight=False)
 
 
 def _parse_latents(spec: str | None) -> list[int] | None:

@@ -54,6 +54,7 @@ from recprobe.runs.lock import locked
 from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.io import CONFIG
+from recprobe.store import ActivationStore
 
 MIN_SCORABLE = 0.9  # the share of latents the paper's test cases must score for `auto` to keep them
 
@@ -135,11 +136,27 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
         attributes = attribute_metrics(run, case_set)
         write_json(out / ATTRIBUTES, attributes)
         summary["attributes"] = attributes.get("mean_best_auroc")
+    summary["controls"] = controls_line(run)
     if found.damaged:
         summary["repair_note"] = (f"{len(found.damaged)} damaged line(s) of {out.name}/concepts.jsonl moved to "
                                   f"{out.name}/{DAMAGED}; their latents were interpreted again")
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def controls_line(run: Run) -> str:
+    """What the counts above mean beside the controls: the comparison's headline, or how to measure it."""
+    from recprobe.runs.compare import headline, read_compare
+
+    found = read_compare(run) if ActivationStore.finished(run.layout.activations) else None
+    if found is None:
+        return (f"counts alone do not tell a trained SAE from a random one; measure it against its controls with "
+                f"`recprobe train-sae --run {run.root} --seeds 5` and `recprobe compare --run {run.root}`")
+    rows = headline(found)
+    ahead = [r["metric"] for r in rows if r["verdict"] == "trained ahead"]
+    return (f"against its controls (seeds {found['seeds']}): training is ahead with a 95% interval excluding 0 on "
+            f"{len(ahead)} of {len(rows)} metrics ({', '.join(ahead) or 'none'}); `recprobe compare --run {run.root}` "
+            "shows them all")
 
 
 def firing_on_cases(cases: CaseSet, n_latents: int) -> dict[str, float]:
