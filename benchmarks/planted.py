@@ -19,22 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from recprobe.planted import plant, recovered_share
+from recprobe.planted import plant, recovered_share, to_store
 from recprobe.runs.ladder import FREEZE
 from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
 from recprobe.sae.train import initial_sae
-from recprobe.store import ActivationStore, ActivationWriter, Rows
-
-
-def store_of(vectors: torch.Tensor, folder: Path) -> ActivationStore:
-    writer = ActivationWriter(folder, vectors.shape[1], {"target": "planted"})
-    cut = int(0.9 * len(vectors))
-    for split, rows in (("train", vectors[:cut]), ("dev", vectors[cut:])):
-        index = torch.arange(len(rows))
-        writer.append(split, Rows(rows.float().contiguous(), index, index))
-    return ActivationStore(writer.close())
 
 
 def main() -> None:
@@ -55,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             planted = plant(args.n, args.d, args.m, args.s, seed=seed)
-            store = store_of(planted.vectors, Path(tmp) / f"seed{seed}")
+            store = to_store(planted.vectors, Path(tmp) / f"seed{seed}")
             for arch in args.arch.split(","):
                 for variant, freeze in FREEZE.items():
                     config = SAEConfig(d_in=args.d, n_latents=args.latents, scale=None, k=args.k, arch=arch,

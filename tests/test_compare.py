@@ -17,8 +17,8 @@ from recprobe.runs.interpret import controls_line
 from recprobe.runs.ladder import train_ladder
 from recprobe.sae.config import SAETrainConfig
 from tests.conftest import sae_run
-from tests.test_cli import assert_one_line_error, run_cli
 from tests.test_attributes import Blocks
+from tests.test_cli import assert_one_line_error, run_cli
 
 
 @pytest.fixture

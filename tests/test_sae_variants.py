@@ -7,26 +7,17 @@ import pytest
 import torch
 
 from recprobe.errors import RecprobeError
-from recprobe.planted import plant, recovered_share
+from recprobe.planted import plant, recovered_share, to_store
 from recprobe.sae import SAEConfig, SAETrainConfig, load_sae, save_sae, train_sae
 from recprobe.sae.topk import TopKSAE
 from recprobe.sae.train import initial_sae
-from recprobe.store import ActivationStore, ActivationWriter, Rows
-
-
-def store_of(vectors: torch.Tensor, folder) -> ActivationStore:
-    writer = ActivationWriter(folder, vectors.shape[1], {"target": "planted"})
-    cut = int(0.9 * len(vectors))
-    for split, rows in (("train", vectors[:cut]), ("dev", vectors[cut:])):
-        index = torch.arange(len(rows))
-        writer.append(split, Rows(rows.float().contiguous(), index, index))
-    return ActivationStore(writer.close())
+from recprobe.store import ActivationStore
 
 
 @pytest.fixture
 def planted_store(tmp_path):
     planted = plant(n=6_000, d=16, m=24, s=2, seed=0)
-    return planted, store_of(planted.vectors, tmp_path / "store")
+    return planted, to_store(planted.vectors, tmp_path / "store")
 
 
 def config(**fields) -> SAEConfig:

@@ -9,10 +9,12 @@ items by their dot product with them, and each item carries the attribute value 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from recprobe.store import ActivationStore, ActivationWriter, Rows
 from recprobe.target import Batch
 
 RECOVERED_COSINE = 0.9
@@ -39,6 +41,16 @@ def plant(n: int = 100_000, d: int = 64, m: int = 512, s: int = 8, n_items: int 
     weights = torch.empty(n, s).exponential_(generator=generator) + 0.5
     vectors = torch.einsum("ns,nsd->nd", weights, directions[active]) + noise * torch.randn(n, d, generator=generator)
     return Planted(directions, vectors, active, torch.randint(m, (n_items,), generator=generator))
+
+
+def to_store(vectors: torch.Tensor, folder: str | Path, dev_share: float = 0.1) -> ActivationStore:
+    """An activation store of ``vectors``: the first ``1 - dev_share`` as train rows, the rest as dev rows."""
+    writer = ActivationWriter(folder, vectors.shape[1], {"target": "planted"})
+    cut = int((1 - dev_share) * len(vectors))
+    for split, rows in (("train", vectors[:cut]), ("dev", vectors[cut:])):
+        index = torch.arange(len(rows))
+        writer.append(split, Rows(rows.float().contiguous(), index, index))
+    return ActivationStore(writer.close())
 
 
 def recovered_share(decoder: torch.Tensor, directions: torch.Tensor, cosine: float = RECOVERED_COSINE) -> float:
