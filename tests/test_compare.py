@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from recprobe.cli import app
 from recprobe.errors import RunFolderError, StaleArtifactError
 from recprobe.runs import Run
-from recprobe.runs.compare import compare_run, headline
+from recprobe.runs.compare import compare_run, headline, sample_cases
 from recprobe.runs.interpret import controls_line
 from recprobe.runs.ladder import train_ladder
 from recprobe.sae.config import SAETrainConfig
@@ -102,3 +102,17 @@ def test_the_cli_trains_the_ladder_and_compares_a_builtin_sequential_run(split, 
 def test_several_architectures_without_seeds_are_refused_in_one_line(tmp_path, capsys):
     code, _, err = run_cli(capsys, "train-sae", "--run", str(tmp_path), "--arch", "topk,batchtopk")
     assert_one_line_error(code, err, "--arch: one architecture for RUN/sae (several only with --seeds), got 'topk,batchtopk'")
+
+
+def test_narrow_labels_read_the_item_at_this_position_and_the_next(split, tmp_path, monkeypatch):
+    """Every synthetic user takes items of one block only, so at every position the current and the next item
+    carry the user's block, and nothing else."""
+    catalog = replace(split.catalog, attributes=[{"block": [str((int(i) - 1) % 3)]} for i in split.item_ids])
+    run = Run.open(sae_run(replace(split, catalog=catalog), tmp_path, monkeypatch, model="sasrec"))
+    cases = sample_cases(run)
+    block = np.array([(int(u) - 1) % 3 for u in run.split.user_ids])[cases.users]
+    expected = block[:, None] == np.arange(3)[None, :]
+    for family in ("current", "next", "history"):
+        names, labels = cases.labels[family]
+        assert names == ["block: 0", "block: 1", "block: 2"] and (labels == expected).all(), family
+    assert cases.kind == "all" and len(cases.users) > run.split.n_users

@@ -4,10 +4,13 @@ deterministic fake LLM standing in for SmolLM2 (the embedded model itself is exe
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 
 from recprobe.cli import main
+from recprobe.concepts.labelers import described_attribute
+from recprobe.report.build import RunReport
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +38,10 @@ def test_quickstart_runs_every_stage_and_reuses_them(shared_data, tmp_path, caps
     assert summary["cases"] == "all" and summary["n_cases"] > 50_000 and summary["concepts"]["all"] >= 900
     assert summary["attributes"]["sae"]["genre"] > summary["attributes"]["untrained"]["genre"]
     assert not (out / "sae-checkpoint.safetensors").exists()
+    top = [row[1] for row in RunReport(out)._concepts()["top"]]  # the report's top concepts: each its own
+    assert len(top) == 25 and len(set(top)) == 25, top
+    named = Counter(described_attribute(d) for d in top if described_attribute(d))
+    assert max(named.values()) <= len(top) / 3, named  # no value (a release year) names most of them
     weights = (out / "sae" / "sae_weights.safetensors").read_bytes()
     quickstart(out)  # a rerun reuses every stage
     assert "capture: already in" in capsys.readouterr().out

@@ -115,8 +115,14 @@ def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
     cli("train-sae", "--run", str(run), "--scale", "2", "--k", "4", "--epochs", "2", data=data, cwd=root)
     cli("interpret", "--run", str(run), data=data, cwd=root)
     cli("steer", "--run", str(run), "--table7", data=data, cwd=root)
+    if model in ("BPR", "SASRec"):  # the ladder and its comparison, for a general and a sequential checkpoint
+        cli("train-sae", "--run", str(run), "--seeds", "2", "--scale", "2", "--k", "4", "--epochs", "1", data=data, cwd=root)
+        compared = cli("compare", "--run", str(run), "--max-cases", "2000", data=data, cwd=root)
+        assert "gap [95%" in compared and "probing/predicted@k1" in compared
     cli("report", "--run", str(run), data=data, cwd=root)
-    assert f"recbole:{model} on ml-100k" in (run / "report" / "index.html").read_text()
+    index = (run / "report" / "index.html").read_text()
+    assert f"recbole:{model} on ml-100k" in index
+    assert ("Does training find anything?" in index) == (model in ("BPR", "SASRec"))
 
 
 def test_a_checkpoint_of_recboles_unfiltered_ml100k_is_refused(recbole_run, tmp_path):

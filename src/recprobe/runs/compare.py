@@ -90,13 +90,12 @@ def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
     reps, predicted = zip(*case_batches(target, split, users, positions), strict=True)
     names, per_item = item_value_matrix(split.catalog)
     offsets, items = split.sequences("test")
-    following = np.full(len(users), -1)
+    following = split.test_items[users].copy()  # after the whole train-then-dev sequence: the test item
     inside = positions < np.diff(offsets)[users]
     following[inside] = items[offsets[users[inside]] + positions[inside]]
-    if kind == "test":  # the test item follows the test-time sequence
-        following = split.test_items[users]
     history = shown_history(split, users, positions)
-    families = {"history": items_carry(history, per_item), "current": items_carry(history[:, -1], per_item),
+    current = items[offsets[users] + positions - 1]  # the last item before the case (every case has one)
+    families = {"history": items_carry(history, per_item), "current": items_carry(current, per_item),
                 "next": items_carry(following, per_item), "predicted": items_carry(np.concatenate(predicted), per_item)}
     labels = {family: (names, hot) for family, hot in families.items()}
     user_names, user_hot = user_labels(users, split.user_attributes)
