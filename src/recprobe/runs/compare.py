@@ -14,8 +14,10 @@ and the data's. Families of metrics (``recprobe.concepts.probing``, ``recprobe.c
 - ``hard_negatives/hard`` and ``hard_negatives/random``: each ``history`` label's best direction on held-out
   users' cases, against nearest and random non-firing cases.
 
-Each metric's ``trained_minus_best_control`` is, per seed, the best architecture's trained value minus the
-highest control value, summarised over seeds: training found something only where its interval excludes 0.
+Each metric's ``trained_minus_best_control`` is, per seed, a trained SAE's value minus the highest value of every
+control (the raw dimensions, random directions, and every architecture's untrained and frozen SAEs),
+summarised over seeds, for the architecture whose mean gap is largest (``gaps`` holds every architecture's):
+training found something only where its interval excludes 0.
 """
 
 from __future__ import annotations
@@ -172,8 +174,8 @@ def finite_mean(values: np.ndarray) -> float:
 
 
 def summarise(per_seed: list[dict[str, dict[str, float]]], roles: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
-    """metric -> basis -> interval over seeds, plus each architecture's trained-minus-best-control gap and the
-    best architecture's as ``trained_minus_best_control``."""
+    """metric -> basis -> interval over seeds, plus each architecture's gap to the best of all controls (per
+    seed) and the largest of those gaps as ``trained_minus_best_control``."""
     metrics: dict[str, Any] = {}
     names = sorted({m for seed in per_seed for values in seed.values() for m in values})
     for metric in names:
@@ -183,8 +185,8 @@ def summarise(per_seed: list[dict[str, dict[str, float]]], roles: dict[str, tupl
             if values:
                 entry[basis] = interval(values)
         gaps = {}
+        controls = [b for b, (role, _) in roles.items() if role == "control"]  # every control, of every arch
         for arch in sorted({a for role, a in roles.values() if role == "trained"}):
-            controls = [b for b, (role, a) in roles.items() if role == "control" and a in (arch, None)]
             differences = []
             for seed in per_seed:
                 found = [seed[b][metric] for b in controls if metric in seed.get(b, {})]
@@ -193,7 +195,7 @@ def summarise(per_seed: list[dict[str, dict[str, float]]], roles: dict[str, tupl
             if differences:
                 gaps[arch] = interval(differences)
         if gaps:
-            best = max(gaps, key=lambda a: entry.get(a, {}).get("mean") or -np.inf)
+            best = max(gaps, key=lambda a: gaps[a]["mean"])  # the architecture that gains most over the controls
             entry["trained_minus_best_control"] = {**gaps[best], "arch": best,
                                                    "excludes_zero": excludes_zero(gaps[best])}
             entry["gaps"] = {arch: {**gap, "excludes_zero": excludes_zero(gap)} for arch, gap in gaps.items()}
