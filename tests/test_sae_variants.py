@@ -126,3 +126,18 @@ def test_a_jumprelu_folder_not_saved_by_recprobe_is_refused(tmp_path):
     (folder / "cfg.json").write_text(json.dumps(cfg))
     with pytest.raises(RecprobeError, match="'jumprelu' with a recprobe config"):
         load_sae(folder)
+
+
+def test_batchtopk_on_a_batch_of_one_is_topk_exactly():
+    """B * k over a batch of one vector is k for that vector: the dense path must then give TopK's loss and
+    gradients, bit for bit up to float error."""
+    x = torch.randn(1, 16, generator=torch.Generator().manual_seed(0))
+    grads = {}
+    for arch in ("topk", "batchtopk"):
+        sae = TopKSAE(config(arch=arch, seed=1))
+        with torch.no_grad():
+            sae.b_enc.normal_(std=0.1, generator=torch.Generator().manual_seed(0))
+        sae.reconstruction_loss(x, sae(x)).backward()
+        grads[arch] = {name: p.grad for name, p in sae.named_parameters()}
+    for name, grad in grads["topk"].items():
+        torch.testing.assert_close(grads["batchtopk"][name], grad, atol=1e-5, rtol=1e-5)
