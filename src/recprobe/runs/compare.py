@@ -113,7 +113,7 @@ def bases_for_seed(run: Run, rungs: list[Rung], seed: int) -> list[Basis]:
     """Raw dimensions, then per architecture its trained SAE and controls of this seed (those in the ladder)."""
     store = run.activations()
     out = [raw_basis(run.target.d_model)]
-    for arch in sorted({r.arch for r in rungs if r.seed == seed}, key=lambda a: a != "topk"):
+    for arch in sorted({r.arch for r in rungs if r.seed == seed}, key=lambda a: (a != "topk", a)):
         mine = {r.variant: r for r in rungs if r.seed == seed and r.arch == arch}
         if "trained" not in mine:
             continue
@@ -135,21 +135,22 @@ def measure(basis: Basis, cases: Cases, run: Run, seed: int, ks=KS) -> dict[str,
     for family, (_, labels) in cases.labels.items():
         for k, auc in k_sparse_probe(features, labels, test, ks).items():
             out[f"probing/{family}@k{k}"] = finite_mean(auc)
-    out |= grounded(basis.directions, features, cases, run, test, seed)
+    out |= grounded(basis, features, cases, run, test, seed)
     return out
 
 
-def grounded(directions_of: Callable[[np.ndarray], torch.Tensor], features: np.ndarray | None, cases: Cases,
-             run: Run, test: np.ndarray, seed: int) -> dict[str, float]:
-    """The output, steering and hard-negative metrics; with ``features`` None, for seeded random directions."""
+def grounded(basis: Basis | None, features: np.ndarray | None, cases: Cases, run: Run, test: np.ndarray,
+             seed: int) -> dict[str, float]:
+    """The output, steering and hard-negative metrics of ``basis`` (its ``features`` of the cases); with
+    ``basis`` None, the output and steering metrics of seeded random directions."""
     out: dict[str, float] = {}
     names, predicted = cases.labels["predicted"]
     if names:
-        if features is None:
+        if basis is None:
             directions = random_directions(len(names), cases.reps.shape[1], seed)
         else:
             chosen = best_directions(features, predicted, ~test)
-            directions = directions_of(chosen.columns) * torch.from_numpy(chosen.signs).float()[:, None]
+            directions = basis.directions(chosen.columns) * torch.from_numpy(chosen.signs).float()[:, None]
         split = run.split
         sample = np.random.default_rng(seed).choice(split.n_users, min(PUSH_USERS, split.n_users), replace=False)
         batch = phase_batches(split, "test", run.target.max_history)(np.sort(sample))
@@ -159,7 +160,7 @@ def grounded(directions_of: Callable[[np.ndarray], torch.Tensor], features: np.n
                 "steering/success": float(pushes.success.mean()),
                 "steering/shift": float((pushes.raised_share - pushes.lowered_share).mean())}
     names, history = cases.labels["history"]
-    if names and features is not None:
+    if names and basis is not None:
         chosen = best_directions(features, history, ~test)
         scores = features[test][:, chosen.columns] * chosen.signs
         hard, random = hard_negative_gaps(scores, history[test], cases.reps[test].numpy(), cases.users[test], seed)
@@ -251,7 +252,7 @@ def compare_run(run: Run | str | Path, *, max_cases: int = MAX_CASES, ks=KS, dat
             roles[basis.name] = (basis.role, basis.arch)
             values[basis.name] = measure(basis, cases, run, seed, ks)
         roles[RANDOM] = ("control", None)
-        values[RANDOM] = grounded(lambda c: None, None, cases, run, held_out_users(cases.users, seed=seed), seed)
+        values[RANDOM] = grounded(None, None, cases, run, held_out_users(cases.users, seed=seed), seed)
         per_seed.append(values)
         if on_seed is not None:
             on_seed(seed, list(values))
