@@ -94,7 +94,7 @@ def train_ladder(run: Run | str | Path, archs: Sequence[str] = ("topk",), seeds:
         config = rung.config(store.d, options)
         kept = _is_current(folder, config, made_from)
         if kept:
-            sae, _ = load_sae(folder)
+            metrics = read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
         else:
             sae, result = train_sae(store, config, train, progress=progress)
             metrics = {part: reconstruction_metrics(sae, store, part) for part in store.splits()}
@@ -103,7 +103,7 @@ def train_ladder(run: Run | str | Path, archs: Sequence[str] = ("topk",), seeds:
             save_sae(sae, folder, {**store.provenance, **made_from, "d_in": store.d},
                      extra={METRICS: json.dumps(metrics, indent=2) + "\n"})
         if on_rung is not None:
-            on_rung(rung, reconstruction_metrics(sae, store, "test") if "test" in store.splits() else {}, kept)
+            on_rung(rung, metrics.get("test", {}), kept)
         done.append(rung)
     return done
 
