@@ -47,6 +47,11 @@ def test_the_ladder_resumes_and_compare_sets_every_basis_beside_its_controls(lab
     train_ladder(labelled_run, ("topk",), 2, {"scale": 2, "k": 2}, train, progress=False,
                  on_rung=lambda rung, metrics, kept: again.append(kept))
     assert all(again)  # nothing trained twice
+    other = []
+    train_ladder(labelled_run, ("topk",), 1, {"scale": 2, "k": 2}, SAETrainConfig(epochs=2), progress=False,
+                 on_rung=lambda rung, metrics, kept: other.append(kept))
+    assert other == [False] * 3  # trained otherwise: trained again
+    train_ladder(labelled_run, ("topk",), 2, {"scale": 2, "k": 2}, train, progress=False)
 
     result = compare_run(labelled_run, ks=(1, 2))
     written = json.loads(labelled_run.layout.compare.read_text())

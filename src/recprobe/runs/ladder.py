@@ -70,6 +70,7 @@ def trained_rungs(folder: Path) -> list[Rung]:
 
 
 def _is_current(folder: Path, config: SAEConfig, made_from: dict[str, str]) -> bool:
+    """Whether ``folder`` holds an SAE of this config, trained the same way, on these activations."""
     if not (folder / CONFIG).is_file():
         return False
     recorded = read_json(folder / CONFIG).get("recprobe", {})
@@ -87,7 +88,9 @@ def train_ladder(run: Run | str | Path, archs: Sequence[str] = ("topk",), seeds:
     run = open_run(run, data_dir)
     store = run.activations()
     options = {key: value for key, value in (sae_options or {}).items() if key not in ("arch", "freeze", "seed")}
-    made_from = {**run.made_from(), "activations": store.content}
+    train = train or SAETrainConfig()
+    trained_how = json.dumps(train.model_dump(exclude={"device", "checkpoint_every"}), sort_keys=True)
+    made_from = {**run.made_from(), "activations": store.content, "training": trained_how}
     done = []
     for rung in rungs(archs, seeds, variants):
         folder = run.layout.ladder(rung.name)
