@@ -86,6 +86,7 @@ def test_random_text_in_any_field_parses_to_the_templates_tags_only(title, attri
     overview = render(
         "index.html", title=title, subtitle=path, root="", run=path, recommender=[(attribute, "0.1")],
         faithfulness=[(attribute, title)], users=3, firing=histogram([0.2], 3, description),
+        controls={"rows": [(attribute, title, description, path, "trained ahead")], "note": description},
         concepts={"counts": bars([(attribute, 1.0)]), "note": description, "confidence": histogram([1.0], 2),
                   "top": [(link("latents/3.html", "3"), description, 1.0, 3)],
                   "skipped": [(link("latents/4.html", "4"), description, title)]},

@@ -157,7 +157,10 @@ def test_bad_sae_files_name_the_problem(tmp_path):
         load_sae(folder)
     cfg = json.loads((folder / "cfg.json").read_text())
     (folder / "cfg.json").write_text(json.dumps({**cfg, "architecture": "jumprelu"}))
-    with pytest.raises(RecprobeError, match="architecture 'topk'"):
+    with pytest.raises(RecprobeError, match=r"architecture 'jumprelu' disagrees with recprobe's config \(arch 'topk'\)"):
+        load_sae(folder)
+    (folder / "cfg.json").write_text(json.dumps({**cfg, "architecture": "standard"}))
+    with pytest.raises(RecprobeError, match=r"recprobe loads TopK SAEs \(architecture 'topk'\)"):
         load_sae(folder)
     save_sae(TopKSAE(SAEConfig(d_in=4, scale=2, k=2)), folder, {})
     cfg = json.loads((folder / "cfg.json").read_text())
