@@ -190,8 +190,8 @@ def summarise(per_seed: list[dict[str, dict[str, float]]], roles: dict[str, tupl
         for arch in sorted({a for role, a in roles.values() if role == "trained"}):
             differences = []
             for seed in per_seed:
-                found = [seed[b][metric] for b in controls if metric in seed.get(b, {})]
-                if metric in seed.get(arch, {}) and found and np.isfinite(found).all():
+                found = [seed[b][metric] for b in controls if np.isfinite(seed.get(b, {}).get(metric, np.nan))]
+                if np.isfinite(seed.get(arch, {}).get(metric, np.nan)) and found:  # controls measurable this seed
                     differences.append(seed[arch][metric] - max(found))
             if differences:
                 gaps[arch] = interval(differences)
