@@ -19,6 +19,7 @@ from recprobe.errors import ConfigError, RecprobeError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
+from recprobe.runs.compare import MAX_CASES as COMPARE_CASES
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 
 app = typer.Typer(
@@ -263,7 +264,7 @@ def train_sae(
 @app.command()
 def compare(
     run: RunOption,
-    max_cases: Annotated[int, typer.Option(help="Cases drawn (seeded) for every basis and seed.")] = 10_000,
+    max_cases: Annotated[int, typer.Option(help="Cases drawn (seeded) for every basis and seed.")] = COMPARE_CASES,
     data_dir: DataDir = None,
 ) -> None:
     """Every SAE of RUN/saes against its controls (raw dimensions, untrained, frozen decoder, frozen encoder,
