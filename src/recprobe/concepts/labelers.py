@@ -102,8 +102,9 @@ class MetadataDescriber:
     def hard_negatives(self, latent: int, rows: list[int]) -> list[int]:
         """For each of ``rows``, its NEIGHBOURS nearest cases in the pool where ``latent`` is silent, of users
         other than the rows' (each case once)."""
-        silent = self.pool[(self.cases.activation(latent)[self.pool] == 0)
-                           & ~np.isin(self.cases.users[self.pool], self.cases.users[rows])]
+        pool = self.pool  # only the pool's activations: no scan of every case per latent
+        fired = ((self.cases.indices[pool] == latent) & (self.cases.values[pool] > 0)).any(1)
+        silent = pool[~fired & ~np.isin(self.cases.users[pool], self.cases.users[rows])]
         if not len(silent) or not rows:
             return []
         focus, candidates = self.reps[rows], self.reps[silent]
@@ -138,14 +139,17 @@ class MetadataDescriber:
     def describe(self, latent: int, rows: list[int]) -> str:
         """The description of ``rows`` against their hard negatives (against every case without
         representations), as ``phrase``."""
+        return self.phrase(self.contrasted(latent, rows))
+
+    def contrasted(self, latent: int, rows: list[int]) -> list[tuple[str, float]]:
+        """``enriched`` against the rows' hard negatives (every case without representations, or none found)."""
         against = self.hard_negatives(latent, rows) if self.contrastive else None
-        return self.phrase(self.enriched(rows, against or None))
+        return self.enriched(rows, against or None)
 
     def describe_exclusive(self, latent: int, rows: list[int]) -> str:
         """``describe``, with features added while another latent, described from other users' cases, holds the
         same description; the result is then held for this latent."""
-        against = self.hard_negatives(latent, rows) if self.contrastive else None
-        ranked = self.enriched(rows, against or None)
+        ranked = self.contrasted(latent, rows)
         users = frozenset(self.cases.users[rows].tolist())
         for extra in range(EXTRA_FEATURES + 1):
             text = self.phrase(ranked, MAX_FEATURES + extra)

@@ -60,7 +60,7 @@ def raw_direction(direction: int, d: int) -> str:
 
 
 @torch.no_grad()
-def attribute_metrics(run: Run, cases: CaseSet) -> dict[str, Any]:
+def attribute_metrics(run: Run, cases: CaseSet, reps: np.ndarray | None = None) -> dict[str, Any]:
     """Per label, each basis's best direction and its AUROC; per attribute and basis, the mean of the best
     AUROCs; and the SAE AUROCs of the latents that are best for the most labels (the report's heat map)."""
     split, sae = run.split, run.sae()
@@ -75,7 +75,8 @@ def attribute_metrics(run: Run, cases: CaseSet) -> dict[str, Any]:
     if total > MAX_CASES:
         sample = np.sort(np.random.default_rng(0).choice(total, MAX_CASES, replace=False))
         cases, labels = cases.subset(sample), labels[sample]
-    reps = torch.from_numpy(case_representations(run, cases))
+        reps = reps[sample] if reps is not None else None
+    reps = torch.from_numpy(reps if reps is not None else case_representations(run, cases))
     untrained = initial_sae(run.activations(), sae.config).eval()
     values, indices = untrained.encode(reps)
     auc = {"sae": sparse_auroc(cases.values, cases.indices, sae.n_latents, labels),

@@ -133,7 +133,7 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
                "llm_prompts": counter.calls if counter is not None else 0,  # this invocation's
                "repaired": len(found.damaged), "folder": str(out)}
     if basis == "sae" and latents is None:  # every latent's attribute AUROC: with a full interpretation only
-        attributes = attribute_metrics(run, case_set)
+        attributes = attribute_metrics(run, case_set, reps)  # the describer's representations, when it took them
         write_json(out / ATTRIBUTES, attributes)
         summary["attributes"] = attributes.get("mean_best_auroc")
     summary["controls"] = controls_line(run)
