@@ -302,5 +302,5 @@ def test_every_basis_is_interpreted_into_its_own_folder_and_an_unknown_one_is_re
         summary = interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis=basis, progress=False)
         assert summary["latents"] == n_latents and summary["folder"].endswith(f"concepts-{basis}")
     assert run.cases(basis="untrained").made_from["sae"] == f"untrained:{run.sae_hash()}"
-    with pytest.raises(ConfigError, match="--basis must be one of sae, raw, raw-both, untrained, got 'pca'"):
+    with pytest.raises(ConfigError, match="--basis must be one of sae, raw, raw-both, untrained, frozen-decoder, frozen-encoder, got 'pca'"):
         interpret_run(run, n=2, basis="pca", progress=False)

@@ -42,6 +42,11 @@ def test_quickstart_runs_every_stage_and_reuses_them(shared_data, tmp_path, caps
     assert len(top) == 25 and len(set(top)) == 25, top
     named = Counter(described_attribute(d) for d in top if described_attribute(d))
     assert max(named.values()) <= len(top) / 3, named  # no value (a release year) names most of them
+    every = json.loads((out / "steering" / "table7-every.json").read_text())  # Table 7's rule beside the controls
+    assert list(every["bases"]) == ["sae", "raw", "untrained"] and every["bases"]["sae"]["measured"] >= 20
+    assert all(0 <= row["passed"] <= row["measured"] <= row["confident"] for row in every["bases"].values())
+    assert f"trained minus the best control ({every['best_control']})" in printed
+    assert "Steering every confident concept" in (out / "report" / "index.html").read_text()
     weights = (out / "sae" / "sae_weights.safetensors").read_bytes()
     quickstart(out)  # a rerun reuses every stage
     assert "capture: already in" in capsys.readouterr().out

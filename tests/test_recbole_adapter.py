@@ -119,10 +119,14 @@ def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
         cli("train-sae", "--run", str(run), "--seeds", "2", "--scale", "2", "--k", "4", "--epochs", "1", data=data, cwd=root)
         compared = cli("compare", "--run", str(run), "--max-cases", "2000", data=data, cwd=root)
         assert "gap [95%" in compared and "probing/predicted@k1" in compared
+        cli("interpret", "--run", str(run), "--basis", "frozen-decoder", data=data, cwd=root)  # trains the control
+        every = cli("steer", "--run", str(run), "--table7", "--every", data=data, cwd=root)
+        assert "frozen-decoder" in every and "trained minus the best control (" in every, every
     cli("report", "--run", str(run), data=data, cwd=root)
     index = (run / "report" / "index.html").read_text()
     assert f"recbole:{model} on ml-100k" in index
     assert ("Does training find anything?" in index) == (model in ("BPR", "SASRec"))
+    assert ("Steering every confident concept" in index) == (model in ("BPR", "SASRec"))
 
 
 def test_a_checkpoint_of_recboles_unfiltered_ml100k_is_refused(recbole_run, tmp_path):

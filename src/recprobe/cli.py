@@ -315,8 +315,9 @@ def interpret(
     verifier: Annotated[str, typer.Option(help="embedding (MiniLM), llm (generated levels) or llm-likelihood.")] = "embedding",
     llm: Annotated[str, typer.Option(help="smollm2, hf:<id or path>, gguf:<file>, openai:<base url>, fake.")] = "smollm2",
     raw: Annotated[bool, typer.Option("--raw", help="Interpret the representation's raw dimensions (BaseModel row): --basis raw.")] = False,
-    basis: Annotated[str, typer.Option(help="sae (its latents), raw (the raw dimensions, ReLU), raw-both (both signs) or "
-                                            "untrained (the SAE at initialisation).")] = "sae",
+    basis: Annotated[str, typer.Option(help="sae (its latents), raw (the raw dimensions, ReLU), raw-both (both signs), "
+                                            "untrained (the SAE at initialisation), frozen-decoder or frozen-encoder (the SAE "
+                                            "trained with that part kept at initialisation; trained here the first time).")] = "sae",
     cases: Annotated[str, typer.Option(help="test (one case per test user, the paper's), all (every position of a sequential "
                                             "target's sequences) or auto (test where it scores 90% of latents, else all).")] = "auto",
     folder: Annotated[str | None, typer.Option(help="Folder inside RUN for the results (default: concepts, or concepts-BASIS).")] = None,
@@ -383,13 +384,20 @@ def steer(
     latent: Annotated[int | None, typer.Option(help="The latent to scale.")] = None,
     scale: Annotated[list[float], typer.Option(help="Factor for the latent (repeatable), e.g. --scale -10 --scale 10.")] = [],  # noqa: B006
     table7: Annotated[bool, typer.Option("--table7", help="Paper Table 7: the 3 most confident concepts at -10x, 1x, +10x (needs `recprobe interpret`).")] = False,
+    every: Annotated[bool, typer.Option("--every", help="With --table7: every confident concept of every interpreted basis "
+                                                        "(the SAE and its controls), the share that passes the paper's rule.")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Scale a latent and re-rank: how often its concept items reach the top 10, over the users it fires on."""
     from recprobe.runs.steering import SteeringRun
 
+    if every and not table7:
+        raise ConfigError("--every: it widens --table7 to every concept; give --table7 --every")
     if table7 == (latent is not None):
         raise ConfigError("--latent: give --latent J (with --scale F) or --table7")
+    if every:
+        _table7_every(run, data_dir)
+        return
     steering = SteeringRun(run, data_dir)
     found = steering.table7() if table7 else {"latents": [steering.steer(latent, scale or [-10.0, 10.0])], "skipped": []}
     for skipped in found["skipped"]:
@@ -401,6 +409,26 @@ def steer(
         if "decoder" in row:
             console.print(_steering_table(f"latent {row['latent']}: the 20 items its decoder direction promotes", row["decoder"]))
     console.print(f"-> {steering.folder}")
+
+
+def _table7_every(run: Path, data_dir: Path | None) -> None:
+    from recprobe.runs.layout import RunLayout
+    from recprobe.runs.table7_every import TABLE7_EVERY, table7_every_run
+
+    found = table7_every_run(run, data_dir=data_dir)
+    table = Table("basis", "concepts C >= 0.8", "measured", "pass", "pass share [95% CI]", "not measured",
+                  title="Table 7 over every confident concept: +10x puts an item in >= 90% of top-10s, -10x in <= 10%")
+    for basis, row in found["bases"].items():
+        share = row["share"]
+        table.add_row(basis, str(row["confident"]), str(row["measured"]), str(row["passed"]),
+                      "n/a" if share["mean"] is None else f"{share['mean']:.3f} [{share['low']:.3f}, {share['high']:.3f}]",
+                      "; ".join(f"{n} {reason}" for reason, n in row["unmeasured"].items()) or "-")
+    console.print(table)
+    gap = found["trained_minus_best_control"]
+    console.print("no control measurable: nothing to compare" if gap is None else
+                  f"trained minus the best control ({found['best_control']}): {gap['mean']:+.3f} "
+                  f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {found['verdict']}", markup=False, highlight=False)
+    console.print(f"-> {RunLayout(run).steering / TABLE7_EVERY}", markup=False)
 
 
 def _parse_strengths(text: str) -> list[float]:

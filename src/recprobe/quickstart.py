@@ -1,8 +1,9 @@
 """`recprobe quickstart`: every stage on MovieLens-100K with the embedded defaults, then the HTML report.
 
 fit SASRec -> capture every train position -> TopK SAE -> concepts for every latent (metadata describer,
-MiniLM embedding verifier) -> the embedded LLM (SmolLM2) on a handful of latents -> steering (paper Table 7)
-and de-biasing -> report. A stage whose output is already in the run folder is reused, so a rerun after an
+MiniLM embedding verifier), and for two controls (the SAE untrained, the raw dimensions) -> the embedded LLM
+(SmolLM2) on a handful of latents -> steering (paper Table 7, and its rule over every confident concept of the
+SAE and the controls) and de-biasing -> report. A stage whose output is already in the run folder is reused, so a rerun after an
 interruption picks up where it stopped.
 """
 
@@ -25,9 +26,11 @@ from recprobe.runs.fit import fit_run
 from recprobe.runs.interpret import interpret_run
 from recprobe.runs.sae import train_sae_run
 from recprobe.runs.steering import SteeringRun
+from recprobe.runs.table7_every import table7_every_run
 
 LLM_FOLDER = "concepts-llm"
 SHOWN_CONFIDENCE = 0.8  # a generated description is printed only when its verification accepts it
+CONTROLS = ("untrained", "raw")  # the frozen-decoder and -encoder controls train two more SAEs: ~3 more minutes
 
 
 def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | None = None, llm: str = "smollm2",
@@ -53,6 +56,9 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
     stage("train the TopK SAE", lambda: train_sae_run(run), done=(run.layout.sae / "cfg.json").exists())
     summary = stage("interpret every latent (metadata + embedding)", lambda: interpret_run(run))
     console.print(f"  concepts with C >= 0.8: {summary['concepts']['C>=0.8']} of {summary['interpreted'] - summary['insufficient']} verified")
+    for basis in CONTROLS:
+        control = stage(f"interpret the {basis} control", lambda basis=basis: interpret_run(run, basis=basis))
+        console.print(f"  {basis}: concepts with C >= 0.8: {control['concepts']['C>=0.8']}")
     share = run.cases().firing_share(run.sae().n_latents)
     confident = [r for r in most_confident(run.concepts()) if broad_reason(float(share[r["latent"]])) is None][:llm_latents]
     if llm_latents:
@@ -70,6 +76,13 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
     for row in table["latents"]:
         hits = " / ".join(f"{s['hit@10']:.2f}" for s in row["metadata"]["scales"])
         console.print(f"  latent {row['latent']} ({row['feature']}): Hit@10 at -10x / 1x / +10x = {hits}")
+    every = stage("Table 7's rule over every confident concept", lambda: table7_every_run(run))
+    for basis, row in every["bases"].items():
+        console.print(f"  {basis}: {row['passed']} of {row['measured']} measured concepts pass "
+                      f"({row['confident']} at C >= 0.8)")
+    if (gap := every["trained_minus_best_control"]) is not None:
+        console.print(f"  trained minus the best control ({every['best_control']}): {gap['mean']:+.3f} "
+                      f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {every['verdict']}")
     report = stage("de-biasing", steering.debias)
     console.print(f"  top-10 popularity {report['after']['mean_popularity@10']:.1f} (was {report['before']['mean_popularity@10']:.1f}), "
                   f"HR@10 {report['after']['HR@10']:.4f} (was {report['before']['HR@10']:.4f})")

@@ -1,4 +1,5 @@
-"""Means with their 95% interval over seeds (Student's t: few seeds make it wide, as it should be)."""
+"""Means with their 95% interval over seeds (Student's t: few seeds make it wide, as it should be), and shares with
+theirs over cases (Wilson; Newcombe for the difference of two)."""
 
 from __future__ import annotations
 
@@ -37,3 +38,28 @@ def excludes_zero(summary: dict[str, float | int | None]) -> bool:
     """Whether an interval lies wholly above or below 0."""
     low, high = summary.get("low"), summary.get("high")
     return low is not None and high is not None and (low > 0 or high < 0)
+
+
+Z_95 = 1.96
+
+
+def proportion(successes: int, n: int) -> dict[str, float | int | None]:
+    """{"mean", "low", "high", "n"}: a share and its Wilson 95% interval (sound near 0 and 1, and for small n)."""
+    if n == 0:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    p = successes / n
+    centre = (p + Z_95 ** 2 / (2 * n)) / (1 + Z_95 ** 2 / n)
+    half = Z_95 * math.sqrt(p * (1 - p) / n + Z_95 ** 2 / (4 * n * n)) / (1 + Z_95 ** 2 / n)
+    return {"mean": round(p, 4), "low": round(max(0.0, centre - half), 4), "high": round(min(1.0, centre + half), 4),
+            "n": n}
+
+
+def proportion_gap(first: dict[str, float | int | None], second: dict[str, float | int | None]) -> dict[str, float | None]:
+    """{"mean", "low", "high"}: the difference of two independent shares (``proportion``'s records) with Newcombe's
+    95% interval, built from their Wilson intervals."""
+    if first["mean"] is None or second["mean"] is None:
+        return {"mean": None, "low": None, "high": None}
+    p1, l1, u1, p2, l2, u2 = (float(r[key]) for r in (first, second) for key in ("mean", "low", "high"))
+    gap = p1 - p2
+    return {"mean": round(gap, 4), "low": round(gap - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), 4),
+            "high": round(gap + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2), 4)}

@@ -18,3 +18,10 @@ class RawDimensions:
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         values = torch.cat([x, -x], 1) if self.both_signs else x
         return values.clamp(min=0), torch.arange(values.shape[1]).expand(len(x), -1)
+
+    @property
+    def W_dec(self) -> torch.Tensor:  # noqa: N802 (the SAE's name for it)
+        """[n_latents, d_in] each latent's direction: e_j, and -e_j for the second sign, so an edit of a raw
+        dimension (``recprobe.steer``) moves that coordinate as an SAE's edit moves its decoder row."""
+        eye = torch.eye(self.n_latents // 2 if self.both_signs else self.n_latents)
+        return torch.cat([eye, -eye]) if self.both_signs else eye

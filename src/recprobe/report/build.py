@@ -33,6 +33,8 @@ from recprobe.runs.lock import locked
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
+from recprobe.runs.table7_every import REBUILD as TABLE7_EVERY_REBUILD
+from recprobe.runs.table7_every import missing_controls, read_table7_every
 
 TOP_CASES, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 6, 25, 5
 EXAMPLE_USERS, EXPLAINING_LATENTS = 8, 5
@@ -63,6 +65,7 @@ class RunReport:
                                      {j: r.get("description") for j, r in self.records.items()})
         self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None
         self.table7 = read_result(opened, TABLE7, "recprobe steer --table7")
+        self.table7_every = read_table7_every(opened)
         self.debias = read_result(opened, DEBIAS, "recprobe debias")
         self.sweep = read_result(opened, DEBIAS_SWEEP, "recprobe debias --sweep")
         self.title = f"{self.target.name} on {self.split.name}: {self.sae.n_latents} latents, k = {self.sae.k}"
@@ -79,8 +82,8 @@ class RunReport:
             recommender=[(k, f"{test[k]:.4f}") for k in ("HR@10", "NDCG@10", "HR@20", "NDCG@20")],
             faithfulness=self._faithfulness(), controls=self._controls(), users=self.n_users,
             firing=histogram(self.user_share[self.user_share > 0], 24, "share of users a latent fires on", log=True),
-            concepts=self._concepts(), attributes=self._attributes(), table7=self._table7(), debias=self._debias(),
-            sweep=self._sweep())
+            concepts=self._concepts(), attributes=self._attributes(), table7=self._table7(),
+            table7_every=self._table7_every(), debias=self._debias(), sweep=self._sweep())
 
     def _controls(self) -> dict[str, Any] | None:
         """The trained SAE against its controls (``recprobe compare``), when measured."""
@@ -154,6 +157,25 @@ class RunReport:
                     rows.append((link(f"latents/{row['latent']}.html", str(row["latent"])), row["description"], variant,
                                  *(s["hit@10"] for s in row[variant]["scales"])))
         return rows
+
+    def _table7_every(self) -> dict[str, Any] | None:
+        """Table 7's rule over every confident concept, the SAE beside its controls (``steer --table7 --every``)."""
+        found = self.table7_every
+        if found is None:
+            return None
+        rows = [(basis, row["confident"], row["measured"], row["passed"], row["share"]["mean"],
+                 None if row["share"]["low"] is None else f"[{row['share']['low']:.3f}, {row['share']['high']:.3f}]")
+                for basis, row in found["bases"].items()]
+        gap = found["trained_minus_best_control"]
+        verdict = ("No control was measurable." if gap is None else
+                   f"Trained minus the best control ({found['best_control']}): {gap['mean']:+.3f} [{gap['low']:+.3f}, "
+                   f"{gap['high']:+.3f}]: {found['verdict']}.")
+        missing = missing_controls(found)
+        also = (f" Not measured: {', '.join(missing)} (`recprobe interpret --run {self.run} --basis NAME`, then "
+                f"`{TABLE7_EVERY_REBUILD} --run {self.run}`)." if missing else "")
+        return {"rows": rows, "note": f"A concept passes when +10x puts one of its items in at least 90% of the top-10s of "
+                                      f"the test users its latent fires on and -10x in at most 10% (Wilson 95% intervals). "
+                                      f"{verdict}{also}"}
 
     def _debias(self) -> list[tuple]:
         if not self.debias:

@@ -1,5 +1,5 @@
 """The interpret stage: describe, verify and score every latent of the run's SAE (or of another basis: the raw
-dimensions, one or both signs, or the SAE untrained).
+dimensions, one or both signs, the SAE untrained, or trained with a frozen decoder or encoder).
 
     <run>/concepts/settings.json        describer, verifier, LLM, prompt version, N, seed, level mode, cases, made_from
     <run>/concepts/cases.safetensors    the cases (test: one per user; all: every position; metadata: made_from)
@@ -49,7 +49,8 @@ from recprobe.errors import ConfigError, StaleArtifactError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import atomic_write_text, read_json, write_json
 from recprobe.runs.attributes import attribute_metrics, case_representations
-from recprobe.runs.layout import ATTRIBUTES, CASES, DAMAGED, SETTINGS, SUMMARY
+from recprobe.runs.ladder import train_controls
+from recprobe.runs.layout import ATTRIBUTES, CASES, CONTROL_BASES, DAMAGED, SETTINGS, SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
@@ -77,6 +78,8 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
     if uses_llm(describer, verifier):
         check_llm_spec(llm)
     run = open_run(run, data_dir)
+    if basis in CONTROL_BASES:  # the control belongs to the run's SAE: trained here once, then kept
+        train_controls(run, [basis], progress=progress)
     sae = run.basis(basis)
     out = run.layout.concepts(folder, basis=basis)
     todo_latents = list(range(sae.n_latents)) if latents is None else list(latents)

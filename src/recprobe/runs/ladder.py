@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recprobe.errors import ConfigError
+from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
 from recprobe.evaluate import reconstruction_metrics
 from recprobe.io import read_json
 from recprobe.runs.lock import locked
@@ -86,13 +86,19 @@ def train_ladder(run: Run | str | Path, archs: Sequence[str] = ("topk",), seeds:
     """Train every rung not yet trained on the run's current activations with these settings. ``on_rung`` is
     called after each with its test reconstruction metrics and whether it was kept from before."""
     run = open_run(run, data_dir)
+    return train_rungs(run, rungs(archs, seeds, variants), sae_options, train, progress=progress, on_rung=on_rung)
+
+
+def train_rungs(run: Run, todo: Sequence[Rung], sae_options: dict[str, Any] | None = None,
+                train: SAETrainConfig | None = None, *, progress: bool = True,
+                on_rung: Callable[[Rung, dict[str, Any], bool], None] | None = None) -> list[Rung]:
+    """``train_ladder``'s work for given rungs, for a caller that holds the run's lock."""
     store = run.activations()
-    options = {key: value for key, value in (sae_options or {}).items() if key not in ("arch", "freeze", "seed")}
+    options = {key: value for key, value in (sae_options or {}).items() if key not in ("arch", "freeze", "seed", "d_in")}
     train = train or SAETrainConfig()
     trained_how = json.dumps(train.model_dump(exclude={"device", "checkpoint_every"}), sort_keys=True)
     made_from = {**run.made_from(), "activations": store.content, "training": trained_how}
-    done = []
-    for rung in rungs(archs, seeds, variants):
+    for rung in todo:
         folder = run.layout.ladder(rung.name)
         config = rung.config(store.d, options)
         kept = _is_current(folder, config, made_from)
@@ -107,8 +113,38 @@ def train_ladder(run: Run | str | Path, archs: Sequence[str] = ("topk",), seeds:
                      extra={METRICS: json.dumps(metrics, indent=2) + "\n"})
         if on_rung is not None:
             on_rung(rung, metrics.get("test", {}), kept)
-        done.append(rung)
-    return done
+    return list(todo)
+
+
+def control_rung(run: Run, variant: str) -> Rung:
+    """The ladder rung that is the run's own SAE (``<run>/sae``) with its decoder or encoder frozen."""
+    config = run.sae().config
+    return Rung(config.arch, variant, config.seed)
+
+
+def train_controls(run: Run, variants: Sequence[str] = CONTROLS, *, progress: bool = True) -> list[Rung]:
+    """Train the frozen controls of the run's SAE: its config and training settings, one part frozen (kept when
+    already trained so). For a caller that holds the run's lock."""
+    config, metrics = run.sae().config, run.layout.sae / METRICS
+    trained_how = read_json(metrics).get("train_config") if metrics.is_file() else None  # none: an SAE from elsewhere
+    train = SAETrainConfig(**{**trained_how, "device": "cpu"}) if trained_how else None
+    return train_rungs(run, [control_rung(run, variant) for variant in variants], config.model_dump(), train,
+                       progress=progress)
+
+
+def load_control(run: Run, variant: str):
+    """A frozen control of the run's SAE, refused when missing or made with other settings than the SAE's."""
+    rung = control_rung(run, variant)
+    rebuild = f"recprobe interpret --run {run.root} --basis {variant}"
+    if not (run.layout.ladder(rung.name) / CONFIG).is_file():
+        raise RunFolderError(f"{run.root} has no {variant} control of its SAE; `{rebuild}` trains it (as many seconds "
+                             "as train-sae took)")
+    sae = load_rung(run, rung)
+    expected = run.sae().config.model_copy(update={"freeze": FREEZE[variant]})
+    if sae.config != expected:
+        raise StaleArtifactError(f"{run.layout.ladder(rung.name)} was trained with other settings than {run.layout.sae}; "
+                                 f"retrain it with `{rebuild} --overwrite`")
+    return sae
 
 
 def load_rung(run: Run, rung: Rung):

@@ -9,8 +9,10 @@
     <run>/compare.json                every basis against its controls, over seeds (compare)
     <run>/concepts/                   settings.json, cases.safetensors, concepts.jsonl, summary.json,
                                       attributes.json (interpret)
-    <run>/concepts-<basis>/           the same for another basis: raw, raw-both, untrained (interpret --basis)
-    <run>/steering/                   latent-<j>.json, table7.json, debias.json,  (steer, debias)
+    <run>/concepts-<basis>/           the same for another basis: raw, raw-both, untrained, frozen-decoder,
+                                      frozen-encoder (interpret --basis)
+    <run>/steering/                   latent-<j>.json, table7.json, table7-every.json,  (steer)
+                                      debias.json                                 (debias)
                                       debias-sweep.json                           (debias --sweep)
     <run>/explanations/fidelity.json  how faithful the explanations of single recommendations are (explain)
     <run>/report/                     index.html, latents/<j>.html, style.css     (report)
@@ -28,7 +30,8 @@ RUN_FILE = "run.json"
 RECOMMENDER, ACTIVATIONS, SAE, STEERING, REPORT = "recommender", "activations", "sae", "steering", "report"
 EXPLANATIONS, SAES, COMPARE = "explanations", "saes", "compare.json"
 CONCEPTS = "concepts"
-BASES = ("sae", "raw", "raw-both", "untrained")  # what interpret can interpret; see Run.basis
+CONTROL_BASES = ("frozen-decoder", "frozen-encoder")  # the run's SAE retrained with one part frozen, in saes/
+BASES = ("sae", "raw", "raw-both", "untrained", *CONTROL_BASES)  # what interpret can interpret; see Run.basis
 SAE_CHECKPOINT = "sae-checkpoint.safetensors"
 LOCK = ".recprobe.lock"
 STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, SAES, STEERING, EXPLANATIONS, REPORT)  # never a concepts folder's name

@@ -26,7 +26,7 @@ from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
 from recprobe.plugins import adapters
 from recprobe.runs.align import align
-from recprobe.runs.layout import BASES, CASES, SETTINGS, RunLayout
+from recprobe.runs.layout import BASES, CASES, CONTROL_BASES, SETTINGS, RunLayout
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
@@ -148,19 +148,30 @@ class Run:
         return self._sae_hash[1]
 
     def cases_made_from(self, basis: str = "sae") -> dict[str, str]:
-        sae = {"sae": self.sae_hash, "untrained": lambda: f"untrained:{self.sae_hash()}"}.get(basis, lambda: basis)()
+        def control() -> str:
+            from recprobe.runs.ladder import control_rung
+
+            weights = self.layout.ladder(control_rung(self, basis).name) / WEIGHTS
+            return f"{basis}:{file_hash(weights) if weights.is_file() else 'none'}"
+
+        sae = {"sae": self.sae_hash, "untrained": lambda: f"untrained:{self.sae_hash()}",
+               **dict.fromkeys(CONTROL_BASES, control)}.get(basis, lambda: basis)()
         return {**self.made_from(), "sae": sae}
 
     def basis(self, name: str = "sae"):
-        """What a basis encodes with: the run's SAE, the raw dimensions (one or both signs), or the SAE as its
-        training started (same config and seed: the untrained control)."""
+        """What a basis encodes with: the run's SAE, the raw dimensions (one or both signs), the SAE as its
+        training started (same config and seed: the untrained control), or the SAE trained with its decoder or
+        encoder frozen (``recprobe.runs.ladder.train_controls`` makes them)."""
         from recprobe.concepts.baseline import RawDimensions
+        from recprobe.runs.ladder import load_control
         from recprobe.sae.train import initial_sae
 
         if name not in BASES:
             raise ConfigError(f"--basis must be one of {', '.join(BASES)}, got {name!r}")
         if name in ("raw", "raw-both"):
             return RawDimensions(self.target.d_model, both_signs=name == "raw-both")
+        if name in CONTROL_BASES:
+            return load_control(self, name)
         sae = self.sae()
         return sae if name == "sae" else initial_sae(self.activations(), sae.config).eval()
 

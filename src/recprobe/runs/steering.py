@@ -2,6 +2,7 @@
 
     steering/latent-<j>.json   one latent's effect at the asked scales, for both kinds of concept items
     steering/table7.json       paper Table 7: the most confident concepts at -10x, 1x, +10x
+    steering/table7-every.json its rule over every confident concept, the SAE and its controls (runs/table7_every.py)
     steering/debias.json       popularity-tracking latents rescaled: top-10 popularity, coverage, HR@10 before/after
     steering/debias-sweep.json every de-biasing method over a range of strengths: accuracy and beyond-accuracy
 """
@@ -108,6 +109,13 @@ class SteeringRun:
         table = {"max_share": max_share, "scales": list(TABLE7_SCALES), "latents": rows, "skipped": skipped}
         self._write(TABLE7, table, "steer")
         return table
+
+    def table7_every(self) -> dict[str, Any]:
+        """Table 7's rule over every confident concept of every interpreted basis, the SAE against its controls
+        (``recprobe steer --table7 --every``; ``recprobe.runs.table7_every``)."""
+        from recprobe.runs.table7_every import table7_every_run
+
+        return table7_every_run(self.opened)
 
     def debias(self, n_latents: int = DEBIAS_LATENTS, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
         """Scale the ``n_latents`` latents whose activation most tracks *un*popular predictions by ``niche_scale``

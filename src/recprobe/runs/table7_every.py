@@ -1,0 +1,122 @@
+"""Table 7 over every confident concept of every interpreted basis of a run (``recprobe steer --table7 --every``),
+written to ``<run>/steering/table7-every.json``: per basis, how many of its concepts at C >= 0.8 pass the
+paper's steering rule (``recprobe.table7``), with a Wilson 95% interval, and the trained SAE's share minus the
+best control's with Newcombe's interval. One rule for every basis: a concept is measured when it names items
+(at most ``max_share`` of the catalog) and its latent fires on at least ``MIN_TEST_USERS`` test users; the
+others are counted by reason, not dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from recprobe.concepts.highlights import Highlights
+from recprobe.effects import LatentEffects
+from recprobe.errors import RunFolderError
+from recprobe.hashing import file_hash
+from recprobe.io import read_json, write_json
+from recprobe.runs.layout import BASES, CONCEPTS_FILE, SUMMARY
+from recprobe.runs.lock import locked
+from recprobe.runs.provenance import read_made_from
+from recprobe.runs.run import Run, open_run
+from recprobe.runs.steering import MIN_TEST_USERS
+from recprobe.stats import excludes_zero, proportion, proportion_gap
+from recprobe.table7 import DOWN, UP, concept_hits, passes
+
+TABLE7_EVERY = "table7-every.json"
+MIN_CONFIDENCE = 0.8
+MAX_SHARE = 0.1
+REBUILD = "recprobe steer --table7 --every"
+
+
+def interpreted_bases(run: Run) -> list[str]:
+    """The bases whose concepts folder (the default one) is finished."""
+    return [basis for basis in BASES if (run.layout.concepts(basis=basis) / SUMMARY).is_file()]
+
+
+def made_from(run: Run, bases: Sequence[str]) -> dict[str, str]:
+    """The run's SAE and each basis's concepts: a new interpretation or SAE makes the table stale."""
+    found = run.cases_made_from()
+    for basis in bases:
+        concepts = run.layout.concepts(basis=basis) / CONCEPTS_FILE
+        found[f"concepts-{basis}"] = file_hash(concepts) if concepts.is_file() else "none"
+    return found
+
+
+def measure_basis(run: Run, basis: str, max_share: float = MAX_SHARE) -> dict[str, Any]:
+    """Every confident concept of one basis through Table 7's rule."""
+    folder = run.layout.concepts(basis=basis)
+    confident = [r for r in run.concepts(folder) if (r.get("confidence") or 0) >= MIN_CONFIDENCE]
+    encoder = run.basis(basis)
+    highlights = Highlights(run.cases(folder, basis=basis), run.split.catalog, LatentEffects(run.target, encoder, run.split),
+                            {r["latent"]: r.get("description") for r in confident})
+    unmeasured: Counter[str] = Counter()
+    items = {}
+    for record in confident:
+        feature, mask = highlights.concept_items(record["latent"])
+        if not mask.any():
+            unmeasured["names no items"] += 1
+        elif mask.sum() > max_share * run.split.n_items:
+            unmeasured[f"its items are over {max_share:.0%} of the catalog"] += 1
+        else:
+            items[record["latent"]] = mask
+    hits = concept_hits(run.target, encoder, run.split, items)
+    rows = []
+    for record in confident:
+        found = hits.get(record["latent"])
+        if found is None:
+            continue
+        if found["n_active"] < MIN_TEST_USERS:
+            unmeasured[f"fires on fewer than {MIN_TEST_USERS} test users"] += 1
+            continue
+        rows.append({"latent": record["latent"], "description": record.get("description"),
+                     "confidence": record["confidence"], **found, "passes": passes(found["down"], found["up"])})
+    passed = sum(row["passes"] for row in rows)
+    return {"confident": len(confident), "measured": len(rows), "passed": passed,
+            "share": proportion(passed, len(rows)), "unmeasured": dict(unmeasured), "latents": rows}
+
+
+@locked("steer")
+def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None, *,
+                     data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Table 7's rule over every confident concept of each basis (default: every interpreted one)."""
+    run = open_run(run, data_dir)
+    bases = list(bases or interpreted_bases(run))
+    if "sae" not in bases or len(bases) < 2:
+        raise RunFolderError(f"{run.root}: Table 7 over every concept needs the SAE's concepts and at least one control's "
+                             f"(interpreted: {', '.join(bases) or 'none'}); run `recprobe interpret --run {run.root}` and "
+                             f"`recprobe interpret --run {run.root} --basis untrained` (or raw, frozen-decoder, "
+                             "frozen-encoder) first")
+    per_basis = {basis: measure_basis(run, basis) for basis in bases}
+    result = {"scales": [DOWN, UP], "min_confidence": MIN_CONFIDENCE, "max_share": MAX_SHARE,
+              "min_test_users": MIN_TEST_USERS, "bases": per_basis, **trained_minus_best_control(per_basis)}
+    write_json(run.layout.steering / TABLE7_EVERY, {**result, "made_from": made_from(run, bases)})
+    return result
+
+
+def trained_minus_best_control(per_basis: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The SAE's pass share minus that of the control that passes most, and whether its interval excludes 0."""
+    controls = {basis: found["share"] for basis, found in per_basis.items() if basis != "sae" and found["measured"]}
+    if not controls or not per_basis["sae"]["measured"]:
+        return {"best_control": None, "trained_minus_best_control": None, "verdict": "not measurable"}
+    best = max(controls, key=lambda basis: controls[basis]["mean"])
+    gap = proportion_gap(per_basis["sae"]["share"], controls[best])
+    verdict = ("trained ahead" if gap["low"] > 0 else "control ahead") if excludes_zero(gap) else "no difference"
+    return {"best_control": best, "trained_minus_best_control": gap, "verdict": verdict}
+
+
+def missing_controls(found: dict[str, Any]) -> list[str]:
+    """The controls a table left out."""
+    return [basis for basis in BASES if basis != "sae" and basis not in found["bases"]]
+
+
+def read_table7_every(run: Run) -> dict[str, Any] | None:
+    """The run's table, None when absent; refused when made from another SAE or other concepts."""
+    path = run.layout.steering / TABLE7_EVERY
+    if not path.is_file():
+        return None
+    bases = list(read_json(path).get("bases", {}))
+    return read_made_from(path, made_from(run, bases), f"{REBUILD} --run {run.root}")

@@ -1,0 +1,94 @@
+"""Table 7's rule over every concept (``recprobe.table7``, ``steer --table7 --every``), the frozen controls of a
+run's own SAE as interpretable bases, and the shares' intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recprobe.concepts.baseline import RawDimensions
+from recprobe.errors import RunFolderError
+from recprobe.runs import Run
+from recprobe.runs.interpret import interpret_run
+from recprobe.runs.table7_every import table7_every_run, trained_minus_best_control
+from recprobe.sae.train import initial_sae
+from recprobe.stats import proportion, proportion_gap
+from recprobe.steer import Edit, decoder_items, decoder_scores, steered, steering_effect
+from recprobe.table7 import SCALES, concept_hits, passes
+from tests.conftest import sae_run
+
+
+def test_wilson_and_newcombe_intervals_match_the_published_examples():
+    # Newcombe (1998), Statistics in Medicine 17: 81/263 has Wilson interval 0.2553-0.3662 (his table I), and
+    # 56/70 - 48/80 = 0.2000 has the hybrid score interval 0.0524-0.3339 (his table II, method 10)
+    share = proportion(81, 263)
+    assert (share["low"], share["high"]) == pytest.approx((0.2553, 0.3662), abs=1e-4)
+    gap = proportion_gap(proportion(56, 70), proportion(48, 80))
+    assert (gap["mean"], gap["low"], gap["high"]) == pytest.approx((0.2, 0.0524, 0.3339), abs=1e-4)
+    assert proportion(0, 0)["mean"] is None and proportion(0, 5)["low"] == 0.0 and proportion(5, 5)["high"] == 1.0
+
+
+def test_the_paper_rule_needs_both_directions():
+    assert passes(0.1, 0.9) and passes(0.0, 1.0)
+    assert not passes(0.11, 1.0) and not passes(0.0, 0.89)
+
+
+@pytest.mark.parametrize("basis", ["sae", "raw"])
+def test_every_concept_in_one_pass_equals_steering_each_latent_alone(split, tmp_path, monkeypatch, basis):
+    run = Run.open(sae_run(split, tmp_path, monkeypatch))
+    encoder = run.basis(basis)
+    concepts = {}
+    for latent in range(encoder.n_latents):
+        scores = decoder_scores(run.target, encoder, latent)  # the items its direction raises, or a fixed set
+        concepts[latent] = decoder_items(scores, 5) if scores is not None else np.arange(split.n_items) < 5
+    found = concept_hits(run.target, encoder, split, concepts, batch_size=7)  # batches cut through the users
+    assert any(row["n_active"] for row in found.values())
+    for latent, items in concepts.items():
+        alone = steering_effect(run.target, encoder, split, latent, items, SCALES)
+        assert found[latent]["n_active"] == alone["n_active"]
+        hits = [s["hit@10"] for s in alone["scales"]]
+        assert [found[latent][key] for key in ("down", "unedited", "up")] == pytest.approx(hits) if hits[0] is not None \
+            else found[latent]["up"] is None
+
+
+def test_raw_dimensions_steer_one_coordinate_as_a_decoder_row_would():
+    x = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 4.0, 1.0]])
+    raw, both = RawDimensions(3), RawDimensions(3, both_signs=True)
+    torch.testing.assert_close(raw.encode(x)[0] @ raw.W_dec, x.clamp(min=0))  # the positive part, one sign
+    torch.testing.assert_close(both.encode(x)[0] @ both.W_dec, x)  # all of it, both signs
+    # -10x of dimension 0 where it fires (positive), and of its negative side (latent 3) where that fires
+    assert steered(raw, x, [Edit(0, scale=-10.0)]).tolist() == [[-20.0, -1.0, 0.5], [-3.0, 4.0, 1.0]]
+    assert steered(both, x, [Edit(3, scale=10.0)]).tolist() == [[2.0, -1.0, 0.5], [-30.0, 4.0, 1.0]]
+
+
+def test_a_frozen_control_is_trained_once_from_the_runs_own_sae_and_keeps_its_decoder(split, tmp_path, monkeypatch):
+    run = Run.open(sae_run(split, tmp_path, monkeypatch))
+    with pytest.raises(RunFolderError, match=r"has no frozen-decoder control of its SAE; `recprobe interpret --run .* "
+                                             r"--basis frozen-decoder` trains it"):
+        run.basis("frozen-decoder")
+    interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis="frozen-decoder", progress=False)
+    control, sae = run.basis("frozen-decoder"), run.sae()
+    start = initial_sae(run.activations(), sae.config)
+    assert control.config == sae.config.model_copy(update={"freeze": "decoder"})
+    assert torch.equal(control.W_dec, start.W_dec) and not torch.equal(control.W_enc, start.W_enc)
+    assert run.cases(basis="frozen-decoder").made_from["sae"].startswith("frozen-decoder:")
+    weights = next(run.layout.saes.glob("*frozen-decoder*")) / "sae_weights.safetensors"
+    before = weights.read_bytes()
+    interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis="frozen-decoder", progress=False)
+    assert weights.read_bytes() == before  # kept, not trained again
+    with pytest.raises(RunFolderError, match=r"needs the SAE's concepts and at least one control's \(interpreted: "
+                                             r"frozen-decoder\)"):
+        table7_every_run(run)
+
+
+def test_the_verdict_takes_the_control_that_passes_most():
+    def basis(passed, measured):
+        return {"measured": measured, "share": proportion(passed, measured)}
+
+    found = trained_minus_best_control({"sae": basis(90, 100), "raw": basis(10, 100), "untrained": basis(40, 100)})
+    assert found["best_control"] == "untrained" and found["verdict"] == "trained ahead"
+    assert found["trained_minus_best_control"]["mean"] == pytest.approx(0.5)
+    found = trained_minus_best_control({"sae": basis(9, 46), "untrained": basis(22, 59)})
+    assert found["verdict"] == "control ahead"
+    assert trained_minus_best_control({"sae": basis(3, 10), "raw": basis(0, 0)})["verdict"] == "not measurable"
