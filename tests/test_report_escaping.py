@@ -93,6 +93,7 @@ def test_random_text_in_any_field_parses_to_the_templates_tags_only(title, attri
         attributes={"header": ["attribute", "sae"], "rows": [(attribute, 0.7)], "numeric": (1,),
                     "heatmap": heatmap([title, description], [attribute, path], [[0.9, 0.2], [0.5, float("nan")]], path)},
         table7=[(link("latents/3.html", "3"), description, attribute, 0.1, 0.2, 0.3)], debias=[(title, 1.0, 2.0, "+1%")],
+        table7_every={"rows": [(attribute, 3, 2, 1, 0.5, description)], "note": path},
         sweep={"chart": pareto([{"method": title, "selection": attribute, "strength": s, "Gini@10": s / 4,
                                  "NDCG@10": 0.1 - s / 100} for s in (0.0, 1.0)]),
                "header": [attribute, "strength"], "rows": [(title, "1")], "numeric": (1,), "note": description})

@@ -3,13 +3,13 @@ keep and reports all the broken ones at once (in the spirit of scikit-learn's ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from recprobe.batches import phase_batches
-from recprobe.errors import RecprobeError
+from recprobe.errors import IdMismatchError, RecprobeError
 from recprobe.metrics import exclusion_mask, target_ranks
 from recprobe.target import Batch, ProbeTarget
 
@@ -17,6 +17,8 @@ SANITY_USERS = 2000  # held-out items ranked before a run is created
 SANITY_FACTOR = 3.0  # a target must hit at least this many times what random scores would...
 SANITY_SHARE = 1 / 3  # ...or, on catalogs too small for that, a third of the way from random to every hit
 SANITY_K = 10
+SHIFTS = (-1, 1)  # item ids read one off each way: an off-by-one wrapper ranks clearly better under one of them
+SHIFT_Z = 3.0  # how clearly: the paired z of users only the shift hits against those only the given ids hit
 
 
 class ProbeTargetCheckError(RecprobeError, AssertionError):
@@ -83,23 +85,38 @@ def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5,
 
 @dataclass(frozen=True)
 class RankingCheck:
-    """HR@10 of a target on a sample of the split's test items, against what random scores would reach."""
+    """HR@10 of a target on a sample of the split's test items, against what random scores would reach, and
+    against the same scores read with item ids shifted by one each way (an off-by-one wrapper ranks better
+    shifted)."""
 
     target: str
     dataset: str
     users: int
     hr: float
     random_hr: float
+    shifted: dict[int, tuple[float, float]] = field(default_factory=dict)  # shift -> (HR@10, z of shifted - given)
 
     @property
     def threshold(self) -> float:
         return min(SANITY_FACTOR * self.random_hr, self.random_hr + SANITY_SHARE * (1 - self.random_hr))
 
     @property
+    def off_by(self) -> int | None:
+        """The shift of the item ids under which the held-out items rank clearly better, if any."""
+        better = {shift: z for shift, (_, z) in self.shifted.items() if z > SHIFT_Z}
+        return max(better, key=better.get) if better else None
+
+    @property
     def ok(self) -> bool:
-        return self.hr >= self.threshold
+        return self.hr >= self.threshold and self.off_by is None
 
     def message(self) -> str:
+        if self.off_by is not None:
+            shifted_hr, z = self.shifted[self.off_by]
+            return (f"{self.target} ranks the {self.dataset} split's held-out items better with its item ids shifted by "
+                    f"{self.off_by:+d} (HR@{SANITY_K} {shifted_hr:.4f} against {self.hr:.4f} as given, on {self.users} test "
+                    f"users, z = {z:.1f}): its wrapper is likely off by one (ids from 1, or a padding row at 0?); give "
+                    "item_tokens (None at the padding id) instead of shifting ids by hand")
         return (f"{self.target} ranks the {self.dataset} split's held-out items almost at random: HR@{SANITY_K} "
                 f"{self.hr:.4f} on {self.users} test users, random scores would reach {self.random_hr:.4f}, and a "
                 f"trained model at least {self.threshold:.4f}. Likely causes: its user or item ids are numbered "
@@ -108,24 +125,39 @@ class RankingCheck:
                 "weights are untrained")
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"users": self.users, f"HR@{SANITY_K}": self.hr, f"random HR@{SANITY_K}": self.random_hr}
+        return {"users": self.users, f"HR@{SANITY_K}": self.hr, f"random HR@{SANITY_K}": self.random_hr,
+                **{f"HR@{SANITY_K} ids shifted {shift:+d}": hr for shift, (hr, _) in self.shifted.items()}}
 
 
 @torch.no_grad()
 def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, seed: int = 0) -> RankingCheck:
-    """Full-ranking HR@10 of ``target.predict`` on up to ``n_users`` test users (seen items masked), and the
-    expected HR@10 of random scores on the same users (10 over the items each user can be shown)."""
+    """Full-ranking HR@10 of ``target.predict`` on up to ``n_users`` test users (seen items masked), the
+    expected HR@10 of random scores on the same users (10 over the items each user can be shown), and HR@10 with
+    the score columns shifted by one each way, with the paired z of the users only the shift hits against those
+    only the given ids hit (McNemar's)."""
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(split.n_users, size=min(n_users, split.n_users), replace=False))
     batch_of = phase_batches(split, "test", target.max_history)
     offsets, items = split.exclusions("test")
     hits, random_hits = 0.0, 0.0
+    shifted = {shift: np.zeros(3) for shift in SHIFTS}  # hits, only shifted, only given
     for start in range(0, len(users), 512):
         chunk = users[start:start + 512]
         scores = target.predict(batch_of(chunk)).float().cpu()
+        if scores.shape[1] != split.n_items:
+            from recprobe.runs.align import width_message
+
+            raise IdMismatchError(width_message(target.name, scores.shape[1], split.n_items, "n_items"))
         mask = exclusion_mask(offsets, items, chunk, split.n_items)
-        ranks = target_ranks(scores, torch.from_numpy(split.test_items[chunk]), mask)
-        hits += float((ranks <= SANITY_K).sum())
+        held_out = torch.from_numpy(split.test_items[chunk])
+        moved = {shift: target_ranks(scores.roll(shift, dims=1), held_out, mask) <= SANITY_K for shift in SHIFTS}
+        given = target_ranks(scores, held_out, mask) <= SANITY_K  # last: it masks scores in place
+        hits += float(given.sum())
+        for shift, counts in shifted.items():
+            hit = moved[shift]
+            counts += (float(hit.sum()), float((hit & ~given).sum()), float((given & ~hit).sum()))
         shown = split.n_items - (offsets[chunk + 1] - offsets[chunk])  # the held-out item is never masked
         random_hits += float(np.minimum(SANITY_K / np.maximum(shown, 1), 1.0).sum())
-    return RankingCheck(target.name, split.name, len(users), hits / len(users), random_hits / len(users))
+    paired = {shift: (hit / len(users), (only - other) / max(np.sqrt(only + other), 1.0))
+              for shift, (hit, only, other) in shifted.items()}
+    return RankingCheck(target.name, split.name, len(users), hits / len(users), random_hits / len(users), paired)

@@ -11,7 +11,7 @@ import difflib
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -56,13 +56,20 @@ class TorchTarget:
     """A ProbeTarget over any ``nn.Module``; build it with ``recprobe.wrap``."""
 
     def __init__(
-        self, model: nn.Module, site: str, *, n_items: int, d_model: int, forward: Forward,
+        self, model: nn.Module, site: str, *, d_model: int, forward: Forward, n_items: int | None = None,
         position: Position | None = None, max_history: int = 0,
         item_embeddings: Callable[[], torch.Tensor] | None = None, name: str | None = None,
+        item_tokens: Sequence[Any] | None = None, user_tokens: Sequence[Any] | None = None,
     ):
         self.model, self.site, self.forward = model, site, forward
         self.module = find_site(model, site)
-        self.n_items, self.d_model, self.max_history = n_items, d_model, max_history
+        if n_items is None and item_tokens is None:
+            raise RecprobeError("wrap needs n_items (the width of the model's scores) or item_tokens (one raw item id "
+                                "per score column, None for a padding id)")
+        self.n_items = len(item_tokens) if n_items is None else n_items
+        self.d_model, self.max_history = d_model, max_history
+        self.item_tokens = None if item_tokens is None else list(item_tokens)
+        self.user_tokens = None if user_tokens is None else list(user_tokens)
         self.position = position or Position()
         self._item_embeddings = item_embeddings
         self.name = name or f"torch:{type(model).__name__}.{site}"
@@ -130,9 +137,15 @@ def find_site(model: nn.Module, site: str) -> nn.Module:
 def wrap(model: nn.Module, site: str, **options: Any) -> TorchTarget:
     """Open ``model`` at the submodule ``site`` (a dotted path from ``model.named_modules()``).
 
-    Options: ``n_items``, ``d_model``, ``forward(model, batch) -> [B, n_items]`` scores (how a Batch is fed),
-    and optionally ``position`` (which part of the site's output is the user representation),
-    ``max_history``, ``item_embeddings`` (a function returning [n_items, d]) and ``name``.
+    Options: ``d_model``, ``forward(model, batch) -> [B, n_items]`` scores (how a Batch is fed), ``n_items``
+    (the scores' width) or ``item_tokens``, and optionally ``position`` (which part of the site's output is the
+    user representation), ``max_history``, ``item_embeddings`` (a function returning [n_items, d]) and ``name``.
+
+    Ids: with ``item_tokens``, ``item_tokens[j]`` is the dataset's raw id of the model's item j (its score
+    column j and its input id j), ``None`` marking a padding id; the run translates histories into the model's
+    ids and scores back into the split's, so ids from 1, a padding row at 0 or at the end, and a model of a
+    subset of the catalog need no translation by hand. ``user_tokens`` likewise for user ids. Without them the
+    model's ids must be the split's (0..n-1, histories padded at the end with n_items).
     """
     return TorchTarget(model, site, **options)
 

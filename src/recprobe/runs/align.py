@@ -1,6 +1,8 @@
 """Ids aligned by construction: a target that numbers users or items its own way declares its raw tokens
-(``user_tokens`` / ``item_tokens``: the dataset's raw id of each of its indices, as RecBole's checkpoints do),
-and the run maps the split onto them. Downstream everything speaks the split's numbering."""
+(``user_tokens`` / ``item_tokens``: the dataset's raw id of each of its indices, as RecBole's checkpoints do;
+``None`` marks a padding id), and the run maps the split onto them. Downstream everything speaks the split's
+numbering. A target may know a subset of the split's items (never recommended, dropped from histories), not
+items the split lacks."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from recprobe.errors import IdMismatchError
 from recprobe.target import Batch, ProbeTarget
 
 EXAMPLES = 3
+MAX_UNKNOWN = 0.5  # a target may leave out up to this share of the split's items (a model of a sub-catalog)
 
 
 def align(target: ProbeTarget, split) -> ProbeTarget:
@@ -21,18 +24,24 @@ def align(target: ProbeTarget, split) -> ProbeTarget:
     user_tokens = getattr(target, "user_tokens", None)
     if item_tokens is None:
         if target.n_items != split.n_items:
+            padding = (" One more than the split: a padding id (ids from 1, or a padding row at the end)? Give "
+                       "item_tokens with None at the padding id." if target.n_items == split.n_items + 1 else "")
             raise IdMismatchError(
-                f"{target.name} scores {target.n_items} items but the {split.name} split has {split.n_items}; probe it "
-                "against the dataset (and filters: --min-rating, --core) it was trained on, or give the target "
-                "item_tokens (each of its item indices' raw id) so recprobe can map the ids"
+                f"{target.name} scores {target.n_items} items but the {split.name} split has {split.n_items}.{padding} "
+                "Otherwise probe it against the dataset (and filters: --min-rating, --core) it was trained on, or give "
+                "the target item_tokens (each of its item indices' raw id) so recprobe can map the ids"
             )
         return target
-    items = token_map(item_tokens, split.item_ids, "item", target.name, split.name)
+    if len(item_tokens) != target.n_items:
+        raise IdMismatchError(f"{target.name} declares n_items={target.n_items} but {len(item_tokens)} item_tokens; "
+                              "give one token per output column (None for a padding id)")
+    items = token_map(item_tokens, split.item_ids, "item", target.name, split.name, subset_ok=True)
     users = None if user_tokens is None or not target_reads_users(target) else token_map(
         user_tokens, split.user_ids, "user", target.name, split.name)
-    if users is None and np.array_equal(items, np.arange(split.n_items)):
+    pads = [i for i, token in enumerate(item_tokens) if token is None]
+    if users is None and np.array_equal(items, np.arange(split.n_items)) and target.n_items == split.n_items:
         return target
-    return AlignedTarget(target, items, users)
+    return AlignedTarget(target, items, users, pad=pads[0] if pads else target.n_items)
 
 
 def target_reads_users(target: ProbeTarget) -> bool:
@@ -40,48 +49,66 @@ def target_reads_users(target: ProbeTarget) -> bool:
     return not target.max_history
 
 
-def token_map(target_tokens: Sequence, split_tokens: np.ndarray, kind: str, target_name: str, split_name: str) -> np.ndarray:
-    """[n] the target's index of each of the split's ``kind``s, matched by raw token; the two sets must be equal."""
-    mine = [str(t).strip() for t in target_tokens]
+def token_map(target_tokens: Sequence, split_tokens: np.ndarray, kind: str, target_name: str, split_name: str, *,
+              subset_ok: bool = False) -> np.ndarray:
+    """[n] the target's index of each of the split's ``kind``s, matched by raw token (``None`` tokens are padding
+    ids and match nothing); -1 for one the target does not know, allowed with ``subset_ok`` when the target
+    knows most of them. A target token the split lacks is always refused."""
+    mine = [None if t is None else str(t).strip() for t in target_tokens]
     theirs = [str(t).strip() for t in split_tokens]
-    index = {token: i for i, token in enumerate(mine)}
+    index = {token: i for i, token in enumerate(mine) if token is not None}
     missing = [t for t in theirs if t not in index]
-    extra = sorted(set(mine) - set(theirs))
-    if missing or extra:
+    extra = sorted(set(index) - set(theirs))
+    if extra or (missing and not (subset_ok and len(missing) <= len(theirs) * MAX_UNKNOWN)):
         parts = []
         if missing:
             parts.append(f"{len(missing)} of the split's {len(theirs)} {kind}s are unknown to the target "
                          f"(e.g. {', '.join(map(repr, missing[:EXAMPLES]))})")
         if extra:
-            parts.append(f"{len(extra)} of the target's {len(mine)} {kind}s are not in the split "
+            parts.append(f"{len(extra)} of the target's {len(index)} {kind}s are not in the split "
                          f"(e.g. {', '.join(map(repr, extra[:EXAMPLES]))})")
         raise IdMismatchError(
             f"{target_name} was trained on other {kind}s than the {split_name} split: {'; '.join(parts)}. It was "
             "trained on another dataset or with other filters; train it on the split `recprobe export` writes "
             "(docs: Ways in, RecBole), or probe it against the dataset and filters (--min-rating, --core) it saw"
         )
-    return np.array([index[t] for t in theirs], dtype=np.int64)
+    return np.array([index.get(t, -1) for t in theirs], dtype=np.int64)
 
 
 class AlignedTarget:
     """A ProbeTarget in the split's numbering over one in its own: batches are translated on the way in, score
-    columns on the way out. ``inner`` is the wrapped target."""
+    columns on the way out. ``inner`` is the wrapped target; ``pad`` its padding item id in histories."""
 
-    def __init__(self, inner: ProbeTarget, items: np.ndarray, users: np.ndarray | None):
+    def __init__(self, inner: ProbeTarget, items: np.ndarray, users: np.ndarray | None, pad: int | None = None):
         self.inner = inner
         self.name, self.d_model, self.max_history = inner.name, inner.d_model, inner.max_history
         self.n_items = len(items)
-        self._items = torch.from_numpy(items)
-        self._history_map = torch.cat([self._items, torch.tensor([inner.n_items])])  # the split's pad -> target's pad
+        pad = inner.n_items if pad is None else pad
+        known = torch.from_numpy(items)
+        self._unknown = known < 0  # the split's items the target does not know: never recommended
+        self._items = known.clamp(min=0)
+        self._history_map = torch.cat([torch.where(self._unknown, pad, known), torch.tensor([pad])])  # pad -> pad
         self._users = None if users is None else torch.from_numpy(users)
 
     def _batch(self, batch: Batch) -> Batch:
         users = batch.users if self._users is None else self._users[batch.users]
-        history = self._history_map[batch.history] if batch.history.numel() else batch.history
+        if not batch.history.numel():
+            return Batch(users, batch.history, batch.lengths)
+        history = self._history_map[batch.history]
+        if self._unknown.any():  # drop unknown items, keeping the histories padded at the end
+            pad = int(self._history_map[-1])
+            keep = history != pad
+            order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices
+            history = torch.where(torch.gather(keep, 1, order), torch.gather(history, 1, order), pad)
+            return Batch(users, history, keep.sum(1).clamp(min=1))
         return Batch(users, history, batch.lengths)
 
     def _columns(self, scores: torch.Tensor) -> torch.Tensor:
-        return scores[:, self._items.to(scores.device)]
+        if scores.shape[1] != self.inner.n_items:
+            raise IdMismatchError(width_message(self.inner.name, scores.shape[1], self.inner.n_items, "item_tokens"))
+        picked = scores[:, self._items.to(scores.device)]
+        lowest = torch.finfo(picked.dtype).min  # below every score, and finite: a held-out item still has a rank
+        return picked.masked_fill(self._unknown.to(scores.device), lowest) if self._unknown.any() else picked
 
     def represent(self, batch: Batch) -> torch.Tensor:
         return self.inner.represent(self._batch(batch))
@@ -94,4 +121,15 @@ class AlignedTarget:
 
     def item_embeddings(self) -> torch.Tensor | None:
         items = self.inner.item_embeddings()
-        return None if items is None else items[self._items.to(items.device)]
+        if items is None:
+            return None
+        picked = items[self._items.to(items.device)]
+        return picked.masked_fill(self._unknown.to(items.device)[:, None], 0.0) if self._unknown.any() else picked
+
+
+def width_message(name: str, width: int, expected: int, declared: str) -> str:
+    """The error for scores whose width is not the declared catalog's, with the likely cause."""
+    cause = (" One column more: a padding id scored as an item; give item_tokens with None at the padding id."
+             if width == expected + 1 else "")
+    return (f"{name} returns scores with {width} columns, but it declares {expected} items ({declared}).{cause} "
+            "Make predict/score return one column per item")

@@ -1,0 +1,97 @@
+"""Any id scheme through ``item_tokens`` / ``user_tokens`` (padding ids, ids from 1, a sub-catalog), and the
+wrappers that get ids wrong: off by one, or scores of another width."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import recprobe
+from recprobe.errors import IdMismatchError, RunFolderError
+from recprobe.runs import Run
+from recprobe.runs.align import AlignedTarget, align
+from recprobe.target import Batch
+from tests.conftest import probe_batch
+from tests.targets import Oracle
+
+
+class FromOne(nn.Module):
+    """The Oracle as many models outside recprobe are written: users and items numbered from 1, row and
+    score column 0 for padding."""
+
+    def __init__(self, split):
+        super().__init__()
+        table = Oracle(split).table.detach()
+        self.users = nn.Parameter(torch.cat([torch.zeros(1, split.n_items), table]))  # row 0: padding user
+        self.items = nn.Parameter(torch.cat([torch.zeros(1, split.n_items), torch.eye(split.n_items)]))  # row 0: pad
+        self.tower = nn.Identity()
+
+    def forward(self, users, history):
+        return self.tower(self.users[users]) @ self.items.T  # [B, n_items + 1], column 0 the padding item
+
+
+def from_one(split, **options):
+    model = FromOne(split)
+    return recprobe.wrap(model, site="tower", d_model=split.n_items, forward=lambda m, b: m(b.users, b.history), **options)
+
+
+def test_ids_from_one_with_a_padding_row_need_no_translation_by_hand(split, tmp_path):
+    target = from_one(split, item_tokens=[None, *split.item_ids], user_tokens=[None, *split.user_ids])
+    assert target.n_items == split.n_items + 1
+    run = Run.create(tmp_path / "run", target, split)
+    batch = probe_batch(split, 0, n=split.n_users)
+    scores = run.target.predict(batch)
+    assert scores.shape == (split.n_users, split.n_items)
+    assert (scores.argmax(1).numpy() == split.test_items).all()  # the Oracle's held-out items, in the split's ids
+    assert run.record["ranking_check"]["HR@10"] == 1.0
+
+
+def test_a_history_goes_to_the_model_in_its_ids_with_its_padding_and_without_items_it_does_not_know(split):
+    inner = Oracle(split)
+    n = split.n_items
+    target = AlignedTarget(inner, np.r_[np.arange(1, n - 1) + 0, -1, -1].astype(np.int64), None, pad=0)
+    batch = Batch(torch.tensor([0, 1]), torch.tensor([[0, n - 1, 3, n], [n - 2, n, n, n]]), torch.tensor([3, 1]))
+    seen = target._batch(batch)
+    assert seen.history.tolist() == [[1, 4, 0, 0], [0, 0, 0, 0]] and seen.lengths.tolist() == [2, 1]
+    scores = target.predict(probe_batch(split, 0))
+    assert (scores[:, -2:] == torch.finfo(scores.dtype).min).all()  # unknown: below every score, never recommended
+    assert (scores[:, :-2] > torch.finfo(scores.dtype).min).all()
+
+
+def test_a_model_of_part_of_the_catalog_is_probed_and_never_recommends_the_rest(split, tmp_path):
+    tokens = [None, *split.item_ids[:-3], None, None, None]  # three items it never learned: padding rows
+    run = Run.create(tmp_path / "run", from_one(split, item_tokens=tokens, user_tokens=[None, *split.user_ids]), split,
+                     untrained_ok=True)
+    top = run.target.predict(probe_batch(split, 0, n=split.n_users)).topk(split.n_items - 3).indices
+    assert top.max() < split.n_items - 3
+
+
+def test_an_off_by_one_wrapper_is_refused_saying_so(split, tmp_path):
+    model = FromOne(split)
+    wrong = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items,
+                          forward=lambda m, b: m(b.users + 1, b.history)[:, :-1])  # drops the wrong column
+    with pytest.raises(RunFolderError, match=r"ranks the synthetic split's held-out items better with its item ids "
+                                             r"shifted by -1 \(HR@10 1.0000 against 0.\d+ as given.*likely off by one"):
+        Run.create(tmp_path / "run", wrong, split)
+    assert not (tmp_path / "run").exists()
+    right = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items,
+                          forward=lambda m, b: m(b.users + 1, b.history)[:, 1:])
+    check = Run.create(tmp_path / "right", right, split).record["ranking_check"]
+    assert check["HR@10"] == 1.0 and check["HR@10 ids shifted -1"] < 0.5 and check["HR@10 ids shifted +1"] < 0.5
+
+
+def test_scores_of_another_width_name_both_widths_and_the_padding_column(split, tmp_path):
+    model = FromOne(split)
+    padded = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items,
+                           forward=lambda m, b: m(b.users + 1, b.history))
+    with pytest.raises(IdMismatchError, match=rf"returns scores with {split.n_items + 1} columns, but it declares "
+                                              rf"{split.n_items} items \(n_items\). One column more: a padding id"):
+        Run.create(tmp_path / "run", padded, split)
+    declared = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items + 1,
+                             forward=lambda m, b: m(b.users + 1, b.history))
+    with pytest.raises(IdMismatchError, match=r"One more than the split: a padding id .* Give item_tokens with None"):
+        align(declared, split)
+    with pytest.raises(IdMismatchError, match=r"declares n_items=5 but \d+ item_tokens"):
+        align(from_one(split, n_items=5, item_tokens=[None, *split.item_ids]), split)
