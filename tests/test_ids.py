@@ -1,5 +1,5 @@
-"""Any id scheme through ``item_tokens`` / ``user_tokens`` (padding ids, ids from 1, a sub-catalog), and the
-wrappers that get ids wrong: off by one, or scores of another width."""
+"""Any id scheme through ``item_tokens`` / ``user_tokens`` (padding ids, ids from 1, a sub-catalog), the
+wrappers that get ids wrong (off by one, scores of another width), and general targets that read histories."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import recprobe
 from recprobe.errors import IdMismatchError, RunFolderError
 from recprobe.runs import Run
 from recprobe.runs.align import AlignedTarget, align
-from recprobe.target import Batch
+from recprobe.target import Batch, is_sequential
 from tests.conftest import probe_batch
 from tests.targets import Oracle
 
@@ -95,3 +95,35 @@ def test_scores_of_another_width_name_both_widths_and_the_padding_column(split, 
         align(declared, split)
     with pytest.raises(IdMismatchError, match=r"declares n_items=5 but \d+ item_tokens"):
         align(from_one(split, n_items=5, item_tokens=[None, *split.item_ids]), split)
+
+
+class Pooling(nn.Module):
+    """A general model that reads histories as a bag: the Oracle's user row plus the mean of its history."""
+
+    def __init__(self, split):
+        super().__init__()
+        self.table = Oracle(split).table.detach()
+        self.tower = nn.Identity()
+        self.read: list[int] = []
+
+    def forward(self, users, history, lengths):
+        self.read.append(history.shape[1])
+        items = torch.eye(self.table.shape[1] + 1)[history].sum(1)[:, :-1] / lengths.clamp(min=1)[:, None]
+        return self.tower(self.table[users] + 0.01 * items) @ torch.eye(self.table.shape[1])
+
+
+def test_a_general_target_that_reads_histories_gets_them_whole_and_test_cases(split, tmp_path):
+    from recprobe.runs.interpret import resolve_cases
+
+    model = Pooling(split)
+    target = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items, max_history=2,
+                           sequential=False, forward=lambda m, b: m(b.users, b.history, b.lengths))
+    run = Run.create(tmp_path / "run", target, split)
+    longest = int(np.diff(split.sequences("test")[0]).max())
+    assert run.target.max_history == longest > 2 and max(model.read) == longest  # no window of 2
+    run.capture(progress=False)
+    run.train_sae(scale=1, k=2, epochs=1, progress=False)
+    assert not is_sequential(run.target) and resolve_cases(run, "auto", 5) == "test"  # the declared kind decides
+    sequential = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items, max_history=2,
+                               forward=lambda m, b: m(b.users, b.history, b.lengths))
+    assert align(sequential, split).max_history == 2 and is_sequential(align(sequential, split))

@@ -64,6 +64,13 @@ def test_a_model_object_goes_through_every_stage_to_the_report(split, tmp_path):
     summary = run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
     assert summary["interpreted"] == run.sae().n_latents
     run.steering().steer(0, [-10.0, 10.0])
+    user = str(split.user_ids[0])
+    explained = run.explain(user)  # every stage is a method, explain and debias too
+    assert explained["user"] == user and explained["latents"] and explained["rank"] >= 1
+    assert run.fidelity(m=1)["users"] > 0 and (run.layout.explanations / "fidelity.json").is_file()
+    debiased = run.debias(n_latents=1, niche_scale=3.0)
+    written = json.loads((run.layout.steering / "debias.json").read_text())
+    assert written["niche_scale"] == debiased["niche_scale"] == 3.0 and written["before"] == debiased["before"]
     index = run.report()
     assert "oracle on synthetic" in index.read_text()
     with pytest.raises(RunFolderError, match=r"created from a model object in Python .* recprobe.Run.open\(folder, target=your_target\)"):

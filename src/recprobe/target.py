@@ -56,3 +56,12 @@ class ProbeTarget(Protocol):
     def item_embeddings(self) -> torch.Tensor | None:
         """[n_items, d'] the item vectors the prediction layer uses, or None when it has none."""
         ...
+
+
+def is_sequential(target: ProbeTarget) -> bool:
+    """Whether the target's representation depends on the order of a history window (SASRec, GRU4Rec), as it
+    declares with an optional ``sequential`` attribute; without one, whether it reads histories at all. A
+    general target that reads histories (a Mult-VAE, a two-tower model pooling them) says ``sequential = False``
+    and is given whole histories."""
+    declared = getattr(target, "sequential", None)
+    return bool(target.max_history) if declared is None else bool(declared) and bool(target.max_history)

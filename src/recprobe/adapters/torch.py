@@ -60,6 +60,7 @@ class TorchTarget:
         position: Position | None = None, max_history: int = 0,
         item_embeddings: Callable[[], torch.Tensor] | None = None, name: str | None = None,
         item_tokens: Sequence[Any] | None = None, user_tokens: Sequence[Any] | None = None,
+        sequential: bool | None = None,
     ):
         self.model, self.site, self.forward = model, site, forward
         self.module = find_site(model, site)
@@ -68,6 +69,7 @@ class TorchTarget:
                                 "per score column, None for a padding id)")
         self.n_items = len(item_tokens) if n_items is None else n_items
         self.d_model, self.max_history = d_model, max_history
+        self.sequential = bool(max_history) if sequential is None else sequential
         self.item_tokens = None if item_tokens is None else list(item_tokens)
         self.user_tokens = None if user_tokens is None else list(user_tokens)
         self.position = position or Position()
@@ -139,7 +141,12 @@ def wrap(model: nn.Module, site: str, **options: Any) -> TorchTarget:
 
     Options: ``d_model``, ``forward(model, batch) -> [B, n_items]`` scores (how a Batch is fed), ``n_items``
     (the scores' width) or ``item_tokens``, and optionally ``position`` (which part of the site's output is the
-    user representation), ``max_history``, ``item_embeddings`` (a function returning [n_items, d]) and ``name``.
+    user representation), ``max_history``, ``sequential``, ``item_embeddings`` (a function returning
+    [n_items, d]) and ``name``.
+
+    History: a target with ``max_history`` 0 reads user ids only. One that reads histories is sequential by
+    default (it gets the last ``max_history`` items, and every position is a case); ``sequential=False`` (a
+    Mult-VAE, a model pooling the history) gets each user's whole history instead, never a window.
 
     Ids: with ``item_tokens``, ``item_tokens[j]`` is the dataset's raw id of the model's item j (its score
     column j and its input id j), ``None`` marking a padding id; the run translates histories into the model's

@@ -12,13 +12,22 @@ import numpy as np
 import torch
 
 from recprobe.errors import IdMismatchError
-from recprobe.target import Batch, ProbeTarget
+from recprobe.target import Batch, ProbeTarget, is_sequential
 
 EXAMPLES = 3
 MAX_UNKNOWN = 0.5  # a target may leave out up to this share of the split's items (a model of a sub-catalog)
 
 
 def align(target: ProbeTarget, split) -> ProbeTarget:
+    """``target`` speaking the split's user and item numbering (or an IdMismatchError naming the mismatch), and
+    given whole histories when it reads them but is not sequential."""
+    aligned = align_ids(target, split)
+    if target.max_history and not is_sequential(target):
+        return WholeHistory(aligned, int(np.diff(split.sequences("test")[0]).max()))
+    return aligned
+
+
+def align_ids(target: ProbeTarget, split) -> ProbeTarget:
     """``target`` speaking the split's user and item numbering, or an IdMismatchError naming the mismatch."""
     item_tokens = getattr(target, "item_tokens", None)
     user_tokens = getattr(target, "user_tokens", None)
@@ -82,6 +91,7 @@ class AlignedTarget:
     def __init__(self, inner: ProbeTarget, items: np.ndarray, users: np.ndarray | None, pad: int | None = None):
         self.inner = inner
         self.name, self.d_model, self.max_history = inner.name, inner.d_model, inner.max_history
+        self.sequential = getattr(inner, "sequential", None)
         self.n_items = len(items)
         pad = inner.n_items if pad is None else pad
         known = torch.from_numpy(items)
@@ -133,3 +143,27 @@ def width_message(name: str, width: int, expected: int, declared: str) -> str:
              if width == expected + 1 else "")
     return (f"{name} returns scores with {width} columns, but it declares {expected} items ({declared}).{cause} "
             "Make predict/score return one column per item")
+
+
+class WholeHistory:
+    """A general target that reads histories (``sequential = False``), given each user's whole history: its
+    ``max_history`` is the split's longest, so no window cuts what a bag-of-items model reads."""
+
+    sequential = False
+
+    def __init__(self, inner: ProbeTarget, longest: int):
+        self.inner = inner
+        self.name, self.d_model, self.n_items = inner.name, inner.d_model, inner.n_items
+        self.max_history = max(longest, inner.max_history)
+
+    def represent(self, batch: Batch) -> torch.Tensor:
+        return self.inner.represent(batch)
+
+    def score(self, reps: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return self.inner.score(reps, batch)
+
+    def predict(self, batch: Batch) -> torch.Tensor:
+        return self.inner.predict(batch)
+
+    def item_embeddings(self) -> torch.Tensor | None:
+        return self.inner.item_embeddings()

@@ -56,6 +56,7 @@ from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.io import CONFIG
 from recprobe.store import ActivationStore
+from recprobe.target import is_sequential
 
 MIN_SCORABLE = 0.9  # the share of latents the paper's test cases must score for `auto` to keep them
 
@@ -170,7 +171,8 @@ def firing_on_cases(cases: CaseSet, n_latents: int) -> dict[str, float]:
 
 
 def resolve_cases(run: Run, cases: str, n: int) -> CaseKind:
-    """``auto``: the paper's test cases, unless the target is sequential and its SAE's test cases leave more than
+    """``auto``: the paper's test cases, unless the target is sequential (as it declares: ``is_sequential``) and
+    its SAE's test cases leave more than
     ``1 - MIN_SCORABLE`` of the latents with fewer than 2N activated users; then every position (``all``). The
     same for both bases of a run, so SAE latents and raw dimensions are compared on the same cases."""
     if cases not in CASE_KINDS:
@@ -178,7 +180,7 @@ def resolve_cases(run: Run, cases: str, n: int) -> CaseKind:
     if cases != "auto":
         case_rows(run.split, cases, run.target.max_history)  # refuses 'all' for a general target
         return cases
-    if not run.target.max_history or not (run.layout.sae / CONFIG).is_file():
+    if not is_sequential(run.target) or not (run.layout.sae / CONFIG).is_file():
         return "test"
     sae = run.sae()
     return "test" if scorable_share(record_cases(run.target, sae, run.split), sae.n_latents, n) >= MIN_SCORABLE else "all"

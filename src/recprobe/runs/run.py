@@ -12,6 +12,7 @@ import json
 import platform
 import shlex
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -221,14 +222,18 @@ class Run:
         """``recprobe train-sae``: any SAEConfig field (scale, k, alpha...) and SAETrainConfig field (epochs,
         batch_size, lr, device...) by name."""
         from recprobe.runs.sae import train_sae_run
-        from recprobe.sae.config import SAEConfig, SAETrainConfig
 
-        unknown = set(fields) - set(SAEConfig.model_fields) - set(SAETrainConfig.model_fields)
-        if unknown:
-            raise TypeError(f"train_sae() got unknown options {sorted(unknown)}: give SAEConfig or SAETrainConfig fields")
-        train = SAETrainConfig(**{k: v for k, v in fields.items() if k in SAETrainConfig.model_fields})
-        sae = {k: v for k, v in fields.items() if k in SAEConfig.model_fields}
+        sae, train = _sae_fields(fields)
         return train_sae_run(self, sae, train, progress=progress)
+
+    def train_ladder(self, archs: Sequence[str] = ("topk",), seeds: int = 5, *, progress: bool = True,
+                     **fields: Any) -> list:
+        """``recprobe train-sae --seeds``: the ladder of SAEs and frozen controls for ``compare``; SAEConfig and
+        SAETrainConfig fields by name, as ``train_sae``."""
+        from recprobe.runs.ladder import train_ladder
+
+        sae, train = _sae_fields(fields)
+        return train_ladder(self, archs, seeds, sae, train, progress=progress)
 
     def interpret(self, **options: Any) -> dict[str, Any]:
         """``recprobe interpret``: options as ``recprobe.runs.interpret.interpret_run``."""
@@ -241,6 +246,33 @@ class Run:
         from recprobe.runs.steering import SteeringRun
 
         return SteeringRun(self)
+
+    def explain(self, user: str, item: str | None = None) -> dict[str, Any]:
+        """``recprobe explain``: the latents behind ``item`` (raw id; default: the top recommendation) for ``user``
+        (raw id)."""
+        from recprobe.runs.explain import explain_user
+
+        return explain_user(self, user, item)
+
+    def fidelity(self, **options: Any) -> dict[str, Any]:
+        """``recprobe explain --fidelity``: options as ``recprobe.runs.explain.fidelity_run``."""
+        from recprobe.runs.explain import fidelity_run
+
+        return fidelity_run(self, **options)
+
+    def debias(self, **options: Any) -> dict[str, Any]:
+        """``recprobe debias``: options as ``SteeringRun.debias`` (``n_latents``, ``niche_scale``, ``popular_scale``)."""
+        return self.steering().debias(**options)
+
+    def debias_sweep(self, **options: Any) -> dict[str, Any]:
+        """``recprobe debias --sweep``: options as ``SteeringRun.debias_sweep``."""
+        return self.steering().debias_sweep(**options)
+
+    def compare(self, **options: Any) -> dict[str, Any]:
+        """``recprobe compare``: options as ``recprobe.runs.compare.compare_run``."""
+        from recprobe.runs.compare import compare_run
+
+        return compare_run(self, **options)
 
     def report(self) -> Path:
         """``recprobe report``: writes the HTML report; returns its index.html."""
@@ -255,6 +287,17 @@ class Run:
 
         return evaluate_model(self.target, self.split, phase, sampled=sampled, mask_seen=mask_seen,  # type: ignore[arg-type]
                               beyond=not sampled)
+
+
+def _sae_fields(fields: dict[str, Any]):
+    """SAEConfig fields (a dict) and the SAETrainConfig of the rest, from one set of keyword options."""
+    from recprobe.sae.config import SAEConfig, SAETrainConfig
+
+    unknown = set(fields) - set(SAEConfig.model_fields) - set(SAETrainConfig.model_fields)
+    if unknown:
+        raise TypeError(f"unknown options {sorted(unknown)}: give SAEConfig or SAETrainConfig fields")
+    train = SAETrainConfig(**{k: v for k, v in fields.items() if k in SAETrainConfig.model_fields})
+    return {k: v for k, v in fields.items() if k in SAEConfig.model_fields}, train
 
 
 def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter: str | None = None,
