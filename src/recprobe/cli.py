@@ -619,7 +619,7 @@ def export(
     core: Core = 5,
 ) -> None:
     """Export a split as RecBole atomic benchmark files, so RecBole trains on exactly the same data."""
-    from recprobe.data import export_recbole, load_dataset
+    from recprobe.data import export_recbole, load_dataset, recbole_settings
 
     if (dataset is None) == (run is None):
         raise ConfigError("--dataset: give --dataset D or --run RUN")
@@ -630,7 +630,9 @@ def export(
     else:
         split = load_dataset(dataset, data_dir, min_rating=_min_rating(min_rating), core=core)
     folder = export_recbole(split, out, name or f"recprobe-{split.name}")
-    console.print(f"wrote {folder} (use benchmark_filename: [train, valid, test] in RecBole)")
+    console.print(f"wrote {folder}; RecBole reads it as this split with these settings (config_dict):",
+                  markup=False, highlight=False)
+    console.print(json.dumps(recbole_settings(folder)), markup=False, highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:

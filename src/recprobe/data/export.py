@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,3 +41,13 @@ def export_recbole(split: Split, out_dir: str | Path, name: str | None = None) -
     lines += [f"{raw}\t{title.replace(chr(9), ' ')}\n" for raw, title in zip(split.item_ids, split.catalog.titles, strict=True)]
     atomic_write_text(folder / f"{name}.item", "".join(lines))
     return folder
+
+
+def recbole_settings(folder: str | Path) -> dict[str, Any]:
+    """The RecBole config entries that make RecBole read an export (``export_recbole``'s folder) as recprobe's
+    split: its dataset name and folder, the timestamp column, and a leave-one-out by time that holds out the
+    same dev and test items. Add the model's own settings (``epochs``, ``train_neg_sample_args`` ...)."""
+    folder = Path(folder)
+    return {"dataset": folder.name, "data_path": str(folder.parent),
+            "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+            "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"}}
