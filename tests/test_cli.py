@@ -135,3 +135,16 @@ def test_interpret_without_an_sae_says_what_to_run(capsys, tmp_path, toy):
     assert_one_line_error(code, err, "has no SAE; run `recprobe train-sae --run", "first")
     code, _, err = run_cli(capsys, "interpret", "--run", str(out), "--verifier", "vibes")
     assert_one_line_error(code, err, "verifier one of embedding, llm, llm-likelihood", "'vibes'")
+
+
+def test_export_prints_the_settings_recbole_reads_it_with(capsys, tmp_path):
+    folder = write_atomic(tmp_path / "toy", synthetic_frame())
+    code, out, _ = run_cli(capsys, "export", "--dataset", str(folder), "--min-rating", "0", "--core", "3", "--out",
+                           str(tmp_path / "exported"))
+    assert code == 0
+    settings = json.loads(out.strip().splitlines()[-1])  # the last line: the config entries, in full
+    assert settings["dataset"] == "recprobe-toy" and settings["data_path"] == str(tmp_path / "exported")
+    assert settings["load_col"] == {"inter": ["user_id", "item_id", "timestamp"]}
+    assert settings["eval_args"]["split"] == {"LS": "valid_and_test"}
+    for part in ("train", "valid", "test"):
+        assert (tmp_path / "exported" / "recprobe-toy" / f"recprobe-toy.{part}.inter").is_file()
