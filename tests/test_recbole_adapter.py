@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 import recprobe
+from recprobe.adapters.recbole.training import train_checkpoint
 from recprobe.errors import RecprobeError
+from recprobe.models import evaluate_model
+from recprobe.runs.align import align
 from recprobe.testing import check_probe_target
 
 pytest.importorskip("recbole", reason="RecBole is an extra: make recbole")
@@ -29,34 +30,7 @@ def train_recbole(model: str, data_path: Path, checkpoint_dir: Path, *, dataset:
                   epochs: int = 2) -> tuple[Path, dict[str, float]]:
     """A short run of RecBole's own Trainer, small sizes, on the exported split (its leave-one-out by time holds
     out the same items); returns the checkpoint it saves and RecBole's own full-ranking test metrics."""
-    from recprobe.adapters.recbole.shims import import_recbole
-
-    import_recbole()
-    from recbole.config import Config
-    from recbole.data import create_dataset, data_preparation
-    from recbole.trainer import Trainer
-    from recbole.utils import get_model, init_seed
-
-    settings = {
-        "data_path": str(data_path), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
-        "eval_args": {"group_by": "user", "order": "TO", "mode": "full", "split": {"LS": "valid_and_test"}},
-        "metrics": ["Hit", "NDCG"], "topk": [10], "epochs": epochs, "learning_rate": 0.005,
-        "embedding_size": 16, "hidden_size": 16, "n_layers": 1, "inner_size": 32, "MAX_ITEM_LIST_LENGTH": 20,
-        "train_batch_size": 512, "use_gpu": False, "seed": 0, "eval_step": 0, "show_progress": False,
-        "checkpoint_dir": str(checkpoint_dir), "state": "WARNING",
-    }
-    if model in SEQUENTIAL:
-        settings["train_neg_sample_args"] = None  # CE over all items
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = Config(model=model, dataset=dataset, config_dict=settings)
-        init_seed(0, True)
-        logging.getLogger().setLevel(logging.WARNING)
-        train, _, test = data_preparation(config, create_dataset(config))
-        trainer = Trainer(config, get_model(model)(config, train._dataset))
-        trainer.fit(train, None, saved=True, show_progress=False, verbose=False)
-        result = trainer.evaluate(test, load_best_model=False, show_progress=False)
-    return Path(trainer.saved_model_file), {key: float(value) for key, value in result.items()}
+    return train_checkpoint(model, data_path / dataset, checkpoint_dir, epochs=epochs)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +57,7 @@ def hr_at_10(table: str) -> float:
     return float(re.search(r"HR@10\s*│\s*[\d.]+\s*│\s*([\d.]+)", table).group(1))
 
 
-@pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF", "SASRec", "GRU4Rec", "NARM"])
+@pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF", "SASRec", "GRU4Rec", "NARM", "NeuMF"])
 def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
     """Probed by raw token, the checkpoint ranks the split's test items exactly as RecBole's own evaluation does
     (RecBole does not mask seen items for sequential models: --no-mask-seen is its protocol); then every stage."""
@@ -129,6 +103,37 @@ def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
     assert ("Steering every confident concept" in index) == (model in ("BPR", "SASRec"))
 
 
+@pytest.mark.parametrize(("model", "read"), [
+    ("NeuMF", "user_mf_embedding,user_mlp_embedding"), ("BERT4Rec", "final products"), ("Caser", "final products"),
+    ("MultiVAE", "final products"), ("FPMC", "final products"), ("RepeatNet", "final products"),
+])
+def test_any_recbole_model_is_read_inside_its_own_scoring(recbole_run, model, read):
+    """Models the specialised readings do not fit: the representation is read (and edited) inside the model's own
+    full_sort_predict or predict, so recprobe ranks exactly as RecBole's own evaluation does."""
+    root, split, _ = recbole_run
+    path, recbole_metrics = train_recbole(model, root / "data", root / model, epochs=1)
+    target = recprobe.load_target("recbole", checkpoint=path, trust_checkpoint=True)
+    assert target.site == read
+    aligned = align(target, split)
+    check_probe_target(aligned, recprobe.phase_batches(split, "test", aligned.max_history)(range(64)), split=split)
+    ours = evaluate_model(aligned, split, "test", mask_seen=not target.sequential_model)
+    assert abs(ours["HR@10"] - recbole_metrics["hit@10"]) <= 0.002, (ours, recbole_metrics)
+    assert abs(ours["NDCG@10"] - recbole_metrics["ndcg@10"]) <= 0.002, (ours, recbole_metrics)
+
+
+def test_a_model_scoring_pairs_without_its_site_is_refused_with_the_option_that_reads_it(recbole_run, monkeypatch):
+    from recprobe.adapters.recbole import target as recbole_target
+
+    root, _, _ = recbole_run
+    path, _ = train_recbole("NeuMF", root / "data", root / "NeuMF-sites", epochs=1)
+    with pytest.raises(RecprobeError, match=r"NeuMF has no module 'user_tower'; its modules: user_mf_embedding, "):
+        recprobe.load_target("recbole", checkpoint=path, trust_checkpoint=True, site="user_tower")
+    monkeypatch.delitem(recbole_target.DEFAULT_SITES, "NeuMF")
+    with pytest.raises(RecprobeError, match=r"RecBole model NeuMF computes no product of a user vector with the item "
+                                            r"vectors .* name its user-side modules with --option site=MODULE"):
+        recprobe.load_target("recbole", checkpoint=path, trust_checkpoint=True)
+
+
 def test_a_checkpoint_of_recboles_unfiltered_ml100k_is_refused(recbole_run, tmp_path):
     """RecBole's bundled ml-100k keeps every rating (943 users, 1,682 items); recprobe's split keeps ratings >= 4
     and the 5-core (938 users, 1,008 items): the items cannot be mapped, and the run says so."""
@@ -168,7 +173,8 @@ def test_a_file_that_is_not_a_recbole_checkpoint(tmp_path):
 def test_an_unsupported_recbole_model_class(recbole_run):
     root, _, _ = recbole_run
     path, _ = train_recbole("Pop", root / "data", root / "Pop", epochs=1)
-    with pytest.raises(RecprobeError, match="RecBole model Pop is not supported: recprobe reads a general model"):
+    with pytest.raises(RecprobeError, match="RecBole model Pop has no user representation to probe: it scores every "
+                                            "user by item popularity"):
         recprobe.load_target("recbole", checkpoint=path, trust_checkpoint=True)
 
 

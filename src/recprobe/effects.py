@@ -9,6 +9,7 @@ target's own ``score()`` by a finite difference, averaged over a sample of test 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,8 @@ from recprobe.data.split import Catalog, Split
 from recprobe.steer import decoder_scores
 from recprobe.target import ProbeTarget
 
-SAMPLE_USERS = 256
+SAMPLE_USERS = 64  # the finite difference's users: enough to rank the items a latent raises
+MEASURED = 64  # finite-difference effects kept (memory: this many x n_items floats)
 TOP_ITEMS = 10
 TOP_VALUES = 5
 MIN_ITEMS = 5  # an attribute value carried by fewer items says more about those items than about the value
@@ -31,6 +33,7 @@ class LatentEffects:
     def __init__(self, target: ProbeTarget, sae, split: Split, users: int = SAMPLE_USERS):
         self.target, self.sae, self.catalog = target, sae, split.catalog
         self.exact = decoder_scores(target, sae, 0) is not None
+        self._measured: OrderedDict[int, torch.Tensor] = OrderedDict()
         if not self.exact:
             sample = np.arange(min(users, split.n_users))
             self.batch = phase_batches(split, "test", target.max_history)(sample)
@@ -43,11 +46,17 @@ class LatentEffects:
 
     @torch.no_grad()
     def items(self, latent: int) -> torch.Tensor:
-        """[n_items] the change of each item's score per unit of the latent."""
+        """[n_items] the change of each item's score per unit of the latent. A finite difference is kept for the
+        last ``MEASURED`` latents asked, as a report asks for a latent's more than once."""
         if self.exact:
             return decoder_scores(self.target, self.sae, latent)
-        moved = self.reps + self.sae.W_dec[latent].detach()
-        return (self.target.score(moved, self.batch).float() - self.base).mean(0)
+        if latent not in self._measured:
+            moved = self.reps + self.sae.W_dec[latent].detach()
+            self._measured[latent] = (self.target.score(moved, self.batch).float() - self.base).mean(0)
+            while len(self._measured) > MEASURED:
+                self._measured.popitem(last=False)
+        self._measured.move_to_end(latent)
+        return self._measured[latent]
 
     def summary(self, latent: int) -> dict[str, Any]:
         """The items the latent raises and lowers most, and the attribute values whose items it raises and lowers

@@ -54,8 +54,9 @@ def align_ids(target: ProbeTarget, split) -> ProbeTarget:
 
 
 def target_reads_users(target: ProbeTarget) -> bool:
-    """Sequential targets read histories; their user ids are bookkeeping and need not match the split's."""
-    return not target.max_history
+    """Whether the target's user ids must match the split's: general targets read them; sequential ones read
+    histories, and their user ids are bookkeeping, unless they say ``reads_users`` (Caser, HGN...)."""
+    return bool(getattr(target, "reads_users", not target.max_history))
 
 
 def token_map(target_tokens: Sequence, split_tokens: np.ndarray, kind: str, target_name: str, split_name: str, *,
