@@ -57,7 +57,7 @@ def hr_at_10(table: str) -> float:
     return float(re.search(r"HR@10\s*│\s*[\d.]+\s*│\s*([\d.]+)", table).group(1))
 
 
-@pytest.mark.parametrize("model", ["BPR", "LightGCN", "NGCF", "SASRec", "GRU4Rec", "NARM", "NeuMF"])
+@pytest.mark.parametrize("model", ["BPR", "LightGCN", "SASRec", "GRU4Rec", "NARM", "NeuMF"])
 def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
     """Probed by raw token, the checkpoint ranks the split's test items exactly as RecBole's own evaluation does
     (RecBole does not mask seen items for sequential models: --no-mask-seen is its protocol); then every stage."""
@@ -105,11 +105,12 @@ def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
 
 @pytest.mark.parametrize(("model", "read"), [
     ("NeuMF", "user_mf_embedding,user_mlp_embedding"), ("BERT4Rec", "final products"), ("Caser", "final products"),
-    ("MultiVAE", "final products"), ("FPMC", "final products"), ("RepeatNet", "final products"),
+    ("MultiVAE", "final products"), ("FPMC", "final products"), ("RepeatNet", "final products"), ("NGCF", "graph"),
 ])
 def test_any_recbole_model_is_read_inside_its_own_scoring(recbole_run, model, read):
-    """Models the specialised readings do not fit: the representation is read (and edited) inside the model's own
-    full_sort_predict or predict, so recprobe ranks exactly as RecBole's own evaluation does."""
+    """Models beyond the command-line test, most of which the specialised readings do not fit: the representation
+    is read (and edited) inside the model's own full_sort_predict or predict, and recprobe ranks exactly as
+    RecBole's own evaluation does."""
     root, split, _ = recbole_run
     path, recbole_metrics = train_recbole(model, root / "data", root / model, epochs=1)
     target = recprobe.load_target("recbole", checkpoint=path, trust_checkpoint=True)
