@@ -52,7 +52,7 @@ def measure(model: str, export: Path, split, work: Path, epochs: int, settings: 
         aligned = align(target, split)
         batch = recprobe.phase_batches(split, "test", aligned.max_history)(range(min(64, split.n_users)))
         check_probe_target(aligned, batch)
-        ours = evaluate_model(aligned, split, "test", mask_seen=not target.sequential_model, beyond=False)
+        ours = evaluate_model(aligned, split, "test", mask_seen=not target.sequential, beyond=False)
     except Exception as e:  # noqa: BLE001
         return {**row, "status": "fails", "error": f"{type(e).__name__}: {e}"[:300], "trace": traceback.format_exc()[-800:]}
     gaps = {"hit@10": abs(ours["HR@10"] - theirs["hit@10"]), "ndcg@10": abs(ours["NDCG@10"] - theirs["ndcg@10"])}

@@ -117,7 +117,7 @@ def test_any_recbole_model_is_read_inside_its_own_scoring(recbole_run, model, re
     assert target.site == read
     aligned = align(target, split)
     check_probe_target(aligned, recprobe.phase_batches(split, "test", aligned.max_history)(range(64)), split=split)
-    ours = evaluate_model(aligned, split, "test", mask_seen=not target.sequential_model)
+    ours = evaluate_model(aligned, split, "test", mask_seen=not target.sequential)
     assert abs(ours["HR@10"] - recbole_metrics["hit@10"]) <= 0.002, (ours, recbole_metrics)
     assert abs(ours["NDCG@10"] - recbole_metrics["ndcg@10"]) <= 0.002, (ours, recbole_metrics)
 

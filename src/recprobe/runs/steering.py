@@ -32,6 +32,7 @@ from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect
 
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
 MIN_TEST_USERS = 10  # steering is measured over the test users a latent fires on: fewer make a meaningless row
+MAX_CONCEPT_SHARE = 0.1  # a concept whose items are more of the catalog is in most top-10s whatever is steered
 TABLE7, DEBIAS, DEBIAS_SWEEP = "table7.json", "debias.json", "debias-sweep.json"
 
 
@@ -81,7 +82,7 @@ class SteeringRun:
         self._write(latent_file(latent), record, "steer")
         return record
 
-    def table7(self, count: int = 3, max_share: float = 0.1) -> dict[str, Any]:
+    def table7(self, count: int = 3, max_share: float = MAX_CONCEPT_SHARE) -> dict[str, Any]:
         """The ``count`` most confident concepts (from concepts.jsonl; ties broken by AUROC, then by how many
         cases they fire on) whose concept items are at most ``max_share`` of the catalog, each at -10x, 1x, +10x.
         Concepts whose latent fires on most users or whose decoder raises other items are skipped, and listed."""

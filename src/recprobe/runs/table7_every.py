@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recprobe.concepts.highlights import Highlights
+from recprobe.concepts.similarity import CONFIDENT
 from recprobe.effects import LatentEffects
 from recprobe.errors import RunFolderError
 from recprobe.hashing import file_hash
@@ -22,13 +23,12 @@ from recprobe.runs.layout import BASES, CONCEPTS_FILE, SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
-from recprobe.runs.steering import MIN_TEST_USERS
+from recprobe.runs.steering import MAX_CONCEPT_SHARE, MIN_TEST_USERS
 from recprobe.stats import excludes_zero, proportion, proportion_gap
 from recprobe.table7 import DOWN, UP, concept_hits, passes
 
 TABLE7_EVERY = "table7-every.json"
-MIN_CONFIDENCE = 0.8
-MAX_SHARE = 0.1
+MIN_CONFIDENCE = CONFIDENT
 REBUILD = "recprobe steer --table7 --every"
 
 
@@ -46,7 +46,7 @@ def made_from(run: Run, bases: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def measure_basis(run: Run, basis: str, max_share: float = MAX_SHARE) -> dict[str, Any]:
+def measure_basis(run: Run, basis: str, max_share: float = MAX_CONCEPT_SHARE) -> dict[str, Any]:
     """Every confident concept of one basis through Table 7's rule."""
     folder = run.layout.concepts(basis=basis)
     confident = [r for r in run.concepts(folder) if (r.get("confidence") or 0) >= MIN_CONFIDENCE]
@@ -91,7 +91,7 @@ def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None, 
                              f"`recprobe interpret --run {run.root} --basis untrained` (or raw, frozen-decoder, "
                              "frozen-encoder) first")
     per_basis = {basis: measure_basis(run, basis) for basis in bases}
-    result = {"scales": [DOWN, UP], "min_confidence": MIN_CONFIDENCE, "max_share": MAX_SHARE,
+    result = {"scales": [DOWN, UP], "min_confidence": MIN_CONFIDENCE, "max_share": MAX_CONCEPT_SHARE,
               "min_test_users": MIN_TEST_USERS, "bases": per_basis, **trained_minus_best_control(per_basis)}
     write_json(run.layout.steering / TABLE7_EVERY, {**result, "made_from": made_from(run, bases)})
     return result

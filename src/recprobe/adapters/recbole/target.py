@@ -68,11 +68,10 @@ class RecBoleTarget:
         self.name = f"recbole:{model_name}"
         site = site or DEFAULT_SITES.get(model_name)
         self.n_items, self.n_users = dataset.item_num - 1, dataset.user_num - 1
-        self.sequential_model = _is_sequential(model)
-        self.max_history = int(config["MAX_ITEM_LIST_LENGTH"]) if self.sequential_model else 0
-        self.sequential = self.sequential_model
+        self.sequential = _is_sequential(model)
+        self.max_history = int(config["MAX_ITEM_LIST_LENGTH"]) if self.sequential else 0
         # general models read the user id; Caser, HGN, SHAN... read it beside the history
-        self.reads_users = not self.sequential_model or "user" in inspect.signature(model.forward).parameters
+        self.reads_users = not self.sequential or "user" in inspect.signature(model.forward).parameters
         self.item_tokens = np.asarray(dataset.id2token(dataset.iid_field, np.arange(1, dataset.item_num)))
         self.user_tokens = np.asarray(dataset.id2token(dataset.uid_field, np.arange(1, dataset.user_num)))
         self.catalog = _catalog(Path(config["data_path"]), config["dataset"], self.item_tokens)
@@ -80,12 +79,13 @@ class RecBoleTarget:
                         getattr(model, "ITEM_SEQ_LEN", None))
         self._sites = None if site is None else SiteOutputs(model, [part.strip() for part in site.split(",")])
         self._product_items: torch.Tensor | None = None
-        probe = self._probe_batch()
+        self._probe = probe = self._probe_batch()
         self.kind: Kind = "sites" if site is not None else _specialised_kind(model) or "products"
         if self.kind in ("embedding", "graph", "sequential") and not self._reproduces(probe):
             self.kind = "products"
         try:
-            self._widths = [rep.shape[1] for rep in self._read(probe)]
+            specialised = self.kind in ("embedding", "graph", "sequential")
+            self._widths = [self.represent(probe).shape[1]] if specialised else [rep.shape[1] for rep in self._read(probe)]
         except RecprobeError:
             raise
         except Exception as e:  # RecBole models raise anything for inputs they did not expect
@@ -144,7 +144,7 @@ class RecBoleTarget:
 
         uid, _, seq_field, len_field = self._fields
         fields = {uid: batch.users + 1}
-        if self.sequential_model:
+        if self.sequential:
             fields[seq_field], fields[len_field] = self._sequence(batch)
         return Interaction(fields)
 
@@ -152,7 +152,7 @@ class RecBoleTarget:
         """The recprobe Batch of a RecBole ``Interaction`` (e.g. one from its test dataloader)."""
         uid, _, seq_field, len_field = self._fields
         users = interaction[uid] - 1
-        if not self.sequential_model:
+        if not self.sequential:
             return Batch(users, torch.empty(len(users), 0, dtype=torch.long), torch.zeros(len(users), dtype=torch.long))
         seq = interaction[seq_field]
         return Batch(users, torch.where(seq == 0, self.n_items, seq - 1), interaction[len_field])
@@ -219,15 +219,13 @@ class RecBoleTarget:
     def _probe_batch(self) -> Batch:
         """A few users with made-up histories, to read the representation's shape and check a reading."""
         users = torch.arange(min(8, self.n_users))
-        if not self.sequential_model:
-            self._probe = Batch(users, torch.empty(len(users), 0, dtype=torch.long), torch.zeros(len(users), dtype=torch.long))
-            return self._probe
+        if not self.sequential:
+            return Batch(users, torch.empty(len(users), 0, dtype=torch.long), torch.zeros(len(users), dtype=torch.long))
         length = self.max_history
         history = (torch.arange(length)[None, :] * 7 + users[:, None] * 13) % self.n_items
         lengths = torch.clamp(users + 1, max=length)
         history = torch.where(torch.arange(length)[None, :] < lengths[:, None], history, self.n_items)
-        self._probe = Batch(users, history, lengths)
-        return self._probe
+        return Batch(users, history, lengths)
 
     @torch.no_grad()
     def _reproduces(self, batch: Batch) -> bool:
