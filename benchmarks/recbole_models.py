@@ -6,14 +6,18 @@ For each model: export recprobe's MovieLens-100K split, train the model with Rec
 sizes, ``recprobe.adapters.recbole.training``), open the checkpoint with the RecBole adapter, check the
 ProbeTarget rules (``check_probe_target``: probing changes nothing, edits move the scores), and compare
 recprobe's full-ranking test HR@10 and NDCG@10 with RecBole's under RecBole's protocol (seen items masked for
-general models, not for sequential ones). Prints one row per model: its status, how it is read, d, the two
-HR@10 and the gap, and seconds; ``--json`` writes them.
+general models, not for sequential ones). With ``--stages``, a supported model then goes through every stage
+of the command line (probe, capture, a small train-sae, interpret, steer --table7, report). Prints one row per
+model: its status, how it is read, d, the two HR@10 and the gap, and seconds; ``--json`` writes them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 import traceback
@@ -33,9 +37,25 @@ GENERAL = ["BPR", "NeuMF", "DMF", "MultiVAE", "MultiDAE", "RecVAE", "SimpleX", "
 SEQUENTIAL = ["SASRec", "BERT4Rec", "Caser", "NextItNet", "FPMC", "GRU4Rec", "NARM", "STAMP", "GCSAN", "LightSANs",
               "CORE", "HGN", "SHAN", "RepeatNet", "SRGNN", "TransRec", "FOSSIL", "NPE", "HRM", "SINE", "FEARec"]
 TOLERANCE = 0.002
+STAGES = (("capture",), ("train-sae", "--scale", "2", "--k", "4", "--epochs", "2"), ("interpret",),
+          ("steer", "--table7"), ("report",))
 
 
-def measure(model: str, export: Path, split, work: Path, epochs: int, settings: dict) -> dict:
+def cli_stages(checkpoint: Path, run: Path, data_dir: Path | None) -> float:
+    """Every stage through the command line; the seconds they took (a failing stage raises with its error)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"RECPROBE_DATA_DIR": str(data_dir)} if data_dir else {})}
+    started = time.perf_counter()
+    probe = ("probe", "--adapter", "recbole", "--option", f"checkpoint={checkpoint}", "--option", "trust_checkpoint=true",
+             "--dataset", "ml-100k", "--out", str(run))
+    for stage in (probe, *((name, "--run", str(run), *rest) for name, *rest in STAGES)):
+        done = subprocess.run([sys.executable, "-m", "recprobe.cli", *stage], env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{stage[0]}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+    return time.perf_counter() - started
+
+
+def measure(model: str, export: Path, split, work: Path, epochs: int, settings: dict, stages: bool = False,
+            data_dir: Path | None = None) -> dict:
     row: dict = {"model": model}
     started = time.perf_counter()
     try:
@@ -60,6 +80,11 @@ def measure(model: str, export: Path, split, work: Path, epochs: int, settings: 
             "recbole_NDCG@10": round(theirs["ndcg@10"], 4), "recprobe_NDCG@10": round(ours["NDCG@10"], 4),
             "max_gap": round(max(gaps.values()), 4), "seconds": round(time.perf_counter() - started, 1)}
     row["status"] = "supported" if row["max_gap"] <= TOLERANCE else "metrics differ"
+    if stages and row["status"] == "supported":
+        try:
+            row["stages_seconds"] = round(cli_stages(checkpoint, work / f"run-{model}", data_dir), 1)
+        except RuntimeError as e:
+            row |= {"status": "a stage fails", "error": str(e)[:300]}
     return row
 
 
@@ -71,6 +96,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--settings", type=json.loads, default={}, help="RecBole settings for every model, as JSON")
+    parser.add_argument("--stages", action="store_true", help="Also run every stage of the command line on each")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     split = recprobe.load_dataset("ml-100k", args.data_dir)
@@ -79,13 +105,14 @@ def main() -> None:
         work = Path(folder)
         export = recprobe.data.export_recbole(split, work / "data", "recprobe-ml-100k")
         for model in args.models.split(","):
-            rows.append(measure(model.strip(), export, split, work, args.epochs, args.settings))
+            rows.append(measure(model.strip(), export, split, work, args.epochs, args.settings, args.stages, args.data_dir))
             row = rows[-1]
             print(f"{row['model']:<12} {row['status']:<28} {row.get('read', '-')!s:<36} d={row.get('d', '-')!s:<4} "
                   f"HR@10 RecBole {row.get('recbole_HR@10', '-')} recprobe {row.get('recprobe_HR@10', '-')} "
-                  f"gap {row.get('max_gap', '-')}  {row.get('seconds', '-')} s  {row.get('error', '')}", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+                  f"gap {row.get('max_gap', '-')}  {row.get('seconds', '-')} s  stages {row.get('stages_seconds', '-')} s  "
+                  f"{row.get('error', '')}", flush=True)
+            if args.json:  # after every model, so an interrupted sweep keeps what it measured
+                args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":
