@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 DATASET = "recprobe-ml-100k"  # not ml-100k: RecBole would swap in its bundled copy
 
 
-SEQUENTIAL = ("SASRec", "GRU4Rec", "NARM")
+SEQUENTIAL = ("SASRec", "GRU4Rec", "BERT4Rec")
 
 
 def train_recbole(model: str, data_path: Path, checkpoint_dir: Path, *, dataset: str = DATASET,
@@ -57,7 +57,7 @@ def hr_at_10(table: str) -> float:
     return float(re.search(r"HR@10\s*│\s*[\d.]+\s*│\s*([\d.]+)", table).group(1))
 
 
-@pytest.mark.parametrize("model", ["BPR", "LightGCN", "SASRec", "GRU4Rec", "NARM", "NeuMF"])
+@pytest.mark.parametrize("model", ["BPR", "LightGCN", "SASRec", "GRU4Rec", "BERT4Rec", "NeuMF"])
 def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
     """Probed by raw token, the checkpoint ranks the split's test items exactly as RecBole's own evaluation does
     (RecBole does not mask seen items for sequential models: --no-mask-seen is its protocol); then every stage."""
@@ -104,7 +104,7 @@ def test_a_recbole_checkpoint_goes_through_every_cli_stage(recbole_run, model):
 
 
 @pytest.mark.parametrize(("model", "read"), [
-    ("NeuMF", "user_mf_embedding,user_mlp_embedding"), ("BERT4Rec", "final products"), ("Caser", "final products"),
+    ("NeuMF", "user_mf_embedding,user_mlp_embedding"), ("NARM", "sequential"), ("Caser", "final products"),
     ("MultiVAE", "final products"), ("FPMC", "final products"), ("RepeatNet", "final products"), ("NGCF", "graph"),
 ])
 def test_any_recbole_model_is_read_inside_its_own_scoring(recbole_run, model, read):
