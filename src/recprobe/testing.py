@@ -129,6 +129,14 @@ class RankingCheck:
                 **{f"HR@{SANITY_K} ids shifted {shift:+d}": hr for shift, (hr, _) in self.shifted.items()}}
 
 
+def width_message(name: str, width: int, expected: int, declared: str) -> str:
+    """The error for scores whose width is not the declared catalog's, with the likely cause."""
+    cause = (" One column more: a padding id scored as an item; give item_tokens with None at the padding id."
+             if width == expected + 1 else "")
+    return (f"{name} returns scores with {width} columns, but it declares {expected} items ({declared}).{cause} "
+            "Make predict/score return one column per item")
+
+
 @torch.no_grad()
 def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, seed: int = 0) -> RankingCheck:
     """Full-ranking HR@10 of ``target.predict`` on up to ``n_users`` test users (seen items masked), the
@@ -145,8 +153,6 @@ def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, se
         chunk = users[start:start + 512]
         scores = target.predict(batch_of(chunk)).float().cpu()
         if scores.shape[1] != split.n_items:
-            from recprobe.runs.align import width_message
-
             raise IdMismatchError(width_message(target.name, scores.shape[1], split.n_items, "n_items"))
         mask = exclusion_mask(offsets, items, chunk, split.n_items)
         held_out = torch.from_numpy(split.test_items[chunk])

@@ -13,6 +13,7 @@ import torch
 
 from recprobe.errors import IdMismatchError
 from recprobe.target import Batch, ProbeTarget, is_sequential
+from recprobe.testing import width_message
 
 EXAMPLES = 3
 MAX_UNKNOWN = 0.5  # a target may leave out up to this share of the split's items (a model of a sub-catalog)
@@ -136,14 +137,6 @@ class AlignedTarget:
             return None
         picked = items[self._items.to(items.device)]
         return picked.masked_fill(self._unknown.to(items.device)[:, None], 0.0) if self._unknown.any() else picked
-
-
-def width_message(name: str, width: int, expected: int, declared: str) -> str:
-    """The error for scores whose width is not the declared catalog's, with the likely cause."""
-    cause = (" One column more: a padding id scored as an item; give item_tokens with None at the padding id."
-             if width == expected + 1 else "")
-    return (f"{name} returns scores with {width} columns, but it declares {expected} items ({declared}).{cause} "
-            "Make predict/score return one column per item")
 
 
 class WholeHistory:

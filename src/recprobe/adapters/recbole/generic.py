@@ -97,7 +97,3 @@ class SiteOutputs:
             raise RecprobeError(f"sites {self.sites} ran {len(found)} times in one scoring call, not once each; pick "
                                 "modules the scoring uses once")
         return result, found
-
-
-def split_columns(reps: torch.Tensor, widths: Sequence[int]) -> list[torch.Tensor]:
-    return list(torch.split(reps, list(widths), dim=1))

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from recprobe.adapters.recbole.generic import MAX_PAIR_ROWS, FinalProducts, SiteOutputs, split_columns
+from recprobe.adapters.recbole.generic import MAX_PAIR_ROWS, FinalProducts, SiteOutputs
 from recprobe.adapters.recbole.shims import import_recbole
 from recprobe.data.prepare import build_catalog
 from recprobe.data.readers import read_atomic_item
@@ -117,7 +117,7 @@ class RecBoleTarget:
     def score(self, reps: torch.Tensor, batch: Batch) -> torch.Tensor:
         if self.kind in ("embedding", "graph", "sequential"):
             return (reps @ self._item_table().T)[:, 1:]
-        return self._scored(batch, split_columns(reps, self._widths))
+        return self._scored(batch, list(torch.split(reps, self._widths, dim=1)))
 
     def predict(self, batch: Batch) -> torch.Tensor:
         if self.kind == "graph":  # drop the cached propagation so the current weights are used
