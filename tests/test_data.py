@@ -149,6 +149,21 @@ def test_export_round_trips_through_recbole_atomic_files(split, tmp_path):
     assert (valid["time"].to_numpy() < test["time"].to_numpy()).all()
 
 
+def test_an_export_reads_back_as_the_same_split_and_catalog(tmp_path):
+    """The folder export writes is a dataset recprobe reads (its whole .inter beside RecBole's benchmark files):
+    the same split, titles and attributes, a multi-valued attribute and a value with a space included."""
+    meta = {str(i): (f"Film {i} (199{i % 3})", {"genre": ["Sci Fi", "Drama"][: 1 + i % 2], "release_year": [f"199{i % 3}"]})
+            for i in range(1, 31)}
+    split = leave_one_out(synthetic_frame(), "synthetic", meta, min_rating=None, core=3)
+    folder = export_recbole(split, tmp_path, "toy")
+    back = load_dataset(str(folder), min_rating=None, core=3)
+    assert back.fingerprint == split.fingerprint
+    assert back.catalog.titles == split.catalog.titles  # the year is not appended twice
+    assert [a["release_year"] for a in back.catalog.attributes] == [a["release_year"] for a in split.catalog.attributes]
+    assert [a["genre"] for a in back.catalog.attributes] == [[g.replace(" ", "_") for g in a["genre"]]
+                                                             for a in split.catalog.attributes]
+
+
 def test_fingerprint_changes_with_the_data(split):
     other = leave_one_out(synthetic_frame(seed=1), "synthetic", {}, min_rating=None, core=3)
     assert split.fingerprint != other.fingerprint

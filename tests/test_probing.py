@@ -30,6 +30,13 @@ def test_a_planted_direction_is_found_at_k1_and_a_shuffled_label_stays_at_chance
     assert (np.abs(shuffled - 0.5) < 0.05).all(), shuffled
 
 
+def test_no_label_frequent_enough_probes_nothing_instead_of_failing():
+    """A small run can have no label that enough cases carry (300 users, one case each)."""
+    features, labels, users = planted_label(n=300)
+    found = k_sparse_probe(features, labels[:, :0], held_out_users(users, seed=1), ks=(1, 4))
+    assert {k: v.shape for k, v in found.items()} == {1: (0,), 4: (0,)}
+
+
 def test_held_out_users_have_no_case_in_training():
     users = np.repeat(np.arange(100), 7)
     test = held_out_users(users, share=0.2, seed=0)

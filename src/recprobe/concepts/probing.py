@@ -76,6 +76,8 @@ def k_sparse_probe(features: np.ndarray, labels: np.ndarray, test: np.ndarray, k
                    l2: float = L2) -> dict[int, np.ndarray]:
     """k -> [n_labels] held-out AUROC of a logistic probe on the top-k directions of ``features`` [n, D] for each
     of ``labels`` [n, L] (bool), trained on the cases not in ``test`` (a [n] bool mask). k above D uses all D."""
+    if labels.shape[1] == 0:  # no label frequent enough in these cases: nothing to probe
+        return {k: np.empty(0) for k in ks}
     train = ~test
     ranking = np.argsort(-np.abs(mean_difference(features[train], labels[train])), axis=0, kind="stable")  # [D, L]
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))

@@ -10,12 +10,15 @@ import numpy as np
 from recprobe.data.split import Split
 from recprobe.io import atomic_write_text
 
+BENCHMARK_PARTS = ("train", "valid", "test")  # RecBole's benchmark_filename
+
 
 def export_recbole(split: Split, out_dir: str | Path, name: str | None = None) -> Path:
     """Write ``<out>/<name>/<name>.{train,valid,test}.inter`` for RecBole's ``benchmark_filename:
     [train, valid, test]``, ``<name>.inter`` with all of them (for RecBole's sequential datasets, which
     split by themselves: ``eval_args.split: {LS: valid_and_test}, order: TO`` gives the same split), and
-    ``<name>.item`` with the titles; ``name`` defaults to the split's. Returns the folder.
+    ``<name>.item`` with the titles and attributes (``item_lines``); ``name`` defaults to the split's. Reading the
+    folder back (``load_dataset``) gives the same split and catalog. Returns the folder.
 
     Note: RecBole replaces a dataset named like one of its bundled examples (``ml-100k``) by its own
     copy; export under another name (``recprobe-ml-100k``) to make it read these files."""
@@ -26,21 +29,37 @@ def export_recbole(split: Split, out_dir: str | Path, name: str | None = None) -
     # Held-out rows get times after every train row of their user so RecBole's order matches ours.
     last = np.full(split.n_users, -np.inf)
     np.maximum.at(last, split.train_users, split.train_times)
-    parts = {
-        "train": (split.train_users, split.train_items, split.train_times),
-        "valid": (np.arange(split.n_users), split.dev_items, last + 1),
-        "test": (np.arange(split.n_users), split.test_items, last + 2),
-    }
+    parts = zip(BENCHMARK_PARTS, [(split.train_users, split.train_items, split.train_times),
+                                  (np.arange(split.n_users), split.dev_items, last + 1),
+                                  (np.arange(split.n_users), split.test_items, last + 2)], strict=True)
     texts = {}
-    for part, (users, items, times) in parts.items():
+    for part, (users, items, times) in parts:
         rows = (f"{split.user_ids[u]}\t{split.item_ids[i]}\t{t:.0f}\n" for u, i, t in zip(users, items, times, strict=True))
         texts[part] = "".join(rows)
         atomic_write_text(folder / f"{name}.{part}.inter", header + texts[part])
     atomic_write_text(folder / f"{name}.inter", header + "".join(texts.values()))
-    lines = ["item_id:token\ttitle:token_seq\n"]
-    lines += [f"{raw}\t{title.replace(chr(9), ' ')}\n" for raw, title in zip(split.item_ids, split.catalog.titles, strict=True)]
-    atomic_write_text(folder / f"{name}.item", "".join(lines))
+    atomic_write_text(folder / f"{name}.item", "".join(item_lines(split)))
     return folder
+
+
+def item_lines(split: Split) -> list[str]:
+    """The ``.item`` file: the title, then one column per attribute, ``token`` where every item has at most one
+    value (kept whole) and ``token_seq`` otherwise (values joined by spaces, a space inside a value written as _)."""
+    catalog = split.catalog
+    names = sorted({name for attributes in catalog.attributes for name in attributes})
+    several = {name: any(len(a.get(name, ())) > 1 for a in catalog.attributes) for name in names}
+    header = ["item_id:token", "title:token_seq", *(f"{_plain(n)}:{'token_seq' if several[n] else 'token'}" for n in names)]
+    lines = ["\t".join(header) + "\n"]
+    for raw, title, attributes in zip(split.item_ids, catalog.titles, catalog.attributes, strict=True):
+        values = [" ".join(_plain(v).replace(" ", "_") if several[n] else _plain(v) for v in attributes.get(n, ()))
+                  for n in names]
+        lines.append("\t".join([str(raw), _plain(title), *values]) + "\n")
+    return lines
+
+
+def _plain(text: str) -> str:
+    """A field of a tab-separated line: no tab, no line break."""
+    return " ".join(str(text).replace("\t", " ").splitlines())
 
 
 def recbole_settings(folder: str | Path) -> dict[str, Any]:

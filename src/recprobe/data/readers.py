@@ -117,7 +117,7 @@ def title_column(columns: list[str]) -> str | None:
 
 
 def read_atomic_item(path: Path) -> ItemMeta:
-    """Title from ``title_column`` (plus `` (release_year)`` when given); every other column becomes an
+    """Title from ``title_column`` (plus `` (release_year)`` unless it ends with it); every other column becomes an
     attribute (``token_seq`` columns split on spaces; ``class`` is called ``genre``)."""
     frame = _atomic_frame(path)
     _require(frame, ["item_id"], path, "a RecBole atomic .item file with an 'item_id:token' column")
@@ -128,8 +128,9 @@ def read_atomic_item(path: Path) -> ItemMeta:
     meta: ItemMeta = {}
     for r in frame.to_dict("records"):
         title = str(r[title_col]) if title_col and isinstance(r[title_col], str) else f"item {r['item_id']}"
-        if isinstance(r.get("release_year"), str):
-            title = f"{title} ({r['release_year']})"
+        year = r.get("release_year")
+        if isinstance(year, str) and not title.endswith(f"({year})"):
+            title = f"{title} ({year})"
         attrs = {}
         for c in attr_cols:
             value = r[c]

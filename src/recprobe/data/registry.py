@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from recprobe.data import readers
+from recprobe.data.export import BENCHMARK_PARTS
 from recprobe.data.prepare import given_split, leave_one_out, with_user_attributes
 from recprobe.data.split import Split
 from recprobe.errors import DataFormatError, DatasetNotFoundError, unknown_name
@@ -34,6 +35,9 @@ def _load_atomic(folder: Path, name: str, min_rating: float | None, core: int) -
     if folders:
         raise DataFormatError(f"{folders[0]} is a folder, not an .inter file; move it away or point --dataset at the "
                               "folder that holds the .inter file")
+    whole = [p for p in found if all(p.with_suffix(f".{part}.inter") in found for part in BENCHMARK_PARTS)]
+    if len(whole) == 1:  # an export (``export_recbole``): the whole file beside RecBole's benchmark files
+        found = whole
     if len(found) > 1:
         raise DataFormatError(f"{folder} holds {len(found)} .inter files ({', '.join(p.name for p in found)}); keep one "
                               "dataset per folder (RecBole's benchmark files go in a folder of their own)")
