@@ -77,9 +77,8 @@ def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy") -> Path:
 
 
 def use_synthetic(monkeypatch, split) -> None:
-    """Every place a run reads its dataset gets the synthetic split."""
-    for where in ("recprobe.runs.fit", "recprobe.runs.run", "recprobe.models.checkpoint"):
-        monkeypatch.setattr(f"{where}.load_dataset", lambda *a, **k: split)
+    """`fit` gets the synthetic split for the dataset it reads; every later stage reads the split it stored."""
+    monkeypatch.setattr("recprobe.runs.fit.load_dataset", lambda *a, **k: split)
 
 
 def sae_run(split, tmp_path, monkeypatch, model: str = "bprmf"):

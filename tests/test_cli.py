@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
+import numpy as np
 import pytest
 
 from recprobe.cli import main
@@ -106,9 +108,9 @@ def test_adapters_lists_each_with_its_package(capsys):
 def test_capture_then_train_sae_writes_the_sae_folder(capsys, tmp_path, toy):
     out = tmp_path / "run"
     assert run_cli(capsys, *fit_args(toy, out, "--epochs", "1", "--model", "sasrec"))[0] == 0
-    code, text, _ = run_cli(capsys, "capture", "--run", str(out), "--data-dir", str(toy.parent), "--positions", "all")
+    code, text, _ = run_cli(capsys, "capture", "--run", str(out), "--positions", "all")
     assert code == 0 and "vectors of width 64" in " ".join(text.split())
-    code, text, _ = run_cli(capsys, "train-sae", "--run", str(out), "--data-dir", str(toy.parent), "--epochs", "2",
+    code, text, _ = run_cli(capsys, "train-sae", "--run", str(out), "--epochs", "2",
                             "--scale", "2", "--k", "4")
     assert code == 0 and "random init" in text and "full-softmax loss recovered" in text
     sae = out / "sae"
@@ -124,8 +126,38 @@ def test_capture_then_train_sae_writes_the_sae_folder(capsys, tmp_path, toy):
 def test_train_sae_without_capture_says_what_to_run(capsys, tmp_path, toy):
     out = tmp_path / "run"
     run_cli(capsys, *fit_args(toy, out, "--epochs", "1"))
-    code, _, err = run_cli(capsys, "train-sae", "--run", str(out), "--data-dir", str(toy.parent))
+    code, _, err = run_cli(capsys, "train-sae", "--run", str(out))
     assert_one_line_error(code, err, "has no activations; run `recprobe capture --run", "first")
+
+
+def test_a_run_carries_its_split_so_the_raw_dataset_can_go(capsys, tmp_path, toy):
+    """Only fit, probe, export, datasets and quickstart read raw files: after fit, the dataset is deleted and every
+    later stage still runs on the split stored in the run; none of them accepts --data-dir."""
+    out = tmp_path / "run"
+    assert run_cli(capsys, *fit_args(toy, out, "--model", "sasrec"))[0] == 0
+    before = run_cli(capsys, "evaluate", "--run", str(out))[1]
+    shutil.rmtree(toy)
+    assert run_cli(capsys, "evaluate", "--run", str(out))[1] == before
+    assert run_cli(capsys, "capture", "--run", str(out))[0] == 0
+    assert run_cli(capsys, "train-sae", "--run", str(out), "--epochs", "1", "--scale", "2", "--k", "4")[0] == 0
+    assert run_cli(capsys, "export", "--run", str(out), "--out", str(tmp_path / "exported"))[0] == 0
+    code, _, err = run_cli(capsys, "capture", "--run", str(out), "--data-dir", str(tmp_path))
+    assert code == 2 and "No such option: --data-dir" in err
+    for command in ("evaluate", "capture", "train-sae", "compare", "interpret", "steer", "debias", "explain", "report"):
+        code, text, _ = run_cli(capsys, command, "--help")
+        assert code == 0 and "--data-dir" not in text, command
+
+
+def test_a_damaged_stored_split_names_the_command_that_writes_it_again(capsys, tmp_path, toy):
+    out = tmp_path / "run"
+    assert run_cli(capsys, *fit_args(toy, out))[0] == 0
+    arrays = out / "split" / "test_items.npy"
+    np.save(arrays, np.load(arrays)[::-1])  # another split's held-out items
+    code, _, err = run_cli(capsys, "evaluate", "--run", str(out))
+    assert_one_line_error(code, err, "has changed since it was written", "write it again with `recprobe fit")
+    (out / "split" / "catalog.json").unlink()
+    code, _, err = run_cli(capsys, "evaluate", "--run", str(out))
+    assert_one_line_error(code, err, "does not hold a whole split", "catalog.json")
 
 
 def test_interpret_without_an_sae_says_what_to_run(capsys, tmp_path, toy):

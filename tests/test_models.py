@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from recprobe.batches import phase_batches
+from recprobe.data.stored import write_split
 from recprobe.models import (
     MODELS,
     TrainConfig,
@@ -58,12 +59,12 @@ def test_training_is_deterministic_for_a_seed(name, split):
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_save_and_load_round_trip_keeps_predictions(name, split, tmp_path, monkeypatch):
+def test_save_and_load_round_trip_keeps_predictions(name, split, tmp_path):
     model = small(name, split).eval()
     config = {"model": name, "model_config": model.config.model_dump(), "train_config": {},
               "dataset": {"name": "synthetic", "fingerprint": split.fingerprint}}
     save_recommender(tmp_path, model, config, {"test": {}})
-    monkeypatch.setattr("recprobe.models.checkpoint.load_dataset", lambda *a, **k: split)
+    write_split(split, tmp_path / "split")  # as `recprobe fit` stores it beside the model
     loaded, _ = load_recommender(tmp_path)
     batch = phase_batches(split, "test", model.max_history)(np.arange(split.n_users))
     torch.testing.assert_close(loaded.predict(batch), model.predict(batch))

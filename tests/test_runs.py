@@ -132,7 +132,7 @@ def test_fit_overwrite_clears_what_was_made_from_the_old_model(split, tmp_path, 
     assert {"activations", "sae", "concepts"} <= {p.name for p in root.iterdir()}
     fit_run(root, "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=1), overwrite=True,
             progress=False)
-    assert {p.name for p in root.iterdir() if not p.name.startswith(".")} == {"recommender", "run.json"}
+    assert {p.name for p in root.iterdir() if not p.name.startswith(".")} == {"split", "recommender", "run.json"}
     with pytest.raises(RunFolderError, match="has no activations; run `recprobe capture"):
         Run.open(root).activations()
 

@@ -172,14 +172,13 @@ RunOption = Annotated[Path, typer.Option(help="Run folder (made by `recprobe pro
 @app.command()
 def evaluate(
     run: RunOption,
-    data_dir: DataDir = None,
     sampled: Annotated[bool, typer.Option(help="Rank among 99 sampled negatives instead of all items.")] = False,
     mask_seen: Annotated[bool, typer.Option(help="Mask the user's seen items (recprobe's protocol); --no-mask-seen is RecBole's for sequential models.")] = True,
 ) -> None:
     """Evaluate the run's recommender on dev and test (full ranking, seen items masked)."""
     from recprobe.runs import Run
 
-    opened = Run.open(run, data_dir=data_dir)
+    opened = Run.open(run)
     rows = {phase: opened.evaluate(phase, sampled=sampled, mask_seen=mask_seen) for phase in ("dev", "test")}
     protocol = "sampled-99" if sampled else "full ranking" + ("" if mask_seen else ", seen items not masked")
     console.print(metrics_table(f"{opened.target.name} on {opened.split.name} ({protocol})", rows))
@@ -191,14 +190,13 @@ def capture(
     splits: Annotated[str, typer.Option(help="Comma-separated: train, dev, test.")] = "train,dev,test",
     positions: Annotated[str, typer.Option(help="auto: every train position for sequential models, the last for general ones; last: one row per user; all: every train position.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Users probed at once.")] = 1024,
-    data_dir: DataDir = None,
 ) -> None:
     """Probe the run's recommender and write RUN/activations/ (safetensors shards + index)."""
     from recprobe.runs.capture import capture_run
 
     if positions not in ("auto", "last", "all"):
         raise ConfigError(f"--positions: expected 'auto', 'last' or 'all', got {positions!r}")
-    store = capture_run(run, data_dir=data_dir, parts=tuple(s.strip() for s in splits.split(",") if s.strip()),
+    store = capture_run(run, parts=tuple(s.strip() for s in splits.split(",") if s.strip()),
                         positions=positions, batch_size=batch_size)  # type: ignore[arg-type]
     rows = ", ".join(f"{part} {store.n_rows(part):,}" for part in store.splits())
     console.print(f"{rows} vectors of width {store.d} -> {store.folder}")
@@ -221,7 +219,6 @@ def train_sae(
     controls: Annotated[bool, typer.Option(help="With --seeds: train the frozen controls too.")] = True,
     option: Annotated[list[str], typer.Option(help="Another SAEConfig field KEY=VALUE, e.g. alpha=0.05 (repeatable).")] = [],  # noqa: B006
     device: Annotated[str, from_config(SAETrainConfig, "device")] = default(SAETrainConfig, "device"),
-    data_dir: DataDir = None,
 ) -> None:
     """Train a TopK (or BatchTopK, Matryoshka) SAE on RUN/activations and write RUN/sae/ (cfg.json, weights,
     metrics.json, model card); with --seeds, the ladder of SAEs and controls in RUN/saes/."""
@@ -235,7 +232,7 @@ def train_sae(
                           f"{'  (kept: trained before)' if kept else ''}", markup=False, highlight=False)
 
         train_ladder(run, archs, seeds, _parse_options(option, {"scale": scale, "k": k}), train,
-                     variants=VARIANTS if controls else ("trained",), data_dir=data_dir, on_rung=show)
+                     variants=VARIANTS if controls else ("trained",), on_rung=show)
         console.print(f"-> {run / 'saes'}; compare them with `recprobe compare --run {run}`", markup=False)
         return
     if len(archs) != 1:
@@ -243,7 +240,7 @@ def train_sae(
     from recprobe.runs.sae import train_sae_run
 
     metrics = train_sae_run(
-        run, _parse_options(option, {"scale": scale, "k": k, "seed": seed, "arch": archs[0]}), train, data_dir=data_dir,
+        run, _parse_options(option, {"scale": scale, "k": k, "seed": seed, "arch": archs[0]}), train,
     )
     if not metrics:  # a rank other than 0 under torchrun: rank 0 reports
         return
@@ -265,7 +262,6 @@ def train_sae(
 def compare(
     run: RunOption,
     max_cases: Annotated[int, typer.Option(help="Cases drawn (seeded) for every basis and seed.")] = COMPARE_CASES,
-    data_dir: DataDir = None,
 ) -> None:
     """Every SAE of RUN/saes against its controls (raw dimensions, untrained, frozen decoder, frozen encoder,
     random directions) on probing, output, steering and hard-negative metrics, over seeds (RUN/compare.json)."""
@@ -273,7 +269,7 @@ def compare(
 
     if max_cases < 100:
         raise ConfigError(f"--max-cases: at least 100 cases are needed to hold users out, got {max_cases}")
-    result = compare_run(run, max_cases=max_cases, data_dir=data_dir,
+    result = compare_run(run, max_cases=max_cases,
                          on_seed=lambda s, bases: err.print(f"seed {s}: {len(bases)} bases measured"))
     console.print(compare_table(result))
     console.print(f"{result['cases']['n']:,} {result['cases']['kind']} cases, seeds {result['seeds']}, "
@@ -323,7 +319,6 @@ def interpret(
     folder: Annotated[str | None, typer.Option(help="Folder inside RUN for the results (default: concepts, or concepts-BASIS).")] = None,
     seed: int = 0,
     overwrite: Annotated[bool, typer.Option(help="Start the concepts folder over (it was made with other settings, another SAE or other cases).")] = False,
-    data_dir: DataDir = None,
 ) -> None:
     """Describe each SAE latent, verify the description on unseen cases, and score it (RUN/concepts/)."""
     from recprobe.runs.interpret import interpret_run
@@ -332,7 +327,7 @@ def interpret(
         raise ConfigError(f"--level-mode: expected 'max' or 'quantile', got {level_mode!r}")
     if raw and basis != "sae":
         raise ConfigError(f"--raw: it means --basis raw; give one of them, not --raw with --basis {basis}")
-    summary = interpret_run(run, data_dir=data_dir, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
+    summary = interpret_run(run, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
                             basis="raw" if raw else basis, cases=cases, folder=folder, overwrite=overwrite)
     counts = summary["concepts"]
@@ -386,7 +381,6 @@ def steer(
     table7: Annotated[bool, typer.Option("--table7", help="Paper Table 7: the 3 most confident concepts at -10x, 1x, +10x (needs `recprobe interpret`).")] = False,
     every: Annotated[bool, typer.Option("--every", help="With --table7: every confident concept of every interpreted basis "
                                                         "(the SAE and its controls), the share that passes the paper's rule.")] = False,
-    data_dir: DataDir = None,
 ) -> None:
     """Scale a latent and re-rank: how often its concept items reach the top 10, over the users it fires on."""
     from recprobe.runs.steering import SteeringRun
@@ -396,9 +390,9 @@ def steer(
     if table7 == (latent is not None):
         raise ConfigError("--latent: give --latent J (with --scale F) or --table7")
     if every:
-        _table7_every(run, data_dir)
+        _table7_every(run)
         return
-    steering = SteeringRun(run, data_dir)
+    steering = SteeringRun(run)
     found = steering.table7() if table7 else {"latents": [steering.steer(latent, scale or [-10.0, 10.0])], "skipped": []}
     for skipped in found["skipped"]:
         console.print(Text(f"skipped latent {skipped['latent']} ({skipped['description']}): {skipped['reason']}"))
@@ -411,11 +405,11 @@ def steer(
     console.print(f"-> {steering.folder}")
 
 
-def _table7_every(run: Path, data_dir: Path | None) -> None:
+def _table7_every(run: Path) -> None:
     from recprobe.runs.layout import RunLayout
     from recprobe.runs.table7_every import TABLE7_EVERY, table7_every_run
 
-    found = table7_every_run(run, data_dir=data_dir)
+    found = table7_every_run(run)
     table = Table("basis", "concepts C >= 0.8", "measured", "pass", "pass share [95% CI]", "not measured",
                   title="Table 7 over every confident concept: +10x puts an item in >= 90% of top-10s, -10x in <= 10%")
     for basis, row in found["bases"].items():
@@ -466,7 +460,6 @@ def debias(
     sweep: Annotated[bool, typer.Option("--sweep", help="Run every method (SAE by each selection rule, random latents, IPR, P-Calibration) over a range of strengths -> steering/debias-sweep.json.")] = False,
     strengths: Annotated[str | None, typer.Option(help=f"With --sweep: SAE and random-latent strengths, comma-separated (default {','.join(f'{s:g}' for s in STRENGTHS)}).")] = None,
     selection: Annotated[str | None, typer.Option(help="With --sweep: the latent selection rule, spearman or cohens-d (default: both for a sequential model, spearman for a general one).")] = None,
-    data_dir: DataDir = None,
 ) -> None:
     """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10 (or,
     with --sweep, trace every de-biasing method's accuracy against its Gini@10, ARP and coverage)."""
@@ -480,7 +473,7 @@ def debias(
     if not sweep:
         if strengths is not None or selection is not None:
             raise ConfigError("--strengths and --selection go with --sweep; add --sweep")
-        steering = SteeringRun(run, data_dir)
+        steering = SteeringRun(run)
         report = steering.debias(latents or DEBIAS_LATENTS, niche_scale, popular_scale)
         table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
         for key, before in report["before"].items():
@@ -492,7 +485,7 @@ def debias(
     chosen = check_strengths(STRENGTHS if strengths is None else _parse_strengths(strengths))
     if selection is not None and selection not in SELECTIONS:
         raise unknown_name("latent selection", selection, list(SELECTIONS))
-    steering = SteeringRun(run, data_dir)
+    steering = SteeringRun(run)
     result = steering.debias_sweep([selection] if selection else None, chosen, latents or N_LATENTS)
     for table in sweep_tables(result):
         console.print(table)
@@ -507,7 +500,6 @@ def explain(
     fidelity: Annotated[bool, typer.Option("--fidelity", help="Measure the explanations' fidelity over every test user instead.")] = False,
     m: Annotated[int, typer.Option("--m", help="Latents ablated by the fidelity check, both ways.")] = 3,
     seed: int = 0,
-    data_dir: DataDir = None,
 ) -> None:
     """Why the model recommends an item to a user: the active latents that contribute most to its score."""
     from recprobe.runs.explain import explain_user, fidelity_run
@@ -515,7 +507,7 @@ def explain(
     if fidelity == (user is not None):
         raise ConfigError("--user: give --user U (with --item I) or --fidelity")
     if fidelity:
-        result = fidelity_run(run, m=m, seed=seed, data_dir=data_dir)
+        result = fidelity_run(run, m=m, seed=seed)
         if not result["users"]:
             console.print(f"no test user has {2 * m} active latents; lower --m")
             return
@@ -524,7 +516,7 @@ def explain(
                       f"{result['mean_rank_drop_top']:.1f} against {result['mean_rank_drop_random']:.1f} "
                       f"-> {run / 'explanations' / 'fidelity.json'}")
         return
-    found = explain_user(run, user, item, data_dir=data_dir)
+    found = explain_user(run, user, item)
     seen = "; in the user's history, so ranked as if it were not" if found["in_history"] else ""
     table = Table("latent", "description", "activation", "contribution", "share",
                   title=Text(f"user {found['user']}: {found['title']} (item {found['item']}, rank {found['rank']}{seen})"))
@@ -552,12 +544,11 @@ def quickstart(
 @app.command()
 def report(
     run: Annotated[Path, typer.Option(help="Run folder with a trained SAE (concepts and steering are shown when present).")],
-    data_dir: DataDir = None,
 ) -> None:
     """Write RUN/report/: a static HTML overview and one page per latent; prints the path to open."""
     from recprobe.report import build_report
 
-    console.print(f"report: {build_report(run, data_dir).resolve()}")
+    console.print(f"report: {build_report(run).resolve()}")
 
 
 @app.command()
@@ -565,7 +556,6 @@ def push(
     run: Annotated[Path, typer.Option(help="Run folder with a trained SAE (and, if interpreted, its concepts).")],
     repo: Annotated[str, typer.Option(help="Hub model repo id, e.g. you/ml100k-sasrec-sae.")],
     private: Annotated[bool, typer.Option(help="Create the repo as private.")] = False,
-    data_dir: DataDir = None,
 ) -> None:
     """Upload RUN/sae (and the cases and concepts as Parquet tables) to a Hugging Face Hub model repo."""
     import tempfile
@@ -575,7 +565,7 @@ def push(
     from recprobe.sae.hub import check_repo_id, push_to_hub
 
     check_repo_id(repo)
-    opened = Run.open(run, data_dir=data_dir)
+    opened = Run.open(run)
     opened.sae()  # refuse an SAE that is not this run's own
     records = opened.concepts()
     with tempfile.TemporaryDirectory() as tables_dir:
@@ -626,7 +616,7 @@ def export(
     if run is not None:
         from recprobe.runs.run import load_split
 
-        split = load_split(run, data_dir)
+        split = load_split(run)
     else:
         split = load_dataset(dataset, data_dir, min_rating=_min_rating(min_rating), core=core)
     folder = export_recbole(split, out, name or f"recprobe-{split.name}")

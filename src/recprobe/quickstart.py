@@ -51,7 +51,7 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
 
     metrics, _ = stage("fit SASRec on ml-100k", lambda: fit_run(out, "sasrec", "ml-100k", data_dir=data_dir))
     console.print(f"  test HR@10 {metrics['test']['HR@10']:.4f}, NDCG@10 {metrics['test']['NDCG@10']:.4f}")
-    run = Run.open(out, data_dir=data_dir)
+    run = Run.open(out)
     stage("capture", lambda: capture_run(run), done=(run.layout.activations / "index.json").exists())
     stage("train the TopK SAE", lambda: train_sae_run(run), done=(run.layout.sae / "cfg.json").exists())
     summary = stage("interpret every latent (metadata + embedding)", lambda: interpret_run(run))

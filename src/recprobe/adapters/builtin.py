@@ -14,12 +14,11 @@ from recprobe.models import MODELS, Recommender, load_recommender
 
 class RunOptions(AdapterOptions):
     run: Path = Field(description="Run folder written by `recprobe fit` (holds recommender/).")
-    data_dir: Path | None = Field(None, description="Folder holding the datasets (default: as for `recprobe fit`).")
 
 
 def _loader(model_name: str):
     def load(options: RunOptions) -> Recommender:
-        model, _ = load_recommender(options.run, options.data_dir)
+        model, _ = load_recommender(options.run)
         if model.name != model_name:
             raise RecprobeError(
                 f"{options.run} holds a {model.name} model, not {model_name}; use the adapter {model.name!r}"

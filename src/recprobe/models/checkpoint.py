@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 import recprobe
 from recprobe.data import load_dataset
+from recprobe.data import stored as stored_split
 from recprobe.data.split import Split
 from recprobe.errors import DataFormatError, RunFolderError
 from recprobe.io import read_json, write_folder, write_json
@@ -59,18 +60,21 @@ def save_recommender(run_dir: str | Path, model: Recommender, config: dict[str, 
     return write_folder(run_dir / FOLDER, write)
 
 
-def load_recommender(run_dir: str | Path, data_dir: str | Path | None = None) -> tuple[Recommender, Split]:
-    """The trained model of a run folder and the exact split it was trained on (checked by fingerprint)."""
+def load_recommender(run_dir: str | Path) -> tuple[Recommender, Split]:
+    """The trained model of a run folder and the exact split it was trained on (checked by fingerprint): the one
+    stored in the run, else (a folder from before splits were stored) its dataset read again."""
     folder = Path(run_dir) / FOLDER
     config = existing_config(run_dir)
     if config is None or not (folder / "model.safetensors").exists():
         raise RunFolderError(f"{folder} holds no trained recommender; train one with `recprobe fit --out {run_dir}`")
-    data = config["dataset"]
-    split = load_dataset(data.get("source", data["name"]), data_dir, min_rating=data.get("min_rating"), core=data.get("core", 5))
+    data, stored = config["dataset"], Path(run_dir) / stored_split.FOLDER
+    rebuild = f"recprobe fit --out {run_dir} --overwrite ..."
+    split = (stored_split.read_split(stored, rebuild) if stored.is_dir() else
+             load_dataset(data.get("source", data["name"]), min_rating=data.get("min_rating"), core=data.get("core", 5)))
     if split.fingerprint != data["fingerprint"]:
         raise RunFolderError(
             f"the {data['name']} data found now (fingerprint {split.fingerprint}) is not the data {run_dir} was "
-            f"trained on ({data['fingerprint']}); point --data-dir at the original files"
+            f"trained on ({data['fingerprint']}); set RECPROBE_DATA_DIR to the original files, or retrain with `{rebuild}`"
         )
     model = build_model(config["model"], split, **config["model_config"])
     try:

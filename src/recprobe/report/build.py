@@ -47,8 +47,8 @@ def _optional_json(path: Path) -> Any:
 class RunReport:
     """Everything the pages show, read once from the run folder."""
 
-    def __init__(self, run: Run | str | Path, data_dir: str | Path | None = None):
-        self.opened = opened = open_run(run, data_dir)
+    def __init__(self, run: Run | str | Path):
+        self.opened = opened = open_run(run)
         self.run, self.target, self.split = opened.root, opened.target, opened.split
         self.sae, self.cases = opened.sae(), opened.cases()
         self.sae_metrics = opened.sae_metrics()
@@ -303,9 +303,9 @@ class RunReport:
 
 
 @locked("report")
-def build_report(run: Run | str | Path, data_dir: str | Path | None = None) -> Path:
+def build_report(run: Run | str | Path) -> Path:
     """Write the run's report folder; returns the path of its index.html."""
-    return RunReport(run, data_dir).write() / "index.html"
+    return RunReport(run).write() / "index.html"
 
 
 def _round(value: float | None) -> str:

@@ -11,10 +11,10 @@ from recprobe.store import ActivationStore
 
 
 @locked("capture")
-def capture_run(run: Run | str | Path, *, data_dir: str | Path | None = None, parts: tuple[str, ...] = SPLITS,
+def capture_run(run: Run | str | Path, *, parts: tuple[str, ...] = SPLITS,
                 positions: Positions = "auto", batch_size: int = 1024, progress: bool = True) -> ActivationStore:
     """Capture the run's target over ``parts`` into ``run/activations`` (the previous store stays until the new
     one is complete). ``positions="auto"`` records every train position of a sequential target."""
-    run = open_run(run, data_dir)
+    run = open_run(run)
     return capture(run.target, run.split, run.layout.activations, parts=parts, positions=positions,
                    batch_size=batch_size, provenance=run.made_from(), progress=progress)

@@ -234,10 +234,10 @@ def read_compare(run: Run) -> dict[str, Any] | None:
 
 
 @locked("compare")
-def compare_run(run: Run | str | Path, *, max_cases: int = MAX_CASES, ks=KS, data_dir: str | Path | None = None,
+def compare_run(run: Run | str | Path, *, max_cases: int = MAX_CASES, ks=KS,
                 on_seed: Callable[[int, list[str]], None] | None = None) -> dict[str, Any]:
     """Measure every basis of the ladder on every seed and write ``<run>/compare.json``; returns what it wrote."""
-    run = open_run(run, data_dir)
+    run = open_run(run)
     rungs = trained_rungs(run.layout.saes)
     if not rungs:
         raise RunFolderError(f"{run.root} has no SAE ladder to compare; train one with "

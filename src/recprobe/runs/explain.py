@@ -29,11 +29,10 @@ def index_of(ids: np.ndarray, raw: str, kind: str) -> int:
     return int(found[0])
 
 
-def explain_user(run: Run | str | Path, user: str, item: str | None = None, *,
-                 data_dir: str | Path | None = None) -> dict[str, Any]:
+def explain_user(run: Run | str | Path, user: str, item: str | None = None) -> dict[str, Any]:
     """The latents behind ``item`` (raw id; default: the user's top recommendation) for ``user`` (raw id), with
     the run's concept descriptions where it has them."""
-    run = open_run(run, data_dir)
+    run = open_run(run)
     split = run.split
     found = explain(run.target, run.sae(), split, index_of(split.user_ids, user, "user"),
                     None if item is None else index_of(split.item_ids, item, "item"))
@@ -46,12 +45,11 @@ def explain_user(run: Run | str | Path, user: str, item: str | None = None, *,
                          "broad": broad_reason(float(share[entry["latent"]]))} for entry in found.latents]}
 
 
-def fidelity_run(run: Run | str | Path, *, m: int = FIDELITY_M, seed: int = 0,
-                 data_dir: str | Path | None = None) -> dict[str, Any]:
+def fidelity_run(run: Run | str | Path, *, m: int = FIDELITY_M, seed: int = 0) -> dict[str, Any]:
     """``recprobe.explain.fidelity`` over the run's test users, written to ``explanations/fidelity.json``."""
     if m < 1:
         raise ConfigError(f"--m must be at least 1 (latents ablated), got {m}")
-    run = open_run(run, data_dir)
+    run = open_run(run)
     sae = run.sae()
     if 2 * m > sae.k:
         raise ConfigError(f"--m {m}: the control ablates {m} active latents besides the top {m}, so a user needs {2 * m} "

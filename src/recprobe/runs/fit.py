@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from recprobe.data import load_dataset
+from recprobe.data.stored import write_split
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json
 from recprobe.models import build_model, evaluate_model, fit, save_recommender
@@ -55,9 +56,12 @@ def fit_run(
                              "--out or pass --overwrite to replace it and everything made from it")
     if previous is not None and not overwrite:
         if same_run(previous, config):
-            if not RunLayout(out).run_file.exists():  # a run folder from before run.json existed
+            layout = RunLayout(out)
+            if not layout.run_file.exists():  # a run folder from before run.json existed
                 recommender.load_state_dict(_saved_weights(out))
                 _make_run(out, recommender, split, model, command)
+            elif not layout.split.is_dir():  # a run from before runs stored their split
+                write_split(split, layout.split)
             return read_json(out / FOLDER / "metrics.json"), True
         raise RunFolderError(
             f"{out} already holds a different run: {_describe(previous)}, not {_describe(config)} "

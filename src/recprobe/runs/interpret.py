@@ -62,7 +62,7 @@ MIN_SCORABLE = 0.9  # the share of latents the paper's test cases must score for
 
 
 @locked("interpret")
-def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, describer: str = "metadata",
+def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
                   verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
                   level_mode: LevelMode = "max", latents: Iterable[int] | None = None, basis: str = "sae",
                   cases: str = "auto", folder: str | None = None, overwrite: bool = False,
@@ -78,7 +78,7 @@ def interpret_run(run: Run | str | Path, *, data_dir: str | Path | None = None, 
         raise ConfigError(f"--n must be at least 1 (cases per set), got {n}")
     if uses_llm(describer, verifier):
         check_llm_spec(llm)
-    run = open_run(run, data_dir)
+    run = open_run(run)
     if basis in CONTROL_BASES:  # the control belongs to the run's SAE: trained here once, then kept
         train_controls(run, [basis], progress=progress)
     sae = run.basis(basis)

@@ -81,11 +81,11 @@ def _is_current(folder: Path, config: SAEConfig, made_from: dict[str, str]) -> b
 @locked("train-sae")
 def train_ladder(run: Run | str | Path, archs: Sequence[str] = ("topk",), seeds: int = 5,
                  sae_options: dict[str, Any] | None = None, train: SAETrainConfig | None = None, *,
-                 variants: Sequence[str] = VARIANTS, data_dir: str | Path | None = None, progress: bool = True,
+                 variants: Sequence[str] = VARIANTS, progress: bool = True,
                  on_rung: Callable[[Rung, dict[str, Any], bool], None] | None = None) -> list[Rung]:
     """Train every rung not yet trained on the run's current activations with these settings. ``on_rung`` is
     called after each with its test reconstruction metrics and whether it was kept from before."""
-    run = open_run(run, data_dir)
+    run = open_run(run)
     return train_rungs(run, rungs(archs, seeds, variants), sae_options, train, progress=progress, on_rung=on_rung)
 
 

@@ -1,6 +1,7 @@
 """Every path of a run folder, in one place. Stages ask a ``RunLayout``; none spells a path itself.
 
     <run>/run.json                    what the run probes: adapter, options, dataset, versions, fingerprints
+    <run>/split/                      the dataset split, stored once by fit/probe (recprobe.data.stored)
     <run>/recommender/                a built-in model trained by `recprobe fit` (config, weights, metrics)
     <run>/activations/                index.json + safetensors shards          (recprobe capture)
     <run>/sae/                        cfg.json, sae_weights.safetensors, metrics.json, README.md (train-sae)
@@ -24,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from recprobe.data.stored import FOLDER as SPLIT
 from recprobe.errors import RunFolderError
 
 RUN_FILE = "run.json"
@@ -34,7 +36,7 @@ CONTROL_BASES = ("frozen-decoder", "frozen-encoder")  # the run's SAE retrained 
 BASES = ("sae", "raw", "raw-both", "untrained", *CONTROL_BASES)  # what interpret can interpret; see Run.basis
 SAE_CHECKPOINT = "sae-checkpoint.safetensors"
 LOCK = ".recprobe.lock"
-STAGE_FOLDERS = (RECOMMENDER, ACTIVATIONS, SAE, SAES, STEERING, EXPLANATIONS, REPORT)  # never a concepts folder's name
+STAGE_FOLDERS = (SPLIT, RECOMMENDER, ACTIVATIONS, SAE, SAES, STEERING, EXPLANATIONS, REPORT)  # never a concepts folder's name
 
 # concepts/ files
 SETTINGS, CASES, CONCEPTS_FILE, SUMMARY, DAMAGED, ATTRIBUTES = (
@@ -51,6 +53,10 @@ class RunLayout:
     @property
     def run_file(self) -> Path:
         return self.root / RUN_FILE
+
+    @property
+    def split(self) -> Path:
+        return self.root / SPLIT
 
     @property
     def recommender(self) -> Path:

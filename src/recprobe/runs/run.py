@@ -22,6 +22,7 @@ import recprobe
 from recprobe.batches import phase_batches
 from recprobe.data import load_dataset
 from recprobe.data.split import Split
+from recprobe.data.stored import read_split, write_split
 from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
 from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
@@ -74,11 +75,10 @@ class Run:
                               overwrite=overwrite, command=command)
 
     @classmethod
-    def open(cls, folder: str | Path, *, data_dir: str | Path | None = None, target: ProbeTarget | None = None,
-             split: Split | None = None) -> Run:
+    def open(cls, folder: str | Path, *, target: ProbeTarget | None = None, split: Split | None = None) -> Run:
         """Reopen a run folder: its target through the adapter registry (or the ``target`` given, for a run
-        created in Python), its split from the recorded dataset; both are checked against the fingerprints
-        recorded at creation. ``open`` never writes."""
+        created in Python), its split from the run folder (``load_split``); both are checked against the
+        fingerprints recorded at creation. ``open`` never writes."""
         root = Path(folder)
         record = read_record(root)
         if target is None and record["target"]["adapter"] == IN_MEMORY:
@@ -86,12 +86,12 @@ class Run:
                 f"{root} was created from a model object in Python (Run.create), so no command can rebuild its target: "
                 "open it with recprobe.Run.open(folder, target=your_target), or create the run with `recprobe probe "
                 "--adapter torch --option factory=your.module:make_target`")
-        split = split or load_split(root, data_dir)
+        split = split or load_split(root)
         if split.fingerprint != record["dataset"]["fingerprint"]:
             raise RunFolderError(
                 f"the {record['dataset']['name']} data given (fingerprint {split.fingerprint}) is not the data {root} "
                 f"was made on ({record['dataset']['fingerprint']})")
-        target = align(target if target is not None else _load_target(record, root, data_dir), split)
+        target = align(target if target is not None else _load_target(record, root), split)
         fingerprint = target_fingerprint(target, _probe_batch(target, split))
         if fingerprint != record["target"]["fingerprint"]:
             raise StaleArtifactError(
@@ -324,8 +324,8 @@ def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter
         "command": command or _command(adapter, options or {}, split, root),
     }
     layout = RunLayout(root)
-    if layout.run_file.exists():
-        previous = read_json(layout.run_file)
+    previous = read_json(layout.run_file) if layout.run_file.exists() else None
+    if previous is not None:
         if _identity(previous) != _identity(record) and not overwrite:
             raise RunFolderError(
                 f"{root} already holds a run of {previous['target']['name']} on {previous['dataset']['name']} "
@@ -333,6 +333,7 @@ def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter
                 "replace it and everything made from it")
         if _identity(previous) != _identity(record):
             clear_downstream(layout)
+    write_split(split, layout.split)  # before run.json: a run never records a split it does not hold
     write_json(layout.run_file, record)
     return Run(root, record, aligned, split)
 
@@ -352,24 +353,30 @@ def read_record(root: Path) -> dict[str, Any]:
                              "--overwrite`") from e
 
 
-def load_split(folder: str | Path, data_dir: str | Path | None = None) -> Split:
-    """The split a run was made on, read again from its recorded dataset and checked by fingerprint."""
+def load_split(folder: str | Path) -> Split:
+    """The split a run was made on: the one ``fit``/``probe`` stored in it (a run made before splits were stored
+    reads its recorded dataset again from the data folder), checked by fingerprint."""
     root = Path(folder)
-    data = read_record(root)["dataset"]
-    if "source" not in data:
-        raise RunFolderError(f"{root}'s dataset was handed over in Python, not loaded by name or folder; pass it: "
+    record = read_record(root)
+    data, layout = record["dataset"], RunLayout(root)
+    if layout.split.is_dir():
+        split = read_split(layout.split, record["command"])
+    elif "source" not in data:
+        raise RunFolderError(f"{root}'s dataset was handed over in Python and is not stored in the run; pass it: "
                              "recprobe.Run.open(folder, target=..., split=your_split)")
-    split = load_dataset(data["source"], data_dir, min_rating=data.get("min_rating"), core=data.get("core", 5))
+    else:
+        split = load_dataset(data["source"], min_rating=data.get("min_rating"), core=data.get("core", 5))
     if split.fingerprint != data["fingerprint"]:
         raise RunFolderError(
             f"the {data['name']} data found now (fingerprint {split.fingerprint}) is not the data {root} was made on "
-            f"({data['fingerprint']}); point --data-dir at the original files")
+            f"({data['fingerprint']}); set RECPROBE_DATA_DIR to the original files, or recreate the run with "
+            f"`{record['command']} --overwrite`")
     return split
 
 
-def open_run(run: Run | str | Path, data_dir: str | Path | None = None) -> Run:
+def open_run(run: Run | str | Path) -> Run:
     """``run`` itself when it is an opened Run, else the folder opened."""
-    return run if isinstance(run, Run) else Run.open(run, data_dir=data_dir)
+    return run if isinstance(run, Run) else Run.open(run)
 
 
 def clear_downstream(layout: RunLayout) -> None:
@@ -411,7 +418,7 @@ def _portable(adapter: str | None, options: dict[str, Any], root: Path) -> dict[
     return out
 
 
-def _load_target(record: dict[str, Any], root: Path, data_dir: str | Path | None) -> ProbeTarget:
+def _load_target(record: dict[str, Any], root: Path) -> ProbeTarget:
     name = record["target"]["adapter"]
     known = adapters()
     if name not in known:
@@ -423,8 +430,6 @@ def _load_target(record: dict[str, Any], root: Path, data_dir: str | Path | None
         if options[key] is not None:
             path = Path(options[key])
             options[key] = path if path.is_absolute() else root / path
-    if "data_dir" in spec.Options.model_fields and options.get("data_dir") is None and data_dir is not None:
-        options["data_dir"] = data_dir
     return spec.load(spec.Options(**options))
 
 

@@ -18,11 +18,11 @@ from recprobe.sae.train import initial_sae, train_sae
 
 @locked("train-sae")
 def train_sae_run(run: Run | str | Path, sae_options: dict[str, Any] | None = None,
-                  train: SAETrainConfig | None = None, *, data_dir: str | Path | None = None,
+                  train: SAETrainConfig | None = None, *,
                   progress: bool = True) -> dict[str, Any]:
     """Train an SAE on ``run/activations``, measure faithfulness before (random init) and after, and write
     ``run/sae``. Returns the metrics."""
-    run = open_run(run, data_dir)
+    run = open_run(run)
     model, split, store = run.target, run.split, run.activations()
     config = SAEConfig(d_in=store.d, **(sae_options or {}))
     train = train or SAETrainConfig()

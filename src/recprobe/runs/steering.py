@@ -44,8 +44,8 @@ class SteeringRun:
     """A run's target, split, SAE and cases, loaded once. Each result is written under the run's lock and
     records the SAE it was made with."""
 
-    def __init__(self, run: Run | str | Path, data_dir: str | Path | None = None):
-        self.opened = open_run(run, data_dir)
+    def __init__(self, run: Run | str | Path):
+        self.opened = open_run(run)
         self.target, self.split, self.sae = self.opened.target, self.opened.split, self.opened.sae()
         self.cases = self.opened.cases()
         self.folder = self.opened.layout.steering

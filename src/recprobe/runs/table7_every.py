@@ -80,10 +80,9 @@ def measure_basis(run: Run, basis: str, max_share: float = MAX_CONCEPT_SHARE) ->
 
 
 @locked("steer")
-def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None, *,
-                     data_dir: str | Path | None = None) -> dict[str, Any]:
+def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None) -> dict[str, Any]:
     """Table 7's rule over every confident concept of each basis (default: every interpreted one)."""
-    run = open_run(run, data_dir)
+    run = open_run(run)
     bases = list(bases or interpreted_bases(run))
     if "sae" not in bases or len(bases) < 2:
         raise RunFolderError(f"{run.root}: Table 7 over every concept needs the SAE's concepts and at least one control's "
