@@ -1,13 +1,19 @@
-"""Data-parallel SAE training: 2 gloo processes under torchrun against 1 process, same seed and data order."""
+"""Data-parallel SAE training: 2 gloo processes under torchrun against 1 process, same seed and data order, through
+the library and through the documented command."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from recprobe.cli import main
+from tests.conftest import synthetic_frame, write_atomic
 from tests.test_sae import low_rank_store
 
 SCRIPT = """
@@ -44,3 +50,37 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     for name, value in single.items():
         torch.testing.assert_close(parallel[name], value, rtol=1e-4, atol=1e-4)
     print("largest difference", max(float((parallel[n] - v).abs().max()) for n, v in single.items()))
+
+
+def test_the_documented_torchrun_command_trains_the_same_sae_as_one_process(tmp_path):
+    """`torchrun --standalone --nproc-per-node 2 -m recprobe.cli -- train-sae --run RUN` as docs/scaling.md writes
+    it, on a copy of a run whose activations were captured once, against `recprobe train-sae` in one process."""
+    one = tmp_path / "one"
+    assert main_cli("fit", "--model", "sasrec", "--dataset", str(write_atomic(tmp_path / "toy", synthetic_frame())),
+                    "--out", str(one), "--epochs", "1", "--min-rating", "-1", "--core", "3") == 0
+    assert main_cli("capture", "--run", str(one)) == 0
+    two = tmp_path / "two"
+    shutil.copytree(one, two)
+    sae = ("train-sae", "--epochs", "2", "--scale", "2", "--k", "4", "--batch-size", "256")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "recprobe.cli", *sae, "--run", str(one)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    parallel = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "recprobe.cli", "--", *sae,
+                               "--run", str(two)], env=env, capture_output=True, text=True, timeout=600)
+    assert parallel.returncode == 0, parallel.stderr[-3000:]
+    assert "data-parallel over 2 processes" in parallel.stdout and "data-parallel" not in single.stdout
+    assert not (two / "sae-checkpoint.safetensors").exists()
+    a, b = load_file(one / "sae" / "sae_weights.safetensors"), load_file(two / "sae" / "sae_weights.safetensors")
+    assert a.keys() == b.keys()
+    for name, value in a.items():
+        torch.testing.assert_close(b[name], value, rtol=0, atol=1e-6)
+
+
+def main_cli(*args: str) -> int:
+    try:
+        main(list(args))
+    except SystemExit as e:
+        return e.code or 0
+    return 0

@@ -34,7 +34,7 @@ def train_sae_run(run: Run | str | Path, sae_options: dict[str, Any] | None = No
         return {}
     after = faithfulness(model, sae, split, store)
     metrics = {"after": after, "before": before, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
-               "train_config": train.model_dump(), "history": result.history}
+               "train_config": train.model_dump(), "history": result.history, "processes": parallel.world}
     provenance = {**store.provenance, "activations": store.content, "d_in": store.d}
     save_sae(sae, run.layout.sae, provenance, extra={METRICS: json.dumps(metrics, indent=2) + "\n",
                                               "README.md": model_card(sae.config, provenance, metrics)})

@@ -5,7 +5,9 @@ with batches of B match one process with batches of B, up to the order of float 
 across ranks before the optimiser step, and a latent counts as fired if it fired on any rank, so weights,
 Adam moments and dead-latent counters stay identical everywhere. Launch with ``torchrun``:
 
-    torchrun --standalone --nproc-per-node 4 -m recprobe.cli train-sae --run runs/big
+    torchrun --standalone --nproc-per-node 4 -m recprobe.cli -- train-sae --run runs/big
+
+(``--`` ends torchrun's own options: without it torchrun reads ``--run`` as an abbreviation of its ``--run-path``.)
 """
 
 from __future__ import annotations
@@ -13,9 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+
+# How long a rank waits in a collective: rank 0 measures faithfulness alone before and after training while the
+# others wait, which outlasts gloo's 30-minute and NCCL's 10-minute defaults on a large run.
+TIMEOUT = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,7 @@ class DataParallel:
     def from_env(cls, device: str) -> DataParallel:
         """Join the group ``torchrun`` describes in the environment (WORLD_SIZE > 1), if any."""
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo")
+            dist.init_process_group("nccl" if torch.device(device).type == "cuda" else "gloo", timeout=TIMEOUT)
         return cls.current()
 
     @property
