@@ -1,6 +1,8 @@
-"""Peak memory of capture, SAE training and case recording over a store of 10 million 64-dim vectors.
+"""Peak memory of capture, SAE training and case recording over a store of 10 million 64-dim vectors, and of the
+de-biasing sweep over 100,000 users and 8,192 latents.
 
-    python benchmarks/memory.py [--rows 10000000] [--d 64] [--folder /tmp/recprobe-memory]
+    python benchmarks/memory.py [--rows 10000000] [--d 64] [--folder /tmp/recprobe-memory] [--stage sweep]
+        [--sweep-users 100000] [--latents 8192]
 
 Each stage runs in a fresh process and prints its peak resident set size (ru_maxrss), so one stage's memory
 never hides another's:
@@ -9,7 +11,10 @@ never hides another's:
 - train: ``train_sae`` makes one pass over that store (1,024 latents, k = 8, batch 4,096), with the dev
   evaluation and checkpoint selection it always does;
 - cases: ``record_cases`` runs the target and the trained SAE over every user's test position (100,000 users),
-  keeping each case's history, top prediction and sparse activations, as ``recprobe interpret`` does.
+  keeping each case's history, top prediction and sparse activations, as ``recprobe interpret`` does;
+- sweep: ``debias_sweep`` (``recprobe debias --sweep``, cohens-d selection, every method at its default
+  strengths, 3 random seeds) over ``--sweep-users`` users with 20 train items each, through an untrained TopK SAE
+  of ``--latents`` latents (memory does not depend on the weights).
 The target is synthetic because the stages' memory does not depend on the model, only on the row count; a
 real model would take hours to capture 10M rows on 2 CPU cores. The store needs rows * d * 4 bytes on disk.
 """
@@ -55,11 +60,11 @@ class MeanPool:
         return self.items.weight[:N_ITEMS]
 
 
-def synthetic_split(n_users: int):
+def synthetic_split(n_users: int, positions: int = POSITIONS_PER_USER):
     from recprobe.data.split import Catalog, Split
 
     rng = np.random.default_rng(0)
-    per_user = POSITIONS_PER_USER + 1  # position 0 has no history, so it is not captured
+    per_user = positions + 1  # position 0 has no history, so it is not captured
     return Split(
         name="synthetic", user_ids=np.arange(n_users).astype(str), item_ids=np.arange(N_ITEMS).astype(str),
         train_users=np.repeat(np.arange(n_users, dtype=np.int64), per_user),
@@ -98,7 +103,18 @@ def stage_cases(args) -> str:
     return f"{len(cases):,} test users' cases"
 
 
-STAGES = {"capture": stage_capture, "train": stage_train, "cases": stage_cases}
+def stage_sweep(args) -> str:
+    from recprobe.debias_sweep import debias_sweep
+    from recprobe.sae import SAEConfig
+    from recprobe.sae.topk import TopKSAE
+
+    split = synthetic_split(args.sweep_users, positions=20)
+    sae = TopKSAE(SAEConfig(d_in=args.d, n_latents=args.latents, scale=None, k=8)).eval()
+    result = debias_sweep(MeanPool(args.d), sae, split, None, selections=("cohens-d",))
+    return f"{split.n_users:,} users x {args.latents:,} latents, {len(result['rows'])} rows"
+
+
+STAGES = {"capture": stage_capture, "train": stage_train, "cases": stage_cases, "sweep": stage_sweep}
 
 
 def main() -> None:
@@ -106,6 +122,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--folder", default="/tmp/recprobe-memory")
+    parser.add_argument("--sweep-users", type=int, default=100_000)
+    parser.add_argument("--latents", type=int, default=8192)
     parser.add_argument("--stage", choices=STAGES, help="run one stage in this process (used by the driver)")
     args = parser.parse_args()
     if args.stage:
@@ -118,7 +136,8 @@ def main() -> None:
         return
     for stage in STAGES:
         subprocess.run([sys.executable, __file__, "--stage", stage, "--rows", str(args.rows), "--d", str(args.d),
-                        "--folder", args.folder], check=True)
+                        "--folder", args.folder, "--sweep-users", str(args.sweep_users), "--latents", str(args.latents)],
+                       check=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from recprobe.beyond import BeyondSums
 from recprobe.metrics import (
     PopularityGroups,
     average_popularity,
@@ -89,6 +90,23 @@ def test_beyond_metrics_gathers_every_metric():
     assert out["NDCG@2 head"] is None and out["NDCG@2 tail"] == pytest.approx(0.5 / math.log2(3))
     # users 0, 1, 2 are heavy, medium, light: NDCG 1/log2(3), 1/log2(3), 0
     assert out["NDCG@2 heavy users"] == pytest.approx(1 / math.log2(3)) and out["NDCG@2 light users"] == 0.0
+
+
+def test_running_sums_over_batches_equal_one_pass_over_every_user():
+    """The sweep adds users a batch at a time (memory per item, not per user); the metrics are the same."""
+    rng = np.random.default_rng(0)
+    popularity = rng.integers(0, 50, size=40)
+    groups = PopularityGroups(popularity, share_groups(popularity), rng.integers(0, 3, size=300))
+    top = np.stack([rng.choice(40, 10, replace=False) for _ in range(300)])
+    ranks, targets, users = rng.integers(1, 30, size=300), rng.integers(0, 40, size=300), np.arange(300)
+    whole = beyond_metrics(top, ranks, targets, users, groups)
+    sums = BeyondSums(groups)
+    for part in np.array_split(np.arange(300), 7):
+        sums.add(top[part], ranks[part], targets[part], users[part])
+    assert sums.metrics() == pytest.approx(whole)
+    assert sums.metrics() != pytest.approx(BeyondSums(groups).add(top[:150], ranks[:150], targets[:150], users[:150]).metrics())
+    with pytest.raises(ValueError, match="of no users"):
+        BeyondSums(groups).metrics()
 
 
 class _Data:

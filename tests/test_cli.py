@@ -148,6 +148,28 @@ def test_a_run_carries_its_split_so_the_raw_dataset_can_go(capsys, tmp_path, toy
         assert code == 0 and "--data-dir" not in text, command
 
 
+def test_user_text_in_normal_output_is_printed_as_it_is_never_as_markup(capsys, tmp_path):
+    """A folder named like rich markup: `[/x]` used to crash the closing print after the work was written, and
+    `[red]` was silently eaten."""
+    folder = tmp_path / "a [/x] b [red]c[/red]"
+    toy = write_atomic(folder / "toy [bold]", synthetic_frame())
+    out = folder / "run [/]"
+    code, text, err = run_cli(capsys, *fit_args(toy, out, "--model", "sasrec"))
+    assert code == 0, err
+    code, text, err = run_cli(capsys, "capture", "--run", str(out))
+    assert code == 0 and f"-> {out / 'activations'}" in text.replace("\n", ""), (text, err)
+    code, text, err = run_cli(capsys, "export", "--run", str(out), "--out", str(folder / "exported [i]"), "--name", "n[/b]")
+    assert code == 0 and str(folder / "exported [i]" / "n[/b]") in text.replace("\n", ""), (text, err)
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "..", ""])
+def test_an_export_name_never_leaves_the_output_folder(capsys, tmp_path, toy, name):
+    code, _, err = run_cli(capsys, "export", "--dataset", str(toy), "--min-rating", "-1", "--core", "3",
+                           "--out", str(tmp_path / "out" / "deep"), "--name", name)
+    assert_one_line_error(code, err, f"--name {name!r}: a dataset name is one folder name inside --out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_damaged_stored_split_names_the_command_that_writes_it_again(capsys, tmp_path, toy):
     out = tmp_path / "run"
     assert run_cli(capsys, *fit_args(toy, out))[0] == 0

@@ -69,11 +69,15 @@ def check_top(top: np.ndarray, n_items: int) -> np.ndarray:
 
 
 def gini_index(top: np.ndarray, n_items: int) -> float:
-    """Gini coefficient of the recommendation counts of all ``n_items`` items: sum_i (2i - n - 1) c_(i) / (n sum c),
-    counts c sorted ascending, i = 1..n."""
-    counts = np.sort(np.bincount(check_top(top, n_items).ravel(), minlength=n_items)).astype(np.float64)
-    index = np.arange(1, n_items + 1)
-    return float(((2 * index - n_items - 1) * counts).sum() / (n_items * counts.sum()))
+    """Gini coefficient of the recommendation counts of all ``n_items`` items (``gini_of_counts``)."""
+    return gini_of_counts(np.bincount(check_top(top, n_items).ravel(), minlength=n_items))
+
+
+def gini_of_counts(counts: np.ndarray) -> float:
+    """sum_i (2i - n - 1) c_(i) / (n sum c) of the [n] counts c sorted ascending, i = 1..n."""
+    counts = np.sort(np.asarray(counts)).astype(np.float64)
+    n = len(counts)
+    return float(((2 * np.arange(1, n + 1) - n - 1) * counts).sum() / (n * counts.sum()))
 
 
 def average_popularity(top: np.ndarray, popularity: np.ndarray) -> float:
@@ -138,20 +142,54 @@ def beyond_metrics(top: np.ndarray, ranks: np.ndarray, targets: np.ndarray, user
                    groups: PopularityGroups, k: int = BEYOND_K) -> dict[str, float | None]:
     """HR@k, NDCG@k and every beyond-accuracy metric at ``k`` of the lists ``top`` [U, >= k]: row u belongs to
     user ``users[u]``, whose target item ``targets[u]`` has rank ``ranks[u]`` in the same ranking."""
-    top, ranks = check_top(top, groups.n_items), np.asarray(ranks)
-    if top.shape[1] < k:
-        raise ValueError(f"beyond-accuracy metrics at K = {k} need top-{k} lists; got top-{top.shape[1]} lists")
-    top = top[:, :k]
-    if not len(top) == len(ranks) == len(targets) == len(users):
-        raise ValueError(f"one row per user expected: top-K lists {len(top)}, ranks {len(ranks)}, targets "
-                         f"{len(targets)}, users {len(users)}")
-    out: dict[str, float | None] = {
-        f"HR@{k}": float((ranks <= k).mean()), f"NDCG@{k}": float(ndcg_at(ranks, k).mean()),
-        f"Gini@{k}": gini_index(top, groups.n_items), f"ARP@{k}": average_popularity(top, groups.popularity),
-        f"Coverage@{k}": item_coverage(top, groups.n_items), f"Tail@{k}": tail_share(top, groups.item_group == TAIL),
-    }
-    for name, value in group_ndcg(ranks, k, groups.item_group[np.asarray(targets)], ITEM_GROUPS).items():
-        out[f"NDCG@{k} {name}"] = value
-    for name, value in group_ndcg(ranks, k, groups.user_group[np.asarray(users)], USER_GROUPS).items():
-        out[f"NDCG@{k} {name} users"] = value
-    return out
+    return BeyondSums(groups, k).add(top, ranks, targets, users).metrics()
+
+
+class BeyondSums:
+    """``beyond_metrics`` over batches of users, from running sums: memory grows with the catalog (one count per
+    item), never with the users."""
+
+    def __init__(self, groups: PopularityGroups, k: int = BEYOND_K):
+        self.groups, self.k = groups, k
+        self.counts = np.zeros(groups.n_items, dtype=np.int64)  # how often each item is recommended
+        self.users = self.hits = 0
+        self.ndcg = self.popularity = self.tail = 0.0  # sums over users of NDCG, mean popularity, tail share
+        self.group_ndcg = np.zeros((2, 3))  # [item groups of the targets, user groups] NDCG sums
+        self.group_users = np.zeros((2, 3), dtype=np.int64)
+
+    def add(self, top: np.ndarray, ranks: np.ndarray, targets: np.ndarray, users: np.ndarray) -> BeyondSums:
+        """One batch: ``beyond_metrics``'s arguments for some of the users."""
+        groups, k = self.groups, self.k
+        top, ranks = check_top(top, groups.n_items), np.asarray(ranks)
+        if top.shape[1] < k:
+            raise ValueError(f"beyond-accuracy metrics at K = {k} need top-{k} lists; got top-{top.shape[1]} lists")
+        top = top[:, :k]
+        if not len(top) == len(ranks) == len(targets) == len(users):
+            raise ValueError(f"one row per user expected: top-K lists {len(top)}, ranks {len(ranks)}, targets "
+                             f"{len(targets)}, users {len(users)}")
+        ndcg = ndcg_at(ranks, k)
+        self.counts += np.bincount(top.ravel(), minlength=groups.n_items)
+        self.users += len(top)
+        self.hits += int((ranks <= k).sum())
+        self.ndcg += float(ndcg.sum())
+        self.popularity += float(np.asarray(groups.popularity, dtype=np.float64)[top].mean(1).sum())
+        self.tail += float((groups.item_group[top] == TAIL).mean(1).sum())
+        for row, group in enumerate((groups.item_group[np.asarray(targets)], groups.user_group[np.asarray(users)])):
+            self.group_ndcg[row] += np.bincount(group, weights=ndcg, minlength=3)
+            self.group_users[row] += np.bincount(group, minlength=3)
+        return self
+
+    def metrics(self) -> dict[str, float | None]:
+        if self.users == 0:
+            raise ValueError("beyond-accuracy metrics of no users: add at least one batch")
+        k, n = self.k, self.users
+        out: dict[str, float | None] = {
+            f"HR@{k}": self.hits / n, f"NDCG@{k}": self.ndcg / n, f"Gini@{k}": gini_of_counts(self.counts),
+            f"ARP@{k}": self.popularity / n, f"Coverage@{k}": int((self.counts > 0).sum()) / self.groups.n_items,
+            f"Tail@{k}": self.tail / n,
+        }
+        for row, (names, suffix) in enumerate(((ITEM_GROUPS, ""), (USER_GROUPS, " users"))):
+            for g, name in enumerate(names):
+                count = self.group_users[row, g]
+                out[f"NDCG@{k} {name}{suffix}"] = float(self.group_ndcg[row, g] / count) if count else None
+        return out

@@ -26,8 +26,9 @@ app = typer.Typer(
     help="recprobe: probe recommenders, train sparse autoencoders on them, name and steer their latents.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
-console = Console()
-err = Console(stderr=True)
+# Plain text: a user's text (paths, names, titles, descriptions) is never read as rich markup; styles are Text spans.
+console = Console(markup=False, highlight=False)
+err = Console(stderr=True, markup=False, highlight=False)
 
 DataDir = Annotated[
     Path | None,
@@ -156,7 +157,7 @@ def probe(
 
 def _print_notes(notes: list[str]) -> None:
     """How the split was made (positives, filters, repeats dropped, a missing title column), for the user to see."""
-    console.print(Text("data: " + "; ".join(notes)), highlight=False)
+    console.print(Text("data: " + "; ".join(notes)))
 
 
 def _takes_data_dir(adapter: str) -> bool:
@@ -229,11 +230,11 @@ def train_sae(
 
         def show(rung, metrics, kept) -> None:
             console.print(f"{rung.name}: test FVU {metrics.get('fvu', float('nan')):.4f}  L0 {metrics.get('l0', 0):.2f}"
-                          f"{'  (kept: trained before)' if kept else ''}", markup=False, highlight=False)
+                          f"{'  (kept: trained before)' if kept else ''}")
 
         train_ladder(run, archs, seeds, _parse_options(option, {"scale": scale, "k": k}), train,
                      variants=VARIANTS if controls else ("trained",), on_rung=show)
-        console.print(f"-> {run / 'saes'}; compare them with `recprobe compare --run {run}`", markup=False)
+        console.print(f"-> {run / 'saes'}; compare them with `recprobe compare --run {run}`")
         return
     if len(archs) != 1:
         raise ConfigError(f"--arch: one architecture for RUN/sae (several only with --seeds), got {arch!r}")
@@ -274,7 +275,7 @@ def compare(
                          on_seed=lambda s, bases: err.print(f"seed {s}: {len(bases)} bases measured"))
     console.print(compare_table(result))
     console.print(f"{result['cases']['n']:,} {result['cases']['kind']} cases, seeds {result['seeds']}, "
-                  f"{result['seconds']:.0f} s -> {run / 'compare.json'}", markup=False)
+                  f"{result['seconds']:.0f} s -> {run / 'compare.json'}")
 
 
 def compare_table(result: dict) -> Table:
@@ -333,9 +334,9 @@ def interpret(
                             basis="raw" if raw else basis, cases=cases, folder=folder, overwrite=overwrite)
     counts = summary["concepts"]
     if summary["item_text"] != "titles":
-        err.print(f"note: {summary['item_text']}", markup=False, highlight=False)
+        err.print(f"note: {summary['item_text']}")
     if summary.get("repair_note"):
-        err.print(f"note: {summary['repair_note']}", markup=False, highlight=False)
+        err.print(f"note: {summary['repair_note']}")
     console.print(f"{summary['n_cases']} {summary['cases']} cases of {summary['users']} users (on them, "
                   f"{summary['dead_on_cases']:.1%} of the latents never fire, {summary['dense_on_cases']:.1%} fire on "
                   f"over {DENSE_RATE:.0%} of the cases); "
@@ -344,7 +345,7 @@ def interpret(
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {_number(summary['mean_confidence'])}, "
                   f"random-description baseline {_number(summary['mean_baseline_confidence'])}; intra-concept similarity "
                   f"{_number(summary['intra_similarity'])}, inter {_number(summary['inter_similarity'])} -> {summary['folder']}")
-    console.print(summary["controls"], markup=False, highlight=False)
+    console.print(summary["controls"])
 
 
 def _parse_latents(spec: str | None) -> list[int] | None:
@@ -422,8 +423,8 @@ def _table7_every(run: Path) -> None:
     gap = found["trained_minus_best_control"]
     console.print("no control measurable: nothing to compare" if gap is None else
                   f"trained minus the best control ({found['best_control']}): {gap['mean']:+.3f} "
-                  f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {found['verdict']}", markup=False, highlight=False)
-    console.print(f"-> {RunLayout(run).steering / TABLE7_EVERY}", markup=False)
+                  f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {found['verdict']}")
+    console.print(f"-> {RunLayout(run).steering / TABLE7_EVERY}")
 
 
 def _parse_strengths(text: str) -> list[float]:
@@ -595,7 +596,7 @@ def datasets(data_dir: DataDir = None) -> None:
         try:
             table.add_row(name, str(find_dataset(name, data_dir)[1]))
         except RecprobeError as e:
-            table.add_row(name, f"[red]missing[/] ({str(e).split('; ')[0]})")
+            table.add_row(name, Text.assemble(("missing", "red"), f" ({str(e).split('; ')[0]})"))
     console.print(table)
 
 
@@ -620,10 +621,9 @@ def export(
         split = load_split(run)
     else:
         split = load_dataset(dataset, data_dir, min_rating=_min_rating(min_rating), core=core)
-    folder = export_recbole(split, out, name or f"recprobe-{split.name}")
-    console.print(f"wrote {folder}; RecBole reads it as this split with these settings (config_dict):",
-                  markup=False, highlight=False)
-    console.print(json.dumps(recbole_settings(folder)), markup=False, highlight=False, soft_wrap=True)
+    folder = export_recbole(split, out, f"recprobe-{split.name}" if name is None else name)
+    console.print(f"wrote {folder}; RecBole reads it as this split with these settings (config_dict):")
+    console.print(json.dumps(recbole_settings(folder)), soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -635,13 +635,13 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="recprobe")
     except SystemExit as e:  # typer turns Ctrl-C into exit code 130 without a word
         if e.code == 130 and _caused_by(e, KeyboardInterrupt):
-            err.print(Text(INTERRUPTED), highlight=False, soft_wrap=True)
+            err.print(Text(INTERRUPTED), soft_wrap=True)
         raise
     except Exception as e:
         message = user_message(e)
         if message is None:
             raise
-        err.print(Text("error: ", style="bold red") + Text(" ".join(message.split())), highlight=False, soft_wrap=True)
+        err.print(Text("error: ", style="bold red") + Text(" ".join(message.split())), soft_wrap=True)
         raise SystemExit(2) from None
 
 

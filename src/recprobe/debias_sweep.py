@@ -30,8 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from recprobe.batches import phase_batches
-from recprobe.beyond import BEYOND_K, PopularityGroups, beyond_metrics
+from recprobe.beyond import BEYOND_K, BeyondSums, PopularityGroups
 from recprobe.concepts.cases import CaseSet
 from recprobe.data.split import Split
 from recprobe.debias import MIN_ACTIVE, SELECTIONS, dense_codes, select_latents
@@ -106,6 +105,22 @@ def list_ranks(top: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.where(hit.any(1), hit.int().argmax(1) + 1, top.shape[1] + 1)
 
 
+@torch.no_grad()
+def code_spread(target: ProbeTarget, sae, split: Split, batch_size: int) -> tuple[torch.Tensor, np.ndarray]:
+    """One pass over the test users, a batch at a time: each latent's standard deviation over them ([n_latents],
+    the unit of an edit's strength) and the latents active on at least ``MIN_ACTIVE`` of them."""
+    n = sae.n_latents
+    total, squares, active = torch.zeros(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64), torch.zeros(n)
+    for _, batch, _ in ranked_batches(target, split, np.arange(split.n_users), batch_size):
+        codes = dense_codes(sae, target.represent(batch).float()).double()
+        total += codes.sum(0)
+        squares += codes.square().sum(0)
+        active += (codes > 0).sum(0)
+    users = split.n_users
+    variance = (squares - total.square() / users) / max(users - 1, 1)
+    return variance.clamp(min=0).sqrt().float(), np.flatnonzero((active >= MIN_ACTIVE).numpy())
+
+
 def _average(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
     return {key: None if any(r[key] is None for r in rows) else float(np.mean([r[key] for r in rows]))
             for key in rows[0]}
@@ -131,12 +146,7 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
             raise unknown_name("latent selection", selection, list(SELECTIONS))
     groups = PopularityGroups.of(split)
     users = np.arange(split.n_users)
-    batch_of = phase_batches(split, "test", target.max_history)
-    reps = torch.cat([target.represent(batch_of(users[s:s + batch_size])).float()
-                      for s in range(0, len(users), batch_size)])
-    codes = torch.cat([dense_codes(sae, reps[s:s + batch_size]) for s in range(0, len(users), batch_size)])
-    sd = codes.std(0)
-    eligible = np.flatnonzero(((codes > 0).sum(0) >= MIN_ACTIVE).numpy())
+    sd, eligible = code_spread(target, sae, split, batch_size)
 
     edits: dict[str, tuple[LatentEdit, list[LatentEdit]]] = {}
     chosen: dict[str, list[dict]] = {}
@@ -150,18 +160,17 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
     configs: list[tuple[str, str | None, float]] = [
         *((m, sel, s) for sel in selections for m in ("sae", "random") for s in strengths),
         *(("ipr", None, a) for a in ipr_alphas), *(("calibration", None, lam) for lam in calibration_lambdas)]
-    # (method, selection, strength, seed) -> the batches' ranks and top-K lists
-    measured: dict[tuple[str, str | None, float, int], tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+    draws = {config: seeds if config[0] == "random" else 1 for config in configs}
+    # (method, selection, strength, seed) -> running sums of its metrics: memory independent of the users
+    sums = {(*config, seed): BeyondSums(groups) for config, n in draws.items() for seed in range(n)}
 
-    def keep(key: tuple[str, str | None, float, int], ranks_top: tuple[torch.Tensor, torch.Tensor]) -> None:
-        parts = measured.setdefault(key, ([], []))
-        parts[0].append(ranks_top[0])
-        parts[1].append(ranks_top[1])
+    def keep(key: tuple[str, str | None, float, int], ranks_top: tuple[torch.Tensor, torch.Tensor], chunk) -> None:
+        ranks, top = ranks_top
+        sums[key].add(top.numpy(), ranks.numpy(), split.test_items[chunk], chunk)
 
-    done = 0
     for chunk, batch, seen in ranked_batches(target, split, users, batch_size):
-        x, z = reps[done:done + len(chunk)], codes[done:done + len(chunk)]
-        done += len(chunk)
+        x = target.represent(batch).float()
+        z = dense_codes(sae, x)
         test_items = torch.from_numpy(split.test_items[chunk])
         ranking = (test_items, seen, BEYOND_K)  # ranked as `recprobe evaluate` ranks
 
@@ -170,22 +179,19 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
         shares = groups.history_shares(offsets, items, chunk)
         for method, selection, strength in configs:
             if method == "ipr":
-                keep((method, None, strength, 0), ranks_and_top(ipr_scores(base, popularity, strength), *ranking))
+                keep((method, None, strength, 0), ranks_and_top(ipr_scores(base, popularity, strength), *ranking), chunk)
             elif method == "calibration":
                 top = calibrated_top(base, item_group, shares, strength, BEYOND_K)
-                keep((method, None, strength, 0), (list_ranks(top, test_items), top))
+                keep((method, None, strength, 0), (list_ranks(top, test_items), top), chunk)
             else:
                 selected, randoms = edits[selection]
                 for seed, edit in enumerate([selected] if method == "sae" else randoms):
                     keep((method, selection, strength, seed), unedited if strength == 0 else
-                         ranks_and_top(target.score(edit.apply(x, z, strength), batch).float(), *ranking))
+                         ranks_and_top(target.score(edit.apply(x, z, strength), batch).float(), *ranking), chunk)
 
-    rows = []
-    for method, selection, strength in configs:
-        draws = [measured[(method, selection, strength, seed)] for seed in range(seeds if method == "random" else 1)]
-        metrics = [beyond_metrics(torch.cat(tops).numpy(), torch.cat(ranks).numpy(), split.test_items, users, groups)
-                   for ranks, tops in draws]
-        rows.append({"method": method, "selection": selection, "strength": strength, **_average(metrics)})
+    rows = [{"method": method, "selection": selection, "strength": strength,
+             **_average([sums[(method, selection, strength, seed)].metrics() for seed in range(draws[config])])}
+            for config in configs for method, selection, strength in [config]]
     return {"k": BEYOND_K, "n_latents": n_latents, "seeds": seeds, "strengths": strengths,
             "ipr_alphas": ipr_alphas, "calibration_lambdas": calibration_lambdas,
             "latents": chosen, "rows": rows, "seconds": time.perf_counter() - started}

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from recprobe.concepts.highlights import broad_reason
 from recprobe.concepts.interpret import most_confident
@@ -36,17 +37,17 @@ CONTROLS = ("untrained", "raw")  # the frozen-decoder and -encoder controls trai
 def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | None = None, llm: str = "smollm2",
                llm_latents: int = 3, console: Console | None = None) -> Path:
     """Run every stage into ``out``; returns the report's index.html."""
-    out, console = Path(out), console or Console()
+    out, console = Path(out), console or Console(markup=False, highlight=False)
     timings: list[tuple[str, float]] = []
 
     def stage(name: str, work: Callable[[], Any], done: bool = False) -> Any:
         if done:
-            console.print(f"[dim]{name}: already in {out}, reused[/]")
+            console.print(Text(f"{name}: already in {out}, reused", style="dim"))
             return None
         started = time.perf_counter()
         result = work()
         timings.append((name, time.perf_counter() - started))
-        console.print(f"[green]{name}[/] done in {timings[-1][1]:.0f} s")
+        console.print(Text.assemble((name, "green"), f" done in {timings[-1][1]:.0f} s"))
         return result
 
     metrics, _ = stage("fit SASRec on ml-100k", lambda: fit_run(out, "sasrec", "ml-100k", data_dir=data_dir))
@@ -70,7 +71,7 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
             passed = (record.get("confidence") or 0) >= SHOWN_CONFIDENCE
             console.print(f"  latent {record['latent']}: {record.get('description')!r} (C = {record.get('confidence')})"
                           if passed else f"  latent {record['latent']}: its generated description failed its own "
-                          f"verification (C = {record.get('confidence')} < {SHOWN_CONFIDENCE}), not shown", markup=False)
+                          f"verification (C = {record.get('confidence')} < {SHOWN_CONFIDENCE}), not shown")
     steering = SteeringRun(run)
     table = stage("steering (Table 7)", steering.table7)
     for row in table["latents"]:
@@ -87,5 +88,6 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
     console.print(f"  top-10 popularity {report['after']['mean_popularity@10']:.1f} (was {report['before']['mean_popularity@10']:.1f}), "
                   f"HR@10 {report['after']['HR@10']:.4f} (was {report['before']['HR@10']:.4f})")
     index = stage("HTML report", lambda: build_report(run))
-    console.print(f"total {sum(t for _, t in timings) / 60:.1f} min. Open the report: [bold]{index.resolve()}[/]")
+    console.print(Text.assemble(f"total {sum(t for _, t in timings) / 60:.1f} min. Open the report: ",
+                                (str(index.resolve()), "bold")))
     return index

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from recprobe.data.split import Split
+from recprobe.errors import ConfigError
 from recprobe.io import atomic_write_text
 
 BENCHMARK_PARTS = ("train", "valid", "test")  # RecBole's benchmark_filename
@@ -22,7 +23,10 @@ def export_recbole(split: Split, out_dir: str | Path, name: str | None = None) -
 
     Note: RecBole replaces a dataset named like one of its bundled examples (``ml-100k``) by its own
     copy; export under another name (``recprobe-ml-100k``) to make it read these files."""
-    name = name or split.name
+    name = split.name if name is None else name
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        raise ConfigError(f"--name {name!r}: a dataset name is one folder name inside --out, without / or ..; "
+                          "e.g. --name recprobe-mydata")
     folder = Path(out_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     header = "user_id:token\titem_id:token\ttimestamp:float\n"

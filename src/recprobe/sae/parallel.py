@@ -20,7 +20,6 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-
 # How long a rank waits in a collective: rank 0 measures faithfulness alone before and after training while the
 # others wait, which outlasts gloo's 30-minute and NCCL's 10-minute defaults on a large run.
 TIMEOUT = timedelta(hours=6)
