@@ -164,7 +164,8 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
     # (method, selection, strength, seed) -> running sums of its metrics: memory independent of the users
     sums = {(*config, seed): BeyondSums(groups) for config, n in draws.items() for seed in range(n)}
 
-    def keep(key: tuple[str, str | None, float, int], ranks_top: tuple[torch.Tensor, torch.Tensor], chunk) -> None:
+    def keep(key: tuple[str, str | None, float, int], ranks_top: tuple[torch.Tensor, torch.Tensor],
+             chunk: np.ndarray) -> None:
         ranks, top = ranks_top
         sums[key].add(top.numpy(), ranks.numpy(), split.test_items[chunk], chunk)
 
@@ -189,9 +190,11 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
                     keep((method, selection, strength, seed), unedited if strength == 0 else
                          ranks_and_top(target.score(edit.apply(x, z, strength), batch).float(), *ranking), chunk)
 
-    rows = [{"method": method, "selection": selection, "strength": strength,
-             **_average([sums[(method, selection, strength, seed)].metrics() for seed in range(draws[config])])}
-            for config in configs for method, selection, strength in [config]]
+    rows = []
+    for config in configs:
+        method, selection, strength = config
+        metrics = [sums[(*config, seed)].metrics() for seed in range(draws[config])]
+        rows.append({"method": method, "selection": selection, "strength": strength, **_average(metrics)})
     return {"k": BEYOND_K, "n_latents": n_latents, "seeds": seeds, "strengths": strengths,
             "ipr_alphas": ipr_alphas, "calibration_lambdas": calibration_lambdas,
             "latents": chosen, "rows": rows, "seconds": time.perf_counter() - started}

@@ -324,8 +324,8 @@ def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter
         "command": command or _command(adapter, options or {}, split, root),
     }
     layout = RunLayout(root)
-    previous = read_json(layout.run_file) if layout.run_file.exists() else None
-    if previous is not None:
+    if layout.run_file.exists():
+        previous = read_json(layout.run_file)
         if _identity(previous) != _identity(record) and not overwrite:
             raise RunFolderError(
                 f"{root} already holds a run of {previous['target']['name']} on {previous['dataset']['name']} "
