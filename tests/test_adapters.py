@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
@@ -11,7 +15,7 @@ from recprobe.adapters.base import Adapter, AdapterOptions
 from recprobe.errors import RecprobeError, UnknownNameError
 from recprobe.hookspecs import hookimpl
 from recprobe.models import MODELS, TrainConfig, build_model
-from recprobe.plugins import collect_adapters, plugin_manager
+from recprobe.plugins import collect_adapters, open_target, plugin_manager
 from recprobe.runs.fit import fit_run
 from recprobe.testing import ProbeTargetCheckError, check_probe_target
 from tests.conftest import probe_batch, use_synthetic
@@ -77,6 +81,68 @@ def test_two_plugins_registering_one_name_is_an_error():
     pm.register(Clash(), name="clash")
     with pytest.raises(RecprobeError, match="'sasrec' is registered by both"):
         collect_adapters(pm)
+
+
+BROKEN_PLUGINS = {  # entry-point name -> the module it points at
+    "broken": "raise ImportError('No module named fancy_dependency')",
+    "exits": "raise SystemExit(3)",
+    "stringy": "from recprobe.hookspecs import hookimpl\n\n@hookimpl\ndef register_adapters(register):\n"
+               "    register('not an adapter')\n",
+    "raises": "from recprobe.hookspecs import hookimpl\n\n@hookimpl\ndef register_adapters(register):\n"
+              "    raise RuntimeError('hook broke')\n",
+}
+
+
+def installed_broken_plugins(folder):
+    """Four installed distributions (dist-info with entry points, as pip writes them) whose plugins are broken."""
+    folder.mkdir()
+    for name, code in BROKEN_PLUGINS.items():
+        (folder / f"recprobe_{name}.py").write_text(code + "\n")
+        info = folder / f"recprobe_{name}-0.1.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: recprobe-{name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[recprobe]\n{name} = recprobe_{name}\n")
+    return folder
+
+
+def test_broken_plugins_are_left_out_with_one_warning_each_and_every_command_works(split, tmp_path, monkeypatch):
+    """A plugin that fails to import (or exits), whose hook raises or registers a string: `recprobe evaluate` on a
+    built-in run still works, and says once which plugin was left out and why."""
+    use_synthetic(monkeypatch, split)
+    fit_run(tmp_path / "run", "bprmf", "synthetic", model_options={"d": 8}, train=TrainConfig(epochs=1), progress=False)
+    site = installed_broken_plugins(tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env.pop("RECPROBE_LOAD_PLUGINS", None)  # every installed plugin
+    done = subprocess.run([sys.executable, "-m", "recprobe.cli", "evaluate", "--run", str(tmp_path / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "HR@10" in done.stdout, done.stderr[-2000:]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 4 and "Traceback" not in done.stderr, done.stderr
+    text = " ".join(warnings)
+    assert "the plugin 'broken' (package recprobe-broken) failed to import and is left out: ImportError: No module " \
+           "named fancy_dependency" in text
+    assert "the plugin 'exits' (package recprobe-exits) failed to import and is left out: SystemExit: 3" in text
+    assert "the plugin recprobe-stringy's register_adapters hook failed and is left out: TypeError: register() takes " \
+           "a recprobe.adapters.Adapter, got str" in text
+    assert "the plugin recprobe-raises's register_adapters hook failed and is left out: RuntimeError: hook broke" in text
+
+
+def test_an_adapter_that_returns_no_target_is_one_error_naming_it():
+    class Nothing:
+        @hookimpl
+        def register_adapters(self, register):
+            register(Adapter("nothing", "returns None", AdapterOptions, lambda options: None))
+            register(Adapter("crashes", "raises", AdapterOptions, lambda options: 1 / 0))
+
+    pm = plugin_manager()
+    pm.register(Nothing(), name="nothing-plugin")
+    found = collect_adapters(pm)
+    with pytest.raises(RecprobeError, match=r"the adapter 'nothing' \(nothing-plugin\) returned NoneType None, not a "
+                                            r"ProbeTarget"):
+        open_target(found["nothing"], {})
+    with pytest.raises(RecprobeError, match=r"the adapter 'crashes' \(nothing-plugin\) failed to load its target: "
+                                            r"ZeroDivisionError: division by zero"):
+        open_target(found["crashes"], {})
 
 
 def test_every_hook_is_documented_under_its_exact_signature():

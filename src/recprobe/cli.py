@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -632,7 +633,9 @@ def main(argv: list[str] | None = None) -> None:
     from recprobe.cli_errors import INTERRUPTED, user_message
 
     try:
-        app(args=argv, prog_name="recprobe")
+        with warnings.catch_warnings():
+            warnings.showwarning = _plugin_warnings_as_lines(warnings.showwarning)
+            app(args=argv, prog_name="recprobe")
     except SystemExit as e:  # typer turns Ctrl-C into exit code 130 without a word
         if e.code == 130 and _caused_by(e, KeyboardInterrupt):
             err.print(Text(INTERRUPTED), soft_wrap=True)
@@ -643,6 +646,19 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err.print(Text("error: ", style="bold red") + Text(" ".join(message.split())), soft_wrap=True)
         raise SystemExit(2) from None
+
+
+def _plugin_warnings_as_lines(show):
+    """``warnings.showwarning`` with a broken plugin left out shown as one ``warning:`` line (others by ``show``)."""
+    from recprobe.plugins import PluginWarning
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, PluginWarning):
+            err.print(Text("warning: ", style="yellow") + Text(" ".join(str(message).split())), soft_wrap=True)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    return show_warning
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:

@@ -26,7 +26,7 @@ from recprobe.data.stored import read_split, write_split
 from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
 from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
-from recprobe.plugins import adapters
+from recprobe.plugins import adapters, open_target
 from recprobe.runs.align import align
 from recprobe.runs.layout import BASES, CASES, CONTROL_BASES, SETTINGS, RunLayout
 from recprobe.runs.lock import run_lock
@@ -424,13 +424,12 @@ def _load_target(record: dict[str, Any], root: Path) -> ProbeTarget:
     if name not in known:
         raise RunFolderError(f"{root} was made with the adapter {name!r}, which is not installed here (installed: "
                              f"{', '.join(sorted(known))}); install the package that provides it")
-    spec = known[name].adapter
     options = dict(record["target"]["options"])
     for key in _path_options(name) & set(options):
         if options[key] is not None:
             path = Path(options[key])
             options[key] = path if path.is_absolute() else root / path
-    return spec.load(spec.Options(**options))
+    return open_target(known[name], options)
 
 
 def _versions(adapter: str | None) -> dict[str, str]:
