@@ -171,6 +171,16 @@ CASES = [
     Case("push-offline", "push --run {run} --repo me/sae", "offline mode (HF_HUB_OFFLINE is set)", env=(("HF_HUB_OFFLINE", "1"),)),
     Case("export-neither-dataset-nor-run", "export --out {tmp}/e", "--dataset: give --dataset D or --run RUN"),
     Case("probe-unknown-adapter", "probe --adapter nope --dataset {data} --out {tmp}/r " + TOY, "unknown adapter 'nope'"),
+    # options checked before anything is written
+    Case("fit-negative-seed", "fit --model bprmf --dataset {data} --out {tmp}/r --seed -1 " + TOY, "seed"),
+    Case("interpret-latents-beyond-any-sae", "interpret --run {run} --latents 0-1000000000",
+         "--latents: the range '0-1000000000' is not latents of an SAE"),
+    Case("quickstart-negative-llm-latents", "quickstart --out {tmp}/q --llm-latents -1", "--llm-latents: how many latents"),
+    Case("debias-more-latents-than-the-sae", "debias --run {run} --latents 100000",
+         "--latents 100000: give a count from 1 to 8, the SAE's number of latents"),
+    Case("steer-table7-with-scale", "steer --run {run} --table7 --scale 5", "--scale goes with --latent J"),
+    Case("evaluate-sampled-on-a-small-catalog", "evaluate --run {run} --sampled",
+         "--sampled ranks the held-out item among 99 distinct items the user has not seen; this catalog has"),
     Case("probe-adapter-option-missing", "probe --adapter bprmf --dataset {data} --out {tmp}/r " + TOY,
          "invalid RunOptions option 'run': Field required"),
 ]

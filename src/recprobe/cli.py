@@ -349,6 +349,9 @@ def interpret(
     console.print(summary["controls"])
 
 
+MAX_LATENTS = 1 << 20  # more latents than any SAE has: a longer --latents range is a typo, not a request
+
+
 def _parse_latents(spec: str | None) -> list[int] | None:
     if spec is None:
         return None
@@ -361,6 +364,9 @@ def _parse_latents(spec: str | None) -> list[int] | None:
             raise ConfigError(f"--latents: expected ranges like 0-99 or 3,17, got {spec!r}") from None
         if high < low:
             raise ConfigError(f"--latents: the range {part!r} runs backwards; write it low-high, e.g. {high}-{low}")
+        if high - low >= MAX_LATENTS or low < 0:
+            raise ConfigError(f"--latents: the range {part!r} is not latents of an SAE (0 up to at most {MAX_LATENTS:,} of "
+                              "them); give the ones to interpret, e.g. 0-99")
         out.extend(range(low, high + 1))
     return out
 
@@ -392,6 +398,8 @@ def steer(
         raise ConfigError("--every: it widens --table7 to every concept; give --table7 --every")
     if table7 == (latent is not None):
         raise ConfigError("--latent: give --latent J (with --scale F) or --table7")
+    if table7 and scale:
+        raise ConfigError("--scale goes with --latent J; --table7 always steers at the paper's -10x, 1x and +10x")
     if every:
         _table7_every(run)
         return

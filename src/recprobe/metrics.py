@@ -20,6 +20,7 @@ import torch
 from recprobe.beyond import (  # noqa: F401  (re-exported: the beyond-accuracy metrics)
     BEYOND_K,
     GROUP_SHARE,
+    BeyondSums,
     PopularityGroups,
     average_popularity,
     beyond_metrics,
@@ -29,9 +30,11 @@ from recprobe.beyond import (  # noqa: F401  (re-exported: the beyond-accuracy m
     share_groups,
     tail_share,
 )
+from recprobe.errors import ConfigError
 
 KS = (5, 10, 20, 50)
 SAMPLED = " (sampled-99)"
+SAMPLED_NEGATIVES = 99
 
 
 def exclusion_mask(offsets: np.ndarray, items: np.ndarray, users: np.ndarray, n_items: int) -> torch.Tensor:
@@ -124,15 +127,19 @@ def evaluate_ranking(
     """
     if sampled and groups is not None:
         raise ValueError("beyond-accuracy metrics need the full ranking; they are not defined for sampled=True")
+    if sampled and n_items < SAMPLED_NEGATIVES + 1:
+        raise ConfigError(f"--sampled ranks the held-out item among {SAMPLED_NEGATIVES} distinct items the user has not "
+                          f"seen; this catalog has {n_items} items in all: use the full ranking (without --sampled)")
     offsets, items = exclusions
     rng = np.random.default_rng(seed)
-    ranks, tops = [], []
+    ranks = []
+    beyond = None if groups is None else BeyondSums(groups)
     for start in range(0, len(targets), batch_size):
         users = np.arange(start, min(start + batch_size, len(targets)))
         scores = score_batch(users).float()
         target = torch.from_numpy(targets[users]).to(scores.device)
         if sampled:
-            negatives = sample_negatives(offsets, items, users, targets[users], n_items, 99, rng)
+            negatives = sample_negatives(offsets, items, users, targets[users], n_items, SAMPLED_NEGATIVES, rng)
             candidates = torch.cat([target[:, None], torch.from_numpy(negatives).to(scores.device)], 1)
             ranks.append(target_ranks(scores.gather(1, candidates), torch.zeros_like(target)).cpu())
         else:
@@ -142,10 +149,8 @@ def evaluate_ranking(
                 continue
             rank, top = ranks_and_top(scores, target, mask, BEYOND_K)
             ranks.append(rank.cpu())
-            tops.append(top.cpu())
-    ranks = torch.cat(ranks)
-    out: dict[str, float | None] = dict(metrics_from_ranks(ranks, ks, SAMPLED if sampled else ""))
-    if groups is not None:
-        beyond = beyond_metrics(torch.cat(tops).numpy(), ranks.numpy(), targets, np.arange(len(targets)), groups)
-        out.update((key, value) for key, value in beyond.items() if key not in out)
+            beyond.add(top.cpu().numpy(), rank.cpu().numpy(), targets[users], users)
+    out: dict[str, float | None] = dict(metrics_from_ranks(torch.cat(ranks), ks, SAMPLED if sampled else ""))
+    if beyond is not None:
+        out.update((key, value) for key, value in beyond.metrics().items() if key not in out)
     return out

@@ -20,6 +20,7 @@ from rich.text import Text
 from recprobe.concepts.highlights import broad_reason
 from recprobe.concepts.interpret import most_confident
 from recprobe.concepts.records import read_records
+from recprobe.errors import ConfigError
 from recprobe.report import build_report
 from recprobe.runs import Run
 from recprobe.runs.capture import capture_run
@@ -37,6 +38,8 @@ CONTROLS = ("untrained", "raw")  # the frozen-decoder and -encoder controls trai
 def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | None = None, llm: str = "smollm2",
                llm_latents: int = 3, console: Console | None = None) -> Path:
     """Run every stage into ``out``; returns the report's index.html."""
+    if llm_latents < 0:
+        raise ConfigError(f"--llm-latents: how many latents the LLM describes, 0 or more; got {llm_latents}")
     out, console = Path(out), console or Console(markup=False, highlight=False)
     timings: list[tuple[str, float]] = []
 

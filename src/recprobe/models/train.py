@@ -31,7 +31,7 @@ class TrainConfig(BaseModel):
     lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="Adam learning rate.")
     l2: float | None = Field(None, ge=0, allow_inf_nan=False, description="Adam weight decay.")
     loss: LossKind | None = Field(None, description="'bpr' (one sampled negative) or 'ce' (full softmax).")
-    seed: int = Field(0, description="Seeds initialisation, sampling and shuffling.")
+    seed: int = Field(0, ge=0, description="Seeds initialisation, sampling and shuffling.")
     device: Device = Field("cpu", description="torch device, e.g. 'cpu' or 'cuda'.")
     eval_batch_size: int = Field(1024, ge=1, description="Users scored at once when evaluating.")
 

@@ -11,6 +11,7 @@ from recprobe.data import load_dataset
 from recprobe.data.stored import write_split
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json
+from recprobe.metrics import SAMPLED_NEGATIVES
 from recprobe.models import build_model, evaluate_model, fit, save_recommender
 from recprobe.models.checkpoint import FOLDER, existing_config, run_config, same_run
 from recprobe.models.train import TrainConfig
@@ -71,7 +72,8 @@ def fit_run(
     metrics = {
         "dev": evaluate_model(recommender, split, "dev", device=train.device),
         "test": evaluate_model(recommender, split, "test", device=train.device),
-        "test_sampled": evaluate_model(recommender, split, "test", sampled=True, device=train.device),
+        "test_sampled": evaluate_model(recommender, split, "test", sampled=True, device=train.device)
+        if split.n_items > SAMPLED_NEGATIVES else None,  # too small a catalog for 99 distinct negatives
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
         "seconds_per_epoch": result.seconds_per_epoch,

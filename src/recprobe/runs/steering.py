@@ -21,7 +21,7 @@ from recprobe.concepts.interpret import most_confident
 from recprobe.debias import DEBIAS_LATENTS, applicable_selections, popularity_latents, top10_report
 from recprobe.debias_sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
 from recprobe.effects import LatentEffects
-from recprobe.errors import RunFolderError
+from recprobe.errors import ConfigError, RunFolderError
 from recprobe.hashing import file_hash
 from recprobe.io import write_json
 from recprobe.runs.layout import CONCEPTS_FILE
@@ -121,6 +121,7 @@ class SteeringRun:
     def debias(self, n_latents: int = DEBIAS_LATENTS, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
         """Scale the ``n_latents`` latents whose activation most tracks *un*popular predictions by ``niche_scale``
         and the ``n_latents`` that most track popular ones by ``popular_scale`` (0 ablates, 1 leaves them)."""
+        check_latent_count(n_latents, self.sae.n_latents)
         for scale in (niche_scale, popular_scale):
             Edit(0, scale=scale).check(self.sae.n_latents)  # refuse a bad scale even when no latent qualifies
         ranked = popularity_latents(self.cases, self.split.item_popularity(), self.sae.n_latents)
@@ -145,11 +146,18 @@ class SteeringRun:
         """``recprobe.debias_sweep`` over this run: SAE de-biasing by each selection rule (default: every rule
         that applies to the target), its random-latent control, IPR and P-Calibration, one row per method and
         strength."""
+        check_latent_count(n_latents, self.sae.n_latents)
         selections = applicable_selections(self.target) if selections is None else selections
         result = debias_sweep(self.target, self.sae, self.split, self.cases, selections=selections,
                               strengths=strengths, n_latents=n_latents, seeds=seeds)
         self._write(DEBIAS_SWEEP, result, "debias")
         return result
+
+
+def check_latent_count(n_latents: int, available: int) -> None:
+    """``--latents N`` for de-biasing: at least 1 and no more than the SAE has."""
+    if not 1 <= n_latents <= available:
+        raise ConfigError(f"--latents {n_latents}: give a count from 1 to {available}, the SAE's number of latents")
 
 
 def result_made_from(run: Run, name: str) -> dict[str, str]:

@@ -31,7 +31,7 @@ class SAEConfig(BaseModel):
         None, ge=1, description="A latent is dead after this many training vectors without firing (default: one epoch)."
     )
     init: Literal["geometric_median", "mean"] = Field("geometric_median", description="How b_pre is initialised.")
-    seed: int = Field(0, description="Seeds the initialisation and the data order.")
+    seed: int = Field(0, ge=0, description="Seeds the initialisation and the data order.")
     arch: Literal["topk", "batchtopk", "matryoshka"] = Field(
         "topk", description="'topk': k latents per vector (the paper's). 'batchtopk': k per vector on average over "
         "the batch while training, a learned threshold at inference (Bussmann et al. 2024). 'matryoshka': "
