@@ -172,7 +172,8 @@ CASES = [
     Case("export-neither-dataset-nor-run", "export --out {tmp}/e", "--dataset: give --dataset D or --run RUN"),
     Case("probe-unknown-adapter", "probe --adapter nope --dataset {data} --out {tmp}/r " + TOY, "unknown adapter 'nope'"),
     # options checked before anything is written
-    Case("fit-negative-seed", "fit --model bprmf --dataset {data} --out {tmp}/r --seed -1 " + TOY, "seed"),
+    Case("fit-negative-seed", "fit --model bprmf --dataset {data} --out {tmp}/r --seed -1 " + TOY,
+         "invalid TrainConfig option 'seed': Input should be greater than or equal to 0"),
     Case("interpret-latents-beyond-any-sae", "interpret --run {run} --latents 0-1000000000",
          "--latents: the range '0-1000000000' is not latents of an SAE"),
     Case("quickstart-negative-llm-latents", "quickstart --out {tmp}/q --llm-latents -1", "--llm-latents: how many latents"),
