@@ -108,6 +108,19 @@ CASES = [
     # run folders: missing, damaged, foreign
     Case("not-a-run", "evaluate --run {tmp}", "is not a recprobe run (no run.json); create it with `recprobe probe"),
     Case("truncated-run-json", "evaluate --run {run}", "run.json is not valid JSON", cut("run.json")),
+    Case("run-json-empty-object", "evaluate --run {run}", "run.json is not what recprobe writes there (format: Field required)",
+         write("run/run.json", "{}")),
+    Case("run-json-a-list", "evaluate --run {run}", "run.json is not what recprobe writes there (the whole file: Input should be "
+         "a valid dictionary", write("run/run.json", "[]")),
+    Case("run-json-null", "evaluate --run {run}", "run.json is not what recprobe writes there (the whole file:",
+         write("run/run.json", "null")),
+    Case("run-json-wrong-type", "evaluate --run {run}", "run.json is not what recprobe writes there (target.d_model: Input "
+         "should be a valid integer", edit_json("run.json", lambda d: d["target"].update(d_model="wide"))),
+    Case("activation-index-empty-object", "train-sae --run {run}", "activations/index.json is not what recprobe writes "
+         "there (d: Field required); rebuild it with `recprobe capture", write("run/activations/index.json", "{}")),
+    Case("activation-shard-outside-the-store", "train-sae --run {run}", "activations/index.json is not what recprobe "
+         "writes there (splits.train.shards.0.file: Value error, a shard is a file name inside the store, got '../x'",
+         edit_json("activations/index.json", lambda d: d["splits"]["train"]["shards"][0].update(file="../x"))),
     Case("truncated-recommender-config", "evaluate --run {run}", "recommender/config.json is damaged: not valid JSON",
          cut("recommender/config.json")),
     Case("truncated-recommender-weights", "evaluate --run {run}", "recommender/model.safetensors is damaged",

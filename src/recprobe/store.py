@@ -23,7 +23,8 @@ from safetensors.torch import save_file
 
 from recprobe.errors import DataFormatError, RunFolderError
 from recprobe.hashing import HASH_CHARS, file_hash, tensor_bytes
-from recprobe.io import atomic_write, read_json, write_json
+from recprobe.io import atomic_write, write_json
+from recprobe.schemas import StoreIndex, read_checked
 
 SHARD_ROWS = 65_536
 INDEX = "index.json"
@@ -130,7 +131,7 @@ class ActivationStore:
             raise RunFolderError(
                 f"{self.folder} holds no finished activation store (no {INDEX}); run `recprobe capture` first"
             )
-        self.index = read_json(self.folder / INDEX)
+        self.index = read_checked(self.folder / INDEX, StoreIndex, "recprobe capture --run RUN")
         self.d: int = self.index["d"]
 
     @property

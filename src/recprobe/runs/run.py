@@ -23,7 +23,7 @@ from recprobe.batches import phase_batches
 from recprobe.data import load_dataset
 from recprobe.data.split import Split
 from recprobe.data.stored import read_split, write_split
-from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
+from recprobe.errors import ConfigError, DataFormatError, RunFolderError, StaleArtifactError
 from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
 from recprobe.plugins import adapters, open_target
@@ -32,6 +32,7 @@ from recprobe.runs.layout import BASES, CASES, CONTROL_BASES, SETTINGS, RunLayou
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
+from recprobe.schemas import RunRecord, read_checked
 from recprobe.store import ActivationStore
 from recprobe.target import ProbeTarget
 from recprobe.testing import ranking_check
@@ -347,8 +348,8 @@ def read_record(root: Path) -> dict[str, Any]:
                 f"create it with `recprobe probe --adapter NAME --dataset D --out {root}` (or `recprobe fit`)")
         raise RunFolderError(f"{root} is not a recprobe run (no {layout.run_file.name}); {hint}")
     try:
-        return read_json(layout.run_file)
-    except ValueError as e:
+        return read_checked(layout.run_file, RunRecord, "recprobe probe ... --overwrite (or recprobe fit ... --overwrite)")
+    except DataFormatError as e:
         raise RunFolderError(f"{layout.run_file} is not valid JSON ({e}); recreate the run with `recprobe probe ... "
                              "--overwrite`") from e
 

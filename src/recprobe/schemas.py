@@ -1,0 +1,88 @@
+"""What the JSON files of a run must hold, as pydantic models, and one reader that checks a file against its model.
+
+A file that is valid JSON of the wrong shape (``{}``, ``[]``, ``null``, a field of the wrong type, a shard path
+that leaves its folder) is one error naming the file, the field and the command that rebuilds it, never a
+``KeyError`` later. The models accept extra fields, so a newer recprobe's files still read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from recprobe.errors import RunFolderError
+from recprobe.io import read_json
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TargetRecord(Record):
+    adapter: str
+    options: dict[str, Any]
+    name: str
+    d_model: int = Field(ge=1)
+    n_items: int = Field(ge=1)
+    max_history: int = Field(ge=0)
+    fingerprint: str
+
+
+class DatasetRecord(Record):
+    name: str
+    fingerprint: str
+    n_users: int = Field(ge=1)
+    n_items: int = Field(ge=1)
+
+
+class RunRecord(Record):
+    """``run.json``."""
+
+    format: int
+    target: TargetRecord
+    dataset: DatasetRecord
+    command: str
+    untrained_ok: bool
+
+
+class Shard(Record):
+    file: str
+    rows: int = Field(ge=0)
+
+    @field_validator("file")
+    @classmethod
+    def inside_the_store(cls, file: str) -> str:
+        path = PurePosixPath(file)
+        if path.name != file or file in (".", "..") or "\\" in file:
+            raise ValueError(f"a shard is a file name inside the store, got {file!r}")
+        return file
+
+
+class SplitShards(Record):
+    rows: int = Field(ge=0)
+    shards: list[Shard]
+
+
+class StoreIndex(Record):
+    """``activations/index.json``."""
+
+    d: int = Field(ge=1)
+    provenance: dict[str, Any]
+    splits: dict[str, SplitShards]
+    content: str
+
+
+def read_checked(path: Path, model: type[BaseModel], rebuild: str) -> Any:
+    """The JSON at ``path`` once it fits ``model`` (as read: a dict); else one error naming the file, the first
+    field at fault and ``rebuild``, the command that writes it again."""
+    data = read_json(path)  # not JSON at all: read_json's own error
+    try:
+        model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the whole file"
+        raise RunFolderError(f"{path} is not what recprobe writes there ({where}: {first['msg']}); rebuild it with "
+                             f"`{rebuild}`") from None
+    return data
