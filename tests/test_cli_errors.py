@@ -118,6 +118,9 @@ CASES = [
          "should be a valid integer", edit_json("run.json", lambda d: d["target"].update(d_model="wide"))),
     Case("activation-index-empty-object", "train-sae --run {run}", "activations/index.json is not what recprobe writes "
          "there (d: Field required); rebuild it with `recprobe capture", write("run/activations/index.json", "{}")),
+    Case("activation-shard-swapped", "train-sae --run {run}", "activations holds other activations than it recorded "
+         "(content hash", lambda tmp: shutil.copy(tmp / "run/activations/dev-00000.safetensors",
+                                                  tmp / "run/activations/train-00000.safetensors")),
     Case("activation-shard-outside-the-store", "train-sae --run {run}", "activations/index.json is not what recprobe "
          "writes there (splits.train.shards.0.file: Value error, a shard is a file name inside the store, got '../x'",
          edit_json("activations/index.json", lambda d: d["splits"]["train"]["shards"][0].update(file="../x"))),

@@ -143,6 +143,19 @@ class ActivationStore:
         """A hash of every stored activation and key (what an SAE records it was trained on)."""
         return self.index.get("content") or file_hash(self.folder / INDEX)
 
+    def verify(self, rebuild: str) -> None:
+        """Recompute the content hash from the shards, in the order they were written, and refuse a store whose
+        shards are not the ones it recorded (one replaced, copied in from another store, or altered)."""
+        found = hashlib.sha256()
+        for split in self.splits():
+            for shard in self._split(split)["shards"]:
+                for tensor in self._read(shard["file"], "activations", "users", "positions"):
+                    found.update(tensor_bytes(tensor))
+        if found.hexdigest()[:HASH_CHARS] != self.index["content"]:
+            raise DataFormatError(f"{self.folder} holds other activations than it recorded (content hash "
+                                  f"{found.hexdigest()[:HASH_CHARS]}, recorded {self.index['content']}): a shard was "
+                                  f"replaced or altered; capture again with `{rebuild}`")
+
     def splits(self) -> list[str]:
         return list(self.index["splits"])
 

@@ -93,7 +93,7 @@ def train_rungs(run: Run, todo: Sequence[Rung], sae_options: dict[str, Any] | No
                 train: SAETrainConfig | None = None, *, progress: bool = True,
                 on_rung: Callable[[Rung, dict[str, Any], bool], None] | None = None) -> list[Rung]:
     """``train_ladder``'s work for given rungs, for a caller that holds the run's lock."""
-    store = run.activations()
+    store = run.activations(verify=True)
     options = {key: value for key, value in (sae_options or {}).items() if key not in ("arch", "freeze", "seed", "d_in")}
     train = train or SAETrainConfig()
     trained_how = json.dumps(train.model_dump(exclude={"device", "checkpoint_every"}), sort_keys=True)

@@ -102,13 +102,16 @@ class Run:
         return cls(root, record, target, split)
 
     # --- the stages' inputs, checked -----------------------------------------------------------------------
-    def activations(self):
-        """The activation store, refused when it was captured from another recommender or split."""
+    def activations(self, verify: bool = False):
+        """The activation store, refused when it was captured from another recommender or split; with ``verify``
+        (before training on it) also when its shards are not the ones it recorded (``ActivationStore.verify``)."""
         if not ActivationStore.finished(self.layout.activations):
             raise RunFolderError(f"{self.root} has no activations; run `recprobe capture --run {self.root}` first")
         store = ActivationStore(self.layout.activations)
         check_made_from(str(self.layout.activations), store.provenance, self.made_from(),
                         f"recprobe capture --run {self.root}")
+        if verify:
+            store.verify(f"recprobe capture --run {self.root}")
         return store
 
     def made_from(self) -> dict[str, str]:

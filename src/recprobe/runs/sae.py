@@ -23,7 +23,7 @@ def train_sae_run(run: Run | str | Path, sae_options: dict[str, Any] | None = No
     """Train an SAE on ``run/activations``, measure faithfulness before (random init) and after, and write
     ``run/sae``. Returns the metrics."""
     run = open_run(run)
-    model, split, store = run.target, run.split, run.activations()
+    model, split, store = run.target, run.split, run.activations(verify=True)
     config = SAEConfig(d_in=store.d, **(sae_options or {}))
     train = train or SAETrainConfig()
     parallel = DataParallel.from_env(train.device)  # under torchrun: every rank trains, rank 0 writes
