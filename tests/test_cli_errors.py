@@ -65,6 +65,15 @@ def edit_json(path: str, change: Callable[[dict], None]) -> Callable[[Path], Non
     return setup
 
 
+def nan_in_sae(tmp: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = tmp / "run" / "sae" / "sae_weights.safetensors"
+    tensors = load_file(path)
+    tensors["W_enc"][0, 0] = float("nan")
+    save_file(tensors, path)
+
+
 def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
     def setup(tmp: Path) -> None:
         for one in setups:
@@ -121,6 +130,8 @@ CASES = [
     Case("activation-shard-swapped", "train-sae --run {run}", "activations holds other activations than it recorded "
          "(content hash", lambda tmp: shutil.copy(tmp / "run/activations/dev-00000.safetensors",
                                                   tmp / "run/activations/train-00000.safetensors")),
+    Case("nan-in-the-sae-weights", "steer --run {run} --latent 0", "sae_weights.safetensors holds NaN or infinite values in "
+         "W_enc", nan_in_sae),
     Case("activation-shard-outside-the-store", "train-sae --run {run}", "activations/index.json is not what recprobe "
          "writes there (splits.train.shards.0.file: Value error, a shard is a file name inside the store, got '../x'",
          edit_json("activations/index.json", lambda d: d["splits"]["train"]["shards"][0].update(file="../x"))),

@@ -96,6 +96,10 @@ def load_sae(folder: str | Path) -> tuple[TopKSAE, dict[str, Any]]:
     found = {name: tuple(t.shape) for name, t in tensors.items()}
     if found != expected:
         raise RecprobeError(f"{folder / WEIGHTS} holds tensors {found}, but {CONFIG} implies {expected}")
+    broken = [name for name, tensor in tensors.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:
+        raise RecprobeError(f"{folder / WEIGHTS} holds NaN or infinite values in {', '.join(sorted(broken))}; an SAE "
+                            "with them fires on nothing or everything: train it again with `recprobe train-sae`")
     if THRESHOLD in tensors:
         threshold = tensors.pop(THRESHOLD)
         if not bool((threshold == threshold[0]).all()):
