@@ -102,6 +102,9 @@ CASES = [
          both(write("d/d.inter", INTER + "1\t2\t3\n"), write("d/d.item", "item_id:token\ttitle:token\n1\tA\nB\n"))),
     Case("infinite-timestamp", "fit --model bprmf --dataset {tmp}/d --out {tmp}/r " + TOY,
          "column 'timestamp' must be a finite number, found 'inf' on data row 2", write("d/d.inter", INTER + "1\t2\t3\n1\t3\tinf\n")),
+    Case("item-listed-twice", "fit --model bprmf --dataset {tmp}/d --out {tmp}/r " + TOY,
+         "d.item lists item '1' more than once (lines 2, 4); keep one row per item",
+         both(write("d/d.inter", INTER + "1\t2\t3\n"), write("d/d.item", "item_id:token\ttitle:token\n1\tA\n2\tB\n1\tC\n"))),
     Case("markup-in-a-path", "fit --model bprmf --dataset {tmp}/[bold]a[/x]b --out {tmp}/r",
          "[bold]a[/x]b holds neither a RecBole .inter file", lambda tmp: (tmp / "[bold]a[/x]b").mkdir(parents=True)),
     Case("option-not-key-value", "fit --model bprmf --dataset {data} --out {tmp}/r --option n_layers " + TOY,
@@ -130,6 +133,8 @@ CASES = [
     Case("activation-shard-swapped", "train-sae --run {run}", "activations holds other activations than it recorded "
          "(content hash", lambda tmp: shutil.copy(tmp / "run/activations/dev-00000.safetensors",
                                                   tmp / "run/activations/train-00000.safetensors")),
+    Case("a-users-file-where-the-report-goes", "report --run {run}", "report is a file recprobe did not write, where it "
+         "writes a folder; move it away", both(remove("report"), write("run/report", "my notes\n"))),
     Case("nan-in-the-sae-weights", "steer --run {run} --latent 0", "sae_weights.safetensors holds NaN or infinite values in "
          "W_enc", nan_in_sae),
     Case("activation-shard-outside-the-store", "train-sae --run {run}", "activations/index.json is not what recprobe "

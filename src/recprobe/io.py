@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from recprobe.errors import DataFormatError
+from recprobe.errors import DataFormatError, RunFolderError
 
 AT_FDCWD, RENAME_EXCHANGE = -100, 2  # from <fcntl.h> and <linux/fs.h>
 
@@ -37,6 +37,9 @@ def write_folder(folder: str | Path, write: Callable[[Path], None]) -> Path:
     no reader ever finds the folder missing. The caller holds the run's lock, so leftovers of a killed earlier
     write (hidden ``.<name>.*`` folders) are removed first."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise RunFolderError(f"{folder} is a file recprobe did not write, where it writes a folder; move it away (recprobe "
+                             "never replaces what it did not write)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     for leftover in folder.parent.glob(f".{folder.name}.*"):
         if leftover.is_dir():

@@ -125,6 +125,13 @@ def read_atomic_item(path: Path) -> ItemMeta:
     with open(path, encoding="utf-8") as f:
         types = dict(h.split(":", 1) if ":" in h else (h, "token") for h in f.readline().rstrip("\n").split("\t"))
     attr_cols = [c for c in frame.columns if c not in ("item_id", title_col)]
+    ids = frame["item_id"].map(normalize_id)
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        rows = (ids == repeated.iloc[0]).to_numpy().nonzero()[0] + 2  # file lines: the header is line 1
+        others = repeated.nunique() - 1
+        raise DataFormatError(f"{path} lists item {repeated.iloc[0]!r} more than once (lines {', '.join(map(str, rows))})"
+                              f"{f', and {others} other items too' if others else ''}; keep one row per item")
     meta: ItemMeta = {}
     for r in frame.to_dict("records"):
         title = str(r[title_col]) if title_col and isinstance(r[title_col], str) else f"item {r['item_id']}"
