@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import shutil
 
 import numpy as np
@@ -158,8 +159,8 @@ def test_user_text_in_normal_output_is_printed_as_it_is_never_as_markup(capsys, 
     assert code == 0, err
     code, text, err = run_cli(capsys, "capture", "--run", str(out))
     assert code == 0 and f"-> {out / 'activations'}" in text.replace("\n", ""), (text, err)
-    code, text, err = run_cli(capsys, "export", "--run", str(out), "--out", str(folder / "exported [i]"), "--name", "n[/b]")
-    assert code == 0 and str(folder / "exported [i]" / "n[/b]") in text.replace("\n", ""), (text, err)
+    code, text, err = run_cli(capsys, "export", "--run", str(out), "--out", str(folder / "exported [i]"), "--name", "n[red]x")
+    assert code == 0 and str(folder / "exported [i]" / "n[red]x") in text.replace("\n", ""), (text, err)
 
 
 @pytest.mark.parametrize("name", ["../../x", "a/b", "..", ""])
@@ -168,6 +169,30 @@ def test_an_export_name_never_leaves_the_output_folder(capsys, tmp_path, toy, na
                            "--out", str(tmp_path / "out" / "deep"), "--name", name)
     assert_one_line_error(code, err, f"--name {name!r}: a dataset name is one folder name inside --out")
     assert not (tmp_path / "out").exists()
+
+
+def test_run_json_records_the_command_that_makes_the_same_run_again(capsys, tmp_path, toy):
+    """The recorded `fit` command keeps every option that is not the default (it used to drop --epochs and the
+    rest), so running it again finds the same run; a fitted run never claims --untrained-ok, and data without a
+    rating column records no rating threshold."""
+    out = tmp_path / "run"
+    assert run_cli(capsys, *fit_args(toy, out, "--model", "sasrec", "--patience", "2", "--seed", "3",
+                                     "--option", "n_layers=1", "--d", "16"))[0] == 0
+    record = json.loads((out / "run.json").read_text())
+    command = shlex.split(record["command"])
+    for flag, value in (("--epochs", "1"), ("--patience", "2"), ("--seed", "3"), ("--core", "3"), ("--d", "16"),
+                        ("--option", "n_layers=1")):
+        assert command[command.index(flag) + 1] == value, record["command"]
+    assert record["untrained_ok"] is False
+    code, text, _ = run_cli(capsys, *command[1:])
+    assert code == 0 and "already holds this run" in " ".join(text.split())
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "bare.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "".join(
+        f"{r.user}\t{r.item}\t{r.time}\n" for r in synthetic_frame().itertuples()))
+    assert run_cli(capsys, "fit", "--model", "bprmf", "--dataset", str(bare), "--out", str(tmp_path / "bare-run"),
+                   "--epochs", "1", "--core", "3")[0] == 0  # the default --min-rating 4, on data without ratings
+    assert json.loads((tmp_path / "bare-run" / "run.json").read_text())["dataset"]["min_rating"] is None
 
 
 def test_a_damaged_stored_split_names_the_command_that_writes_it_again(capsys, tmp_path, toy):

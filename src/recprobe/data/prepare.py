@@ -21,17 +21,17 @@ def explicit_ratings(ratings: pd.Series) -> bool:
     return bool(ratings.between(low, high).all()) and ratings.nunique() <= RATING_LEVELS
 
 
-def keep_positives(frame: pd.DataFrame, min_rating: float | None) -> tuple[pd.DataFrame, str]:
+def keep_positives(frame: pd.DataFrame, min_rating: float | None) -> tuple[pd.DataFrame, str, float | None]:
     """Keep interactions rated at least ``min_rating`` where the data has explicit ratings; returns the rows
-    kept and a note saying what was done."""
+    kept, a note saying what was done, and the threshold applied (None where none was)."""
     if min_rating is None:
-        return frame, "positives: every interaction (no rating threshold)"
+        return frame, "positives: every interaction (no rating threshold)", None
     if "rating" not in frame.columns:
-        return frame, "positives: every interaction (the data has no rating column)"
+        return frame, "positives: every interaction (the data has no rating column)", None
     if not explicit_ratings(frame["rating"]):
         return frame, (f"positives: every interaction (the rating column holds values up to {frame['rating'].max():g} "
-                       f"in {frame['rating'].nunique()} levels, counts rather than ratings: --min-rating not applied)")
-    return frame[frame["rating"] >= min_rating], f"positives: rating >= {min_rating}"
+                       f"in {frame['rating'].nunique()} levels, counts rather than ratings: --min-rating not applied)"), None
+    return frame[frame["rating"] >= min_rating], f"positives: rating >= {min_rating}", min_rating
 
 
 def drop_repeats(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -82,7 +82,7 @@ def leave_one_out(
         raise ConfigError(f"--core must be at least 3 so every user keeps a train, a dev and a test item, got {core}")
     n_raw = len(frame)
     frame, repeats = drop_repeats(frame.reset_index(drop=True))
-    frame, positives = keep_positives(frame, min_rating)
+    frame, positives, applied = keep_positives(frame, min_rating)
     frame = k_core(frame, core)
     if frame.empty:
         raise EmptySplitError(
@@ -112,6 +112,7 @@ def leave_one_out(
         test_items=items[last].astype(np.int64),
         catalog=build_catalog(item_ids, meta),
         notes=notes,
+        origin={"min_rating": applied},  # load_dataset adds where the data came from
     )
 
 

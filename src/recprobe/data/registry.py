@@ -158,15 +158,21 @@ def load_dataset(
         raise DatasetNotFoundError(
             f"{path} is a file; --dataset takes a dataset name ({', '.join(DATASETS)}) or a folder holding RecBole "
             f"atomic files (.inter, optional .item) or ReChorus CSVs: give its folder, {path.parent}")
-    origin = {"source": str(path.resolve()) if path.is_dir() else name, "min_rating": min_rating, "core": core}
+    source = str(path.resolve()) if path.is_dir() else name
     if path.is_dir():
         if (path / "train.csv").exists():
-            return replace(_load_grocery(path, path.name, min_rating, core), origin=origin)
+            return _with_origin(_load_grocery(path, path.name, min_rating, core), source, core)
         if any(path.glob("*.inter")):
-            return replace(_load_atomic(path, path.name, min_rating, core), origin=origin)
+            return _with_origin(_load_atomic(path, path.name, min_rating, core), source, core)
         raise DatasetNotFoundError(
             f"{path} holds neither a RecBole .inter file nor ReChorus train.csv/dev.csv/test.csv; "
             f"point --dataset at such a folder or use a named dataset ({', '.join(DATASETS)})"
         )
     spec, folder = find_dataset(name, data_dir)
-    return replace(spec.load(folder, name, min_rating, core), origin=origin)
+    return _with_origin(spec.load(folder, name, min_rating, core), source, core)
+
+
+def _with_origin(split: Split, source: str, core: int) -> Split:
+    """The split with how ``load_dataset`` reads it again: its source, the rating threshold it applied (None where
+    the data has no ratings to apply one to, or was split elsewhere) and the core."""
+    return replace(split, origin={"source": source, "min_rating": split.origin.get("min_rating"), "core": core})

@@ -3,6 +3,7 @@ is the built-in one), without ever clobbering another run."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,13 @@ def fit_run(
         raise RunFolderError(f"--out {out} is a file; give a folder path for the run")
     split = load_dataset(dataset, data_dir, min_rating=min_rating, core=core)
     train = train or TrainConfig()
+    command = fit_command(model, dataset, out, min_rating, core, model_options or {}, train)
     recommender = build_model(model, split, seed=train.seed, **(model_options or {}))
     train = train.resolved(recommender)
     source = str(Path(dataset).resolve()) if Path(dataset).is_dir() else dataset  # what load_dataset reads back
     data = {"source": source, "min_rating": min_rating, "core": core}
     config = run_config(recommender, split, train.model_dump(exclude={"device", "eval_batch_size"}), data)
     previous = existing_config(out)
-    command = shlex.join(["recprobe", "fit", "--model", model, "--dataset", str(dataset), "--out", str(out)])
     if previous is None and RunLayout(out).run_file.exists() and not overwrite:
         raise RunFolderError(f"{out} already holds a run of another recommender (see its run.json); choose a new "
                              "--out or pass --overwrite to replace it and everything made from it")
@@ -89,8 +90,25 @@ def fit_run(
 def _make_run(out: Path, recommender, split, model: str, command: str) -> None:
     """run.json for the trained model: the built-in adapter reopens it from this folder. The ranking check
     is recorded, not enforced: a built-in model's ids are the split's by construction."""
-    create_run(out, recommender.eval(), split, adapter=model, options={"run": out}, untrained_ok=True,
+    create_run(out, recommender.eval(), split, adapter=model, options={"run": out}, enforce_ranking=False,
                overwrite=True, command=command)
+
+
+def fit_command(model: str, dataset: str, out: Path, min_rating: float | None, core: int, model_options: dict[str, Any],
+                train: TrainConfig) -> str:
+    """The `recprobe fit` command that trains this run again: every option that is not the default."""
+    parts = ["recprobe", "fit", "--model", model, "--dataset", str(dataset), "--out", str(out)]
+    defaults = TrainConfig()
+    for field in ("epochs", "patience", "lr", "l2", "loss", "batch_size", "seed"):
+        if getattr(train, field) != getattr(defaults, field):
+            parts += [f"--{field.replace('_', '-')}", str(getattr(train, field))]
+    if min_rating != 4:
+        parts += ["--min-rating", str(-1 if min_rating is None else min_rating)]
+    if core != 5:
+        parts += ["--core", str(core)]
+    for key, value in model_options.items():
+        parts += ["--d", str(value)] if key == "d" else ["--option", f"{key}={json.dumps(value)}"]
+    return shlex.join(parts)
 
 
 def _saved_weights(out: Path):

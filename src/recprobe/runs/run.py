@@ -306,12 +306,13 @@ def _sae_fields(fields: dict[str, Any]):
 
 def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter: str | None = None,
                options: dict[str, Any] | None = None, untrained_ok: bool = False, overwrite: bool = False,
-               command: str | None = None) -> Run:
-    """``Run.create`` for a caller that already holds the run's lock."""
+               command: str | None = None, enforce_ranking: bool = True) -> Run:
+    """``Run.create`` for a caller that already holds the run's lock (``fit`` records the ranking check without
+    enforcing it: a built-in model's ids are the split's by construction)."""
     root = Path(folder)
     aligned = align(target, split)
     check = ranking_check(aligned, split)
-    if not check.ok and not untrained_ok:
+    if not check.ok and not untrained_ok and enforce_ranking:
         raise RunFolderError(f"{check.message()}. Nothing was written; pass --untrained-ok (untrained_ok=True) "
                              "if the weights are fresh on purpose")
     record = {
