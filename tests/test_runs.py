@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import recprobe
-from recprobe.errors import IdMismatchError, RunFolderError, StaleArtifactError
+from recprobe.errors import IdMismatchError, RecprobeError, RunFolderError, StaleArtifactError
 from recprobe.runs import Run
 from recprobe.runs.steering import SteeringRun
 from recprobe.testing import ProbeTargetCheckError, check_probe_target
@@ -153,6 +153,30 @@ def test_readers_never_shorten_concepts_and_interpret_repairs_them(split, tmp_pa
     assert "1 damaged line(s)" in summary["repair_note"] and summary["interpreted"] == n
     assert (run.layout.concepts() / "concepts.damaged.jsonl").read_text() == '{"latent": 2, "sta\n'
     assert sorted(r["latent"] for r in run.concepts()) == list(range(n))
+
+
+def test_records_of_a_latent_the_sae_lacks_or_of_the_wrong_types_are_damaged_lines(split, tmp_path):
+    """Valid JSON that is not a record interpret writes: readers skip it (the report and Table 7 still run) and
+    the next interpret moves it aside."""
+    run = oracle_run(split, tmp_path)
+    run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
+    path = run.layout.concepts() / "concepts.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    wrong = [{**records[0], "latent": 9999}, {**records[1], "confidence": "high"}, {**records[2], "latent": True}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*wrong, *records[3:]]))
+    assert sorted(r["latent"] for r in run.concepts()) == [r["latent"] for r in records[3:]]
+    run.report()
+    SteeringRun(run).table7()
+    summary = run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
+    assert "3 damaged line(s)" in summary["repair_note"]
+    assert sorted(r["latent"] for r in run.concepts()) == [r["latent"] for r in records]
+
+
+def test_an_llm_that_does_not_load_leaves_no_new_concepts_folder(split, tmp_path):
+    run = oracle_run(split, tmp_path)
+    with pytest.raises(RecprobeError):
+        run.interpret(describer="llm", verifier="llm", llm="hf:nobody/nothing", n=2, folder="concepts-llm", progress=False)
+    assert not run.layout.concepts("concepts-llm").exists()
 
 
 class Failing(Oracle):

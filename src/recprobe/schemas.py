@@ -47,6 +47,16 @@ class RunRecord(Record):
     untrained_ok: bool
 
 
+class ConceptRecord(Record):
+    """A line of ``concepts.jsonl``: one latent's record."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    latent: int = Field(ge=0)
+    status: str
+    confidence: float | None = None
+    description: str | None = None
+
+
 class Shard(Record):
     file: str
     rows: int = Field(ge=0)

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from recprobe.io import atomic_write_text
 from recprobe.runs.layout import CONCEPTS_FILE, DAMAGED
+from recprobe.schemas import ConceptRecord
 
 
 @dataclass
@@ -23,12 +26,19 @@ class Records:
     damaged: list[str] = field(default_factory=list)  # lines that are not a latent's record (or not finished)
 
 
-def _is_record(value: Any) -> bool:
-    return isinstance(value, dict) and isinstance(value.get("latent"), int) and isinstance(value.get("status"), str)
+def _is_record(value: Any, n_latents: int | None) -> bool:
+    """Whether a line's JSON is a latent's record as interpret writes it (``ConceptRecord``), of a latent the
+    basis has."""
+    try:
+        record = ConceptRecord.model_validate(value)
+    except ValidationError:
+        return False
+    return n_latents is None or record.latent < n_latents
 
 
-def read_records(folder: Path) -> Records:
-    """The finished records of ``folder/concepts.jsonl`` (first one per latent) and its damaged lines."""
+def read_records(folder: Path, n_latents: int | None = None) -> Records:
+    """The finished records of ``folder/concepts.jsonl`` (first one per latent) and its damaged lines: not JSON,
+    not a record (``ConceptRecord``), or of a latent beyond ``n_latents`` when it is given."""
     path = folder / CONCEPTS_FILE
     out = Records()
     if not path.exists():
@@ -41,7 +51,7 @@ def read_records(folder: Path) -> Records:
                 value = json.loads(line) if raw.endswith(b"\n") else None
             except json.JSONDecodeError:
                 value = None
-            if not _is_record(value) or value["latent"] in seen:
+            if not _is_record(value, n_latents) or value["latent"] in seen:
                 out.damaged.append(line.rstrip("\n"))
                 continue
             seen.add(value["latent"])
@@ -49,10 +59,10 @@ def read_records(folder: Path) -> Records:
     return out
 
 
-def repair_records(folder: Path) -> Records:
+def repair_records(folder: Path, n_latents: int | None = None) -> Records:
     """Move the damaged lines of ``concepts.jsonl`` to ``concepts.damaged.jsonl`` and keep the good ones (the
     caller holds the run's lock). Returns what was read; ``damaged`` lists what moved."""
-    found = read_records(folder)
+    found = read_records(folder, n_latents)
     if found.damaged:
         with open(folder / DAMAGED, "a", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in found.damaged)

@@ -103,16 +103,22 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
                                      "or keep it and write elsewhere with --folder NAME")
     if overwrite and out.exists():
         shutil.rmtree(out)
-    write_json(out / SETTINGS, settings)
-    if not (out / CASES).exists():
-        recorded = record_cases(run.target, sae, run.split, kind=kind)
-        recorded.made_from = settings["made_from"]
-        recorded.save(out / CASES)
-    case_set = run.cases(out, basis=basis)
-    reps = case_representations(run, case_set) if describer == "metadata" else None  # for the hard negatives
-    describe, verify, counter = build_stages(describer, verifier, llm, case_set, run.split.catalog, run.split.name,
-                                             level_mode, reps)
-    found = repair_records(out)
+    created = not out.exists()
+    try:
+        write_json(out / SETTINGS, settings)
+        if not (out / CASES).exists():
+            recorded = record_cases(run.target, sae, run.split, kind=kind)
+            recorded.made_from = settings["made_from"]
+            recorded.save(out / CASES)
+        case_set = run.cases(out, basis=basis)
+        reps = case_representations(run, case_set) if describer == "metadata" else None  # for the hard negatives
+        describe, verify, counter = build_stages(describer, verifier, llm, case_set, run.split.catalog, run.split.name,
+                                                 level_mode, reps)
+    except BaseException:
+        if created:  # a folder that could not even start (an LLM that does not load) is not left half made
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    found = repair_records(out, sae.n_latents)
     records = found.records
     if hasattr(describe, "taken"):  # descriptions made before a resume stay theirs
         describe.taken.update({r["description"]: frozenset() for r in records if r.get("description")})

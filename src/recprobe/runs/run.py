@@ -213,7 +213,7 @@ class Run:
         basis = settings.get("basis", "sae")
         check_made_from(str(folder), settings.get("made_from", {}), self.cases_made_from(basis),
                         self.interpret_command(folder, basis))
-        return read_records(folder).records
+        return read_records(folder, self.basis(basis).n_latents).records
 
     # --- every stage, in Python ------------------------------------------------------------------------------
     def capture(self, **options: Any):
