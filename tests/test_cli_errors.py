@@ -135,6 +135,10 @@ CASES = [
                                                   tmp / "run/activations/train-00000.safetensors")),
     Case("a-users-file-where-the-report-goes", "report --run {run}", "report is a file recprobe did not write, where it "
          "writes a folder; move it away", both(remove("report"), write("run/report", "my notes\n"))),
+    Case("sae-metrics-a-list", "report --run {run}", "sae/metrics.json is not what recprobe writes there (the whole file: "
+         "Input should be a valid dictionary", write("run/sae/metrics.json", "[]")),
+    Case("concept-summary-empty", "report --run {run}", "concepts/summary.json is not what recprobe writes there (concepts: "
+         "Field required); rebuild it with `recprobe interpret", write("run/concepts/summary.json", "{}")),
     Case("nan-in-the-sae-weights", "steer --run {run} --latent 0", "sae_weights.safetensors holds NaN or infinite values in "
          "W_enc", nan_in_sae),
     Case("activation-shard-outside-the-store", "train-sae --run {run}", "activations/index.json is not what recprobe "

@@ -84,6 +84,42 @@ class StoreIndex(Record):
     content: str
 
 
+class Reconstruction(Record):
+    fvu: float
+    l0: float
+    dead_fraction: float
+    dense_fraction: float
+
+
+class Faithfulness(Record):
+    original_test: dict[str, float | None]
+    spliced_test: dict[str, float | None]
+
+
+class Measured(Faithfulness):
+    reconstruction_train: Reconstruction
+
+
+class SaeMetrics(Record):
+    """``sae/metrics.json``: what train-sae measured before and after training."""
+
+    after: Measured
+    before: Faithfulness
+    best_epoch: int
+
+
+class ConceptSummary(Record):
+    """``concepts/summary.json``: interpret's counts."""
+
+    concepts: dict[str, int]
+    interpreted: int = Field(ge=0)
+    insufficient: int = Field(ge=0)
+    n_cases: int = Field(ge=0)
+    users: int = Field(ge=0)
+    intra_similarity: float | None
+    inter_similarity: float | None
+
+
 def read_checked(path: Path, model: type[BaseModel], rebuild: str) -> Any:
     """The JSON at ``path`` once it fits ``model`` (as read: a dict); else one error naming the file, the first
     field at fault and ``rebuild``, the command that writes it again."""

@@ -35,6 +35,7 @@ from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
 from recprobe.runs.table7_every import REBUILD as TABLE7_EVERY_REBUILD
 from recprobe.runs.table7_every import missing_controls, read_table7_every
+from recprobe.schemas import ConceptSummary, read_checked
 
 TOP_CASES, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 6, 25, 5
 EXAMPLE_USERS, EXPLAINING_LATENTS = 8, 5
@@ -63,7 +64,9 @@ class RunReport:
         self.records = {r["latent"]: r for r in opened.concepts()}
         self.highlights = Highlights(self.cases, self.split.catalog, self.effects,
                                      {j: r.get("description") for j, r in self.records.items()})
-        self.summary = _optional_json(opened.layout.concepts() / SUMMARY) if self.records else None
+        summary = opened.layout.concepts() / SUMMARY
+        self.summary = (read_checked(summary, ConceptSummary, f"recprobe interpret --run {opened.root}")
+                        if self.records and summary.exists() else None)
         self.table7 = read_result(opened, TABLE7, "recprobe steer --table7")
         self.table7_every = read_table7_every(opened)
         self.debias = read_result(opened, DEBIAS, "recprobe debias")

@@ -32,7 +32,7 @@ from recprobe.runs.layout import BASES, CASES, CONTROL_BASES, SETTINGS, RunLayou
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
-from recprobe.schemas import RunRecord, read_checked
+from recprobe.schemas import RunRecord, SaeMetrics, read_checked
 from recprobe.store import ActivationStore
 from recprobe.target import ProbeTarget
 from recprobe.testing import ranking_check
@@ -141,7 +141,7 @@ class Run:
         if not path.is_file():
             raise RunFolderError(f"{path} is missing (an SAE saved elsewhere, e.g. by SAELens, has none); train this "
                                  f"run's SAE with `recprobe train-sae --run {self.root}`")
-        return read_json(path)
+        return read_checked(path, SaeMetrics, f"recprobe train-sae --run {self.root}")
 
     def sae_hash(self) -> str:
         """The SAE weights' content hash, computed again only when the file changed (train-sae replaced it)."""
