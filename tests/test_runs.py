@@ -179,6 +179,29 @@ def test_an_llm_that_does_not_load_leaves_no_new_concepts_folder(split, tmp_path
     assert not run.layout.concepts("concepts-llm").exists()
 
 
+class NanForOneUser(Oracle):
+    def predict(self, batch):
+        scores = super().predict(batch)
+        scores[0, 3] = float("nan")
+        return scores
+
+
+class OneRowShort(Oracle):
+    def predict(self, batch):
+        return super().predict(batch)[1:]
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    (NanForOneUser, r"oracle scores NaN for 1 of \d+ users \(e\.g\. user .*\); a target's scores must be numbers"),
+    (OneRowShort, r"oracle's predict\(batch\) must return \[users, items\] scores, one row per user of the batch; for "
+                  r"\d+ users it returned \(\d+, \d+\)"),
+])
+def test_a_target_with_broken_scores_is_refused_before_anything_is_written(split, tmp_path, target, message):
+    with pytest.raises(RecprobeError, match=message):
+        Run.create(tmp_path / "run", target(split), split)
+    assert not (tmp_path / "run").exists()
+
+
 class Failing(Oracle):
     def represent(self, batch):
         if batch.users.min() > 5:

@@ -151,9 +151,18 @@ def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, se
     shifted = {shift: np.zeros(3) for shift in SHIFTS}  # hits, only shifted, only given
     for start in range(0, len(users), 512):
         chunk = users[start:start + 512]
-        scores = target.predict(batch_of(chunk)).float().cpu()
+        scores = target.predict(batch_of(chunk))
+        if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or len(scores) != len(chunk):
+            raise RecprobeError(f"{target.name}'s predict(batch) must return [users, items] scores, one row per user of "
+                                f"the batch; for {len(chunk)} users it returned {_shape(scores)}")
+        scores = scores.float().cpu()
         if scores.shape[1] != split.n_items:
             raise IdMismatchError(width_message(target.name, scores.shape[1], split.n_items, "n_items"))
+        broken = torch.isnan(scores).any(1)
+        if broken.any():
+            raise RecprobeError(f"{target.name} scores NaN for {int(broken.sum())} of {len(chunk)} users (e.g. user "
+                                f"{split.user_ids[chunk[int(broken.nonzero()[0])]]}); a target's scores must be numbers: "
+                                "check its weights and inputs")
         mask = exclusion_mask(offsets, items, chunk, split.n_items)
         held_out = torch.from_numpy(split.test_items[chunk])
         moved = {shift: target_ranks(scores.roll(shift, dims=1), held_out, mask) <= SANITY_K for shift in SHIFTS}
