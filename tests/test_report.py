@@ -7,11 +7,13 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 from recprobe.cli import main
 from recprobe.errors import RunFolderError
 from recprobe.report import build_report
+from recprobe.report.build import recent_items
 from recprobe.runs.interpret import interpret_run
 from recprobe.runs.steering import SteeringRun
 from tests.conftest import sae_run
@@ -92,3 +94,12 @@ def test_the_report_shows_fidelity_and_refuses_one_measured_on_another_sae(split
     path.write_text(json.dumps(stale))
     with pytest.raises(StaleArtifactError, match=r"fidelity.json was made from another sae .* rebuild it with `recprobe explain --run .* --fidelity`"):
         build_report(run)
+
+
+def test_a_short_history_is_shown_as_it_is_never_padded(split):
+    """A user with fewer items than the report shows: their items only (the padding id used to reach the titles
+    and end the report in an IndexError; found by benchmarks/scale.py)."""
+    offsets, items = split.sequences("test")
+    user = int(np.argmin(np.diff(offsets)))
+    assert list(recent_items(split, user, 1000)) == list(items[offsets[user]:offsets[user + 1]])
+    assert list(recent_items(split, user, 2)) == list(items[offsets[user + 1] - 2:offsets[user + 1]])

@@ -20,6 +20,7 @@ from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.concepts.cases import levels
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
+from recprobe.data.split import Split
 from recprobe.effects import LatentEffects
 from recprobe.evaluate import DENSE_RATE, splice_effects, store_mean
 from recprobe.explain import explain
@@ -213,7 +214,7 @@ class RunReport:
             leading = sorted(found.latents, key=lambda e: self.highlights.broad(e["latent"]) is not None)  # broad ones last
             rows = [(link(f"latents/{e['latent']}.html", str(e["latent"])), self.explained(e["latent"]),
                      e["activation"], e["contribution"], f"{e['contribution'] / total:+.0%}") for e in leading[:EXPLAINING_LATENTS]]
-            history = [self.item(int(i)) for i in self.cases_history(user) if i >= 0][-REPORT_HISTORY:]
+            history = [self.item(int(i)) for i in recent_items(self.split, user, REPORT_HISTORY)]
             examples.append({"user": str(self.split.user_ids[user]), "item": self.item(found.item), "history": "; ".join(history),
                              "rows": rows})
         fidelity = None
@@ -231,8 +232,6 @@ class RunReport:
         broad = self.highlights.broad(latent)
         return f"{description} (broad: {broad})".strip() if broad else description
 
-    def cases_history(self, user: int) -> np.ndarray:
-        return self.split.histories("test", REPORT_HISTORY)[0][user]
 
     # --- one latent -----------------------------------------------------------------------------------------
     def latent_page(self, latent: int) -> str:
@@ -309,6 +308,12 @@ class RunReport:
 def build_report(run: Run | str | Path) -> Path:
     """Write the run's report folder; returns the path of its index.html."""
     return RunReport(run).write() / "index.html"
+
+
+def recent_items(split: Split, user: int, n: int) -> np.ndarray:
+    """The user's last ``n`` items before the test item, oldest first (fewer when the history is shorter)."""
+    offsets, items = split.sequences("test")
+    return items[max(offsets[user], offsets[user + 1] - n):offsets[user + 1]]
 
 
 def _round(value: float | None) -> str:

@@ -1,0 +1,170 @@
+"""Every stage's wall time and peak memory as the users grow: a scale ladder on synthetic interactions.
+
+    python benchmarks/scale.py [--quick] [--sizes 20000,100000,1000000] [--json FILE] [--folder /tmp/recprobe-scale]
+
+The data: ``--sizes`` users (``--quick``: 1,000, 2,000 and 4,000), a catalog of a fifth as many items (at least
+500), 20 interactions per user in time order. Item popularity follows a power law (Zipf, exponent 1.1); each
+item has one of 18 genres, a release year and a title; each user keeps to a favourite genre for 70% of their
+items (sessions of taste), the rest drawn by popularity from the whole catalog. The target is sequential: a user
+is the mean of their history's item embeddings (genre centroid plus noise, d = 64), scored by dot product, so
+the SAE has genre structure to find and every stage runs as it does on a real sequential model.
+
+Each stage runs in a fresh process on the same run folder and reports its wall time and peak RSS (ru_maxrss):
+probe (Run.create: the split stored, the ranking check), capture, train-sae (1 epoch, 8x latents, k 8),
+interpret (metadata describer, embedding verifier, the default cases), steer (Table 7), debias-sweep and report.
+The growth exponent of each stage is the slope of log(seconds) and of log(peak RSS above the interpreter's own)
+against log(users), fitted over the sizes; 1 is linear. ``--json`` writes
+``{"stages": {"<stage>": {"exponent": e, "rss_exponent": r, "peak_rss_gb": g, "seconds": [...]}}, "sizes": [...]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+GENRES = 18
+D = 64
+PER_USER = 20
+STAGES = ("probe", "capture", "train-sae", "interpret", "steer", "debias-sweep", "report")
+
+
+def synthetic_split(n_users: int, seed: int = 0):
+    """Power-law popularity, genres, years and titles; users with a favourite genre (see the module doc)."""
+    import pandas as pd
+
+    from recprobe.data.prepare import leave_one_out
+
+    rng = np.random.default_rng(seed)
+    n_items = max(500, n_users // 5)
+    popularity = 1.0 / np.arange(1, n_items + 1) ** 1.1
+    genre = rng.integers(GENRES, size=n_items)
+    by_genre = [np.flatnonzero(genre == g) for g in range(GENRES)]
+    favourite = rng.integers(GENRES, size=n_users)
+    own = rng.random((n_users, PER_USER)) < 0.7
+    items = np.empty((n_users, PER_USER), dtype=np.int64)
+    items[~own] = rng.choice(n_items, size=int((~own).sum()), p=popularity / popularity.sum())
+    for g in range(GENRES):
+        rows, cols = np.nonzero(own & (favourite[:, None] == g))
+        pool = by_genre[g]
+        items[rows, cols] = rng.choice(pool, size=len(rows), p=popularity[pool] / popularity[pool].sum())
+    frame = pd.DataFrame({"user": np.repeat(np.arange(n_users), PER_USER).astype(str), "item": items.ravel().astype(str),
+                          "rating": 5.0, "time": np.tile(np.arange(PER_USER, dtype=float), n_users)})
+    years = 1950 + rng.integers(70, size=n_items)
+    meta = {str(i): (f"Item {i} ({years[i]})", {"genre": [f"genre {genre[i]}"], "release_year": [str(years[i])]})
+            for i in range(n_items)}
+    return leave_one_out(frame, f"synthetic-{n_users}", meta, min_rating=None, core=3), genre
+
+
+class MeanPool(torch.nn.Module):
+    """A sequential ProbeTarget: the mean of the history's item embeddings, scored by dot product."""
+
+    name, max_history, d_model = "benchmark:meanpool", 20, D
+
+    def __init__(self, split, genre: np.ndarray):
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        centroids = torch.randn(GENRES, D, generator=generator)
+        genre = torch.from_numpy(genre[split.item_ids.astype(int)])  # the split keeps the items that were interacted with
+        table = centroids[genre] + 0.5 * torch.randn(split.n_items, D, generator=generator)
+        self.n_items = split.n_items
+        self.items = torch.nn.Embedding(split.n_items + 1, D, padding_idx=split.n_items,
+                                        _weight=torch.cat([table, torch.zeros(1, D)]))
+
+    @torch.no_grad()
+    def represent(self, batch):
+        return self.items(batch.history).sum(1) / batch.lengths.clamp(min=1)[:, None]
+
+    def score(self, reps, batch):
+        return reps @ self.items.weight[:-1].T
+
+    def predict(self, batch):
+        return self.score(self.represent(batch), batch)
+
+    def item_embeddings(self):
+        return self.items.weight[:-1]
+
+
+def stage(name: str, n_users: int, folder: Path) -> str:
+    """One stage on the run of ``n_users`` users; what it made, in a few words."""
+    from recprobe.runs import Run
+
+    split, genre = synthetic_split(n_users)
+    target = MeanPool(split, genre)
+    if name == "probe":
+        Run.create(folder, target, split, untrained_ok=True, overwrite=True)
+        return f"{split.n_users:,} users, {split.n_items:,} items, {len(split.train_items):,} train interactions"
+    run = Run.open(folder, target=target)
+    if name == "capture":
+        store = run.capture(progress=False)
+        return f"{store.n_rows('train'):,} train vectors"
+    if name == "train-sae":
+        metrics = run.train_sae(scale=8, k=8, epochs=1, progress=False)
+        return f"FVU {metrics['after']['reconstruction_train']['fvu']:.3f}"
+    if name == "interpret":
+        summary = run.interpret(progress=False)
+        return f"{summary['n_cases']:,} {summary['cases']} cases, {summary['concepts']['C>=0.8']} concepts at C >= 0.8"
+    if name == "steer":
+        return f"Table 7 on {len(run.steering().table7()['latents'])} latents"
+    if name == "debias-sweep":
+        return f"{len(run.debias_sweep()['rows'])} rows"
+    run.report()
+    return "report written"
+
+
+def fitted_exponent(sizes: list[int], values: list[float]) -> float:
+    """The slope of log(value) against log(size), least squares."""
+    x, y = np.log(np.asarray(sizes, dtype=float)), np.log(np.maximum(np.asarray(values, dtype=float), 1e-9))
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="three small sizes (1,000, 2,000, 4,000 users)")
+    parser.add_argument("--sizes", default="20000,100000,1000000")
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/recprobe-scale"))
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--stage", choices=STAGES, help="run one stage in this process (used by the driver)")
+    parser.add_argument("--users", type=int, help="with --stage: the size")
+    args = parser.parse_args()
+    if args.stage:
+        torch.set_num_threads(2)
+        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        what = stage(args.stage, args.users, args.folder / f"users-{args.users}")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"seconds": time.perf_counter() - started, "peak_gb": peak / 2**20,
+                          "base_gb": baseline / 2**20, "what": what}))
+        return
+    sizes = [1000, 2000, 4000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    found: dict[str, dict[str, list[float]]] = {name: {"seconds": [], "peak_gb": [], "above_gb": []} for name in STAGES}
+    for users in sizes:
+        for name in STAGES:
+            done = subprocess.run([sys.executable, __file__, "--stage", name, "--users", str(users), "--folder",
+                                   str(args.folder)], capture_output=True, text=True, check=True)
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            found[name]["seconds"].append(row["seconds"])
+            found[name]["peak_gb"].append(row["peak_gb"])
+            found[name]["above_gb"].append(row["peak_gb"] - row["base_gb"])
+            print(f"{users:>9,} users  {name:<13} {row['seconds']:8.1f} s  peak RSS {row['peak_gb']:5.2f} GiB  {row['what']}",
+                  flush=True)
+    print(f"\n{'stage':<13} {'time exponent':>13} {'RSS exponent':>12} {'peak RSS at the largest':>24}")
+    result = {"sizes": sizes, "stages": {}}
+    for name, values in found.items():
+        exponent, rss = fitted_exponent(sizes, values["seconds"]), fitted_exponent(sizes, values["above_gb"])
+        result["stages"][name] = {"exponent": round(exponent, 3), "rss_exponent": round(rss, 3),
+                                  "peak_rss_gb": round(values["peak_gb"][-1], 3), "seconds": values["seconds"]}
+        print(f"{name:<13} {exponent:13.2f} {rss:12.2f} {values['peak_gb'][-1]:20.2f} GiB")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
