@@ -485,7 +485,7 @@ def debias(
         if strengths is not None or selection is not None:
             raise ConfigError("--strengths and --selection go with --sweep; add --sweep")
         steering = SteeringRun(run)
-        report = steering.debias(latents or DEBIAS_LATENTS, niche_scale, popular_scale)
+        report = steering.debias(latents, niche_scale, popular_scale)
         table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
         for key, before in report["before"].items():
             change = report["change"][key]
@@ -497,7 +497,7 @@ def debias(
     if selection is not None and selection not in SELECTIONS:
         raise unknown_name("latent selection", selection, list(SELECTIONS))
     steering = SteeringRun(run)
-    result = steering.debias_sweep([selection] if selection else None, chosen, latents or N_LATENTS)
+    result = steering.debias_sweep([selection] if selection else None, chosen, latents)
     for table in sweep_tables(result):
         console.print(table)
     console.print(f"{result['seconds']:.0f} s -> {steering.folder / DEBIAS_SWEEP}")

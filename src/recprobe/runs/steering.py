@@ -118,10 +118,11 @@ class SteeringRun:
 
         return table7_every_run(self.opened)
 
-    def debias(self, n_latents: int = DEBIAS_LATENTS, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
-        """Scale the ``n_latents`` latents whose activation most tracks *un*popular predictions by ``niche_scale``
-        and the ``n_latents`` that most track popular ones by ``popular_scale`` (0 ablates, 1 leaves them)."""
-        check_latent_count(n_latents, self.sae.n_latents)
+    def debias(self, n_latents: int | None = None, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
+        """Scale the ``n_latents`` latents (default ``DEBIAS_LATENTS``, at most the SAE's) whose activation most
+        tracks *un*popular predictions by ``niche_scale`` and the ``n_latents`` that most track popular ones by
+        ``popular_scale`` (0 ablates, 1 leaves them)."""
+        n_latents = latent_count(n_latents, DEBIAS_LATENTS, self.sae.n_latents)
         for scale in (niche_scale, popular_scale):
             Edit(0, scale=scale).check(self.sae.n_latents)  # refuse a bad scale even when no latent qualifies
         ranked = popularity_latents(self.cases, self.split.item_popularity(), self.sae.n_latents)
@@ -142,11 +143,11 @@ class SteeringRun:
         return report
 
     def debias_sweep(self, selections: Sequence[str] | None = None, strengths: Sequence[float] = STRENGTHS,
-                     n_latents: int = N_LATENTS, seeds: int = SEEDS) -> dict[str, Any]:
+                     n_latents: int | None = None, seeds: int = SEEDS) -> dict[str, Any]:
         """``recprobe.debias_sweep`` over this run: SAE de-biasing by each selection rule (default: every rule
-        that applies to the target), its random-latent control, IPR and P-Calibration, one row per method and
-        strength."""
-        check_latent_count(n_latents, self.sae.n_latents)
+        that applies to the target) with ``n_latents`` latents (default ``N_LATENTS``, at most the SAE's), its
+        random-latent control, IPR and P-Calibration, one row per method and strength."""
+        n_latents = latent_count(n_latents, N_LATENTS, self.sae.n_latents)
         selections = applicable_selections(self.target) if selections is None else selections
         result = debias_sweep(self.target, self.sae, self.split, self.cases, selections=selections,
                               strengths=strengths, n_latents=n_latents, seeds=seeds)
@@ -154,10 +155,14 @@ class SteeringRun:
         return result
 
 
-def check_latent_count(n_latents: int, available: int) -> None:
-    """``--latents N`` for de-biasing: at least 1 and no more than the SAE has."""
-    if not 1 <= n_latents <= available:
-        raise ConfigError(f"--latents {n_latents}: give a count from 1 to {available}, the SAE's number of latents")
+def latent_count(given: int | None, default: int, available: int) -> int:
+    """How many latents de-biasing edits: the default, capped at the SAE's size, or the count given, which must
+    be from 1 to the SAE's size."""
+    if given is None:
+        return min(default, available)
+    if not 1 <= given <= available:
+        raise ConfigError(f"--latents {given}: give a count from 1 to {available}, the SAE's number of latents")
+    return given
 
 
 def result_made_from(run: Run, name: str) -> dict[str, str]:
