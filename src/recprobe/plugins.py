@@ -125,7 +125,7 @@ def open_target(registered: RegisteredAdapter, options: dict[str, Any]) -> Probe
     parsed = spec.Options(**options)
     try:
         target = spec.load(parsed)
-    except (RecprobeError, OSError, ValueError):  # recprobe's own errors and bad input keep their message
+    except RecprobeError:  # recprobe's own errors already say what to do
         raise
     except (Exception, SystemExit) as e:  # noqa: BLE001
         raise RecprobeError(f"the adapter {spec.name!r} ({registered.package}) failed to load its target: "
