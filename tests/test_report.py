@@ -101,5 +101,5 @@ def test_a_short_history_is_shown_as_it_is_never_padded(split):
     and end the report in an IndexError; found by benchmarks/scale.py)."""
     offsets, items = split.sequences("test")
     user = int(np.argmin(np.diff(offsets)))
-    assert list(recent_items(split, user, 1000)) == list(items[offsets[user]:offsets[user + 1]])
-    assert list(recent_items(split, user, 2)) == list(items[offsets[user + 1] - 2:offsets[user + 1]])
+    assert list(recent_items(offsets, items, user, 1000)) == list(items[offsets[user]:offsets[user + 1]])
+    assert list(recent_items(offsets, items, user, 2)) == list(items[offsets[user + 1] - 2:offsets[user + 1]])

@@ -20,7 +20,6 @@ from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.concepts.cases import levels
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
-from recprobe.data.split import Split
 from recprobe.effects import LatentEffects
 from recprobe.evaluate import DENSE_RATE, splice_effects, store_mean
 from recprobe.explain import explain
@@ -208,13 +207,14 @@ class RunReport:
     def explanations_page(self) -> str:
         users = np.random.default_rng(0).choice(self.split.n_users, min(EXAMPLE_USERS, self.split.n_users), replace=False)
         examples = []
+        sequences = self.split.sequences("test")  # built once for every example
         for user in sorted(users.tolist()):
             found = explain(self.target, self.sae, self.split, user)
             total = sum(abs(e["contribution"]) for e in found.latents) or 1.0
             leading = sorted(found.latents, key=lambda e: self.highlights.broad(e["latent"]) is not None)  # broad ones last
             rows = [(link(f"latents/{e['latent']}.html", str(e["latent"])), self.explained(e["latent"]),
                      e["activation"], e["contribution"], f"{e['contribution'] / total:+.0%}") for e in leading[:EXPLAINING_LATENTS]]
-            history = [self.item(int(i)) for i in recent_items(self.split, user, REPORT_HISTORY)]
+            history = [self.item(int(i)) for i in recent_items(*sequences, user, REPORT_HISTORY)]
             examples.append({"user": str(self.split.user_ids[user]), "item": self.item(found.item), "history": "; ".join(history),
                              "rows": rows})
         fidelity = None
@@ -310,9 +310,8 @@ def build_report(run: Run | str | Path) -> Path:
     return RunReport(run).write() / "index.html"
 
 
-def recent_items(split: Split, user: int, n: int) -> np.ndarray:
-    """The user's last ``n`` items before the test item, oldest first (fewer when the history is shorter)."""
-    offsets, items = split.sequences("test")
+def recent_items(offsets: np.ndarray, items: np.ndarray, user: int, n: int) -> np.ndarray:
+    """The user's last ``n`` items of the CSR rows (offsets, items), oldest first (fewer when the row is shorter)."""
     return items[max(offsets[user], offsets[user + 1] - n):offsets[user + 1]]
 
 

@@ -163,6 +163,12 @@ class Run:
                **dict.fromkeys(CONTROL_BASES, control)}.get(basis, lambda: basis)()
         return {**self.made_from(), "sae": sae}
 
+    def basis_width(self, name: str = "sae") -> int:
+        """How many latents a basis has, without building it (the controls share the run's SAE config)."""
+        if name in ("raw", "raw-both"):
+            return self.target.d_model * (2 if name == "raw-both" else 1)
+        return self.sae().n_latents
+
     def basis(self, name: str = "sae"):
         """What a basis encodes with: the run's SAE, the raw dimensions (one or both signs), the SAE as its
         training started (same config and seed: the untrained control), or the SAE trained with its decoder or
@@ -213,7 +219,7 @@ class Run:
         basis = settings.get("basis", "sae")
         check_made_from(str(folder), settings.get("made_from", {}), self.cases_made_from(basis),
                         self.interpret_command(folder, basis))
-        return read_records(folder, self.basis(basis).n_latents).records
+        return read_records(folder, self.basis_width(basis)).records
 
     # --- every stage, in Python ------------------------------------------------------------------------------
     def capture(self, **options: Any):
