@@ -20,10 +20,19 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 torch.set_num_threads(1)  # tests run in parallel workers; one thread each keeps them from fighting
 
 
+@pytest.fixture(scope="session")
+def _empty_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dataset-cache")
+
+
 @pytest.fixture(autouse=True)
-def _no_ambient_data_dir(monkeypatch):
-    """Tests say where data is; they never pick it up from the environment."""
+def _no_ambient_data_dir(monkeypatch, _empty_cache):
+    """Tests say where data is; they never pick it up from the environment, never read the user's dataset cache,
+    and never reach the network: a dataset they do not give is "fetched" from a closed local port and refused."""
     monkeypatch.delenv("RECPROBE_DATA_DIR", raising=False)
+    monkeypatch.delenv("RECPROBE_DATASETS_CHECKSUMS", raising=False)
+    monkeypatch.setenv("RECPROBE_CACHE_DIR", str(_empty_cache))
+    monkeypatch.setenv("RECPROBE_DATASETS_URL", "http://127.0.0.1:9/offline")
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recprobe.concepts import CaseSet, levels, record_cases, sample_latent
+from recprobe.concepts.cases import case_rows, case_times
 from recprobe.models import build_model
 from recprobe.sae import SAEConfig, TopKSAE
 
@@ -140,3 +141,18 @@ def test_every_sampled_case_comes_from_a_distinct_user(cases, n, seed):
         best = sorted((activation[cases.users == u].max() for u in active_users), reverse=True)[: 2 * n]
         assert sorted(activation[chosen].tolist(), reverse=True) == best  # each user's strongest, the top 2N of them
         assert (activation[sample.negatives + sample.calibration] == 0).all()
+
+
+def test_a_case_is_dated_by_the_last_item_before_it(split):
+    users, positions = case_rows(split, "all", max_history=5)
+    times = case_times(split, users, positions)
+    offsets = split.train_offsets
+    for row in (0, 1, len(users) // 2):
+        user, position = users[row], positions[row]
+        train_length = offsets[user + 1] - offsets[user]
+        if position <= train_length:  # the position-th train item is the last before the case
+            assert times[row] == split.train_times[offsets[user] + position - 1]
+    after_dev = np.flatnonzero(positions == np.diff(offsets)[users] + 1)  # the test cases: after the dev item
+    assert len(after_dev) == split.n_users
+    assert np.array_equal(times[after_dev], split.train_times[offsets[1:] - 1])  # the dev item's time is not kept
+    assert (np.diff(times[users == users[0]]) >= 0).all()  # a user's cases follow their time

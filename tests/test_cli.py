@@ -42,9 +42,11 @@ def fit_args(dataset, out, *extra):
 
 
 def test_missing_data_directory(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "fit", "--model", "bprmf", "--dataset", "ml-1m", "--out", str(tmp_path / "r"),
+    """A dataset that cannot be fetched (ReChorus' Grocery split) says where it looked; a fetchable one that cannot
+    be fetched says where to put the file (tests/test_fetch.py)."""
+    code, _, err = run_cli(capsys, "fit", "--model", "bprmf", "--dataset", "grocery", "--out", str(tmp_path / "r"),
                            "--data-dir", str(tmp_path / "nowhere"))
-    assert_one_line_error(code, err, "dataset 'ml-1m' not found", "nowhere", "--data-dir")
+    assert_one_line_error(code, err, "dataset 'grocery' not found", "nowhere", "--data-dir")
     assert not (tmp_path / "r").exists()
 
 

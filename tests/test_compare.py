@@ -60,6 +60,7 @@ def test_the_ladder_resumes_and_compare_sets_every_basis_beside_its_controls(lab
                                      "random-direction"}
     families = {name.split("/")[0] for name in written["metrics"]}
     assert families == {"probing", "output", "steering", "hard_negatives"}
+    assert not any("pooled" in name for name in written["metrics"])  # one case per user: nothing to pool
     probe = written["metrics"]["probing/predicted@k1"]
     assert probe["raw"]["mean"] > 0.9  # the block is a raw dimension of the representation
     for metric, entry in result["metrics"].items():  # the gap is the per-seed difference to the best control
@@ -102,6 +103,8 @@ def test_the_cli_trains_the_ladder_and_compares_a_builtin_sequential_run(split, 
     assert "gap [95%" in out.output and "probing/next@k1" in out.output, out.output
     written = json.loads((run / "compare.json").read_text())
     assert written["cases"]["kind"] == "all" and {"topk", "batchtopk/untrained"} <= set(written["bases"])
+    pooled = written["metrics"]["probing/pooled-history@k1"]  # every position: each user's cases pooled too
+    assert pooled["raw"]["mean"] > 0.9  # each user's items are of one block, which the representation holds
 
 
 def test_several_architectures_without_seeds_are_refused_in_one_line(tmp_path, capsys):

@@ -127,7 +127,7 @@ def test_missing_dataset_says_where_it_looked_and_how_to_fix(tmp_path):
 
 
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(UnknownNameError, match="choose one of: grocery, ml-100k, ml-1m"):
+    with pytest.raises(UnknownNameError, match="choose one of: amazon-apps-for-android, .*, grocery, ml-100k, ml-1m, ml-20m"):
         load_dataset("netflix")
 
 

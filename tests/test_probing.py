@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from recprobe.concepts.grounding import best_directions, hard_negative_gaps, push, random_directions
-from recprobe.concepts.probing import column_auroc, fit_logistic, held_out_users, k_sparse_probe
+from recprobe.concepts.grounding import best_directions, hard_negative_gaps, push, random_directions, time_windows
+from recprobe.concepts.probing import column_auroc, fit_logistic, held_out_users, k_sparse_probe, pool_by_user
 from recprobe.planted import PlantedTarget, plant
 from recprobe.stats import excludes_zero, interval
 from recprobe.target import Batch
@@ -35,6 +35,24 @@ def test_no_label_frequent_enough_probes_nothing_instead_of_failing():
     features, labels, users = planted_label(n=300)
     found = k_sparse_probe(features, labels[:, :0], held_out_users(users, seed=1), ks=(1, 4))
     assert {k: v.shape for k, v in found.items()} == {1: (0,), 4: (0,)}
+
+
+def test_pooling_by_user_reads_a_trait_that_single_cases_hide():
+    """Each user has a trait that every case carries faintly under noise; averaging a user's 20 cases reads it
+    where one case cannot. The label is the trait, held by any of the user's cases."""
+    rng = np.random.default_rng(0)
+    n_users, per_user = 400, 20
+    users = np.repeat(np.arange(n_users), per_user)
+    trait = rng.random(n_users) < 0.3
+    features = (0.3 * trait[users][:, None] + rng.normal(size=(len(users), 8))).astype(np.float32)
+    labels = np.zeros((len(users), 1), dtype=bool)
+    labels[::per_user, 0] = trait  # one case of each user says so
+    pooled, held, distinct = pool_by_user(features, labels, users)
+    assert np.array_equal(distinct, np.arange(n_users)) and np.array_equal(held[:, 0], trait)
+    np.testing.assert_allclose(pooled[7], features[users == 7].mean(0), rtol=1e-5)
+    per_case = k_sparse_probe(features, trait[users][:, None], held_out_users(users, seed=0), ks=(1,))[1][0]
+    per_user = k_sparse_probe(pooled, held, held_out_users(distinct, seed=0), ks=(1,))[1][0]
+    assert per_user > 0.85 and per_case < 0.65, (per_user, per_case)
 
 
 def test_held_out_users_have_no_case_in_training():
@@ -75,6 +93,29 @@ def test_hard_negatives_expose_a_direction_that_only_follows_its_neighbourhood()
                                       reps, users)
     assert random[0] > 0.3 and abs(hard[0]) < 0.2
     assert hard[1] > 0.5 and random[1] > 0.5
+
+
+def test_hard_negatives_from_the_same_time_window_expose_a_direction_that_only_marks_the_season():
+    """The label is common late in the data; one direction marks lateness (under noise, so every window has
+    silent cases), another the label. Nearest neighbours in representation space ignore time, so only the time
+    window sends the season marker to 0."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    times = rng.random(n)
+    late = times > 0.5
+    reps = rng.normal(size=(n, 4))
+    label = rng.random(n) < np.where(late, 0.6, 0.05)
+    markers = 8  # season markers under independent noise: each one's gap is a 50-case estimate
+    marks_season = late[:, None] + 0.5 * rng.normal(size=(n, markers))
+    marks_label = label + 0.01 * rng.normal(size=n)
+    scores = np.column_stack([marks_season, marks_label])
+    labels = np.repeat(label[:, None], markers + 1, axis=1)
+    windows = time_windows(times)
+    assert np.bincount(windows).tolist() == [400] * 10
+    blind, _ = hard_negative_gaps(scores, labels, reps, np.arange(n))
+    timed, _ = hard_negative_gaps(scores, labels, reps, np.arange(n), windows=windows)
+    assert blind[:markers].mean() > 0.3 and abs(timed[:markers].mean()) < 0.1, (blind, timed)
+    assert timed[markers] > 0.5
 
 
 def test_pushing_a_planted_direction_raises_its_items_and_a_random_direction_does_not():

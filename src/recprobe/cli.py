@@ -596,17 +596,45 @@ def adapters() -> None:
 
 
 @app.command()
-def datasets(data_dir: DataDir = None) -> None:
-    """List the named datasets and where each was found."""
+def datasets(
+    data_dir: DataDir = None,
+    fetch: Annotated[str | None, typer.Option(help="Fetch this dataset into the cache now (as fit does on first use).")] = None,
+) -> None:
+    """List the named datasets: where each was found, what is cached, what can be fetched and its size."""
     from recprobe.data import DATASETS, find_dataset
+    from recprobe.data.fetch import cache_dir
+    from recprobe.data.fetch import fetch as fetch_dataset
+    from recprobe.data.sources import SOURCES, expected_sha256
 
-    table = Table("dataset", "found at")
+    if fetch is not None:
+        if fetch not in SOURCES:
+            raise ConfigError(f"--fetch: {fetch!r} cannot be fetched; these can: {', '.join(SOURCES)}")
+        folder = fetch_dataset(fetch, log=lambda line: console.print(line, soft_wrap=True))
+        console.print(f"{fetch}: ready at {folder}", soft_wrap=True)
+        return
+    table, unchecked = Table("dataset", "found at", "download"), []
+    table.columns[1].overflow = "fold"  # a path is shown whole, folded over lines
     for name in DATASETS:
+        source = SOURCES.get(name)
         try:
-            table.add_row(name, str(find_dataset(name, data_dir)[1]))
-        except RecprobeError as e:
-            table.add_row(name, Text.assemble(("missing", "red"), f" ({str(e).split('; ')[0]})"))
+            found = str(find_dataset(name, data_dir)[1])
+        except RecprobeError:
+            found = None
+        if source is None:
+            download = "-"
+        elif expected_sha256(source)[0] is None:
+            if found is None:  # listed once below, not a row each
+                unchecked.append(name)
+                continue
+            download = "checksum needed"
+        else:
+            download = f"{source.size / 1e6:,.0f} MB" if source.size else "fetchable"
+        table.add_row(name, found or Text("missing", "red"), download)
     console.print(table)
+    if unchecked:
+        console.print(f"also fetchable with a checksum you supply (RECPROBE_DATASETS_CHECKSUMS; RecBole publishes "
+                      f"none): {', '.join(unchecked)}")
+    console.print(f"fetched datasets are cached in {cache_dir()} (RECPROBE_CACHE_DIR)", soft_wrap=True)
 
 
 @app.command()

@@ -12,6 +12,10 @@ class DatasetNotFoundError(RecprobeError, FileNotFoundError):
     """A named dataset is not in any of the places recprobe looked."""
 
 
+class DatasetFetchError(RecprobeError, OSError):
+    """A named dataset could not be downloaded, or what came was not the published file."""
+
+
 class DataFormatError(RecprobeError, ValueError):
     """A data file exists but its content is not what its format requires."""
 

@@ -15,6 +15,12 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(None, description="Folder holding the datasets, searched after --data-dir.")
     load_plugins: str | None = Field(
         None, description="Comma-separated entry-point names of the plugins to load (empty: none; unset: all).")
+    cache_dir: Path | None = Field(
+        None, description="Where fetched datasets are kept (default: the platform's user cache folder, recprobe/datasets).")
+    datasets_url: str | None = Field(
+        None, description="A mirror serving the datasets' files under their canonical file names (air-gapped clusters).")
+    datasets_checksums: Path | None = Field(
+        None, description="A file of `<sha256>  <file name>` lines (sha256sum's output) that replace the published ones.")
     openai_model: str | None = Field(None, description="Model name for openai: LLM backends (default: the server's first).")
 
 

@@ -106,6 +106,17 @@ def case_rows(split: Split, kind: CaseKind, max_history: int) -> tuple[np.ndarra
     return every_user, position
 
 
+def case_times(split: Split, users: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """[n] the time of each case: when the user took the last item before it (a case after the dev item, whose
+    time a split does not keep, takes the user's last train time)."""
+    if not len(split.train_times):
+        return np.zeros(len(users), dtype=np.int64)
+    offsets = split.train_offsets
+    train_length = np.diff(offsets)[users]
+    last = offsets[users] + np.minimum(positions, train_length) - 1
+    return np.where(train_length > 0, split.train_times[np.maximum(last, 0)], 0)
+
+
 @torch.no_grad()
 def case_batches(target: ProbeTarget, split: Split, users: np.ndarray, positions: np.ndarray,
                  batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, np.ndarray]]:

@@ -7,8 +7,9 @@ normalised mean difference, signed); then, on held-out users or through the mode
 - **steering**: pushed one typical representation norm along the direction, the label's items enter the top
   10 of (nearly) every user; pushed against it, they leave (Table 7's test, for every label at once);
 - **hard negatives**: the label is more frequent among the cases where the direction fires most than among the
-  nearest cases (in representation space, other users) where it does not: a direction that only follows its
-  neighbourhood's base rate scores 0 here, however well it beats random negatives.
+  nearest cases (in representation space, other users, the same time window) where it does not: a direction
+  that only follows its neighbourhood's base rate, or the season its cases come from, scores 0 here, however
+  well it beats random negatives.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ TOP_K = 10  # the steered top-k list
 STEER_NORMS = 1.0  # push = this many typical representation norms along the unit direction
 STEER_IN, STEER_OUT = 0.9, 0.1  # Table 7's success: in >= 90% of top-10s when raised, <= 10% when lowered
 TOP_CASES = 50  # firing cases per direction for the hard-negative test
+TIME_WINDOWS = 10  # hard negatives come from the firing case's tenth of the cases' time span (by quantile)
 
 
 @dataclass
@@ -83,12 +85,19 @@ def random_directions(n: int, d: int, seed: int) -> torch.Tensor:
     return torch.nn.functional.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
 
 
+def time_windows(times: np.ndarray, n: int = TIME_WINDOWS) -> np.ndarray:
+    """[cases] the window (0 .. n - 1) of each case's time: the cases cut into ``n`` equal-count spans."""
+    edges = np.quantile(times, np.linspace(0, 1, n + 1)[1:-1])
+    return np.searchsorted(edges, times, side="right")
+
+
 def hard_negative_gaps(scores: np.ndarray, labels: np.ndarray, reps: np.ndarray, users: np.ndarray,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                       seed: int = 0, windows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per label j, with ``scores[:, j]`` its direction's signed values on held-out cases: P(label | the
     TOP_CASES cases where it fires most, one per user) minus P(label | each one's nearest non-firing case of
-    another user), and the same against random non-firing cases of other users. "Fires" means above the
-    direction's median value (above 0 for a sparse latent); a direction firing on too few cases gives NaN."""
+    another user, in the same time window when ``windows`` [cases] gives one), and the same against random
+    non-firing cases of other users. "Fires" means above the direction's median value (above 0 for a sparse
+    latent); a direction firing on too few cases, or whose firing cases have no silent case in their window, gives NaN."""
     rng = np.random.default_rng(seed)
     hard, random = np.full(labels.shape[1], np.nan), np.full(labels.shape[1], np.nan)
     for j in range(labels.shape[1]):
@@ -103,9 +112,15 @@ def hard_negative_gaps(scores: np.ndarray, labels: np.ndarray, reps: np.ndarray,
             continue
         distance = ((reps[firing, None, :] - reps[None, silent, :]) ** 2).sum(-1)  # [firing, silent]
         distance[users[firing][:, None] == users[silent][None, :]] = np.inf
-        nearest = silent[distance.argmin(1)]
+        if windows is not None:
+            distance[windows[firing][:, None] != windows[silent][None, :]] = np.inf
+        matched = np.isfinite(distance).any(1)
+        if matched.sum() < TOP_CASES // 2:
+            continue
+        nearest = silent[distance[matched].argmin(1)]
         others = silent[~np.isin(users[silent], users[firing])]
         drawn = rng.choice(others, len(firing), replace=len(others) < len(firing))
         rate = labels[firing, j].mean()
-        hard[j], random[j] = rate - labels[nearest, j].mean(), rate - labels[drawn, j].mean()
+        hard[j] = labels[firing[matched], j].mean() - labels[nearest, j].mean()
+        random[j] = rate - labels[drawn, j].mean()
     return hard, random

@@ -5,7 +5,9 @@ Per label: rank the basis's directions by their normalised mean difference betwe
 training cases, keep the top k, fit an L2-regularised logistic regression on those k standardised columns,
 and report the ROC-AUC on the held-out users' cases. The same k, users and cases for every basis, so an SAE
 and its controls are compared on equal terms; with k = d on the raw dimensions it is the dense probe, the
-ceiling a linear reader reaches.
+ceiling a linear reader reaches. Per user pooled (``pool_by_user``): each user's cases averaged into one row,
+a label held when any of the user's cases holds it, so a basis is asked what it knows of the user, not of one
+moment.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ def held_out_users(users: np.ndarray, share: float = 0.2, seed: int = 0) -> np.n
     rng = np.random.default_rng(seed)
     test = rng.choice(distinct, max(1, round(share * len(distinct))), replace=False)
     return np.isin(users, test)
+
+
+def pool_by_user(features: np.ndarray, labels: np.ndarray, users: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per distinct user (ascending): the mean of their cases' ``features`` [n, D], the ``labels``
+    [n, L] any of their cases holds, and the user."""
+    distinct, row = np.unique(users, return_inverse=True)
+    index = torch.from_numpy(row)
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+    sums = torch.zeros(len(distinct), x.shape[1]).index_add_(0, index, x)
+    counts = np.bincount(row, minlength=len(distinct)).astype(np.float32)[:, None]
+    held = torch.zeros(len(distinct), labels.shape[1]).index_add_(0, index, torch.from_numpy(labels.astype(np.float32)))
+    return (sums.numpy() / counts), held.numpy() > 0, distinct
 
 
 def mean_difference(features: np.ndarray, labels: np.ndarray) -> np.ndarray:

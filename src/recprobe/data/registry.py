@@ -1,8 +1,11 @@
-"""Named datasets (``ml-100k``, ``ml-1m``, ``grocery``) and where recprobe looks for them.
+"""Named datasets (``ml-100k``, ``ml-1m``, ``ml-20m``, ``grocery``, the Amazon categories) and where recprobe
+looks for them.
 
 Search order: the ``data_dir`` argument (``--data-dir``), ``$RECPROBE_DATA_DIR``, ``./data``; inside each,
-any of the dataset's folder names. ``ml-100k`` also comes from an installed ``recbole`` wheel. A folder
-path instead of a name loads RecBole atomic files or ReChorus files found in it.
+any of the dataset's folder names; then the cache of fetched datasets (``recprobe.data.fetch``). ``ml-100k``
+also comes from an installed ``recbole`` wheel. A dataset found nowhere is fetched when it can be
+(``recprobe.data.sources``). A folder path instead of a name loads RecBole atomic files or ReChorus files found
+in it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from pathlib import Path
 
 from recprobe.data import readers
 from recprobe.data.export import BENCHMARK_PARTS
+from recprobe.data.fetch import fetch, fetched_folder
 from recprobe.data.prepare import given_split, leave_one_out, with_user_attributes
+from recprobe.data.sources import SOURCES
 from recprobe.data.split import Split
-from recprobe.errors import DataFormatError, DatasetNotFoundError, unknown_name
+from recprobe.errors import DataFormatError, DatasetFetchError, DatasetNotFoundError, unknown_name
 from recprobe.settings import settings
 
 
@@ -86,6 +91,8 @@ def _first(folder: Path, *names: str) -> str:
     return next((n for n in names if (folder / n).exists()), names[0])
 
 
+FETCHED = "recprobe fetches it on first use (`recprobe datasets --fetch {name}` fetches it now)"
+
 DATASETS = {
     spec.name: spec
     for spec in (
@@ -94,14 +101,14 @@ DATASETS = {
             ("movielens-100k", "ml-100k"),
             ("ml-100k.inter",),
             _load_atomic,
-            "copy RecBole's ml-100k.inter and ml-100k.item there, or `pip install --no-deps recbole==1.2.1`",
+            "copy RecBole's ml-100k.inter and ml-100k.item there, or " + FETCHED.format(name="ml-100k"),
         ),
         DatasetSpec(
             "ml-1m",
             ("movielens-1m", "ml-1m"),
             ("ratings.dat", "ratings.dat.gz", "ratings_users0001-2999.dat.gz"),
             _load_movielens_1m,
-            "unzip GroupLens' ml-1m.zip there (ratings.dat and movies.dat)",
+            "unzip GroupLens' ml-1m.zip there (ratings.dat and movies.dat), or " + FETCHED.format(name="ml-1m"),
         ),
         DatasetSpec(
             "grocery",
@@ -110,6 +117,8 @@ DATASETS = {
             _load_grocery,
             "put ReChorus' Grocery_and_Gourmet_Food train.csv, dev.csv, test.csv and item_meta.csv there",
         ),
+        *(DatasetSpec(name, (name,), (f"{name}.inter",), _load_atomic, FETCHED.format(name=name))
+          for name in SOURCES if name not in ("ml-100k", "ml-1m")),
     )
 }
 
@@ -133,6 +142,8 @@ def find_dataset(name: str, data_dir: str | Path | None = None) -> tuple[Dataset
         raise unknown_name("dataset", name, list(DATASETS))
     spec = DATASETS[name]
     looked = [d / f for d in data_dirs(data_dir) for f in spec.folders]
+    if name in SOURCES:
+        looked.append(fetched_folder(name))
     recbole = _recbole_example(name)
     if recbole is not None:
         looked.append(recbole)
@@ -147,9 +158,11 @@ def find_dataset(name: str, data_dir: str | Path | None = None) -> tuple[Dataset
 
 
 def load_dataset(
-    name: str, data_dir: str | Path | None = None, *, min_rating: float | None = 4, core: int = 5
+    name: str, data_dir: str | Path | None = None, *, min_rating: float | None = 4, core: int = 5,
+    fetch_missing: bool = True, progress: bool = True,
 ) -> Split:
-    """Load a named dataset (or a folder of RecBole atomic / ReChorus files) as a leave-one-out Split.
+    """Load a named dataset (or a folder of RecBole atomic / ReChorus files) as a leave-one-out Split; a named
+    dataset found nowhere is fetched first when it can be (and ``fetch_missing``).
 
     ``min_rating`` and ``core`` apply to datasets recprobe splits itself; ``grocery`` is loaded as given.
     """
@@ -168,7 +181,17 @@ def load_dataset(
             f"{path} holds neither a RecBole .inter file nor ReChorus train.csv/dev.csv/test.csv; "
             f"point --dataset at such a folder or use a named dataset ({', '.join(DATASETS)})"
         )
-    spec, folder = find_dataset(name, data_dir)
+    try:
+        spec, folder = find_dataset(name, data_dir)
+    except DatasetNotFoundError:
+        if not (fetch_missing and name in SOURCES):
+            raise
+        spec = DATASETS[name]
+        try:
+            folder = fetch(name, progress=progress)
+        except DatasetFetchError as e:
+            raise DatasetFetchError(f"dataset {name!r} is not on disk and fetching it failed: {e}; or pass --data-dir "
+                                    f"DIR where DIR/{spec.folders[0]}/ holds {' or '.join(spec.required)}") from None
     return _with_origin(spec.load(folder, name, min_rating, core), source, core)
 
 

@@ -8,11 +8,12 @@ and the data's. Families of metrics (``recprobe.concepts.probing``, ``recprobe.c
 
 - ``probing/<labels>@k<k>``: k-sparse probing AUROC on held-out users. Labels: ``history`` (an attribute value
   among the case's shown history: broad), ``current`` (the item at this position), ``next`` (the item the user
-  took next), ``predicted`` (the model's top-1 there): narrow; ``user`` (the user's own attributes);
+  took next), ``predicted`` (the model's top-1 there): narrow; ``user`` (the user's own attributes). With
+  every-position cases, also ``pooled-history`` and ``pooled-user``: each user's cases averaged into one row;
 - ``output/concentration``, ``steering/success``, ``steering/shift``: each ``predicted`` label's best direction
   pushed through the model's ``score()``;
 - ``hard_negatives/hard`` and ``hard_negatives/random``: each ``history`` label's best direction on held-out
-  users' cases, against nearest and random non-firing cases.
+  users' cases, against the nearest non-firing cases of the same time window, and against random ones.
 
 Each metric's ``trained_minus_best_control`` is, per seed, a trained SAE's value minus the highest value of every
 control (the raw dimensions, random directions, and every architecture's untrained and frozen SAEs),
@@ -33,9 +34,9 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.concepts.attributes import item_value_matrix, items_carry, scorable, user_labels
-from recprobe.concepts.cases import case_batches, case_rows, shown_history
-from recprobe.concepts.grounding import best_directions, hard_negative_gaps, push, random_directions
-from recprobe.concepts.probing import KS, held_out_users, k_sparse_probe
+from recprobe.concepts.cases import case_batches, case_rows, case_times, shown_history
+from recprobe.concepts.grounding import best_directions, hard_negative_gaps, push, random_directions, time_windows
+from recprobe.concepts.probing import KS, held_out_users, k_sparse_probe, pool_by_user
 from recprobe.errors import RunFolderError
 from recprobe.io import write_json
 from recprobe.runs.ladder import Rung, load_rung, trained_rungs
@@ -48,6 +49,7 @@ from recprobe.stats import excludes_zero, interval
 MAX_CASES = 10_000  # cases drawn once (seeded) and shared by every basis and seed
 PUSH_USERS = 256  # users whose representations are pushed for the output and steering metrics
 RAW, RANDOM = "raw", "random-direction"
+POOLED = ("history", "user")  # the label families also probed per user, pooled over the user's cases
 
 
 @dataclass
@@ -74,6 +76,7 @@ class Cases:
 
     kind: str
     users: np.ndarray
+    windows: np.ndarray  # [n] the time window of each case (``grounding.time_windows``)
     reps: torch.Tensor
     labels: dict[str, tuple[list[str], np.ndarray]]  # family -> (names, [n, L] bool)
     carriers: np.ndarray  # [n_items, L] which items carry each ``predicted`` label
@@ -106,7 +109,8 @@ def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
     kept = {family: scorable(hot) for family, (_, hot) in labels.items()}
     labels = {family: ([n for n, k in zip(names_, kept[family], strict=True) if k], hot[:, kept[family]])
               for family, (names_, hot) in labels.items()}
-    return Cases(kind, users, torch.cat(reps), labels, per_item[:, kept["predicted"]])
+    windows = time_windows(case_times(split, users, positions))
+    return Cases(kind, users, windows, torch.cat(reps), labels, per_item[:, kept["predicted"]])
 
 
 def bases_for_seed(run: Run, rungs: list[Rung], seed: int) -> list[Basis]:
@@ -135,6 +139,11 @@ def measure(basis: Basis, cases: Cases, run: Run, seed: int, ks=KS) -> dict[str,
     for family, (_, labels) in cases.labels.items():
         for k, auc in k_sparse_probe(features, labels, test, ks).items():
             out[f"probing/{family}@k{k}"] = finite_mean(auc)
+        if cases.kind == "all" and family in POOLED:
+            pooled, held, users = pool_by_user(features, labels, cases.users)
+            kept = scorable(held)
+            for k, auc in k_sparse_probe(pooled, held[:, kept], held_out_users(users, seed=seed), ks).items():
+                out[f"probing/pooled-{family}@k{k}"] = finite_mean(auc)
     out |= grounded(basis, features, cases, run, test, seed)
     return out
 
@@ -163,7 +172,8 @@ def grounded(basis: Basis | None, features: np.ndarray | None, cases: Cases, run
     if names and basis is not None:
         chosen = best_directions(features, history, ~test)
         scores = features[test][:, chosen.columns] * chosen.signs
-        hard, random = hard_negative_gaps(scores, history[test], cases.reps[test].numpy(), cases.users[test], seed)
+        hard, random = hard_negative_gaps(scores, history[test], cases.reps[test].numpy(), cases.users[test], seed,
+                                          cases.windows[test])
         out |= {"hard_negatives/hard": finite_mean(hard), "hard_negatives/random": finite_mean(random)}
     return out
 
