@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from recprobe.concepts.grounding import best_directions, hard_negative_gaps, push, random_directions, time_windows
+from recprobe.concepts.grounding import (
+    best_directions,
+    hard_negative_gaps,
+    push,
+    random_directions,
+    time_windows,
+)
 from recprobe.concepts.probing import column_auroc, fit_logistic, held_out_users, k_sparse_probe, pool_by_user
 from recprobe.planted import PlantedTarget, plant
 from recprobe.stats import excludes_zero, interval

@@ -21,7 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from recprobe.data.convert import CONVERTERS
 from recprobe.data.sources import SOURCES, Source, expected_sha256, source_url

@@ -35,7 +35,13 @@ import torch
 from recprobe.batches import phase_batches
 from recprobe.concepts.attributes import item_value_matrix, items_carry, scorable, user_labels
 from recprobe.concepts.cases import case_batches, case_rows, case_times, shown_history
-from recprobe.concepts.grounding import best_directions, hard_negative_gaps, push, random_directions, time_windows
+from recprobe.concepts.grounding import (
+    best_directions,
+    hard_negative_gaps,
+    push,
+    random_directions,
+    time_windows,
+)
 from recprobe.concepts.probing import KS, held_out_users, k_sparse_probe, pool_by_user
 from recprobe.errors import RunFolderError
 from recprobe.io import write_json
