@@ -92,22 +92,27 @@ def test_the_likelihood_verifier_scores_a_matching_case_above_an_unrelated_one()
 
 
 @pytest.mark.slow
-def test_interpret_runs_the_embedded_model_end_to_end(split, tmp_path):
-    """The real SmolLM2 through `interpret`: a description it wrote, verified by the likelihood verifier, on the
-    two latents that fire most on a small run."""
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_console_carries_no_third_party_progress_bar_unless_verbose(split, tmp_path, monkeypatch, capfd, verbose):
+    """The real SmolLM2 through `recprobe interpret`: a description it wrote, verified by the likelihood verifier.
+    Loading it draws transformers' "Loading weights" and GGUF conversion bars; recprobe's console keeps them out,
+    and --verbose lets them through."""
     pytest.importorskip("gguf", reason="pip install 'recprobe[llm]'")
-    from recprobe.runs import Run
-    from tests.targets import Oracle
+    from recprobe.cli import main
+    from tests.conftest import sae_run
 
-    run = Run.create(tmp_path / "run", Oracle(split), split)
-    run.capture(progress=False)
-    run.train_sae(scale=1, k=2, epochs=2, progress=False)
-    fires = np.bincount(run.cases().indices[run.cases().values > 0], minlength=run.sae().n_latents)
-    latents = np.argsort(-fires)[:2].tolist()
-    summary = run.interpret(describer="llm", verifier="llm-likelihood", llm="smollm2", n=2, latents=latents,
-                            progress=False)
-    records = [r for r in run.concepts() if r["status"] == "ok"]
-    assert summary["llm_prompts"] > 0 and len(records) == 2
-    assert all(isinstance(r["description"], str) and r["description"] and not r["description"].startswith("fake")
-               for r in records)
-    assert all(0 <= r["confidence"] <= 1 and len(r["levels"]) == 4 for r in records)
+    run = sae_run(split, tmp_path, monkeypatch)
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main([*(["--verbose"] if verbose else []), "interpret", "--run", str(run), "--describer", "llm",
+              "--verifier", "llm-likelihood", "--llm", "smollm2", "--latents", "0", "--n", "2"])
+    out, err = capfd.readouterr()
+    assert exit_info.value.code == 0, err
+    noise = [line for line in (out + err).splitlines() if "it/s]" in line or "Loading weights" in line
+             or "GGUF tensors" in line or "Warning" in line]
+    assert bool(noise) == verbose, noise
+    from recprobe.runs import Run
+
+    records = [r for r in Run.open(run).concepts() if r["status"] == "ok"]
+    assert len(records) == 1 and records[0]["description"] and not records[0]["description"].startswith("fake")
+    assert 0 <= records[0]["confidence"] <= 1

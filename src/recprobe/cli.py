@@ -31,6 +31,19 @@ app = typer.Typer(
 console = Console(markup=False, highlight=False)
 err = Console(stderr=True, markup=False, highlight=False)
 
+@app.callback()
+def _options(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Let third-party progress bars, logs and warnings through "
+                                          "(model loading in transformers, torch deprecations).")] = False,
+) -> None:
+    """recprobe: probe recommenders, train sparse autoencoders on them, name and steer their latents."""
+    if not verbose:
+        from recprobe.quiet import third_party_quiet
+
+        ctx.with_resource(third_party_quiet())
+
+
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Folder holding the datasets (default: $RECPROBE_DATA_DIR, then ./data)."),
