@@ -156,3 +156,32 @@ def test_a_case_is_dated_by_the_last_item_before_it(split):
     assert len(after_dev) == split.n_users
     assert np.array_equal(times[after_dev], split.train_times[offsets[1:] - 1])  # the dev item's time is not kept
     assert (np.diff(times[users == users[0]]) >= 0).all()  # a user's cases follow their time
+
+
+@given(sparse_activations(), st.integers(0, 40))
+@settings(max_examples=80, deadline=None)
+def test_the_latent_index_lists_each_latents_fired_cases_strongest_first(cases, latent):
+    rows, values = cases.fired(latent)
+    dense = np.where(cases.indices == latent, cases.values, 0.0).sum(1)
+    expected = np.argsort(-dense, kind="stable")[: int((dense > 0).sum())]
+    assert rows.tolist() == expected.tolist() and np.allclose(values, dense[expected])
+    assert np.allclose(cases.activation(latent), dense)
+
+
+def test_negatives_are_silent_cases_of_other_users_by_rejection_and_exact_when_rare():
+    rng = np.random.default_rng(0)
+    n = 2000
+    users = np.repeat(np.arange(400), 5)
+    values = rng.random((n, 2)).astype(np.float32)
+    indices = np.stack([np.zeros(n, dtype=np.int64), rng.integers(1, 50, n)], 1)
+    values[:, 0] = np.where(rng.random(n) < 0.99, values[:, 0], 0.0)  # latent 0 silent on 1% of cases
+    cases = CaseSet(users, np.full((n, 9), -1), np.zeros(n, dtype=np.int64), values, indices)
+    for latent in (0, 7):  # latent 0: silent cases are rare (the exact scan); latent 7: common (rejection)
+        fired = set(cases.fired(latent)[0].tolist())
+        sample = sample_latent(cases, latent, n=5, seed=3)
+        assert sample.status == "ok"
+        negatives = sample.negatives + sample.calibration
+        chosen = sample.construction + sample.verification
+        assert not fired & set(negatives)
+        assert len({int(users[r]) for r in negatives + chosen}) == 20  # every case of its own user
+        assert sample_latent(cases, latent, n=5, seed=3) == sample  # seeded

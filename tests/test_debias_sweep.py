@@ -11,11 +11,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recprobe.beyond import PopularityGroups
 from recprobe.concepts.cases import record_cases
 from recprobe.data.prepare import leave_one_out
-from recprobe.debias import cohens_d, cohens_d_latents, popularity_latents, select_latents
+from recprobe.debias import (
+    average_ranks,
+    cohens_d,
+    cohens_d_latents,
+    popularity_latents,
+    select_latents,
+    sparse_spearman,
+    spearman,
+)
 from recprobe.debias_sweep import LatentEdit, check_strengths, debias_sweep, list_ranks
 from recprobe.errors import ConfigError, UnknownNameError
 from recprobe.models.evaluate import evaluate_model
@@ -197,3 +207,15 @@ def test_debias_sweep_on_the_command_line(capsys, tmp_path, monkeypatch):
     assert code == 0, err
     page = (out / "report" / "index.html").read_text()
     assert "De-biasing sweep" in page and "<polyline" in page
+
+
+@given(st.integers(0, 10_000), st.integers(20, 300), st.floats(0.02, 0.9))
+@settings(max_examples=60, deadline=None)
+def test_sparse_spearman_equals_the_dense_one(seed, n, share):
+    """The closed form for a mostly-zero activation, ties among the fired values and in the popularity included."""
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random(n) < share, rng.integers(1, 5, n).astype(float), 0.0)
+    popularity = rng.integers(0, 8, n).astype(float)
+    rows = np.flatnonzero(dense)
+    ranks = average_ranks(popularity)
+    assert sparse_spearman(rows, dense[rows], ranks - ranks.mean()) == pytest.approx(spearman(dense, popularity), abs=1e-9)

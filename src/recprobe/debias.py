@@ -49,16 +49,30 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / denominator) if denominator > 0 else 0.0
 
 
+def sparse_spearman(rows: np.ndarray, values: np.ndarray, centred_ranks: np.ndarray) -> float:
+    """``spearman(a, b)`` for ``a`` zero but for positive ``values`` at ``rows``, given ``b``'s average ranks
+    minus their mean: O(len(rows)), the zeros' tied rank entering in closed form."""
+    n, m = len(centred_ranks), len(rows)
+    zeros = n - m
+    zero_rank, mean_rank = (zeros + 1) / 2, (n + 1) / 2
+    active_ranks = average_ranks(values) + zeros
+    covariance = float(((active_ranks - zero_rank) * centred_ranks[rows]).sum())
+    spread_a = zeros * (zero_rank - mean_rank) ** 2 + float(((active_ranks - mean_rank) ** 2).sum())
+    denominator = np.sqrt(spread_a * float((centred_ranks ** 2).sum()))
+    return covariance / denominator if denominator > 0 else 0.0
+
+
 def popularity_latents(cases: CaseSet, popularity: np.ndarray, n_latents: int) -> list[tuple[int, float]]:
     """(latent, Spearman correlation between its activation and the popularity of the case's predicted item),
     most positive first, for latents firing on at least MIN_ACTIVE cases. Positive: the latent fires with
-    popular predictions; negative: with niche ones."""
-    predicted_popularity = popularity[cases.predicted]
+    popular predictions; negative: with niche ones. Each latent costs O(its fired cases)."""
+    ranks = average_ranks(popularity[cases.predicted])
+    centred = ranks - ranks.mean()
     found = []
     for latent in range(n_latents):
-        activation = cases.activation(latent)
-        if (activation > 0).sum() >= MIN_ACTIVE:
-            found.append((latent, spearman(activation, predicted_popularity)))
+        rows, values = cases.fired(latent)
+        if len(rows) >= MIN_ACTIVE:
+            found.append((latent, sparse_spearman(rows, values, centred)))
     return sorted(found, key=lambda lr: -lr[1])
 
 

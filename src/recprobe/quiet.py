@@ -66,7 +66,11 @@ def _library_bars() -> list:
             transformers_logging.disable_progress_bar()
             restore.append(transformers_logging.enable_progress_bar)
     if "huggingface_hub" in sys.modules:
-        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+        from huggingface_hub.utils import (
+            are_progress_bars_disabled,
+            disable_progress_bars,
+            enable_progress_bars,
+        )
 
         if not are_progress_bars_disabled():
             disable_progress_bars()

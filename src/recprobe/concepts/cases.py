@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -50,9 +51,21 @@ class CaseSet:
     def __len__(self) -> int:
         return len(self.users)
 
+    @cached_property
+    def by_latent(self) -> LatentIndex:
+        """Every fired (case, value) pair grouped by latent, built once: per-latent work is then O(its cases)."""
+        return LatentIndex.build(self.values, self.indices)
+
+    def fired(self, latent: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, values) of the cases where ``latent`` fired, strongest first (ties by row)."""
+        return self.by_latent.of(latent)
+
     def activation(self, latent: int) -> np.ndarray:
-        """[n] activation of one latent in every case (0 where it did not fire)."""
-        return np.where(self.indices == latent, self.values, 0.0).sum(1)
+        """[n] activation of one latent in every case (0 where it did not fire). O(cases): prefer ``fired``."""
+        rows, values = self.fired(latent)
+        out = np.zeros(len(self), dtype=np.float32)
+        out[rows] = values
+        return out
 
     def subset(self, rows: np.ndarray) -> CaseSet:
         """The cases at ``rows``."""
@@ -74,8 +87,7 @@ class CaseSet:
 
     def strongest(self, latent: int) -> np.ndarray:
         """The rows where ``latent`` fired, strongest first (ties by row), each user's strongest only."""
-        activation = self.activation(latent)
-        return one_per_user(np.argsort(-activation, kind="stable")[: int((activation > 0).sum())], self.users)
+        return one_per_user(self.fired(latent)[0], self.users)
 
     def save(self, path: str | Path) -> None:
         names = ("users", "history", "predicted", "values", "indices") + (("positions",) if self.positions is not None else ())
@@ -104,6 +116,32 @@ def case_rows(split: Split, kind: CaseKind, max_history: int) -> tuple[np.ndarra
     every_user = np.repeat(users, lengths)
     position = np.arange(len(every_user)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
     return every_user, position
+
+
+@dataclass(frozen=True)
+class LatentIndex:
+    """The fired pairs of a case set as CSR by latent: latent l's rows are ``rows[offsets[l]:offsets[l + 1]]``,
+    strongest first, ties by row (one sort of the n * k pairs)."""
+
+    offsets: np.ndarray  # [n_latents + 1]
+    rows: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def build(cls, values: np.ndarray, indices: np.ndarray) -> LatentIndex:
+        fired = values > 0
+        rows = np.broadcast_to(np.arange(len(values))[:, None], values.shape)[fired]
+        latents, strength = indices[fired], values[fired]
+        order = np.lexsort((rows, -strength, latents))
+        n_latents = int(indices.max()) + 1 if indices.size else 0
+        counts = np.bincount(latents, minlength=n_latents)
+        return cls(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), rows[order], strength[order])
+
+    def of(self, latent: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= latent < len(self.offsets) - 1:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        part = slice(self.offsets[latent], self.offsets[latent + 1])
+        return self.rows[part], self.values[part]
 
 
 def case_times(split: Split, users: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -206,15 +244,35 @@ def sample_latent(cases: CaseSet, latent: int, n: int = 5, seed: int = 0) -> Lat
     """Top 2N cases by activation, one per user, split at random into N for construction and N for
     verification, plus N random non-activated cases of other users (and N more for calibration); every case
     from a distinct user, so no user fills a latent's examples; the same seed and latent give the same sample."""
-    activation = cases.activation(latent)
-    n_active, ranked = int((activation > 0).sum()), cases.strongest(latent)
+    fired_rows, _ = cases.fired(latent)
+    n_active, ranked = len(fired_rows), cases.strongest(latent)
     if len(ranked) < 2 * n:
         return LatentSample(latent, "insufficient", n_active, [], [], [], [], active_users=len(ranked))
     rng = np.random.default_rng([seed, latent])
     top = rng.permutation(ranked[: 2 * n])
-    inactive = np.flatnonzero((activation == 0) & ~np.isin(cases.users, cases.users[top]))
-    negatives = one_per_user(rng.permutation(inactive), cases.users)[: 2 * n]
+    negatives = silent_cases(cases, np.sort(fired_rows), set(cases.users[top].tolist()), 2 * n, rng)
     if len(negatives) < 2 * n:  # nearly every user activates it: too few others to verify against
         return LatentSample(latent, "insufficient", n_active, [], [], [], [], active_users=len(ranked))
     return LatentSample(latent, "ok", n_active, sorted(top[:n].tolist()), sorted(top[n:].tolist()),
                         sorted(negatives[:n].tolist()), sorted(negatives[n:].tolist()), active_users=len(ranked))
+
+
+def silent_cases(cases: CaseSet, fired_rows: np.ndarray, excluded_users: set[int], count: int,
+                 rng: np.random.Generator, tries: int = 64) -> np.ndarray:
+    """Up to ``count`` random rows where the latent is silent (not in the sorted ``fired_rows``), each of a
+    distinct user outside ``excluded_users``. Rejection sampling, O(count) draws while silent cases are common;
+    an exact scan of every case when they are rare."""
+    chosen, users = [], set(excluded_users)
+    for row in rng.integers(0, len(cases), size=tries * count):
+        user = int(cases.users[row])
+        position = np.searchsorted(fired_rows, row)
+        if user in users or (position < len(fired_rows) and fired_rows[position] == row):
+            continue
+        chosen.append(int(row))
+        users.add(user)
+        if len(chosen) == count:
+            return np.array(chosen, dtype=np.int64)
+    silent = np.ones(len(cases), dtype=bool)
+    silent[fired_rows] = False
+    inactive = np.flatnonzero(silent & ~np.isin(cases.users, list(excluded_users)))
+    return one_per_user(rng.permutation(inactive), cases.users)[:count]

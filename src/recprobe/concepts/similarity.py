@@ -16,10 +16,9 @@ CONFIDENT = 0.8
 
 def representative_items(cases: CaseSet, latent: int, count: int = 2) -> list[int]:
     """The predicted items of the ``count`` cases where ``latent`` is strongest (distinct items)."""
-    activation = cases.activation(latent)
     items: list[int] = []
-    for row in np.argsort(-activation, kind="stable"):
-        if activation[row] <= 0 or len(items) == count:
+    for row in cases.fired(latent)[0]:
+        if len(items) == count:
             break
         if int(cases.predicted[row]) not in items:
             items.append(int(cases.predicted[row]))

@@ -235,11 +235,11 @@ class RunReport:
 
     # --- one latent -----------------------------------------------------------------------------------------
     def latent_page(self, latent: int) -> str:
-        activation = self.cases.activation(latent)
-        active = np.flatnonzero(activation > 0)
+        active, strength = self.cases.fired(latent)  # strongest first
         record = self.records.get(latent, {})
+        peak, mean = (float(strength[0]), float(strength.mean())) if len(active) else (0.0, float("nan"))
         facts = [("fires on", f"{self.users_firing[latent]:,} of {self.n_users:,} users ({len(active):,} of {len(self.cases):,} cases)"),
-                 ("max activation", f"{activation.max():.3f}"), ("mean when firing", f"{activation[active].mean():.3f}")]
+                 ("max activation", f"{peak:.3f}"), ("mean when firing", f"{mean:.3f}")]
         if record.get("confidence") is not None:
             facts.append(("confidence C", f"{record['confidence']:.2f}"))
         description = record.get("description") or {"insufficient": "too few activated cases to describe and verify"}.get(
@@ -247,18 +247,16 @@ class RunReport:
         verification = None if record.get("confidence") is None else [
             ("activated cases", record["tp"], record["fn"]), ("non-activated cases", record["fp"], record["tn"])]
         return render("latent.html", title=f"Latent {latent}", subtitle=self.title, root="../", description=description,
-                      facts=facts, verification=verification, activation=histogram(activation[active], 16, "activation"),
-                      history=REPORT_HISTORY, cases=self._top_cases(latent, activation), effects=self._effects(latent),
+                      facts=facts, verification=verification, activation=histogram(strength, 16, "activation"),
+                      history=REPORT_HISTORY, cases=self._top_cases(latent, active, strength), effects=self._effects(latent),
                       cofiring=self._cofiring(latent, active), steering=self._steering(latent))
 
-    def _top_cases(self, latent: int, activation: np.ndarray) -> list[tuple]:
+    def _top_cases(self, latent: int, active: np.ndarray, strength: np.ndarray) -> list[tuple]:
         rows = []
-        for row in np.argsort(-activation, kind="stable")[:TOP_CASES]:
-            if activation[row] <= 0:
-                break
+        for row, value in zip(active[:TOP_CASES], strength[:TOP_CASES], strict=True):
             history = [self.item(int(i)) for i in self.cases.history[row] if i >= 0][-REPORT_HISTORY:]
             column = np.flatnonzero(self.cases.indices[row] == latent)
-            rows.append((level(int(self.levels[row, column[0]]) if len(column) else 0), float(activation[row]),
+            rows.append((level(int(self.levels[row, column[0]]) if len(column) else 0), float(value),
                          "; ".join(history), self.item(int(self.cases.predicted[row]))))
         return rows
 
