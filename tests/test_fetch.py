@@ -70,13 +70,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server(monkeypatch, tmp_path):
+def serving(monkeypatch, tmp_path) -> Server:
+    """A started server, named by RECPROBE_DATASETS_URL, with the cache in ``tmp_path``; stopped at exit."""
     served = Server()
-    thread = threading.Thread(target=served.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    threading.Thread(target=served.serve_forever, args=(0.05,), daemon=True).start()
     monkeypatch.setenv("RECPROBE_DATASETS_URL", served.url)
     monkeypatch.setenv("RECPROBE_CACHE_DIR", str(tmp_path / "cache"))
+    return served
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path):
+    served = serving(monkeypatch, tmp_path)
     yield served
     served.shutdown()
     served.server_close()

@@ -94,6 +94,7 @@ class Reconstruction(Record):
 class Faithfulness(Record):
     original_test: dict[str, float | None]
     spliced_test: dict[str, float | None]
+    splice_test: dict[str, float | None] = {}  # SAEs trained before it was measured have none
 
 
 class Measured(Faithfulness):
@@ -120,15 +121,69 @@ class ConceptSummary(Record):
     inter_similarity: float | None
 
 
+class ConceptSettings(Record):
+    """``concepts/settings.json``: how a concepts folder was made (older folders lack ``basis`` and ``cases``)."""
+
+    basis: str = "sae"
+    cases: str = "test"
+    describer: str
+    verifier: str
+    n: int = Field(ge=1)
+    seed: int = Field(ge=0)
+    made_from: dict[str, str]
+
+
+class AttributeHeatmap(Record):
+    latents: list[int]
+    labels: list[str]
+    auroc: list[list[float | None]]
+
+
+class AttributeTable(Record):
+    """``concepts/attributes.json``: every basis's best AUROC per attribute value (only the counts when no label
+    was frequent enough to score)."""
+
+    cases: int = Field(ge=0)
+    labels: int = Field(ge=0)
+    bases: list[str] = []
+    mean_best_auroc: dict[str, dict[str, float | None]] = {}
+    heatmap: AttributeHeatmap | None = None
+
+
+class StoredCatalog(Record):
+    """``split/catalog.json``: each item's title and attributes."""
+
+    titles: list[str]
+    attributes: list[dict[str, list[str]]]
+    has_titles: bool
+
+
+class Result(Record):
+    """A result file that records what it was made from (steering, de-biasing, compare...)."""
+
+    made_from: dict[str, str]
+
+
+class Table7Row(Record):
+    latent: int = Field(ge=0)
+
+
+class Table7Result(Result):
+    """``steering/table7.json``."""
+
+    latents: list[Table7Row]
+    skipped: list[dict[str, Any]]
+
+
 def read_checked(path: Path, model: type[BaseModel], rebuild: str) -> Any:
-    """The JSON at ``path`` once it fits ``model`` (as read: a dict); else one error naming the file, the first
-    field at fault and ``rebuild``, the command that writes it again."""
+    """The JSON at ``path`` once it fits ``model``, as the plain dicts and lists it holds (numbers written as
+    strings read as numbers); else one error naming the file, the first field at fault and ``rebuild``, the
+    command that writes it again."""
     data = read_json(path)  # not JSON at all: read_json's own error
     try:
-        model.model_validate(data)
+        return model.model_validate(data).model_dump()
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the whole file"
         raise RunFolderError(f"{path} is not what recprobe writes there ({where}: {first['msg']}); rebuild it with "
                              f"`{rebuild}`") from None
-    return data

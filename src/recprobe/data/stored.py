@@ -17,6 +17,7 @@ import numpy as np
 from recprobe.data.split import Catalog, Split
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json, write_folder, write_json
+from recprobe.schemas import StoredCatalog, read_checked
 
 FOLDER = "split"  # its name inside a run folder
 FORMAT = 1
@@ -45,7 +46,7 @@ def read_split(folder: str | Path, rebuild: str) -> Split:
     folder = Path(folder)
     try:
         meta = read_json(folder / META)
-        catalog = read_json(folder / CATALOG)
+        catalog = read_checked(folder / CATALOG, StoredCatalog, rebuild)
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
         users = {name: np.load(folder / f"user-{name}.npy", mmap_mode="r") for name in meta["user_attributes"]}
         split = Split(meta["name"], **arrays, catalog=Catalog(catalog["titles"], catalog["attributes"],

@@ -23,7 +23,7 @@ from recprobe.concepts.interpret import most_confident
 from recprobe.effects import LatentEffects
 from recprobe.evaluate import DENSE_RATE, splice_effects, store_mean
 from recprobe.explain import explain
-from recprobe.io import read_json, write_folder
+from recprobe.io import write_folder
 from recprobe.report.charts import bars, heatmap, histogram, pareto
 from recprobe.report.pages import STYLE, level, link, render
 from recprobe.runs.compare import headline, read_compare
@@ -35,14 +35,10 @@ from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
 from recprobe.runs.table7_every import REBUILD as TABLE7_EVERY_REBUILD
 from recprobe.runs.table7_every import missing_controls, read_table7_every
-from recprobe.schemas import ConceptSummary, read_checked
+from recprobe.schemas import AttributeTable, ConceptSummary, read_checked
 
 TOP_CASES, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 6, 25, 5
 EXAMPLE_USERS, EXPLAINING_LATENTS = 8, 5
-
-
-def _optional_json(path: Path) -> Any:
-    return read_json(path) if path.exists() else None
 
 
 class RunReport:
@@ -110,7 +106,7 @@ class RunReport:
                  ("dense latents: train vectors / interpreted cases",
                   f"{train['dense_fraction']:.1%} / {(self.case_share > DENSE_RATE).mean():.1%}"),
                  ("HR@10 spliced / original", f"{spliced:.0%}")]
-        splices = (before["splice_test"], after["splice_test"]) if "splice_test" in after else self._splice_effects()
+        splices = (before["splice_test"], after["splice_test"]) if after["splice_test"] else self._splice_effects()
         for key, label in (("NDCG@10_recovered", "NDCG@10 recovered vs mean ablation"),
                            ("loss_recovered", "softmax loss recovered"), ("top10_overlap", "top-10 overlap")):
             shown.append((f"{label} (random init {_round(splices[0][key])})", _round(splices[1][key])))
@@ -124,7 +120,9 @@ class RunReport:
                 splice_effects(self.target, self.sae, self.split, mean))
 
     def _attributes(self) -> dict[str, Any] | None:
-        found = _optional_json(self.opened.layout.concepts() / ATTRIBUTES) if self.records else None
+        path = self.opened.layout.concepts() / ATTRIBUTES
+        found = read_checked(path, AttributeTable, self.opened.interpret_command(path.parent)) \
+            if self.records and path.exists() else None
         if not found or not found.get("labels"):
             return None
         means = found["mean_best_auroc"]

@@ -47,7 +47,7 @@ from recprobe.concepts.records import append_record, repair_records
 from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, StaleArtifactError
 from recprobe.evaluate import DENSE_RATE
-from recprobe.io import atomic_write_text, read_json, write_json
+from recprobe.io import atomic_write_text, write_json
 from recprobe.runs.attributes import attribute_metrics, case_representations
 from recprobe.runs.ladder import train_controls
 from recprobe.runs.layout import ATTRIBUTES, CASES, CONTROL_BASES, DAMAGED, SETTINGS, SUMMARY
@@ -55,6 +55,7 @@ from recprobe.runs.lock import locked
 from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.io import CONFIG
+from recprobe.schemas import ConceptSettings, read_checked
 from recprobe.store import ActivationStore
 from recprobe.target import is_sequential
 
@@ -94,8 +95,8 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
                 "made_from": run.cases_made_from(basis)}
     rebuild = run.interpret_command(out, basis)
     if (out / SETTINGS).exists() and not overwrite:
-        previous = {"cases": "test", **read_json(out / SETTINGS)}  # folders from before --cases held test cases
-        check_made_from(str(out), previous.get("made_from", {}), settings["made_from"], rebuild)
+        previous = read_checked(out / SETTINGS, ConceptSettings, rebuild)  # older folders: test cases, the SAE
+        check_made_from(str(out), previous["made_from"], settings["made_from"], rebuild)
         if previous != settings:
             changed = sorted(k for k in settings if previous.get(k) != settings[k])
             raise StaleArtifactError(f"{out} holds concepts made with another {', '.join(changed)} ({ {k: previous.get(k) for k in changed} }, "

@@ -12,7 +12,7 @@ from torch import nn
 
 from recprobe.errors import StaleArtifactError
 from recprobe.hashing import tensors_hash
-from recprobe.io import read_json
+from recprobe.schemas import Result, read_checked
 
 
 def torch_module(target: Any) -> nn.Module | None:
@@ -49,10 +49,12 @@ def check_made_from(what: str, recorded: Mapping[str, Any], current: Mapping[str
                                  f"({detail}); rebuild it with `{rebuild}`")
 
 
-def read_made_from(path: Path, current: Mapping[str, Any], rebuild: str) -> dict[str, Any] | None:
-    """A result file that records what it was made from: None when absent, refused when made from other inputs."""
+def read_made_from(path: Path, current: Mapping[str, Any], rebuild: str, schema: type[Result] = Result
+                   ) -> dict[str, Any] | None:
+    """A result file that records what it was made from: None when absent, refused when it does not fit
+    ``schema`` or was made from other inputs."""
     if not path.exists():
         return None
-    result = read_json(path)
-    check_made_from(str(path), result.get("made_from", {}), current, rebuild)
+    result = read_checked(path, schema, rebuild)
+    check_made_from(str(path), result["made_from"], current, rebuild)
     return result

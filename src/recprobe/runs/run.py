@@ -32,7 +32,7 @@ from recprobe.runs.layout import BASES, CASES, CONTROL_BASES, SETTINGS, RunLayou
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
-from recprobe.schemas import RunRecord, SaeMetrics, read_checked
+from recprobe.schemas import ConceptSettings, RunRecord, SaeMetrics, read_checked
 from recprobe.store import ActivationStore
 from recprobe.target import ProbeTarget
 from recprobe.testing import ranking_check
@@ -215,9 +215,9 @@ class Run:
         folder = folder or self.layout.concepts()
         if not (folder / SETTINGS).is_file():
             return []
-        settings = read_json(folder / SETTINGS)
-        basis = settings.get("basis", "sae")
-        check_made_from(str(folder), settings.get("made_from", {}), self.cases_made_from(basis),
+        settings = read_checked(folder / SETTINGS, ConceptSettings, self.interpret_command(folder))
+        basis = settings["basis"]
+        check_made_from(str(folder), settings["made_from"], self.cases_made_from(basis),
                         self.interpret_command(folder, basis))
         return read_records(folder, self.basis_width(basis)).records
 

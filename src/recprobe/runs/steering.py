@@ -28,6 +28,7 @@ from recprobe.runs.layout import CONCEPTS_FILE
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
+from recprobe.schemas import Result, Table7Result
 from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect
 
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
@@ -178,4 +179,5 @@ def result_made_from(run: Run, name: str) -> dict[str, str]:
 def read_result(run: Run, name: str, rebuild: str) -> dict[str, Any] | None:
     """A steering result of the run, None when absent; refused when made with another SAE, cases or (Table 7)
     concepts."""
-    return read_made_from(run.layout.steering / name, result_made_from(run, name), f"{rebuild} --run {run.root}")
+    schema = Table7Result if name == TABLE7 else Result
+    return read_made_from(run.layout.steering / name, result_made_from(run, name), f"{rebuild} --run {run.root}", schema)

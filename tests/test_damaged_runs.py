@@ -1,0 +1,100 @@
+"""Every JSON file of a finished run, damaged every way a careless colleague or a broken disk would, read by the
+commands that read it: each ends in a correct result or exactly one `error:` line (exit 2), never a traceback,
+and the damaged file and every other file that was there before stay as they were.
+
+The table in test_cli_errors.py holds the documented cases with their exact messages; this sweep is the net
+under them, for damage nobody wrote a row for."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from recprobe.cli import main
+from tests.test_cli_errors import digest, finished_run  # noqa: F401 (finished_run: a fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def wrong_types(value):
+    """The same shape, every leaf of another type: numbers become strings, strings lists, lists numbers."""
+    if isinstance(value, dict):
+        return {key: wrong_types(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return 7
+    if isinstance(value, str):
+        return ["x"]
+    if isinstance(value, bool) or value is None:
+        return "yes"
+    return str(value)
+
+
+def per_record(damage: Callable[[object], object]) -> Callable[[str], str]:
+    """A JSON file's text with ``damage`` applied to its value (to every line's value for a .jsonl file)."""
+    def apply(text: str) -> str:
+        return json.dumps(damage(json.loads(text)))
+
+    return apply
+
+
+DAMAGES: dict[str, Callable[[str], str]] = {
+    "empty": lambda text: "",
+    "not-json": lambda text: text[: len(text) // 2],
+    "object": lambda text: "{}",
+    "array": lambda text: "[]",
+    "null": lambda text: "null",
+    "wrong-types": per_record(wrong_types),
+}
+JSONL_DAMAGES: dict[str, Callable[[str], str]] = {
+    "empty": lambda text: "",
+    "cut-line": lambda text: text[: len(text) // 2],
+    "array-lines": lambda text: "\n".join("[]" for _ in text.splitlines()) + "\n",
+    "wrong-types": lambda text: "\n".join(json.dumps(wrong_types(json.loads(line))) for line in text.splitlines()) + "\n",
+}
+# Which commands read a file, by its folder; `report` reads nearly everything.
+READERS = {"run.json": ("evaluate", "report"), "split": ("evaluate", "report"), "recommender": ("evaluate", "report"),
+           "activations": ("report",), "sae": ("report", "explain"), "concepts": ("report", "steer"),
+           "steering": ("report",)}
+COMMANDS = {"evaluate": "evaluate --run {run}", "report": "report --run {run}",
+            "steer": "steer --run {run} --table7", "explain": "explain --run {run} --user 1"}
+
+
+FILES = ("activations/index.json", "concepts/attributes.json", "concepts/concepts.jsonl", "concepts/settings.json",
+         "concepts/summary.json", "recommender/config.json", "recommender/metrics.json", "run.json", "sae/cfg.json",
+         "sae/metrics.json", "split/catalog.json", "split/split.json", "steering/table7.json")
+CASES = [(name, damage, command) for name in FILES for command in READERS[name.split("/")[0]]
+         for damage in (JSONL_DAMAGES if name.endswith(".jsonl") else DAMAGES)]
+
+
+def json_files(run: Path) -> list[str]:
+    return sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.suffix in (".json", ".jsonl")
+                  and "report" not in p.relative_to(run).parts)
+
+
+def test_the_sweep_covers_every_json_file_of_the_run(finished_run):  # noqa: F811
+    assert json_files(finished_run[0]) == list(FILES)  # a new file joins FILES, and so the sweep
+
+
+@pytest.mark.parametrize(("name", "damage", "command"), CASES, ids=["-".join(case) for case in CASES])
+def test_a_damaged_file_is_one_line_or_a_correct_result(finished_run, name, damage, command, tmp_path, capsys):  # noqa: F811
+    run = tmp_path / "run"
+    shutil.copytree(finished_run[0], run)
+    damaged = run / name
+    text = damaged.read_text()
+    damaged.write_text((JSONL_DAMAGES if name.endswith(".jsonl") else DAMAGES)[damage](text))
+    before = digest(run)
+    with pytest.raises(SystemExit) as exit_info:
+        main(COMMANDS[command].format(run=run).split())
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    where = f"{name} damaged ({damage}), `recprobe {command}`"
+    assert exit_info.value.code in (0, 2), f"{where}: exit {exit_info.value.code}\n{err[-2000:]}"
+    if exit_info.value.code == 2:
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"{where}:\n{err[-2000:]}"
+    after = digest(run)
+    changed = [path for path, sha in before.items() if after.get(path) != sha and not path.startswith(("report/", "steering/"))]
+    assert not changed, f"{where} changed {changed}"
