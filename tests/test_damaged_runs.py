@@ -1,4 +1,4 @@
-"""Every JSON file of a finished run, damaged every way a careless colleague or a broken disk would, read by the
+"""Every file of a finished run, damaged every way a careless colleague or a broken disk would, read by the
 commands that read it: each ends in a correct result or exactly one `error:` line (exit 2), never a traceback,
 and the damaged file and every other file that was there before stay as they were.
 
@@ -55,19 +55,35 @@ JSONL_DAMAGES: dict[str, Callable[[str], str]] = {
     "array-lines": lambda text: "\n".join("[]" for _ in text.splitlines()) + "\n",
     "wrong-types": lambda text: "\n".join(json.dumps(wrong_types(json.loads(line))) for line in text.splitlines()) + "\n",
 }
+BINARY_DAMAGES: dict[str, Callable[[bytes], bytes]] = {
+    "empty": lambda data: b"",
+    "cut": lambda data: data[: len(data) // 2],
+    "garbage": lambda data: bytes((7 * i + 13) % 256 for i in range(len(data))),
+}
 # Which commands read a file, by its folder; `report` reads nearly everything.
 READERS = {"run.json": ("evaluate", "report"), "split": ("evaluate", "report"), "recommender": ("evaluate", "report"),
-           "activations": ("report",), "sae": ("report", "explain"), "concepts": ("report", "steer"),
+           "activations": ("report", "ladder"), "sae": ("report", "explain"), "concepts": ("report", "steer"),
            "steering": ("report",)}
 COMMANDS = {"evaluate": "evaluate --run {run}", "report": "report --run {run}",
+            "ladder": "train-sae --run {run} --seeds 1 --no-controls --epochs 1 --scale 1 --k 2",
             "steer": "steer --run {run} --table7", "explain": "explain --run {run} --user 1"}
 
 
 FILES = ("activations/index.json", "concepts/attributes.json", "concepts/concepts.jsonl", "concepts/settings.json",
          "concepts/summary.json", "recommender/config.json", "recommender/metrics.json", "run.json", "sae/cfg.json",
          "sae/metrics.json", "split/catalog.json", "split/split.json", "steering/table7.json")
-CASES = [(name, damage, command) for name in FILES for command in READERS[name.split("/")[0]]
-         for damage in (JSONL_DAMAGES if name.endswith(".jsonl") else DAMAGES)]
+BINARY = ("activations/train-00000.safetensors", "concepts/cases.safetensors", "recommender/model.safetensors",
+          "sae/sae_weights.safetensors", "split/item_ids.npy", "split/train_items.npy")
+
+
+def damages_of(name: str) -> dict[str, Callable]:
+    if name in BINARY:
+        return BINARY_DAMAGES
+    return JSONL_DAMAGES if name.endswith(".jsonl") else DAMAGES
+
+
+CASES = [(name, damage, command) for name in FILES + BINARY for command in READERS[name.split("/")[0]]
+         for damage in damages_of(name)]
 
 
 def json_files(run: Path) -> list[str]:
@@ -84,8 +100,10 @@ def test_a_damaged_file_is_one_line_or_a_correct_result(finished_run, name, dama
     run = tmp_path / "run"
     shutil.copytree(finished_run[0], run)
     damaged = run / name
-    text = damaged.read_text()
-    damaged.write_text((JSONL_DAMAGES if name.endswith(".jsonl") else DAMAGES)[damage](text))
+    if name in BINARY:
+        damaged.write_bytes(BINARY_DAMAGES[damage](damaged.read_bytes()))
+    else:
+        damaged.write_text(damages_of(name)[damage](damaged.read_text()))
     before = digest(run)
     with pytest.raises(SystemExit) as exit_info:
         main(COMMANDS[command].format(run=run).split())
@@ -96,5 +114,5 @@ def test_a_damaged_file_is_one_line_or_a_correct_result(finished_run, name, dama
     if exit_info.value.code == 2:
         assert len(lines) == 1 and lines[0].startswith("error: "), f"{where}:\n{err[-2000:]}"
     after = digest(run)
-    changed = [path for path, sha in before.items() if after.get(path) != sha and not path.startswith(("report/", "steering/"))]
+    changed = [path for path, sha in before.items() if after.get(path) != sha and not path.startswith(("report/", "steering/", "saes/"))]
     assert not changed, f"{where} changed {changed}"

@@ -51,7 +51,7 @@ def test_own_model_example(shared_data, tmp_path):
     assert re.search(r"torch:GRURec.project: \(256, 32\) representations, probe check passed", out)
 
 
-@pytest.mark.parametrize(("page", "count"), [("adapters.md", 3), ("runs.md", 2)])
+@pytest.mark.parametrize(("page", "count"), [("adapters.md", 3), ("runs.md", 2), ("notebooks.md", 1)])
 def test_docs_code_blocks_run(shared_data, tmp_path, page, count):
     blocks = python_blocks(page)
     assert len(blocks) == count

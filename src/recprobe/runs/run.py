@@ -61,6 +61,21 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.root)!r}, {self.target.name} on {self.split.name})"
 
+    def _repr_html_(self) -> str:
+        """A card for a notebook: the run's size and stages, with the command that makes each missing one."""
+        from recprobe.report.notebook import run_card
+
+        return run_card(self)
+
+    def latent(self, index: int):
+        """One latent of the run's SAE (``recprobe.report.notebook.Latent``), shown as a card in a notebook."""
+        from recprobe.report.notebook import Latent
+
+        n_latents = self.sae().n_latents
+        if not 0 <= index < n_latents:
+            raise ConfigError(f"latent {index} is not one of this SAE's 0..{n_latents - 1}")
+        return Latent(self, index)
+
     # --- creating and opening --------------------------------------------------------------------------------
     @classmethod
     def create(cls, folder: str | Path, target: ProbeTarget, split: Split, *, adapter: str | None = None,
@@ -260,9 +275,10 @@ class Run:
     def explain(self, user: str, item: str | None = None) -> dict[str, Any]:
         """``recprobe explain``: the latents behind ``item`` (raw id; default: the top recommendation) for ``user``
         (raw id)."""
+        from recprobe.report.notebook import Explanation
         from recprobe.runs.explain import explain_user
 
-        return explain_user(self, user, item)
+        return Explanation(explain_user(self, user, item))
 
     def fidelity(self, **options: Any) -> dict[str, Any]:
         """``recprobe explain --fidelity``: options as ``recprobe.runs.explain.fidelity_run``."""
@@ -276,7 +292,9 @@ class Run:
 
     def debias_sweep(self, **options: Any) -> dict[str, Any]:
         """``recprobe debias --sweep``: options as ``SteeringRun.debias_sweep``."""
-        return self.steering().debias_sweep(**options)
+        from recprobe.report.notebook import Sweep
+
+        return Sweep(self.steering().debias_sweep(**options))
 
     def compare(self, **options: Any) -> dict[str, Any]:
         """``recprobe compare``: options as ``recprobe.runs.compare.compare_run``."""
