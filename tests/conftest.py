@@ -71,10 +71,14 @@ def synthetic_frame(n_users: int = 40, n_items: int = 30, per_user: int = 12, se
     return pd.DataFrame(rows, columns=["user", "item", "time", "rating"])
 
 
-@pytest.fixture
-def split() -> Split:
+def synthetic_split() -> Split:
     made = leave_one_out(synthetic_frame(), "synthetic", {}, min_rating=None, core=3)
     return replace(made, origin={"source": "synthetic", "min_rating": None, "core": 3})
+
+
+@pytest.fixture
+def split() -> Split:
+    return synthetic_split()
 
 
 def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy") -> Path:

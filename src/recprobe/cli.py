@@ -403,10 +403,17 @@ def steer(
     table7: Annotated[bool, typer.Option("--table7", help="Paper Table 7: the 3 most confident concepts at -10x, 1x, +10x (needs `recprobe interpret`).")] = False,
     every: Annotated[bool, typer.Option("--every", help="With --table7: every confident concept of every interpreted basis "
                                                         "(the SAE and its controls), the share that passes the paper's rule.")] = False,
+    user: Annotated[str | None, typer.Option(help="With --latent: this user's (raw id) top 10 at each scale, nothing written.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --user: print the lists as JSON.")] = False,
 ) -> None:
     """Scale a latent and re-rank: how often its concept items reach the top 10, over the users it fires on."""
     from recprobe.runs.steering import SteeringRun
 
+    if (user is not None or as_json) and (latent is None or table7):
+        raise ConfigError("--user: one user's lists need --latent J (with --scale F); --json goes with --user")
+    if user is not None:
+        _user_lists(run, user, latent, scale or [-10.0, 10.0], as_json)
+        return
     if every and not table7:
         raise ConfigError("--every: it widens --table7 to every concept; give --table7 --every")
     if table7 == (latent is not None):
@@ -427,6 +434,24 @@ def steer(
         if "decoder" in row:
             console.print(_steering_table(f"latent {row['latent']}: the 20 items its decoder direction promotes", row["decoder"]))
     console.print(f"-> {steering.folder}")
+
+
+def _user_lists(run: Path, user: str, latent: int, scales: list[float], as_json: bool) -> None:
+    from recprobe.runs.steering import SteeringRun
+    from recprobe.steer import Edit
+
+    steering = SteeringRun(run)
+    scales = sorted({1.0, *scales})
+    lists = {scale: steering.user_top(user, [Edit(latent, scale=scale)]) for scale in scales}
+    if as_json:
+        console.print(json.dumps({"user": user, "latent": latent,
+                                  "lists": [{"scale": s, "items": items} for s, items in lists.items()]}), soft_wrap=True)
+        return
+    titles = dict(zip(steering.split.item_ids.tolist(), steering.split.catalog.titles, strict=True))
+    table = Table("rank", *(f"x{s:g}" for s in scales), title=f"user {user}'s top 10, latent {latent} scaled")
+    for rank, row in enumerate(zip(*lists.values(), strict=True), 1):
+        table.add_row(str(rank), *(Text(f"{item} {titles[item]}") for item in row))
+    console.print(table)
 
 
 def _table7_every(run: Path) -> None:
@@ -648,6 +673,24 @@ def datasets(
         console.print(f"also fetchable with a checksum you supply (RECPROBE_DATASETS_CHECKSUMS; RecBole publishes "
                       f"none): {', '.join(unchecked)}")
     console.print(f"fetched datasets are cached in {cache_dir()} (RECPROBE_CACHE_DIR)", soft_wrap=True)
+
+
+@app.command()
+def serve(
+    run: RunOption,
+    host: Annotated[str, typer.Option(help="Address to bind (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Explore a run in the browser: search latents, read their cards, move sliders to steer a user's top 10."""
+    try:
+        import uvicorn
+
+        from recprobe.serve import create_app
+    except ImportError as e:
+        raise ConfigError(f"recprobe serve needs the 'serve' extra ({e.name} is missing): pip install 'recprobe[serve]'") from None
+    application = create_app(run)
+    console.print(f"exploring {run} at http://{host}:{port}/ (Ctrl-C stops; the run is only read)", soft_wrap=True)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -91,6 +91,15 @@ def top_items(target: ProbeTarget, reps: torch.Tensor, batch: Batch, seen: torch
 
 
 @torch.no_grad()
+def user_top(target: ProbeTarget, sae, split: Split, user: int, edits: Sequence[Edit], k: int = TOP) -> list[int]:
+    """One user's top-k items at test time with ``edits`` applied to their representation (none: the
+    model's own list through the SAE-free representation), seen items masked."""
+    (_, batch, seen), = ranked_batches(target, split, np.array([user]), 1)
+    reps = target.represent(batch).float()
+    return top_items(target, steered(sae, reps, edits) if edits else reps, batch, seen, k)[0].tolist()
+
+
+@torch.no_grad()
 def active_users(target: ProbeTarget, sae, split: Split, latent: int, batch_size: int = 512) -> np.ndarray:
     """Test users on whom ``latent`` fires."""
     found = []

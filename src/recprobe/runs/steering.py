@@ -29,7 +29,7 @@ from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.schemas import Result, Table7Result
-from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect
+from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect, user_top
 
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
 MIN_TEST_USERS = 10  # steering is measured over the test users a latent fires on: fewer make a meaningless row
@@ -77,6 +77,14 @@ class SteeringRun:
         if scores is not None:  # None: the item embeddings are not in the representation's space
             record["decoder"] = steering_effect(self.target, self.sae, self.split, latent, decoder_items(scores), scales)
         return record
+
+    def user_top(self, user: str, edits: Sequence[Edit] = ()) -> list[str]:
+        """One user's (raw id) top 10 raw item ids with ``edits`` applied: what `recprobe steer --user` prints and
+        the explorer's sliders show. Reads the run, writes nothing."""
+        from recprobe.runs.explain import index_of
+
+        items = user_top(self.target, self.sae, self.split, index_of(self.split.user_ids, user, "user"), edits)
+        return [str(self.split.item_ids[i]) for i in items]
 
     def steer(self, latent: int, scales: Sequence[float]) -> dict[str, Any]:
         record = self.effect(latent, sorted({1.0, *scales}))
