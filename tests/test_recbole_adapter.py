@@ -3,6 +3,7 @@ one epoch each on its first 300 users, through every stage of the command line."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -138,13 +139,33 @@ def test_a_recbole_model_ranks_as_recbole_does_and_goes_through_every_cli_stage(
         compared = cli(capsys, "compare", "--run", run, "--max-cases", "2000")
         assert "gap [95%" in compared and "probing/predicted@k1" in compared
         cli(capsys, "interpret", "--run", run, "--basis", "frozen-decoder")  # trains the control
-        every = cli(capsys, "steer", "--run", run, "--table7", "--every")
-        assert "frozen-decoder" in every and "trained minus the best control (" in every, every
+        cli(capsys, "steer", "--run", run, "--table7", "--every")
+        every = json.loads((Path(run) / "steering" / "table7-every.json").read_text())
+        assert list(every["bases"]) == ["sae", "frozen-decoder"], every  # the interpreted bases: the control beside it
+        assert all(0 <= row["passed"] <= row["measured"] <= row["confident"] for row in every["bases"].values())
+        explored_by_api(run, capsys)
     cli(capsys, "report", "--run", run)
     index = (Path(run) / "report" / "index.html").read_text()
     assert f"recbole:{model} on {SMALL}" in index
     assert ("Does training find anything?" in index) == (model in LADDER)
     assert ("Steering every confident concept" in index) == (model in LADDER)
+
+
+def explored_by_api(run: str, capsys) -> None:
+    """The explorer over a RecBole run: its top 10 at a slider's scale is `recprobe steer --user`'s."""
+    from starlette.testclient import TestClient
+
+    from recprobe.runs import Run
+    from recprobe.serve import create_app
+
+    opened = Run.open(run)
+    record = next(r for r in opened.concepts() if r["status"] == "ok")
+    rows, _ = opened.cases().fired(record["latent"])
+    user = str(opened.split.user_ids[opened.cases().users[rows[0]]])
+    shown = TestClient(create_app(run)).get("/api/top", params={"user": user, "edit": f"{record['latent']}:-10.0"}).json()
+    lists = json.loads(cli(capsys, "steer", "--run", run, "--latent", str(record["latent"]), "--scale", "-10",
+                           "--user", user, "--json"))["lists"]
+    assert [row["item"] for row in shown["items"]] == next(e["items"] for e in lists if e["scale"] == -10.0)
 
 
 def test_a_model_scoring_pairs_without_its_site_is_refused_with_the_option_that_reads_it(small, monkeypatch):

@@ -121,3 +121,20 @@ def test_a_users_lists_need_a_latent(explored, capsys):
     assert_one_line_error(code, err, "--user: one user's lists need --latent J (with --scale F)")
     code, _, err = run_cli(capsys, "steer", "--run", str(explored.root), "--latent", "0", "--user", "nobody")
     assert_one_line_error(code, err, "'nobody' is not one of this run's users")
+
+
+def test_the_explorer_serves_a_model_handed_over_in_python(split, tmp_path):
+    """A target handed over in Python (as `wrap()` gives), which the explorer takes as an opened Run."""
+    from tests.targets import Oracle
+
+    run = Run.create(tmp_path / "run", Oracle(split), split)
+    run.capture(progress=False)
+    run.train_sae(scale=1, k=2, epochs=2, progress=False)
+    run.interpret(n=2, verifier="llm", llm="fake", progress=False)
+    user, latent, _ = steered_user(run)
+    client = TestClient(create_app(run))
+    shown = client.get("/api/top", params={"user": user, "edit": f"{latent}:10"}).json()["items"]
+    from recprobe.steer import Edit
+
+    assert [row["item"] for row in shown] == run.steering().user_top(user, [Edit(latent, scale=10.0)])
+    assert client.get(f"/api/latents/{latent}").json()["users"] >= 1

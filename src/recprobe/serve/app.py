@@ -14,7 +14,7 @@ Every answer is JSON; a bad request is HTTP 400 with ``{"error": "<one line>"}``
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from starlette.applications import Starlette
@@ -25,6 +25,9 @@ from starlette.routing import Route
 from recprobe.errors import ConfigError, RecprobeError
 from recprobe.report.pages import STYLE
 
+if TYPE_CHECKING:
+    from recprobe.runs.run import Run
+
 SHOWN = 8  # rows of a card's tables
 MATCHES = 50  # latents or users a search answers with
 
@@ -32,7 +35,7 @@ MATCHES = 50  # latents or users a search answers with
 class Explorer:
     """What the pages ask of a run, computed from what it holds (loaded once)."""
 
-    def __init__(self, run: str | Path):
+    def __init__(self, run: Run | str | Path):
         from recprobe.effects import LatentEffects
         from recprobe.runs.steering import SteeringRun
 
@@ -99,8 +102,9 @@ class Explorer:
         return {"rows": [{k: row.get(k) for k in keys} for row in found["rows"]]}
 
 
-def create_app(run: str | Path) -> Starlette:
-    """The explorer's app over ``run`` (opened now: a run that cannot be opened fails here, not on a page)."""
+def create_app(run: Run | str | Path) -> Starlette:
+    """The explorer's app over ``run``, a folder or an opened Run (a target handed over in Python); opened now, so
+    a run that cannot be opened fails here, not on a page."""
     explorer = Explorer(run)
     page = (Path(__file__).with_name("page.html").read_text().replace("/*STYLE*/", STYLE)
             .replace("RUN_NAME", str(explorer.run.root.name)))
