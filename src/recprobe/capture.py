@@ -8,12 +8,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from rich.progress import Progress
 
 from recprobe.batches import position_batches
 from recprobe.data.split import Split
 from recprobe.errors import RecprobeError
 from recprobe.io import write_folder
+from recprobe.progress import stage_bar
 from recprobe.store import ActivationStore, ActivationWriter, Rows
 from recprobe.target import ProbeTarget
 
@@ -73,7 +73,7 @@ def capture(
 
     def write(staging: Path) -> None:
         writer = ActivationWriter(staging, target.d_model, provenance)
-        with Progress(disable=not progress, transient=True) as bar:
+        with stage_bar(progress) as bar:
             for part, (users, pos) in plan.items():
                 task = bar.add_task(f"capture {part}", total=len(users))
                 done = 0

@@ -36,6 +36,7 @@ from recprobe.data.split import Split
 from recprobe.debias import MIN_ACTIVE, SELECTIONS, dense_codes, select_latents
 from recprobe.errors import ConfigError, unknown_name
 from recprobe.metrics import ranks_and_top
+from recprobe.progress import stage_bar
 from recprobe.rerank import calibrated_top, ipr_scores
 from recprobe.steer import ranked_batches
 from recprobe.target import ProbeTarget
@@ -130,7 +131,8 @@ def _average(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
 def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, *,
                  selections: Sequence[str] = SELECTIONS, strengths: Sequence[float] = STRENGTHS,
                  ipr_alphas: Sequence[float] = IPR_ALPHAS, calibration_lambdas: Sequence[float] = CALIBRATION_LAMBDAS,
-                 n_latents: int = N_LATENTS, seeds: int = SEEDS, batch_size: int = 512) -> dict[str, Any]:
+                 n_latents: int = N_LATENTS, seeds: int = SEEDS, batch_size: int = 512,
+                 progress: bool = True) -> dict[str, Any]:
     """Run every method at every strength over all test users; one row per (method, selection, strength)."""
     started = time.perf_counter()
     strengths = check_strengths(strengths)
@@ -169,7 +171,7 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
         ranks, top = ranks_top
         sums[key].add(top.numpy(), ranks.numpy(), split.test_items[chunk], chunk)
 
-    for chunk, batch, seen in ranked_batches(target, split, users, batch_size):
+    def sweep_batch(chunk: np.ndarray, batch, seen: torch.Tensor) -> None:
         x = target.represent(batch).float()
         z = dense_codes(sae, x)
         test_items = torch.from_numpy(split.test_items[chunk])
@@ -189,6 +191,12 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
                 for seed, edit in enumerate([selected] if method == "sae" else randoms):
                     keep((method, selection, strength, seed), unedited if strength == 0 else
                          ranks_and_top(target.score(edit.apply(x, z, strength), batch).float(), *ranking), chunk)
+
+    with stage_bar(progress) as bar:
+        task = bar.add_task(f"de-biasing sweep ({len(configs)} settings)", total=len(users), unit="users")
+        for chunk, batch, seen in ranked_batches(target, split, users, batch_size):
+            sweep_batch(chunk, batch, seen)
+            bar.advance(task, len(chunk))
 
     rows = []
     for config in configs:

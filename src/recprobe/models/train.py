@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TextColumn
 
 from recprobe.data.split import Split, last_window
 from recprobe.device import Device
 from recprobe.models.base import LossKind, Recommender
 from recprobe.models.evaluate import evaluate_model
+from recprobe.progress import stage_bar
 from recprobe.target import Batch
 
 EARLY_STOP_METRIC = "NDCG@10"
@@ -158,7 +159,4 @@ def fit(model: Recommender, split: Split, config: TrainConfig, *, progress: bool
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"), disable=not enabled, transient=False,
-    )
+    return stage_bar(enabled, info=TextColumn("{task.fields[info]}"), transient=False)

@@ -24,6 +24,7 @@ from recprobe.effects import LatentEffects
 from recprobe.evaluate import DENSE_RATE, splice_effects, store_mean
 from recprobe.explain import explain
 from recprobe.io import write_folder
+from recprobe.progress import stage_bar
 from recprobe.report.charts import bars, heatmap, histogram, pareto
 from recprobe.report.pages import STYLE, level, link, render
 from recprobe.runs.compare import headline, read_compare
@@ -286,7 +287,7 @@ class RunReport:
         return {"feature": str(found.get("feature")), "header": ["concept items", *scales], "rows": rows,
                 "numeric": tuple(range(1, len(scales) + 1))}
 
-    def write(self) -> Path:
+    def write(self, progress: bool = True) -> Path:
         def write(staging: Path) -> None:
             (staging / "style.css").write_text(STYLE, encoding="utf-8")
             (staging / "index.html").write_text(self.overview(), encoding="utf-8")
@@ -294,8 +295,12 @@ class RunReport:
             if (svg := self.sweep_svg()) is not None:
                 (staging / "debias-sweep.svg").write_text(svg, encoding="utf-8")
             (staging / "latents").mkdir()
-            for latent in np.flatnonzero(self.case_share):
-                (staging / "latents" / f"{latent}.html").write_text(self.latent_page(int(latent)), encoding="utf-8")
+            latents = np.flatnonzero(self.case_share)
+            with stage_bar(progress) as bar:
+                task = bar.add_task("report: latent pages", total=len(latents), unit="pages")
+                for latent in latents:
+                    (staging / "latents" / f"{latent}.html").write_text(self.latent_page(int(latent)), encoding="utf-8")
+                    bar.advance(task)
 
         return write_folder(self.opened.layout.report, write)
 

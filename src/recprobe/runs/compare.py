@@ -45,6 +45,7 @@ from recprobe.concepts.grounding import (
 from recprobe.concepts.probing import KS, held_out_users, k_sparse_probe, pool_by_user
 from recprobe.errors import RunFolderError
 from recprobe.io import write_json
+from recprobe.progress import stage_bar
 from recprobe.runs.ladder import Rung, load_rung, trained_rungs
 from recprobe.runs.lock import locked
 from recprobe.runs.provenance import read_made_from
@@ -251,7 +252,7 @@ def read_compare(run: Run) -> dict[str, Any] | None:
 
 @locked("compare")
 def compare_run(run: Run | str | Path, *, max_cases: int = MAX_CASES, ks=KS,
-                on_seed: Callable[[int, list[str]], None] | None = None) -> dict[str, Any]:
+                on_seed: Callable[[int, list[str]], None] | None = None, progress: bool = True) -> dict[str, Any]:
     """Measure every basis of the ladder on every seed and write ``<run>/compare.json``; returns what it wrote."""
     run = open_run(run)
     rungs = trained_rungs(run.layout.saes)
@@ -262,16 +263,20 @@ def compare_run(run: Run | str | Path, *, max_cases: int = MAX_CASES, ks=KS,
     cases = sample_cases(run, max_cases)
     seeds = sorted({r.seed for r in rungs})
     per_seed, roles = [], {}
-    for seed in seeds:
-        values = {}
-        for basis in bases_for_seed(run, rungs, seed):
-            roles[basis.name] = (basis.role, basis.arch)
-            values[basis.name] = measure(basis, cases, run, seed, ks)
-        roles[RANDOM] = ("control", None)
-        values[RANDOM] = grounded(None, None, cases, run, held_out_users(cases.users, seed=seed), seed)
-        per_seed.append(values)
-        if on_seed is not None:
-            on_seed(seed, list(values))
+    with stage_bar(progress) as bar:
+        task = bar.add_task("compare", total=len(seeds), unit="seeds")
+        for seed in seeds:
+            values = {}
+            for basis in bases_for_seed(run, rungs, seed):
+                bar.update(task, description=f"compare: seed {seed}, {basis.name}")
+                roles[basis.name] = (basis.role, basis.arch)
+                values[basis.name] = measure(basis, cases, run, seed, ks)
+            roles[RANDOM] = ("control", None)
+            values[RANDOM] = grounded(None, None, cases, run, held_out_users(cases.users, seed=seed), seed)
+            per_seed.append(values)
+            bar.advance(task)
+            if on_seed is not None:
+                on_seed(seed, list(values))
     result = {"metrics": summarise(per_seed, roles), "seeds": seeds, "cases": {"kind": cases.kind, "n": len(cases.users)},
               "labels": {family: len(names) for family, (names, _) in cases.labels.items()},
               "bases": {name: {"role": role, "arch": arch} for name, (role, arch) in roles.items()},

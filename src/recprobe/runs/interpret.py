@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import Progress
 
 from recprobe.concepts.cases import (
     CASE_KINDS,
@@ -48,6 +47,7 @@ from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, StaleArtifactError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import atomic_write_text, write_json
+from recprobe.progress import stage_bar
 from recprobe.runs.attributes import attribute_metrics, case_representations
 from recprobe.runs.ladder import train_controls
 from recprobe.runs.layout import ATTRIBUTES, CASES, CONTROL_BASES, DAMAGED, SETTINGS, SUMMARY
@@ -129,7 +129,7 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
     if describer == "metadata" and hasattr(verify, "prepare"):  # descriptions are cheap: embed them all at once
         described = {j: describe_latent(j, case_set, describe, n, seed) for j in todo}
         verify.prepare(text for found in described.values() for text in found[1:] if text)
-    with Progress(disable=not progress, transient=True) as bar:
+    with stage_bar(progress) as bar:
         task = bar.add_task("interpret latents", total=len(todo))
         for latent in todo:
             record = interpret_latent(latent, case_set, describe, verify, n, seed, described.get(latent))

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import TextColumn
 
 from recprobe.errors import ConfigError, RunFolderError
 from recprobe.evaluate import reconstruction_metrics
+from recprobe.progress import stage_bar
 from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.parallel import DataParallel
@@ -115,14 +116,12 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                                                                       "epoch_rng": epoch_rng}, best_state)
 
     started, steps = time.perf_counter() - state.seconds, 0
-    columns = (TextColumn("SAE epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("FVU {task.fields[fvu]:.4f}  L0 {task.fields[l0]:.1f}  dead {task.fields[dead]:.1%}"),
-               TimeElapsedColumn())
-    with Progress(*columns, disable=not (progress and parallel.main), transient=True) as bar:
-        task = bar.add_task("sae", total=n_train, epoch=1, fvu=float("nan"), l0=0.0, dead=0.0)
+    figures = TextColumn("FVU {task.fields[fvu]:.4f}  L0 {task.fields[l0]:.1f}  dead {task.fields[dead]:.1%}")
+    with stage_bar(progress and parallel.main, info=figures) as bar:
+        task = bar.add_task("SAE epoch 1", total=n_train, unit="vectors", fvu=float("nan"), l0=0.0, dead=0.0)
         while state.epoch <= train.epochs_for(n_train):
-            bar.reset(task, total=n_train, completed=state.batches_done * train.batch_size, epoch=state.epoch,
-                      fvu=float("nan"), l0=0.0, dead=dead.fraction)
+            bar.reset(task, total=n_train, completed=state.batches_done * train.batch_size,
+                      description=f"SAE epoch {state.epoch}", fvu=float("nan"), l0=0.0, dead=dead.fraction)
             sae.train()
             for batch_index, x in enumerate(store.batches("train", train.batch_size, generator)):
                 if batch_index < state.batches_done:  # done before a restart: same order, skipped
