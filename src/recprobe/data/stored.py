@@ -52,7 +52,7 @@ def read_split(folder: str | Path, rebuild: str) -> Split:
         split = Split(meta["name"], **arrays, catalog=Catalog(catalog["titles"], catalog["attributes"],
                                                               catalog["has_titles"]),
                       notes=meta["notes"], origin=meta["origin"], user_attributes=users)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as e:  # EOFError: an emptied .npy file
         raise RunFolderError(f"{folder} does not hold a whole split ({type(e).__name__}: {' '.join(str(e).split())[:160]}); "
                              f"write it again with `{rebuild}`") from e
     shapes = {len(split.user_ids), len(split.dev_items), len(split.test_items), *map(len, users.values())}
