@@ -239,6 +239,9 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
     run.train_sae(scale=1, k=2, epochs=2, progress=False)
     run.interpret(n=2, verifier="llm", llm="fake", progress=False)
     run.steering().table7()
+    run.debias(n_latents=1)
+    run.debias_sweep(strengths=[0.0, 1.0], seeds=1, n_latents=1)
+    run.fidelity(m=1)
     run.report()
     return root / "run", data
 

@@ -61,7 +61,7 @@ BINARY_DAMAGES: dict[str, Callable[[bytes], bytes]] = {
     "garbage": lambda data: bytes((7 * i + 13) % 256 for i in range(len(data))),
 }
 # Which commands read a file, by its folder; `report` reads nearly everything.
-READERS = {"run.json": ("evaluate", "report"), "split": ("evaluate", "report"), "recommender": ("evaluate", "report"),
+READERS = {"run.json": ("evaluate", "report"), "explanations": ("report",), "split": ("evaluate", "report"), "recommender": ("evaluate", "report"),
            "activations": ("report", "ladder"), "sae": ("report", "explain"), "concepts": ("report", "steer"),
            "steering": ("report",)}
 COMMANDS = {"evaluate": "evaluate --run {run}", "report": "report --run {run}",
@@ -70,8 +70,9 @@ COMMANDS = {"evaluate": "evaluate --run {run}", "report": "report --run {run}",
 
 
 FILES = ("activations/index.json", "concepts/attributes.json", "concepts/concepts.jsonl", "concepts/settings.json",
-         "concepts/summary.json", "recommender/config.json", "recommender/metrics.json", "run.json", "sae/cfg.json",
-         "sae/metrics.json", "split/catalog.json", "split/split.json", "steering/table7.json")
+         "concepts/summary.json", "explanations/fidelity.json", "recommender/config.json", "recommender/metrics.json",
+         "run.json", "sae/cfg.json", "sae/metrics.json", "split/catalog.json", "split/split.json",
+         "steering/debias-sweep.json", "steering/debias.json", "steering/table7.json")
 BINARY = ("activations/train-00000.safetensors", "concepts/cases.safetensors", "recommender/model.safetensors",
           "sae/sae_weights.safetensors", "split/item_ids.npy", "split/train_items.npy")
 
