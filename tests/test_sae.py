@@ -327,3 +327,24 @@ def test_a_failed_training_run_leaves_the_saved_sae_as_it_was(split, tmp_path, m
     with pytest.raises(DataFormatError, match="non-finite"):
         train_sae_run(run, {"scale": 1, "k": 2}, SAETrainConfig(epochs=3), progress=False)
     assert {p.name: p.read_bytes() for p in (run / "sae").iterdir()} == saved
+
+
+def test_the_prediction_aware_term_brings_the_item_softmax_of_the_reconstruction_closer(tmp_path):
+    """With k too small to reconstruct everything, the KL term trades reconstruction for what the item scores
+    need: the reconstruction's item softmax is closer to the original's than without it."""
+    from recprobe.errors import ConfigError
+    from recprobe.sae.train import prediction_kl
+
+    store = low_rank_store(tmp_path / "acts")
+    items = torch.randn(50, 8, generator=torch.Generator().manual_seed(1)) * 3
+    config = SAEConfig(d_in=8, scale=2, k=2, seed=0)
+    test = torch.cat(list(store.batches("test", 1024)))
+    kl = {}
+    for weight in (0.0, 1.0):
+        sae, _ = train_sae(store, config, SAETrainConfig(epochs=20, batch_size=64, lr=3e-3, kl_weight=weight),
+                           progress=False, items=items)
+        with torch.no_grad():
+            kl[weight] = float(prediction_kl(test, sae.reconstruct(test), items))
+    assert kl[1.0] < 0.8 * kl[0.0], kl  # measured: 0.436 against 0.650
+    with pytest.raises(ConfigError, match="--kl-weight needs the target's item embeddings as wide as its 8-wide"):
+        train_sae(store, config, SAETrainConfig(epochs=1, kl_weight=1.0), progress=False, items=None)

@@ -234,10 +234,11 @@ def train_sae(
     controls: Annotated[bool, typer.Option(help="With --seeds: train the frozen controls too.")] = True,
     option: Annotated[list[str], typer.Option(help="Another SAEConfig field KEY=VALUE, e.g. alpha=0.05 (repeatable).")] = [],  # noqa: B006
     device: Annotated[str, from_config(SAETrainConfig, "device")] = default(SAETrainConfig, "device"),
+    kl_weight: Annotated[float, from_config(SAETrainConfig, "kl_weight")] = default(SAETrainConfig, "kl_weight"),
 ) -> None:
     """Train a TopK (or BatchTopK, Matryoshka) SAE on RUN/activations and write RUN/sae/ (cfg.json, weights,
     metrics.json, model card); with --seeds, the ladder of SAEs and controls in RUN/saes/."""
-    train = SAETrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device)
+    train = SAETrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device, kl_weight=kl_weight)
     archs = [a.strip() for a in arch.split(",") if a.strip()]
     if seeds is not None:
         from recprobe.runs.ladder import VARIANTS, train_ladder

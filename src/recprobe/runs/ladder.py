@@ -105,7 +105,8 @@ def train_rungs(run: Run, todo: Sequence[Rung], sae_options: dict[str, Any] | No
         if kept:
             metrics = read_json(folder / METRICS) if (folder / METRICS).is_file() else {}
         else:
-            sae, result = train_sae(store, config, train, progress=progress)
+            items = run.target.item_embeddings() if train.kl_weight > 0 else None
+            sae, result = train_sae(store, config, train, progress=progress, items=items)
             metrics = {part: reconstruction_metrics(sae, store, part) for part in store.splits()}
             metrics |= {"best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
                         "history": result.history}

@@ -29,7 +29,8 @@ def train_sae_run(run: Run | str | Path, sae_options: dict[str, Any] | None = No
     parallel = DataParallel.from_env(train.device)  # under torchrun: every rank trains, rank 0 writes
     before = faithfulness(model, initial_sae(store, config).eval(), split, store) if parallel.main else {}
     checkpoint = run.layout.sae_checkpoint
-    sae, result = train_sae(store, config, train, progress=progress, checkpoint=checkpoint)
+    items = model.item_embeddings() if train.kl_weight > 0 else None
+    sae, result = train_sae(store, config, train, progress=progress, checkpoint=checkpoint, items=items)
     if not parallel.main:
         return {}
     after = faithfulness(model, sae, split, store)

@@ -91,6 +91,11 @@ class SAETrainConfig(BaseModel):
     batch_size: int = Field(64, ge=1, description="Activation vectors per step.")
     lr: float = Field(1e-3, gt=0, allow_inf_nan=False,
                       description="Adam learning rate (no weight decay: it fights the unit-norm decoder).")
+    kl_weight: float = Field(
+        0.0, ge=0, allow_inf_nan=False,
+        description="Weight of a prediction-aware term (Arviv et al. 2026): the KL divergence between the item "
+        "softmax computed from each vector and from its reconstruction, through the target's item embeddings. 0: "
+        "reconstruction alone (the paper's).")
     device: Device = Field("cpu", description="torch device.")
     checkpoint_every: int = Field(1000, ge=1, description="Steps between resumable checkpoints (also at each epoch's end).")
 

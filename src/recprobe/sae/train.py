@@ -79,14 +79,28 @@ class DeadLatents:
         return float(self.mask.float().mean())
 
 
+def prediction_kl(x: torch.Tensor, x_hat: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    """Mean KL(softmax(x items^T) || softmax(x_hat items^T)): how far the reconstruction moves the item scores."""
+    truth = torch.log_softmax(x @ items.T, dim=-1)
+    return torch.nn.functional.kl_div(torch.log_softmax(x_hat @ items.T, dim=-1), truth, log_target=True,
+                                      reduction="batchmean")
+
+
 def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig | None = None, *,
-              progress: bool = True, checkpoint: str | Path | None = None) -> tuple[TopKSAE, SAEFitResult]:
+              progress: bool = True, checkpoint: str | Path | None = None,
+              items: torch.Tensor | None = None) -> tuple[TopKSAE, SAEFitResult]:
     """Train on the store's ``train`` rows and keep the epoch with the lowest ``dev`` FVU (train FVU when the
     store has no dev rows). Deterministic for ``config.seed`` on one device. Inside a ``torch.distributed``
     process group, each rank trains on its slice of every batch (``recprobe.sae.parallel``). With ``checkpoint``,
     the full training state is saved there every ``train.checkpoint_every`` steps and at each epoch's end, and
-    a run started with the same settings over the same store resumes from it with identical results."""
+    a run started with the same settings over the same store resumes from it with identical results. With
+    ``train.kl_weight`` > 0, ``items`` [n_items, d] (the target's item embeddings) score each vector and its
+    reconstruction for the prediction-aware term."""
     train = train or SAETrainConfig()
+    if train.kl_weight > 0 and (items is None or items.shape[-1] != store.d):
+        width = "none" if items is None else f"{items.shape[-1]}-wide ones"
+        raise ConfigError(f"--kl-weight needs the target's item embeddings as wide as its {store.d}-wide representation "
+                          f"(it has {width}); train without --kl-weight")
     if config.d_in != store.d:
         raise ConfigError(f"the SAE reads {config.d_in}-wide vectors (d_in) but {store.folder} holds {store.d}-wide "
                           f"activations; use d_in={store.d}")
@@ -94,6 +108,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     if n_train == 0:
         raise RunFolderError(f"{store.folder} holds no train activations; capture with --splits including train")
     device = torch.device(train.device)
+    items = items.detach().float().to(device) if train.kl_weight > 0 else None
     parallel = DataParallel.current()
     sae = initial_sae(store, config).to(device)
     trainable = sae.trainable_parameters()
@@ -131,6 +146,8 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                 optimiser.zero_grad(set_to_none=False)
                 if len(mine):
                     loss = sae.reconstruction_loss(mine, out)
+                    if items is not None:
+                        loss = loss + train.kl_weight * prediction_kl(mine, out.x_hat, items)
                     # weighted by this rank's share, the ranks' gradients sum to the global batch mean's
                     ((loss + config.alpha * sae.aux_loss(mine, out)) * (len(mine) / len(x))).backward()
                     mse = (mine - out.x_hat.detach()).pow(2).sum(-1).mean()
