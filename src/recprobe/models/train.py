@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -159,4 +160,5 @@ def fit(model: Recommender, split: Split, config: TrainConfig, *, progress: bool
 
 
 def _progress(enabled: bool) -> Progress:
-    return stage_bar(enabled, info=TextColumn("{task.fields[info]}"), transient=False)
+    """The epochs' bar; it stays on a terminal, and leaves logs (one line per epoch already) without a last frame."""
+    return stage_bar(enabled, info=TextColumn("{task.fields[info]}"), transient=not sys.stdout.isatty())
