@@ -47,6 +47,23 @@ class RunRecord(Record):
     untrained_ok: bool
 
 
+class TrainedOn(Record):
+    name: str
+    fingerprint: str
+    source: str | None = None
+    min_rating: float | None = None
+    core: int = Field(5, ge=3)
+
+
+class RecommenderConfig(Record):
+    """``recommender/config.json``: the built-in model, its options and training, and the data it was fit on."""
+
+    model: str
+    options: dict[str, Any] = Field(alias="model_config")  # pydantic keeps the name model_config for itself
+    train_config: dict[str, Any]
+    dataset: TrainedOn
+
+
 class ConceptRecord(Record):
     """A line of ``concepts.jsonl``: one latent's record."""
 
@@ -181,7 +198,7 @@ def read_checked(path: Path, model: type[BaseModel], rebuild: str) -> Any:
     command that writes it again."""
     data = read_json(path)  # not JSON at all: read_json's own error
     try:
-        return model.model_validate(data).model_dump()
+        return model.model_validate(data).model_dump(by_alias=True)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the whole file"

@@ -16,9 +16,10 @@ from recprobe.data import load_dataset
 from recprobe.data import stored as stored_split
 from recprobe.data.split import Split
 from recprobe.errors import DataFormatError, RunFolderError
-from recprobe.io import read_json, write_folder, write_json
+from recprobe.io import write_folder, write_json
 from recprobe.models.base import Recommender
 from recprobe.models.registry import build_model
+from recprobe.schemas import RecommenderConfig, read_checked
 
 FOLDER = "recommender"
 
@@ -42,7 +43,7 @@ def same_run(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def existing_config(run_dir: str | Path) -> dict[str, Any] | None:
     path = Path(run_dir) / FOLDER / "config.json"
-    return read_json(path) if path.exists() else None
+    return read_checked(path, RecommenderConfig, f"recprobe fit --out {run_dir} --overwrite ...") if path.exists() else None
 
 
 def save_recommender(run_dir: str | Path, model: Recommender, config: dict[str, Any], metrics: dict[str, Any]) -> Path:
