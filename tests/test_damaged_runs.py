@@ -55,15 +55,27 @@ JSONL_DAMAGES: dict[str, Callable[[str], str]] = {
     "array-lines": lambda text: "\n".join("[]" for _ in text.splitlines()) + "\n",
     "wrong-types": lambda text: "\n".join(json.dumps(wrong_types(json.loads(line))) for line in text.splitlines()) + "\n",
 }
+def nan_inside(path: Path) -> None:
+    """One value of the file's first float tensor set to NaN, the file otherwise whole."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(path)
+    name = next(n for n, t in tensors.items() if t.dtype.kind == "f" and t.size)
+    tensors[name].flat[0] = float("nan")
+    save_file(tensors, path)
+
+
 BINARY_DAMAGES: dict[str, Callable[[bytes], bytes]] = {
     "empty": lambda data: b"",
     "cut": lambda data: data[: len(data) // 2],
     "garbage": lambda data: bytes((7 * i + 13) % 256 for i in range(len(data))),
+    "nan": lambda data: data,  # applied by nan_inside: a refusal is the only right answer
 }
 # Which commands read a file, by its folder; `report` reads nearly everything.
 READERS = {"run.json": ("evaluate", "report"), "explanations": ("report",), "split": ("evaluate", "report"), "recommender": ("evaluate", "report"),
            "activations": ("report", "ladder"), "sae": ("report", "explain"), "concepts": ("report", "steer"),
            "steering": ("report",)}
+UNREAD = {("activations/train-00000.safetensors", "report")}  # the report reads the store's index, not its rows
 COMMANDS = {"evaluate": "evaluate --run {run}", "report": "report --run {run}",
             "ladder": "train-sae --run {run} --seeds 1 --no-controls --epochs 1 --scale 1 --k 2",
             "steer": "steer --run {run} --table7", "explain": "explain --run {run} --user 1"}
@@ -79,7 +91,7 @@ BINARY = ("activations/train-00000.safetensors", "concepts/cases.safetensors", "
 
 def damages_of(name: str) -> dict[str, Callable]:
     if name in BINARY:
-        return BINARY_DAMAGES
+        return BINARY_DAMAGES if name.endswith(".safetensors") else {k: v for k, v in BINARY_DAMAGES.items() if k != "nan"}
     return JSONL_DAMAGES if name.endswith(".jsonl") else DAMAGES
 
 
@@ -101,7 +113,9 @@ def test_a_damaged_file_is_one_line_or_a_correct_result(finished_run, name, dama
     run = tmp_path / "run"
     shutil.copytree(finished_run[0], run)
     damaged = run / name
-    if name in BINARY:
+    if damage == "nan":
+        nan_inside(damaged)
+    elif name in BINARY:
         damaged.write_bytes(BINARY_DAMAGES[damage](damaged.read_bytes()))
     else:
         damaged.write_text(damages_of(name)[damage](damaged.read_text()))
@@ -114,6 +128,8 @@ def test_a_damaged_file_is_one_line_or_a_correct_result(finished_run, name, dama
     assert exit_info.value.code in (0, 2), f"{where}: exit {exit_info.value.code}\n{err[-2000:]}"
     if exit_info.value.code == 2:
         assert len(lines) == 1 and lines[0].startswith("error: "), f"{where}:\n{err[-2000:]}"
+    if damage == "nan" and (name, command) not in UNREAD:  # a NaN read gives no right answer: it must be refused
+        assert exit_info.value.code == 2, f"{where}: exit {exit_info.value.code}\n{err[-2000:]}"
     after = digest(run)
     changed = [path for path, sha in before.items() if after.get(path) != sha and not path.startswith(("report/", "steering/", "saes/"))]
     assert not changed, f"{where} changed {changed}"

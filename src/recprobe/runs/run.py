@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import recprobe
@@ -217,6 +218,9 @@ class Run:
         if path.exists():
             cases = CaseSet.load(path)
             check_made_from(str(path), cases.made_from, self.cases_made_from(basis), self.interpret_command(folder, basis))
+            if not np.isfinite(cases.values).all() or (cases.indices < 0).any():
+                raise RunFolderError(f"{path} holds NaN, infinite or negative entries, which interpret never writes; "
+                                     f"rebuild it with `{self.interpret_command(folder, basis)}`")
             return cases
         cases = record_cases(self.target, self.basis(basis), self.split)
         cases.made_from = self.cases_made_from(basis)
