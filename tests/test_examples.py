@@ -23,7 +23,8 @@ def python_blocks(page: str) -> list[str]:
 
 
 def run(args: list[str], cwd: Path, data: Path, plugins: str | None = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "RECPROBE_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1"}
+    # one thread, as the in-process tests (conftest): two busy-waiting thread pools per core slow a step tenfold
+    env = {**os.environ, "RECPROBE_DATA_DIR": str(data), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     env.pop("RECPROBE_LOAD_PLUGINS", None)
     if plugins is not None:
         env["RECPROBE_LOAD_PLUGINS"] = plugins

@@ -49,12 +49,17 @@ def fresh_install(tmp_path_factory) -> Path:
     return python.parent
 
 
-def recprobe(bin_folder: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
+def fresh_environment(folder: Path) -> dict[str, str]:
+    """A new user's environment: no PYTHONPATH, no recprobe setting but the mirror and its checksums."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("RECPROBE_", "PYTHON"))}
     environment |= {key: value for key, value in os.environ.items() if key.startswith(("RECPROBE_DATASETS", "RECPROBE_LOAD"))}
-    environment |= {"RECPROBE_CACHE_DIR": str(folder / "cache"), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    return subprocess.run([str(bin_folder / "recprobe"), *args], cwd=folder, env=environment, capture_output=True,
-                          text=True, timeout=1800)
+    return environment | {"RECPROBE_CACHE_DIR": str(folder / "cache"), "HF_HUB_OFFLINE": "1", "COLUMNS": "200",
+                          "OMP_NUM_THREADS": "1"}  # one thread, as every test here: the other worker has the other core
+
+
+def recprobe(bin_folder: Path, folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(bin_folder / "recprobe"), *args], cwd=folder, env=fresh_environment(folder),
+                          capture_output=True, text=True, timeout=1800)
 
 
 QUICKSTART = ("quickstart", "--out", "runs/quickstart", "--llm", "fake", "--llm-latents", "2")
@@ -65,7 +70,7 @@ def test_the_wheel_runs_the_quickstart_in_an_empty_folder(fresh_install, server,
     empty = tmp_path / "empty"
     empty.mkdir()
     located = subprocess.run([str(fresh_install / "python"), "-c", "import recprobe; print(recprobe.__file__)"],
-                             cwd=empty, capture_output=True, text=True, check=True).stdout
+                             cwd=empty, env=fresh_environment(empty), capture_output=True, text=True, check=True).stdout
     assert located.startswith(str(fresh_install.parent)), located  # the wheel, not the repository
     done = recprobe(fresh_install, empty, *QUICKSTART)
     assert done.returncode == 0, done.stderr[-3000:]
