@@ -36,8 +36,9 @@ def fresh_install(tmp_path_factory) -> Path:
                     str(root / "dist"), str(REPO)], check=True)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], check=True)
     python = root / "venv" / "bin" / "python"
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}  # else pip sees a recprobe
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
-                    *map(str, (root / "dist").glob("recprobe-*.whl"))], check=True)
+                    *map(str, (root / "dist").glob("recprobe-*.whl"))], check=True, env=clean)
     dependencies = root / "dependencies"  # this environment's packages, but recprobe itself and RecBole
     dependencies.mkdir()
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
