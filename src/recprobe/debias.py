@@ -43,6 +43,7 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's correlation of two dense vectors: the reference ``sparse_spearman`` is tested against."""
     ra, rb = average_ranks(a), average_ranks(b)
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denominator = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())

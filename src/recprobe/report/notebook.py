@@ -69,7 +69,7 @@ def run_card(run: Run) -> str:
 
 @dataclass
 class Latent:
-    """One latent of a run's SAE, as a notebook shows it."""
+    """One latent of a run's SAE, as a notebook card and the explorer's card show it (``Run.latent(j)``)."""
 
     run: Run
     index: int
@@ -79,25 +79,40 @@ class Latent:
         """Its concept record (description, confidence...), None when not interpreted."""
         return next((r for r in self.run.concepts() if r["latent"] == self.index), None)
 
-    def _repr_html_(self) -> str:
+    def facts(self, shown: int = SHOWN, *, cases=None, effects=None, record: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Its description, confidence, firing, ``shown`` strongest cases and the items and attribute values it
+        raises most; ``cases``, ``effects`` and ``record`` when the caller holds them already."""
         from recprobe.effects import LatentEffects
 
-        run, cases, catalog = self.run, self.run.cases(), self.run.split.catalog
+        run, titles = self.run, self.run.split.catalog.titles
+        cases = cases if cases is not None else run.cases()
+        effects = effects if effects is not None else LatentEffects(run.target, run.sae(), run.split)
+        record = (record if record is not None else self.record) or {}
         rows, values = cases.fired(self.index)
-        record = self.record or {}
-        figures = [("cases it fires on", f"{len(rows):,} of {len(cases):,}"),
-                   ("peak activation", f"{values[0]:.3f}" if len(values) else "-")]
-        if record.get("confidence") is not None:
-            figures.append(("confidence C", f"{record['confidence']:.2f}"))
-        strongest = [(float(v), "; ".join([catalog.titles[i] for i in cases.history[r] if i >= 0][-3:]),
-                      catalog.titles[int(cases.predicted[r])]) for r, v in zip(rows[:SHOWN], values[:SHOWN], strict=True)]
-        effects = LatentEffects(run.target, run.sae(), run.split).summary(self.index)
-        raised = [(catalog.titles[i], e) for i, e in effects["raised"][:SHOWN]]
-        description = record.get("description") or ("too few cases to describe" if record.get("status") == "insufficient"
-                                                     else "not interpreted yet")
+        summary = effects.summary(self.index)
+        return {"latent": self.index, "description": record.get("description"), "status": record.get("status"),
+                "confidence": record.get("confidence"), "cases": int(len(rows)), "of_cases": len(cases),
+                "strongest": [{"activation": float(v), "predicted": titles[int(cases.predicted[r])],
+                               "history": [titles[i] for i in cases.history[r] if i >= 0][-3:]}
+                              for r, v in zip(rows[:shown], values[:shown], strict=True)],
+                "raised": [{"title": titles[i], "effect": e} for i, e in summary["raised"][:shown]],
+                "values": [{"value": label, "effect": e} for label, e, _ in summary["raised_values"][:shown]],
+                "method": summary["method"]}
+
+    def _repr_html_(self) -> str:
+        facts = self.facts()
+        strongest = facts["strongest"]
+        figures = [("cases it fires on", f"{facts['cases']:,} of {facts['of_cases']:,}"),
+                   ("peak activation", f"{strongest[0]['activation']:.3f}" if strongest else "-")]
+        if facts["confidence"] is not None:
+            figures.append(("confidence C", f"{facts['confidence']:.2f}"))
+        description = facts["description"] or ("too few cases to describe" if facts["status"] == "insufficient"
+                                               else "not interpreted yet")
         return Card(f"Latent {self.index}", description, figures, [
-            Section("strongest cases", ["activation", "last items", "predicted"], strongest, (0,), "it never fires"),
-            Section(f"items it raises most ({effects['method']})", ["item", "score change"], raised, (1,)),
+            Section("strongest cases", ["activation", "last items", "predicted"],
+                    [(c["activation"], "; ".join(c["history"]), c["predicted"]) for c in strongest], (0,), "it never fires"),
+            Section(f"items it raises most ({facts['method']})", ["item", "score change"],
+                    [(r["title"], r["effect"]) for r in facts["raised"]], (1,)),
         ]).html()
 
 
@@ -113,11 +128,13 @@ class Explanation(dict):
                                       (2, 3, 4))]).html()
 
 
+SWEEP_COLUMNS = ("method", "selection", "strength", "NDCG@10", "Gini@10", "ARP@10", "Tail@10")
+
+
 class Sweep(dict):
-    """``run.debias_sweep``'s result: a dict, shown in a notebook as its rows."""
+    """``run.debias_sweep``'s result: a dict, shown in a notebook as its rows (``SWEEP_COLUMNS``)."""
 
     def _repr_html_(self) -> str:
-        keys = ("method", "selection", "strength", "NDCG@10", "Gini@10", "ARP@10", "Tail@10")
-        rows = [tuple(row.get(k) for k in keys) for row in self.get("rows", [])]
+        rows = [tuple(row.get(k) for k in SWEEP_COLUMNS) for row in self.get("rows", [])]
         return Card("De-biasing sweep", f"{len(rows)} rows: each method at each strength",
-                    sections=[Section("rows", list(keys), rows, (2, 3, 4, 5, 6))]).html()
+                    sections=[Section("rows", list(SWEEP_COLUMNS), rows, (2, 3, 4, 5, 6))]).html()

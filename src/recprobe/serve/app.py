@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from recprobe.errors import ConfigError, RecprobeError
+from recprobe.report.notebook import SWEEP_COLUMNS
 from recprobe.report.pages import STYLE
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Explorer:
         self.records = {r["latent"]: r for r in self.run.concepts()}
         self.effects = LatentEffects(self.steering.target, self.steering.sae, self.split)
         self.users_firing = self.cases.users_per_latent(self.steering.sae.n_latents)
+        self.titles = dict(zip(self.split.item_ids.tolist(), self.split.catalog.titles, strict=True))
 
     def latents(self, query: str) -> list[dict[str, Any]]:
         query = query.strip().lower()
@@ -53,21 +55,9 @@ class Explorer:
                  "users": int(self.users_firing[r["latent"]])} for r in found[:MATCHES]]
 
     def latent(self, latent: int) -> dict[str, Any]:
-        n_latents = self.steering.sae.n_latents
-        if not 0 <= latent < n_latents:
-            raise ConfigError(f"latent {latent} is not one of this SAE's 0..{n_latents - 1}")
-        titles = self.split.catalog.titles
-        rows, values = self.cases.fired(latent)
-        summary = self.effects.summary(latent)
-        record = self.records.get(latent, {})
-        return {"latent": latent, "description": record.get("description"), "confidence": record.get("confidence"),
-                "cases": int(len(rows)), "users": int(self.users_firing[latent]), "of_cases": len(self.cases),
-                "strongest": [{"activation": float(v), "predicted": titles[int(self.cases.predicted[r])],
-                               "history": [titles[i] for i in self.cases.history[r] if i >= 0][-3:]}
-                              for r, v in zip(rows[:SHOWN], values[:SHOWN], strict=True)],
-                "raised": [{"title": titles[i], "effect": e} for i, e in summary["raised"][:SHOWN]],
-                "values": [{"value": label, "effect": e} for label, e, _ in summary["raised_values"][:SHOWN]],
-                "method": summary["method"]}
+        facts = self.run.latent(latent).facts(SHOWN, cases=self.cases, effects=self.effects,
+                                              record=self.records.get(latent, {}))
+        return {**facts, "users": int(self.users_firing[latent])}
 
     def users(self, prefix: str) -> list[str]:
         ids = self.split.user_ids
@@ -84,8 +74,7 @@ class Explorer:
             except ValueError:
                 raise ConfigError(f"edit {edit!r}: give LATENT:SCALE, e.g. 12:5") from None
         items = self.steering.user_top(user, parsed)
-        titles = dict(zip(self.split.item_ids.tolist(), self.split.catalog.titles, strict=True))
-        return {"user": user, "edits": edits, "items": [{"item": i, "title": titles[i]} for i in items]}
+        return {"user": user, "edits": edits, "items": [{"item": i, "title": self.titles[i]} for i in items]}
 
     def explain(self, user: str) -> dict[str, Any]:
         from recprobe.runs.explain import explain_user
@@ -98,8 +87,7 @@ class Explorer:
         found = read_result(self.run, DEBIAS_SWEEP, "recprobe debias --sweep")
         if found is None:
             return {"rows": [], "command": f"recprobe debias --run {self.run.root} --sweep"}
-        keys = ("method", "selection", "strength", "NDCG@10", "Gini@10", "ARP@10")
-        return {"rows": [{k: row.get(k) for k in keys} for row in found["rows"]]}
+        return {"rows": [{k: row.get(k) for k in SWEEP_COLUMNS} for row in found["rows"]]}
 
 
 def create_app(run: Run | str | Path) -> Starlette:
