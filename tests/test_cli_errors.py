@@ -175,6 +175,8 @@ CASES = [
     Case("interpret-folder-outside", "interpret --run {run} --folder ../x", "must be a plain name inside the run folder"),
     Case("interpret-level-mode", "interpret --run {run} --level-mode deciles", "--level-mode: expected 'max' or 'quantile'"),
     Case("interpret-cases-unknown", "interpret --run {run} --cases some", "--cases must be one of auto, test, all, got 'some'"),
+    Case("interpret-top-cases", "interpret --run {run} --top-cases 3",
+         "--top-cases must be at least 2N = 10 (a latent's construction and verification cases) and --max-cases at least 1; got 3 and 1000000"),
     Case("interpret-all-cases-of-a-general-model", "interpret --run {run} --cases all",
          "--cases all needs a sequential target (one that reads histories)"),
     Case("interpret-raw-and-basis", "interpret --run {run} --raw --basis untrained",

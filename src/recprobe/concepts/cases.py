@@ -10,6 +10,10 @@ the representation, kept sparse as the k (value, latent) pairs TopK chose. Two k
 
 Levels turn activations into the 0-10 scale prompts use; per latent, ``sample_latent`` draws disjoint
 construction, verification and non-activated cases, each from a distinct user.
+
+Past a budget (``concepts.budget``), a case set keeps each latent's strongest cases and a uniform reservoir
+instead of every case, with the counts that need every case (``population``); negatives, backgrounds and
+AUROCs are then drawn from the reservoir (``uniform_rows``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from recprobe.batches import position_batches
+from recprobe.concepts.budget import BudgetedRecorder, CaseBudget, Population
 from recprobe.data.split import Split, last_window
 from recprobe.errors import ConfigError
 from recprobe.io import atomic_write
@@ -47,9 +52,35 @@ class CaseSet:
     indices: np.ndarray  # [n, k] int64 latent ids
     positions: np.ndarray | None = None  # [n] int64 items of the user's test-time sequence before the case
     made_from: dict[str, str] = field(default_factory=dict)  # the recommender, dataset and SAE, as fingerprints
+    uniform: np.ndarray | None = None  # [n] bool: the reservoir's rows, when a budget kept only some cases
+    population: Population | None = None  # every recorded case's counts, when a budget kept only some
 
     def __len__(self) -> int:
         return len(self.users)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every recorded case is here (no budget was reached)."""
+        return self.population is None
+
+    @property
+    def n_cases(self) -> int:
+        """How many cases were recorded (more than ``len`` when a budget kept only some)."""
+        return len(self) if self.population is None else self.population.n_cases
+
+    @property
+    def n_users(self) -> int:
+        return len(np.unique(self.users)) if self.population is None else self.population.n_users
+
+    def uniform_rows(self) -> np.ndarray:
+        """The rows that are a uniform sample of every recorded case: all of them, for a complete set."""
+        return np.arange(len(self)) if self.uniform is None else np.flatnonzero(self.uniform)
+
+    def fired_count(self, latent: int) -> int:
+        """How many recorded cases ``latent`` fired on."""
+        if self.population is None:
+            return len(self.fired(latent)[0])
+        return int(self.population.fired[latent]) if 0 <= latent < len(self.population.fired) else 0
 
     @cached_property
     def by_latent(self) -> LatentIndex:
@@ -68,18 +99,22 @@ class CaseSet:
         return out
 
     def subset(self, rows: np.ndarray) -> CaseSet:
-        """The cases at ``rows``."""
+        """The cases at ``rows``, a complete set of its own."""
         positions = self.positions[rows] if self.positions is not None else None
         return CaseSet(self.users[rows], self.history[rows], self.predicted[rows], self.values[rows],
                        self.indices[rows], positions=positions, made_from=self.made_from)
 
     def firing_share(self, n_latents: int) -> np.ndarray:
-        """[n_latents] the share of the cases each latent fires on (of the users, with one case per user)."""
+        """[n_latents] the share of the recorded cases each latent fires on (of the users, with one case per user)."""
+        if self.population is not None:
+            return _padded(self.population.fired, n_latents) / self.population.n_cases
         fired = self.values > 0
         return np.bincount(self.indices[fired], minlength=n_latents) / max(len(self), 1)
 
     def users_per_latent(self, n_latents: int) -> np.ndarray:
-        """[n_latents] how many distinct users' cases each latent fires on."""
+        """[n_latents] how many distinct users' recorded cases each latent fires on."""
+        if self.population is not None:
+            return _padded(self.population.users, n_latents)
         fired = self.values > 0
         users = np.broadcast_to(self.users[:, None], fired.shape)[fired]
         pairs = np.unique(np.stack([self.indices[fired], users]), axis=1)
@@ -92,13 +127,41 @@ class CaseSet:
     def save(self, path: str | Path) -> None:
         names = ("users", "history", "predicted", "values", "indices") + (("positions",) if self.positions is not None else ())
         tensors = {name: np.ascontiguousarray(getattr(self, name)) for name in names}
+        if self.population is not None and self.uniform is not None:
+            tensors |= {"uniform": self.uniform.astype(np.uint8), "population_fired": self.population.fired,
+                        "population_users": self.population.users,
+                        "population_counts": np.array([self.population.n_cases, self.population.n_users])}
         atomic_write(path, lambda p: save_file(tensors, p, metadata=self.made_from))
 
     @classmethod
     def load(cls, path: str | Path) -> CaseSet:
+        """The case set ``save`` wrote; ValueError when the file's columns are not one (missing, extra, of other
+        lengths or shapes)."""
         with safe_open(path, framework="numpy") as f:
             tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-            return cls(**tensors, made_from=dict(f.metadata() or {}))
+            made_from = dict(f.metadata() or {})
+        budget = {"uniform", "population_fired", "population_users", "population_counts"}
+        required = {"users", "history", "predicted", "values", "indices"}
+        names = set(tensors)
+        if not required <= names or names - required - budget - {"positions"} or names & budget not in (set(), budget):
+            raise ValueError(f"its tensors are {sorted(names)}")
+        n = len(tensors["users"])
+        if (any(len(tensors[name]) != n for name in names - budget | ({"uniform"} & names))
+                or tensors["values"].shape != tensors["indices"].shape or tensors["history"].shape != (n, SHOWN_HISTORY)
+                or ("population_counts" in names and tensors["population_counts"].shape != (2,))):
+            raise ValueError("its columns have different lengths or shapes")
+        population = None
+        if budget <= names:
+            n_cases, n_users = (int(count) for count in tensors.pop("population_counts"))
+            population = Population(n_cases, n_users, tensors.pop("population_fired"), tensors.pop("population_users"))
+        uniform = tensors.pop("uniform").astype(bool) if "uniform" in tensors else None
+        return cls(**tensors, made_from=made_from, uniform=uniform, population=population)
+
+
+def _padded(counts: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros(n, dtype=np.int64)
+    out[: min(n, len(counts))] = counts[:n]
+    return out
 
 
 def case_rows(split: Split, kind: CaseKind, max_history: int) -> tuple[np.ndarray, np.ndarray]:
@@ -179,17 +242,21 @@ def shown_history(split: Split, users: np.ndarray, positions: np.ndarray) -> np.
 
 
 @torch.no_grad()
-def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "test", batch_size: int = 1024) -> CaseSet:
-    """The cases of ``kind``, computed batch by batch."""
+def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "test", batch_size: int = 1024,
+                 budget: CaseBudget | None = None) -> CaseSet:
+    """The cases of ``kind``, computed batch by batch; past ``budget`` (default ``CaseBudget()``), each latent's
+    strongest cases and a uniform reservoir of the rest, so memory does not grow with the cases."""
     users, positions = case_rows(split, kind, target.max_history)
-    parts: dict[str, list[np.ndarray]] = {"predicted": [], "values": [], "indices": []}
+    recorder = BudgetedRecorder(sae.n_latents, budget or CaseBudget())
+    done = 0
     for reps, predicted in case_batches(target, split, users, positions, batch_size):
         values, indices = sae.encode(reps)
-        parts["predicted"].append(predicted)
-        parts["values"].append(values.numpy().astype(np.float32))
-        parts["indices"].append(indices.numpy().astype(np.int64))
-    return CaseSet(users, shown_history(split, users, positions), np.concatenate(parts["predicted"]),
-                   np.concatenate(parts["values"]), np.concatenate(parts["indices"]), positions=positions)
+        chunk = slice(done, done + len(predicted))
+        recorder.add(users[chunk], positions[chunk], predicted, values.numpy(), indices.numpy())
+        done += len(predicted)
+    kept, uniform, population = recorder.finish()
+    return CaseSet(kept.users, shown_history(split, kept.users, kept.positions), kept.predicted, kept.values,
+                   kept.indices, positions=kept.positions, uniform=uniform, population=population)
 
 
 def scorable_share(cases: CaseSet, n_latents: int, n: int) -> float:
@@ -210,8 +277,10 @@ def levels(cases: CaseSet, mode: LevelMode = "max") -> np.ndarray:
         peak = np.zeros(int(indices.max()) + 1)
         np.maximum.at(peak, indices[fired], values[fired])
         out[fired] = np.ceil(10 * values[fired] / peak[indices[fired]]).astype(np.int64)
-    elif mode == "quantile":
-        edges = np.quantile(values[fired], np.linspace(0.1, 0.9, 9))
+    elif mode == "quantile":  # deciles of the uniform sample's activations (the strongest cases are over-kept)
+        sample = values[cases.uniform_rows()]
+        sample = sample[sample > 0] if (sample > 0).any() else values[fired]
+        edges = np.quantile(sample, np.linspace(0.1, 0.9, 9))
         out[fired] = np.searchsorted(edges, values[fired], side="left") + 1
     else:
         raise ValueError(f"level mode must be 'max' or 'quantile', got {mode!r}")
@@ -245,7 +314,7 @@ def sample_latent(cases: CaseSet, latent: int, n: int = 5, seed: int = 0) -> Lat
     verification, plus N random non-activated cases of other users (and N more for calibration); every case
     from a distinct user, so no user fills a latent's examples; the same seed and latent give the same sample."""
     fired_rows, _ = cases.fired(latent)
-    n_active, ranked = len(fired_rows), cases.strongest(latent)
+    n_active, ranked = cases.fired_count(latent), cases.strongest(latent)
     if len(ranked) < 2 * n:
         return LatentSample(latent, "insufficient", n_active, [], [], [], [], active_users=len(ranked))
     rng = np.random.default_rng([seed, latent])
@@ -259,11 +328,12 @@ def sample_latent(cases: CaseSet, latent: int, n: int = 5, seed: int = 0) -> Lat
 
 def silent_cases(cases: CaseSet, fired_rows: np.ndarray, excluded_users: set[int], count: int,
                  rng: np.random.Generator, tries: int = 64) -> np.ndarray:
-    """Up to ``count`` random rows where the latent is silent (not in the sorted ``fired_rows``), each of a
-    distinct user outside ``excluded_users``. Rejection sampling, O(count) draws while silent cases are common;
-    an exact scan of every case when they are rare."""
+    """Up to ``count`` random rows of the uniform sample (``uniform_rows``: every case, below a budget) where
+    the latent is silent (not in the sorted ``fired_rows``), each of a distinct user outside ``excluded_users``.
+    Rejection sampling, O(count) draws while silent cases are common; an exact scan when they are rare."""
     chosen, users = [], set(excluded_users)
-    for row in rng.integers(0, len(cases), size=tries * count):
+    candidates = cases.uniform_rows()
+    for row in candidates[rng.integers(0, len(candidates), size=tries * count)]:
         user = int(cases.users[row])
         position = np.searchsorted(fired_rows, row)
         if user in users or (position < len(fired_rows) and fired_rows[position] == row):
@@ -272,7 +342,8 @@ def silent_cases(cases: CaseSet, fired_rows: np.ndarray, excluded_users: set[int
         users.add(user)
         if len(chosen) == count:
             return np.array(chosen, dtype=np.int64)
-    silent = np.ones(len(cases), dtype=bool)
+    silent = np.zeros(len(cases), dtype=bool)
+    silent[candidates] = True
     silent[fired_rows] = False
     inactive = np.flatnonzero(silent & ~np.isin(cases.users, list(excluded_users)))
     return one_per_user(rng.permutation(inactive), cases.users)[:count]

@@ -56,13 +56,6 @@ def described_attribute(description: str | None) -> str | None:
     return None
 
 
-def case_features(cases: CaseSet, row: int, catalog: Catalog) -> Counter:
-    counts: Counter = Counter()
-    for item in case_items(cases, row):
-        counts.update(item_features(catalog, item))
-    return counts
-
-
 def log_odds(focus: Counter, background: Counter, prior_strength: float = 1000.0,
              prior: Counter | None = None) -> dict[str, float]:
     """z-scored weighted log-odds ratio of each ``focus`` feature against ``background`` (Monroe et al. 2008,
@@ -88,11 +81,10 @@ class MetadataDescriber:
 
     def __init__(self, cases: CaseSet, catalog: Catalog, reps: np.ndarray | None = None, seed: int = 0):
         self.cases, self.catalog, self.reps = cases, catalog, reps
-        self.background: Counter = Counter()
-        self._features = [case_features(cases, row, catalog) for row in range(len(cases))]
-        for counts in self._features:
-            self.background.update(counts)
-        self.pool = np.sort(np.random.default_rng(seed).permutation(len(cases))[:POOL])
+        self._item_features: dict[int, set[str]] = {}  # grows with the catalog, not the cases
+        uniform = cases.uniform_rows()  # every case, or the budget's uniform sample of them
+        self.background = self.counts(uniform)  # summed case by case: no per-case table is held
+        self.pool = np.sort(uniform[np.random.default_rng(seed).permutation(len(uniform))[:POOL]])
         self.taken: dict[str, frozenset] = {}  # description -> the users of the cases it was made from
 
     @property
@@ -124,10 +116,13 @@ class MetadataDescriber:
         rows = self.cases.strongest(latent)[:DESCRIBING_CASES].tolist()
         return next((feature for feature, _ in self.enriched(rows) if not is_title(feature)), None)
 
-    def counts(self, rows: list[int]) -> Counter:
+    def counts(self, rows) -> Counter:
         total: Counter = Counter()
         for row in rows:
-            total.update(self._features[row])
+            for item in case_items(self.cases, int(row)):
+                if item not in self._item_features:
+                    self._item_features[item] = item_features(self.catalog, item)
+                total.update(self._item_features[item])
         return total
 
     def enriched(self, rows: list[int], against: list[int] | None = None) -> list[tuple[str, float]]:

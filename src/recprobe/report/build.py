@@ -52,7 +52,7 @@ class RunReport:
         self.sae_metrics = opened.sae_metrics()
         self.effects = LatentEffects(self.target, self.sae, self.split)
         self.users_firing = self.cases.users_per_latent(self.sae.n_latents)
-        self.n_users = len(np.unique(self.cases.users))
+        self.n_users = self.cases.n_users
         self.user_share = self.users_firing / self.n_users
         self.case_share = self.cases.firing_share(self.sae.n_latents)
         self.fidelity = read_made_from(opened.layout.explanations / FIDELITY, opened.cases_made_from(),
@@ -140,7 +140,7 @@ class RunReport:
         chosen, skipped = self.highlights.pick(scored, TOP_CONCEPTS)
         summary = self.summary
         cases = (f"{summary['n_cases']:,} cases of {summary['users']:,} users, one at every position of their sequences"
-                 if summary.get("cases") == "all" else f"one case per test user ({len(self.cases):,})")
+                 if summary.get("cases") == "all" else f"one case per test user ({self.cases.n_cases:,})")
         return {
             "counts": bars([(k, float(v)) for k, v in summary["concepts"].items()], fmt="{:.0f}"),
             "note": f"Interpreted on {cases}. {summary['insufficient']} latents fire on too few users to verify. "
@@ -236,8 +236,11 @@ class RunReport:
     def latent_page(self, latent: int) -> str:
         active, strength = self.cases.fired(latent)  # strongest first
         record = self.records.get(latent, {})
-        peak, mean = (float(strength[0]), float(strength.mean())) if len(active) else (0.0, float("nan"))
-        facts = [("fires on", f"{self.users_firing[latent]:,} of {self.n_users:,} users ({len(active):,} of {len(self.cases):,} cases)"),
+        typical = strength if self.cases.complete else strength[self.cases.uniform[active]]  # the strongest are over-kept
+        peak = float(strength[0]) if len(active) else 0.0
+        mean = float(typical.mean()) if len(typical) else float("nan")
+        facts = [("fires on", f"{self.users_firing[latent]:,} of {self.n_users:,} users "
+                              f"({self.cases.fired_count(latent):,} of {self.cases.n_cases:,} cases)"),
                  ("max activation", f"{peak:.3f}"), ("mean when firing", f"{mean:.3f}")]
         if record.get("confidence") is not None:
             facts.append(("confidence C", f"{record['confidence']:.2f}"))

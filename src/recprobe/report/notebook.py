@@ -91,7 +91,7 @@ class Latent:
         rows, values = cases.fired(self.index)
         summary = effects.summary(self.index)
         return {"latent": self.index, "description": record.get("description"), "status": record.get("status"),
-                "confidence": record.get("confidence"), "cases": int(len(rows)), "of_cases": len(cases),
+                "confidence": record.get("confidence"), "cases": cases.fired_count(self.index), "of_cases": cases.n_cases,
                 "strongest": [{"activation": float(v), "predicted": titles[int(cases.predicted[r])],
                                "history": [titles[i] for i in cases.history[r] if i >= 0][-3:]}
                               for r, v in zip(rows[:shown], values[:shown], strict=True)],

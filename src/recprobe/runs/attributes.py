@@ -64,16 +64,19 @@ def attribute_metrics(run: Run, cases: CaseSet, reps: np.ndarray | None = None) 
     """Per label, each basis's best direction and its AUROC; per attribute and basis, the mean of the best
     AUROCs; and the SAE AUROCs of the latents that are best for the most labels (the report's heat map)."""
     split, sae = run.split, run.sae()
+    total = cases.n_cases
+    if not cases.complete:  # a budget kept the strongest cases beside a uniform sample: measure on the sample
+        uniform = cases.uniform_rows()
+        cases, reps = cases.subset(uniform), reps[uniform] if reps is not None else None
     item_names, item = item_labels(cases.history, cases.predicted, split.catalog)
     user_names, user = user_labels(cases.users, split.user_attributes)
     names, labels = item_names + user_names, np.concatenate([item, user], axis=1)
     keep = scorable(labels)
     names, labels = [n for n, k in zip(names, keep, strict=True) if k], labels[:, keep]
     if not names:
-        return {"labels": 0, "cases": len(cases)}
-    total = len(cases)
-    if total > MAX_CASES:
-        sample = np.sort(np.random.default_rng(0).choice(total, MAX_CASES, replace=False))
+        return {"labels": 0, "cases": total}
+    if len(cases) > MAX_CASES:
+        sample = np.sort(np.random.default_rng(0).choice(len(cases), MAX_CASES, replace=False))
         cases, labels = cases.subset(sample), labels[sample]
         reps = reps[sample] if reps is not None else None
     reps = torch.from_numpy(reps if reps is not None else case_representations(run, cases))

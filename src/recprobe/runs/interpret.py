@@ -18,8 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from recprobe.concepts.budget import CaseBudget
 from recprobe.concepts.cases import (
     CASE_KINDS,
     CaseKind,
@@ -67,11 +66,12 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
                   verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
                   level_mode: LevelMode = "max", latents: Iterable[int] | None = None, basis: str = "sae",
                   cases: str = "auto", folder: str | None = None, overwrite: bool = False,
-                  progress: bool = True) -> dict[str, Any]:
+                  case_budget: CaseBudget | None = None, progress: bool = True) -> dict[str, Any]:
     """Describe and verify the run's SAE latents and score each description; resumable. Results go to
     ``run/<folder>`` (default ``concepts``, or ``concepts-<basis>`` for another basis), so runs with other settings
     sit beside each other. ``cases``: ``test``, ``all`` or ``auto`` (see ``resolve_cases``). Concepts made with
-    other settings, another SAE or other cases are refused unless ``overwrite``, which starts the folder over."""
+    other settings, another SAE or other cases are refused unless ``overwrite``, which starts the folder over.
+    ``case_budget``: how many cases to keep past the default's (``recprobe.concepts.budget``)."""
     if describer not in DESCRIBERS or verifier not in VERIFIERS:
         raise ConfigError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
                           f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
@@ -93,6 +93,9 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
                 "verifier": verifier, "llm": llm if uses_llm(describer, verifier) else None,
                 "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode, "basis": basis, "cases": kind,
                 "made_from": run.cases_made_from(basis)}
+    budget = case_budget or CaseBudget()
+    if budget != CaseBudget():  # named only when not the default, so folders made before budgets stay current
+        settings["case_budget"] = {"top": budget.top, "reservoir": budget.reservoir, "seed": budget.seed}
     rebuild = run.interpret_command(out, basis)
     if (out / SETTINGS).exists() and not overwrite:
         previous = read_checked(out / SETTINGS, ConceptSettings, rebuild)  # older folders: test cases, the SAE
@@ -108,7 +111,7 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
     try:
         write_json(out / SETTINGS, settings)
         if not (out / CASES).exists():
-            recorded = record_cases(run.target, sae, run.split, kind=kind)
+            recorded = record_cases(run.target, sae, run.split, kind=kind, budget=budget)
             recorded.made_from = settings["made_from"]
             recorded.save(out / CASES)
         case_set = run.cases(out, basis=basis)
@@ -138,7 +141,7 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
             calls = f" ({counter.calls} LLM prompts)" if counter is not None else ""
             bar.update(task, advance=1, description=f"interpret latents{calls}")
     summary = {**summarize(records, sae.n_latents), **concept_similarity(records, case_set, run.target.item_embeddings()),
-               "cases": kind, "n_cases": len(case_set), "users": len(np.unique(case_set.users)),
+               "cases": kind, "n_cases": case_set.n_cases, "users": case_set.n_users,
                **firing_on_cases(case_set, sae.n_latents),
                "item_text": "titles" if run.split.catalog.has_titles else NO_TITLES,
                "llm_prompts": counter.calls if counter is not None else 0,  # this invocation's

