@@ -1,9 +1,10 @@
 """Every stage's wall time and peak memory as the users grow: a scale ladder on synthetic interactions.
 
-    python benchmarks/scale.py [--quick] [--sizes 20000,100000,1000000] [--json FILE] [--folder /tmp/recprobe-scale]
+    python benchmarks/scale.py [--quick] [--sizes 20000,100000,1000000] [--items N] [--json FILE] [--folder DIR]
 
-The data: ``--sizes`` users (``--quick``: 1,000, 2,000 and 4,000), a catalog of a fifth as many items (at least
-500), 20 interactions per user in time order. Item popularity follows a power law (Zipf, exponent 1.1); each
+The data: ``--sizes`` users (``--quick``: 1,000, 2,000 and 4,000), a catalog of ``--items`` items (default: a
+fifth as many as the users, at least 500; a fixed catalog measures growth in users alone, since any full ranking
+is users x items), 20 interactions per user in time order. Item popularity follows a power law (Zipf, exponent 1.1); each
 item has one of 18 genres, a release year and a title; each user keeps to a favourite genre for 70% of their
 items (sessions of taste), the rest drawn by popularity from the whole catalog. The target is sequential: a user
 is the mean of their history's item embeddings (genre centroid plus noise, d = 64), scored by dot product, so
@@ -36,14 +37,14 @@ PER_USER = 20
 STAGES = ("probe", "capture", "train-sae", "interpret", "steer", "debias-sweep", "report")
 
 
-def synthetic_split(n_users: int, seed: int = 0):
+def synthetic_split(n_users: int, n_items: int | None = None, seed: int = 0):
     """Power-law popularity, genres, years and titles; users with a favourite genre (see the module doc)."""
     import pandas as pd
 
     from recprobe.data.prepare import leave_one_out
 
     rng = np.random.default_rng(seed)
-    n_items = max(500, n_users // 5)
+    n_items = n_items or max(500, n_users // 5)
     popularity = 1.0 / np.arange(1, n_items + 1) ** 1.1
     genre = rng.integers(GENRES, size=n_items)
     by_genre = [np.flatnonzero(genre == g) for g in range(GENRES)]
@@ -92,11 +93,11 @@ class MeanPool(torch.nn.Module):
         return self.items.weight[:-1]
 
 
-def stage(name: str, n_users: int, folder: Path) -> str:
+def stage(name: str, n_users: int, n_items: int | None, folder: Path) -> str:
     """One stage on the run of ``n_users`` users; what it made, in a few words."""
     from recprobe.runs import Run
 
-    split, genre = synthetic_split(n_users)
+    split, genre = synthetic_split(n_users, n_items)
     target = MeanPool(split, genre)
     if name == "probe":
         Run.create(folder, target, split, untrained_ok=True, overwrite=True)
@@ -129,6 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="three small sizes (1,000, 2,000, 4,000 users)")
     parser.add_argument("--sizes", default="20000,100000,1000000")
+    parser.add_argument("--items", type=int, help="a fixed catalog size (default: a fifth of the users, at least 500)")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/recprobe-scale"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--stage", choices=STAGES, help="run one stage in this process (used by the driver)")
@@ -138,7 +140,7 @@ def main() -> None:
         torch.set_num_threads(2)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        what = stage(args.stage, args.users, args.folder / f"users-{args.users}")
+        what = stage(args.stage, args.users, args.items, args.folder / f"users-{args.users}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({"seconds": time.perf_counter() - started, "peak_gb": peak / 2**20,
                           "base_gb": baseline / 2**20, "what": what}))
@@ -147,8 +149,9 @@ def main() -> None:
     found: dict[str, dict[str, list[float]]] = {name: {"seconds": [], "peak_gb": [], "above_gb": []} for name in STAGES}
     for users in sizes:
         for name in STAGES:
+            items = ["--items", str(args.items)] if args.items else []
             done = subprocess.run([sys.executable, __file__, "--stage", name, "--users", str(users), "--folder",
-                                   str(args.folder)], capture_output=True, text=True, check=True)
+                                   str(args.folder), *items], capture_output=True, text=True, check=True)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             found[name]["seconds"].append(row["seconds"])
             found[name]["peak_gb"].append(row["peak_gb"])

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recprobe.concepts.budget import BudgetedRecorder, CaseBudget
+from recprobe.concepts.budget import BudgetedRecorder, CaseBudget, uniform_keys
 from recprobe.concepts.cases import CaseSet, record_cases, sample_latent
 from recprobe.models import build_model
 from recprobe.sae import SAEConfig, TopKSAE
@@ -26,13 +26,14 @@ def cases_in_user_order(seed: int, n_users: int = 60, n_latents: int = 12, k: in
     return users, values, indices
 
 
-def record(users, values, indices, n_latents, budget, batch):
-    recorder = BudgetedRecorder(n_latents, budget)
+def record(users, values, indices, n_latents, budget, batch, rows=None):
+    """A recorder fed ``rows`` (default: all) of the cases in batches; and the most cases it held at once."""
+    rows = np.arange(len(users)) if rows is None else rows
+    recorder = BudgetedRecorder(n_latents, budget, start_row=int(rows[0]) if len(rows) else 0)
     peak = 0
-    for start in range(0, len(users), batch):
-        part = slice(start, start + batch)
-        recorder.add(users[part], np.arange(len(users))[part], np.zeros(len(users[part]), dtype=np.int64),
-                     values[part], indices[part])
+    for start in range(0, len(rows), batch):
+        part = rows[start:start + batch]
+        recorder.add(users[part], part, np.zeros(len(part), dtype=np.int64), values[part], indices[part])
         peak = max(peak, len(recorder.kept))
     return recorder, peak
 
@@ -54,7 +55,7 @@ def test_a_budget_keeps_each_latents_strongest_users_exactly_and_counts_every_ca
     for latent in range(12):  # the same strongest users in the same order (positions hold the original rows)
         assert kept.positions[budgeted.strongest(latent)[:top]].tolist() == every.strongest(latent)[:top].tolist()
         assert budgeted.fired_count(latent) == every.fired_count(latent)
-    keys = np.random.default_rng(seed).random(len(users))  # the reservoir: the cases with the smallest keys
+    keys = uniform_keys(np.arange(len(users)), seed)  # the reservoir: the cases with the smallest keys
     assert sorted(kept.positions[uniform].tolist()) == sorted(np.argsort(keys)[:reservoir].tolist())
     assert np.all(np.diff(kept.rows) > 0)  # kept in recorded order
 
@@ -91,9 +92,32 @@ def test_a_budgeted_case_set_round_trips_and_draws_negatives_from_its_reservoir(
         assert set(sample.negatives + sample.calibration) <= uniform
         full = sample_latent(every, latent, n=3)  # the strongest cases, hence construction and verification, agree
         assert sample.status == full.status and sample.n_active == full.n_active
-        pick = (lambda s, c: sorted(zip(c.users[s.construction + s.verification].tolist(),
-                                        c.positions[s.construction + s.verification].tolist(), strict=True)))
-        assert pick(sample, again) == pick(full, every)
+        assert chosen_cases(sample, again) == chosen_cases(full, every)
+
+
+def chosen_cases(sample, cases: CaseSet) -> list[tuple[int, int]]:
+    """(user, position) of a sample's construction and verification cases."""
+    rows = sample.construction + sample.verification
+    return sorted(zip(cases.users[rows].tolist(), cases.positions[rows].tolist(), strict=True))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.lists(st.integers(0, 400), max_size=4), st.integers(1, 4), st.integers(3, 40))
+def test_blocks_recorded_apart_and_joined_in_order_are_the_one_recording(seed, cuts, top, reservoir):
+    """What torchrun's processes do: contiguous blocks of the cases, cut anywhere (inside a user's cases too, or
+    leaving a block empty), each recorded alone and joined in order, give the one recorder's set and counts."""
+    users, values, indices = cases_in_user_order(seed, n_users=80)
+    budget = CaseBudget(top=top, reservoir=reservoir, seed=seed)
+    one = record(users, values, indices, 12, budget, 16)[0]
+    edges = [0, *sorted(min(c, len(users)) for c in cuts), len(users)]
+    blocks = [record(users, values, indices, 12, budget, 16, np.arange(a, b))[0] for a, b in zip(edges, edges[1:])]
+    for later in blocks[1:]:
+        blocks[0].absorb(later)
+    (kept, uniform, population), (kept_one, uniform_one, population_one) = blocks[0].finish(), one.finish()
+    assert np.array_equal(kept.rows, kept_one.rows) and np.array_equal(uniform, uniform_one)
+    assert population.n_cases == population_one.n_cases and population.n_users == population_one.n_users == 80
+    assert np.array_equal(population.fired, population_one.fired)
+    assert np.array_equal(population.users, population_one.users)
 
 
 def test_interpret_under_a_budget_describes_from_the_same_strongest_cases(split, tmp_path, monkeypatch):

@@ -179,6 +179,18 @@ class BeyondSums:
             self.group_users[row] += np.bincount(group, minlength=3)
         return self
 
+    @classmethod
+    def merged(cls, parts: list[BeyondSums]) -> BeyondSums:
+        """The sums of several processes' users, as one (``parts`` share their groups and K)."""
+        out = cls(parts[0].groups, parts[0].k)
+        for part in parts:
+            out.counts += part.counts
+            out.users, out.hits = out.users + part.users, out.hits + part.hits
+            out.ndcg, out.popularity, out.tail = out.ndcg + part.ndcg, out.popularity + part.popularity, out.tail + part.tail
+            out.group_ndcg += part.group_ndcg
+            out.group_users += part.group_users
+        return out
+
     def metrics(self) -> dict[str, float | None]:
         if self.users == 0:
             raise ValueError("beyond-accuracy metrics of no users: add at least one batch")

@@ -1,4 +1,11 @@
-"""Run a ProbeTarget over a split and write its activations to an ActivationStore, batch by batch."""
+"""Run a ProbeTarget over a split and write its activations to an ActivationStore, shard by shard.
+
+Under ``torchrun`` the shards are shared out between the processes (every world-th shard to each), each process
+writes its own into the one staging folder, and rank 0 writes the index once all are there: the store is the
+one a single process writes, row for row and byte for byte (``tests/test_distributed.py``).
+
+    torchrun --standalone --nproc-per-node 4 -m recprobe.cli -- capture --run runs/big
+"""
 
 from __future__ import annotations
 
@@ -13,8 +20,9 @@ from recprobe.batches import position_batches
 from recprobe.data.split import Split
 from recprobe.errors import RecprobeError
 from recprobe.io import write_folder
+from recprobe.parallel import DataParallel
 from recprobe.progress import stage_bar
-from recprobe.store import ActivationStore, ActivationWriter, Rows
+from recprobe.store import SHARD_ROWS, ActivationStore, Rows, check_rows, close_store, shard_name, write_shard
 from recprobe.target import ProbeTarget
 
 Positions = Literal["auto", "last", "all"]
@@ -70,18 +78,34 @@ def capture(
     plan = {part: rows_to_probe(split, part, target.max_history, positions) for part in parts}
     provenance = {"target": target.name, "dataset": split.fingerprint, "dataset_name": split.name,
                   "positions": positions, **(provenance or {})}
+    shards = [(part, j, start, min(start + SHARD_ROWS, len(users)))
+              for part, (users, _) in plan.items() for j, start in enumerate(range(0, len(users), SHARD_ROWS))]
+    parallel = DataParallel.from_env("cpu")  # the processes only pass file names and wait for each other
 
-    def write(staging: Path) -> None:
-        writer = ActivationWriter(staging, target.d_model, provenance)
-        with stage_bar(progress) as bar:
-            for part, (users, pos) in plan.items():
-                task = bar.add_task(f"capture {part}", total=len(users))
-                done = 0
-                for batch in position_batches(split, users, pos, target.max_history, batch_size):
-                    reps = target.represent(batch).float().cpu()
-                    writer.append(part, Rows(reps, batch.users, torch.from_numpy(pos[done:done + len(batch)])))
-                    done += len(batch)
-                    bar.advance(task, len(batch))
-        writer.close()
+    def write(staging: Path | None) -> None:
+        staging = Path(parallel.broadcast(None if staging is None else str(staging)))
+        mine = [shards[i] for i in parallel.mine(len(shards))]
+        with stage_bar(progress and parallel.main) as bar:
+            task = bar.add_task(f"capture {', '.join(plan)}", total=sum(stop - start for _, _, start, stop in mine))
+            for part, j, start, stop in mine:
+                users, pos = (column[start:stop] for column in plan[part])
+                reps = [target.represent(batch).float().cpu()
+                        for batch in position_batches(split, users, pos, target.max_history, batch_size)]
+                rows = Rows(torch.cat(reps) if reps else torch.empty(0, target.d_model), torch.from_numpy(users),
+                            torch.from_numpy(pos))
+                check_rows(rows, target.d_model, part)
+                write_shard(staging / shard_name(part, j), rows)
+                bar.advance(task, len(rows))
+        parallel.barrier()  # every shard is written
+        if parallel.main:
+            counts: dict[str, list[int]] = {}
+            for part, _, start, stop in shards:  # a split with no rows has no shard, and no entry
+                counts.setdefault(part, []).append(stop - start)
+            close_store(staging, target.d_model, provenance, counts)
 
-    return ActivationStore(write_folder(folder, write))
+    if parallel.main:
+        write_folder(folder, write)
+    else:
+        write(None)
+    parallel.barrier()  # the store is in place
+    return ActivationStore(folder)

@@ -21,6 +21,7 @@ from recprobe.errors import ConfigError, RecprobeError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
+from recprobe.parallel import DataParallel
 from recprobe.runs.compare import MAX_CASES as COMPARE_CASES
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 
@@ -196,6 +197,8 @@ def evaluate(
 
     opened = Run.open(run)
     rows = {phase: opened.evaluate(phase, sampled=sampled, mask_seen=mask_seen) for phase in ("dev", "test")}
+    if not DataParallel.current().main:  # under torchrun: rank 0 reports
+        return
     protocol = "sampled-99" if sampled else "full ranking" + ("" if mask_seen else ", seen items not masked")
     console.print(metrics_table(f"{opened.target.name} on {opened.split.name} ({protocol})", rows))
 
@@ -214,6 +217,8 @@ def capture(
         raise ConfigError(f"--positions: expected 'auto', 'last' or 'all', got {positions!r}")
     store = capture_run(run, parts=tuple(s.strip() for s in splits.split(",") if s.strip()),
                         positions=positions, batch_size=batch_size)  # type: ignore[arg-type]
+    if not DataParallel.current().main:  # under torchrun: rank 0 reports
+        return
     rows = ", ".join(f"{part} {store.n_rows(part):,}" for part in store.splits())
     console.print(f"{rows} vectors of width {store.d} -> {store.folder}")
 
@@ -355,6 +360,8 @@ def interpret(
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
                             basis="raw" if raw else basis, cases=cases, folder=folder, overwrite=overwrite,
                             case_budget=CaseBudget(top=top_cases, reservoir=max_cases))
+    if not summary:  # a rank other than 0 under torchrun: it recorded its share of the cases; rank 0 reports
+        return
     counts = summary["concepts"]
     if summary["item_text"] != "titles":
         err.print(f"note: {summary['item_text']}")
@@ -740,6 +747,8 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as e:  # typer turns Ctrl-C into exit code 130 without a word
         if e.code == 130 and _caused_by(e, KeyboardInterrupt):
             err.print(Text(INTERRUPTED), soft_wrap=True)
+        if not e.code:
+            DataParallel.current().leave()  # under torchrun: every rank leaves together, once rank 0 is done
         raise
     except Exception as e:
         message = user_message(e)

@@ -31,6 +31,7 @@ from recprobe.beyond import (  # noqa: F401  (re-exported: the beyond-accuracy m
     tail_share,
 )
 from recprobe.errors import ConfigError
+from recprobe.parallel import DataParallel
 
 KS = (5, 10, 20, 50)
 SAMPLED = " (sampled-99)"
@@ -118,13 +119,20 @@ def evaluate_ranking(
     sampled: bool = False,
     seed: int = 0,
     groups: PopularityGroups | None = None,
+    parallel: DataParallel | None = None,
 ) -> dict[str, float | None]:
     """HR@K and NDCG@K of every user (index i has target ``targets[i]``), in batches of users.
 
     ``sampled=True`` ranks the target among 99 sampled negatives instead of all items (keys end in
     ``(sampled-99)``); it exists only for comparison with tables that used it. With ``groups`` (full ranking
     only) the beyond-accuracy metrics at K = 10 follow, from the top-10 lists of the same masked scores.
+    With ``parallel`` (several processes under torchrun), each process ranks every world-th batch and the ranks and
+    sums are gathered: the same figures as one process, on every process.
     """
+    parallel = parallel or DataParallel()
+    if sampled and parallel.world > 1:
+        raise ConfigError("--sampled draws its negatives batch after batch from one random stream: run it in one "
+                          "process (without torchrun)")
     if sampled and groups is not None:
         raise ValueError("beyond-accuracy metrics need the full ranking; they are not defined for sampled=True")
     if sampled and n_items < SAMPLED_NEGATIVES + 1:
@@ -132,25 +140,32 @@ def evaluate_ranking(
                           f"seen; this catalog has {n_items} items in all: use the full ranking (without --sampled)")
     offsets, items = exclusions
     rng = np.random.default_rng(seed)
-    ranks = []
+    ranks: dict[int, torch.Tensor] = {}  # batch number -> its users' ranks
     beyond = None if groups is None else BeyondSums(groups)
-    for start in range(0, len(targets), batch_size):
+    starts = range(0, len(targets), batch_size)
+    for number in parallel.mine(len(starts)):
+        start = starts[number]
         users = np.arange(start, min(start + batch_size, len(targets)))
         scores = score_batch(users).float()
         target = torch.from_numpy(targets[users]).to(scores.device)
         if sampled:
             negatives = sample_negatives(offsets, items, users, targets[users], n_items, SAMPLED_NEGATIVES, rng)
             candidates = torch.cat([target[:, None], torch.from_numpy(negatives).to(scores.device)], 1)
-            ranks.append(target_ranks(scores.gather(1, candidates), torch.zeros_like(target)).cpu())
+            ranks[number] = target_ranks(scores.gather(1, candidates), torch.zeros_like(target)).cpu()
         else:
             mask = exclusion_mask(offsets, items, users, n_items)
             if groups is None:
-                ranks.append(target_ranks(scores, target, mask).cpu())
+                ranks[number] = target_ranks(scores, target, mask).cpu()
                 continue
             rank, top = ranks_and_top(scores, target, mask, BEYOND_K)
-            ranks.append(rank.cpu())
+            ranks[number] = rank.cpu()
             beyond.add(top.cpu().numpy(), rank.cpu().numpy(), targets[users], users)
-    out: dict[str, float | None] = dict(metrics_from_ranks(torch.cat(ranks), ks, SAMPLED if sampled else ""))
+    if parallel.world > 1:
+        found = parallel.gather((ranks, beyond))
+        ranks = {number: rank for mine, _ in found for number, rank in mine.items()}
+        beyond = None if beyond is None else BeyondSums.merged([sums for _, sums in found])
+    ordered = [ranks[number] for number in sorted(ranks)]
+    out: dict[str, float | None] = dict(metrics_from_ranks(torch.cat(ordered), ks, SAMPLED if sampled else ""))
     if beyond is not None:
         out.update((key, value) for key, value in beyond.metrics().items() if key not in out)
     return out

@@ -55,6 +55,17 @@ def non_finite_row(x: torch.Tensor) -> int | None:
     return None if bool(finite.all()) else int((~finite).nonzero()[0])
 
 
+def check_rows(rows: Rows, d: int, split: str) -> None:
+    """Refuse rows that are not [n, d] finite activations, naming the first bad one."""
+    if rows.activations.ndim != 2 or rows.activations.shape[1] != d:
+        raise DataFormatError(f"activations must be [n, {d}], got {tuple(rows.activations.shape)}")
+    bad = non_finite_row(rows.activations)
+    if bad is not None:
+        raise DataFormatError(f"the target produced a non-finite activation for user {int(rows.users[bad])} at "
+                              f"position {int(rows.positions[bad])} ({split} split); nothing was stored for it. "
+                              "Check the model's weights and inputs")
+
+
 class ActivationWriter:
     """Appends rows split by split into an empty folder, cutting a shard every ``shard_rows``; ``close`` writes
     the index last (with a hash of every shard's content), so a folder with an index is complete."""
@@ -71,13 +82,7 @@ class ActivationWriter:
         self._split: str | None = None
 
     def append(self, split: str, rows: Rows) -> None:
-        if rows.activations.ndim != 2 or rows.activations.shape[1] != self.d:
-            raise DataFormatError(f"activations must be [n, {self.d}], got {tuple(rows.activations.shape)}")
-        bad = non_finite_row(rows.activations)
-        if bad is not None:
-            raise DataFormatError(f"the target produced a non-finite activation for user {int(rows.users[bad])} at "
-                                  f"position {int(rows.positions[bad])} ({split} split); nothing was stored for it. "
-                                  "Check the model's weights and inputs")
+        check_rows(rows, self.d, split)
         if split != self._split:
             self._flush(force=True)
             self._split = split
@@ -107,14 +112,35 @@ class ActivationWriter:
 
     def _write_shard(self, rows: Rows) -> None:
         entry = self.index["splits"][self._split]
-        name = f"{self._split}-{len(entry['shards']):05d}.safetensors"
-        tensors = {"activations": rows.activations.float().contiguous(), "users": rows.users.long().contiguous(),
-                   "positions": rows.positions.long().contiguous()}
-        atomic_write(self.folder / name, lambda p: save_file(tensors, p))
-        for tensor in tensors.values():
+        name = shard_name(self._split, len(entry["shards"]))
+        for tensor in write_shard(self.folder / name, rows).values():
             self._content.update(tensor_bytes(tensor))
         entry["shards"].append({"file": name, "rows": len(rows)})
         entry["rows"] += len(rows)
+
+
+def shard_name(split: str, number: int) -> str:
+    return f"{split}-{number:05d}.safetensors"
+
+
+def write_shard(path: Path, rows: Rows) -> dict[str, torch.Tensor]:
+    """One shard file, written whole or not at all; returns what it holds."""
+    tensors = {"activations": rows.activations.float().contiguous(), "users": rows.users.long().contiguous(),
+               "positions": rows.positions.long().contiguous()}
+    atomic_write(path, lambda p: save_file(tensors, p))
+    return tensors
+
+
+def close_store(folder: Path, d: int, provenance: dict[str, Any], splits: dict[str, list[int]]) -> Path:
+    """The index of shards written apart (by several processes): ``splits`` gives each split's shard row
+    counts, in order; the content hash is read back from the shards, as ``ActivationWriter`` would have summed it."""
+    index: dict[str, Any] = {"d": d, "dtype": "float32", "provenance": provenance, "splits": {}}
+    for split, counts in splits.items():
+        shards = [{"file": shard_name(split, j), "rows": rows} for j, rows in enumerate(counts)]
+        index["splits"][split] = {"rows": sum(counts), "shards": shards}
+    index["content"] = ActivationStore(folder, index=index).content_of_shards()
+    write_json(folder / INDEX, index)
+    return folder
 
 
 class ActivationStore:
@@ -125,13 +151,14 @@ class ActivationStore:
         """Whether ``folder`` holds a finished store (its index is written last)."""
         return (Path(folder) / INDEX).is_file()
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, *, index: dict[str, Any] | None = None):
+        """The store in ``folder``; ``index``: shards being finished, read before their index is written."""
         self.folder = Path(folder)
-        if not self.finished(self.folder):
+        if index is None and not self.finished(self.folder):
             raise RunFolderError(
                 f"{self.folder} holds no finished activation store (no {INDEX}); run `recprobe capture` first"
             )
-        self.index = read_checked(self.folder / INDEX, StoreIndex, "recprobe capture --run RUN")
+        self.index = index or read_checked(self.folder / INDEX, StoreIndex, "recprobe capture --run RUN")
         self.d: int = self.index["d"]
 
     @property
@@ -143,17 +170,22 @@ class ActivationStore:
         """A hash of every stored activation and key (what an SAE records it was trained on)."""
         return self.index.get("content") or file_hash(self.folder / INDEX)
 
-    def verify(self, rebuild: str) -> None:
-        """Recompute the content hash from the shards, in the order they were written, and refuse a store whose
-        shards are not the ones it recorded (one replaced, copied in from another store, or altered)."""
+    def content_of_shards(self) -> str:
+        """The content hash recomputed from the shards, in the order they were written."""
         found = hashlib.sha256()
         for split in self.splits():
             for shard in self._split(split)["shards"]:
                 for tensor in self._read(shard["file"], "activations", "users", "positions"):
                     found.update(tensor_bytes(tensor))
-        if found.hexdigest()[:HASH_CHARS] != self.index["content"]:
+        return found.hexdigest()[:HASH_CHARS]
+
+    def verify(self, rebuild: str) -> None:
+        """Refuse a store whose shards are not the ones it recorded (one replaced, copied in from another store,
+        or altered)."""
+        found = self.content_of_shards()
+        if found != self.index["content"]:
             raise DataFormatError(f"{self.folder} holds other activations than it recorded (content hash "
-                                  f"{found.hexdigest()[:HASH_CHARS]}, recorded {self.index['content']}): a shard was "
+                                  f"{found}, recorded {self.index['content']}): a shard was "
                                   f"replaced or altered; capture again with `{rebuild}`")
 
     def splits(self) -> list[str]:

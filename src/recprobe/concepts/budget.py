@@ -5,12 +5,16 @@ Recording streams batch by batch and keeps, at every moment, only
 - each latent's ``top`` strongest cases, one per user (what a latent is described and verified on, its report
   page and its representative items): a row leaves once ``top`` other users' cases beat it for every latent
   it fired on, and a later batch can only bring stronger rivals, so the final set is exact;
-- a uniform reservoir of ``reservoir`` cases (each case gets a seeded random key, the smallest keys stay): what
-  negatives, hard negatives, backgrounds and attribute AUROCs are drawn from.
+- a uniform reservoir of ``reservoir`` cases (each case gets a seeded random key from its row number alone, the
+  smallest keys stay): what negatives, hard negatives, backgrounds and attribute AUROCs are drawn from.
 
 Counts that need every case (how many cases and distinct users each latent fires on, how many cases and users
 there were) are summed as the batches pass. Memory is then bounded by ``reservoir + top * n_latents`` rows,
 whatever the number of cases; below the budget every case is kept and the set is complete, as before.
+
+Processes under torchrun each record a contiguous block of the cases; ``absorb`` joins their recorders in order
+into the one a single process would have made (the keys and the strongest cases do not depend on who recorded
+them, and a user whose cases straddle two blocks is counted once).
 """
 
 from __future__ import annotations
@@ -44,6 +48,17 @@ class Population:
     n_users: int
     fired: np.ndarray  # [n_latents] cases each latent fired on
     users: np.ndarray  # [n_latents] distinct users whose cases it fired on
+
+
+def uniform_keys(rows: np.ndarray, seed: int) -> np.ndarray:
+    """[n] a key uniform in [0, 1) per case, a function of its row number and the seed only (SplitMix64), so
+    any batching and any split between processes gives every case the same key."""
+    with np.errstate(over="ignore"):
+        z = rows.astype(np.uint64) + np.uint64(seed + 1) * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53
 
 
 @dataclass
@@ -80,13 +95,14 @@ class BudgetedRecorder:
 
     n_latents: int
     budget: CaseBudget = field(default_factory=CaseBudget)
+    start_row: int = 0  # the row number of the first case this recorder takes
 
     def __post_init__(self) -> None:
         self.kept: Kept | None = None
-        self.rng = np.random.default_rng(self.budget.seed)
         self.n_cases = self.n_users = 0
         self.fired = np.zeros(self.n_latents, dtype=np.int64)
         self.active_users = np.zeros(self.n_latents, dtype=np.int64)
+        self.first_user, self.first_latents = -1, np.empty(0, dtype=np.int64)  # for joining with an earlier block
         self.last_user, self.last_latents = -1, np.empty(0, dtype=np.int64)
         self.capacity = 2 * (self.budget.reservoir + self.budget.top * self.n_latents)
 
@@ -95,13 +111,33 @@ class BudgetedRecorder:
         if len(users) and (np.any(np.diff(users) < 0) or users[0] < self.last_user):
             raise ValueError("cases must come in the order of their users")
         self._count(users, values, indices)
-        rows = np.arange(self.n_cases, self.n_cases + len(users))
+        rows = np.arange(self.start_row + self.n_cases, self.start_row + self.n_cases + len(users))
         self.n_cases += len(users)
-        batch = Kept(rows, users, positions, predicted, values.astype(np.float32), indices.astype(np.int64),
-                     self.rng.random(len(users)))
-        self.kept = batch if self.kept is None else self.kept.join(batch)
+        self._take(Kept(rows, users, positions, predicted, values.astype(np.float32), indices.astype(np.int64),
+                        uniform_keys(rows, self.budget.seed)))
+
+    def _take(self, cases: Kept) -> None:
+        self.kept = cases if self.kept is None else self.kept.join(cases)
         if len(self.kept) > self.capacity:
             self.kept = self.kept.take(self._keep())
+
+    def absorb(self, later: BudgetedRecorder) -> None:
+        """Join the recorder of the cases that follow this one's (the next process's block)."""
+        straddles = later.first_user >= 0 and later.first_user == self.last_user
+        self.n_cases += later.n_cases
+        self.n_users += later.n_users - int(straddles)
+        self.fired += later.fired
+        self.active_users += later.active_users
+        if straddles:  # the user's latents seen on both sides were counted twice
+            self.active_users[np.intersect1d(self.last_latents, later.first_latents)] -= 1
+        if later.last_user >= 0:
+            whole = straddles and later.last_user == later.first_user  # the later block is all that one user's
+            self.last_latents = np.union1d(self.last_latents, later.last_latents) if whole else later.last_latents
+            if self.first_user < 0:
+                self.first_user, self.first_latents = later.first_user, later.first_latents
+            self.last_user = later.last_user
+        if later.kept is not None:
+            self._take(later.kept)
 
     def _count(self, users: np.ndarray, values: np.ndarray, indices: np.ndarray) -> None:
         """Cases and distinct users per latent: a user whose cases straddle two batches counts once."""
@@ -114,6 +150,11 @@ class BudgetedRecorder:
         self.active_users += np.bincount(new % self.n_latents, minlength=self.n_latents)
         if len(users):
             self.n_users += len(np.unique(users)) - int(users[0] == self.last_user)
+            if self.first_user < 0:
+                self.first_user = int(users[0])
+            if users[0] == self.first_user:  # the block's first user's latents, as long as its cases go on
+                firsts = pairs[pairs // self.n_latents == self.first_user] % self.n_latents
+                self.first_latents = np.union1d(self.first_latents, firsts)
             mine = pairs[pairs // self.n_latents == users[-1]] % self.n_latents
             same_user = users[-1] == self.last_user  # the whole batch is the previous batch's last user's
             self.last_latents = np.union1d(self.last_latents, mine) if same_user else mine

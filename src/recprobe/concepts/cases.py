@@ -35,6 +35,7 @@ from recprobe.data.split import Split, last_window
 from recprobe.errors import ConfigError
 from recprobe.io import atomic_write
 from recprobe.metrics import prefix_mask
+from recprobe.parallel import DataParallel
 from recprobe.target import ProbeTarget
 
 SHOWN_HISTORY = 9
@@ -243,18 +244,28 @@ def shown_history(split: Split, users: np.ndarray, positions: np.ndarray) -> np.
 
 @torch.no_grad()
 def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "test", batch_size: int = 1024,
-                 budget: CaseBudget | None = None) -> CaseSet:
+                 budget: CaseBudget | None = None, parallel: DataParallel | None = None) -> CaseSet | None:
     """The cases of ``kind``, computed batch by batch; past ``budget`` (default ``CaseBudget()``), each latent's
-    strongest cases and a uniform reservoir of the rest, so memory does not grow with the cases."""
+    strongest cases and a uniform reservoir of the rest, so memory does not grow with the cases. With
+    ``parallel`` (torchrun), each process records a contiguous block of batches and rank 0 joins them into the
+    set one process makes; the other ranks return None."""
     users, positions = case_rows(split, kind, target.max_history)
-    recorder = BudgetedRecorder(sae.n_latents, budget or CaseBudget())
-    done = 0
-    for reps, predicted in case_batches(target, split, users, positions, batch_size):
+    parallel = parallel or DataParallel()
+    batches = parallel.block(-(-len(users) // batch_size))
+    start, stop = batches.start * batch_size, min(batches.stop * batch_size, len(users))
+    recorder = BudgetedRecorder(sae.n_latents, budget or CaseBudget(), start_row=start)
+    done = start
+    for reps, predicted in case_batches(target, split, users[start:stop], positions[start:stop], batch_size):
         values, indices = sae.encode(reps)
         chunk = slice(done, done + len(predicted))
         recorder.add(users[chunk], positions[chunk], predicted, values.numpy(), indices.numpy())
         done += len(predicted)
-    kept, uniform, population = recorder.finish()
+    recorders = parallel.gather_to_main(recorder)
+    if recorders is None:
+        return None
+    for later in recorders[1:]:
+        recorders[0].absorb(later)
+    kept, uniform, population = recorders[0].finish()
     return CaseSet(kept.users, shown_history(split, kept.users, kept.positions), kept.predicted, kept.values,
                    kept.indices, positions=kept.positions, uniform=uniform, population=population)
 

@@ -12,6 +12,7 @@ from recprobe.batches import phase_batches
 from recprobe.beyond import PopularityGroups
 from recprobe.data.split import Phase, Split
 from recprobe.metrics import KS, evaluate_ranking
+from recprobe.parallel import DataParallel
 from recprobe.target import ProbeTarget
 
 
@@ -24,10 +25,12 @@ def nothing_seen(n_users: int) -> tuple[np.ndarray, np.ndarray]:
 def evaluate_model(
     model: ProbeTarget, split: Split, phase: Phase, *, ks: Sequence[int] = KS, batch_size: int = 1024,
     sampled: bool = False, mask_seen: bool = True, device: str | torch.device = "cpu", beyond: bool = False,
+    parallel: DataParallel | None = None,
 ) -> dict[str, float | None]:
     """HR@K / NDCG@K of ``model.predict`` over every user of ``split`` at ``phase`` (dev or test). Seen items are
     masked unless ``mask_seen=False`` (RecBole's protocol for its sequential models, to compare with it). ``beyond``
-    adds the beyond-accuracy metrics at K = 10 (``recprobe.beyond``; full ranking only)."""
+    adds the beyond-accuracy metrics at K = 10 (``recprobe.beyond``; full ranking only). ``parallel``: the users'
+    batches shared out between processes under torchrun (``recprobe.metrics.evaluate_ranking``)."""
     module = model if isinstance(model, nn.Module) else None
     was_training = module is not None and module.training
     if module is not None:
@@ -39,7 +42,7 @@ def evaluate_model(
             split.targets(phase), split.exclusions(phase) if mask_seen else nothing_seen(split.n_users),
             split.n_items,
             ks=ks, batch_size=batch_size, sampled=sampled,
-            groups=PopularityGroups.of(split) if beyond and not sampled else None,
+            groups=PopularityGroups.of(split) if beyond and not sampled else None, parallel=parallel,
         )
     finally:
         if module is not None:

@@ -46,6 +46,7 @@ from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, StaleArtifactError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import atomic_write_text, write_json
+from recprobe.parallel import DataParallel
 from recprobe.progress import stage_bar
 from recprobe.runs.attributes import attribute_metrics, case_representations
 from recprobe.runs.ladder import train_controls
@@ -96,6 +97,11 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
     budget = case_budget or CaseBudget()
     if budget != CaseBudget():  # named only when not the default, so folders made before budgets stay current
         settings["case_budget"] = {"top": budget.top, "reservoir": budget.reservoir, "seed": budget.seed}
+    parallel = DataParallel.from_env("cpu")
+    if not parallel.main:  # under torchrun: record this process's block of the cases for rank 0, which does the rest
+        if parallel.broadcast(None):
+            record_cases(run.target, sae, run.split, kind=kind, budget=budget, parallel=parallel)
+        return {}
     rebuild = run.interpret_command(out, basis)
     if (out / SETTINGS).exists() and not overwrite:
         previous = read_checked(out / SETTINGS, ConceptSettings, rebuild)  # older folders: test cases, the SAE
@@ -110,8 +116,8 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
     created = not out.exists()
     try:
         write_json(out / SETTINGS, settings)
-        if not (out / CASES).exists():
-            recorded = record_cases(run.target, sae, run.split, kind=kind, budget=budget)
+        if parallel.broadcast(not (out / CASES).exists()):
+            recorded = record_cases(run.target, sae, run.split, kind=kind, budget=budget, parallel=parallel)
             recorded.made_from = settings["made_from"]
             recorded.save(out / CASES)
         case_set = run.cases(out, basis=basis)

@@ -318,11 +318,13 @@ class Run:
 
     def evaluate(self, phase: str = "test", *, sampled: bool = False, mask_seen: bool = True) -> dict[str, float | None]:
         """``recprobe evaluate``: full-ranking HR@K / NDCG@K of the target on the run's split, then the
-        beyond-accuracy metrics at K = 10 from the same rankings (not with ``sampled``)."""
+        beyond-accuracy metrics at K = 10 from the same rankings (not with ``sampled``). Under torchrun the users
+        are shared out between the processes, and every process returns the whole figures."""
         from recprobe.models.evaluate import evaluate_model
+        from recprobe.parallel import DataParallel
 
         return evaluate_model(self.target, self.split, phase, sampled=sampled, mask_seen=mask_seen,  # type: ignore[arg-type]
-                              beyond=not sampled)
+                              beyond=not sampled, parallel=DataParallel.from_env("cpu"))
 
 
 def _sae_fields(fields: dict[str, Any]):

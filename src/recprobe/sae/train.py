@@ -12,10 +12,10 @@ from rich.progress import TextColumn
 
 from recprobe.errors import ConfigError, RunFolderError
 from recprobe.evaluate import reconstruction_metrics
+from recprobe.parallel import DataParallel
 from recprobe.progress import stage_bar
 from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
-from recprobe.sae.parallel import DataParallel
 from recprobe.sae.topk import TopKSAE, geometric_median
 from recprobe.store import ActivationStore
 
@@ -91,7 +91,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
               items: torch.Tensor | None = None) -> tuple[TopKSAE, SAEFitResult]:
     """Train on the store's ``train`` rows and keep the epoch with the lowest ``dev`` FVU (train FVU when the
     store has no dev rows). Deterministic for ``config.seed`` on one device. Inside a ``torch.distributed``
-    process group, each rank trains on its slice of every batch (``recprobe.sae.parallel``). With ``checkpoint``,
+    process group, each rank trains on its slice of every batch (``recprobe.parallel``). With ``checkpoint``,
     the full training state is saved there every ``train.checkpoint_every`` steps and at each epoch's end, and
     a run started with the same settings over the same store resumes from it with identical results. With
     ``train.kl_weight`` > 0, ``items`` [n_items, d] (the target's item embeddings) score each vector and its
