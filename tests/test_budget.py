@@ -3,6 +3,7 @@ with the counts that need every case, in memory that does not grow with the case
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -110,7 +111,7 @@ def test_blocks_recorded_apart_and_joined_in_order_are_the_one_recording(seed, c
     budget = CaseBudget(top=top, reservoir=reservoir, seed=seed)
     one = record(users, values, indices, 12, budget, 16)[0]
     edges = [0, *sorted(min(c, len(users)) for c in cuts), len(users)]
-    blocks = [record(users, values, indices, 12, budget, 16, np.arange(a, b))[0] for a, b in zip(edges, edges[1:])]
+    blocks = [record(users, values, indices, 12, budget, 16, np.arange(a, b))[0] for a, b in itertools.pairwise(edges)]
     for later in blocks[1:]:
         blocks[0].absorb(later)
     (kept, uniform, population), (kept_one, uniform_one, population_one) = blocks[0].finish(), one.finish()
