@@ -14,8 +14,7 @@ from recprobe.plugins import adapters, load_target
 from recprobe.runs import Run
 from recprobe.sae import SAEConfig, TopKSAE
 from recprobe.target import Batch, ProbeTarget
-
-__version__ = "0.1.0"
+from recprobe.version import __version__
 
 __all__ = [
     "Batch",
@@ -24,7 +23,6 @@ __all__ = [
     "Position",
     "ProbeTarget",
     "RecprobeError",
-    "Run",
     "Run",
     "SAEConfig",
     "Split",

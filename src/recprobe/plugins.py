@@ -15,12 +15,12 @@ from typing import Any
 
 import pluggy
 
-import recprobe
-from recprobe import hookspecs
+import recprobe.hookspecs as hookspecs
 from recprobe.adapters.base import Adapter
 from recprobe.errors import RecprobeError, unknown_name
 from recprobe.settings import settings
 from recprobe.target import ProbeTarget
+from recprobe.version import __version__
 
 BUILTIN_PLUGINS = ("recprobe.adapters.builtin", "recprobe.adapters.recbole", "recprobe.adapters.torch")
 ENTRY_POINT_GROUP = "recprobe"
@@ -72,7 +72,7 @@ def _provider(pm: pluggy.PluginManager, plugin: Any) -> tuple[str, str]:
         if registered is plugin and dist is not None:
             return dist.metadata["Name"], dist.version
     name = pm.get_name(plugin) or repr(plugin)
-    return ("recprobe", recprobe.__version__) if name in BUILTIN_PLUGINS else (name, "")
+    return ("recprobe", __version__) if name in BUILTIN_PLUGINS else (name, "")
 
 
 def collect_adapters(pm: pluggy.PluginManager) -> dict[str, RegisteredAdapter]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from recprobe.data import readers
+import recprobe.data.readers as readers
 from recprobe.data.export import BENCHMARK_PARTS
 from recprobe.data.fetch import fetch, fetched_folder
 from recprobe.data.prepare import given_split, leave_one_out, with_user_attributes

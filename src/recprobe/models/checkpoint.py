@@ -11,7 +11,6 @@ from typing import Any
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-import recprobe
 from recprobe.data import load_dataset
 from recprobe.data import stored as stored_split
 from recprobe.data.split import Split
@@ -20,6 +19,7 @@ from recprobe.io import write_folder, write_json
 from recprobe.models.base import Recommender
 from recprobe.models.registry import build_model
 from recprobe.schemas import RecommenderConfig, read_checked
+from recprobe.version import __version__
 
 FOLDER = "recommender"
 
@@ -27,7 +27,7 @@ FOLDER = "recommender"
 def run_config(model: Recommender, split: Split, train: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     """Everything needed to rebuild the model and to tell one run from another."""
     return {
-        "recprobe_version": recprobe.__version__,
+        "recprobe_version": __version__,
         "model": model.name,
         "model_config": model.config.model_dump(),
         "train_config": train,

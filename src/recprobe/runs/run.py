@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import recprobe
 from recprobe.batches import phase_batches
 from recprobe.data import load_dataset
 from recprobe.data.split import Split
@@ -37,6 +36,7 @@ from recprobe.schemas import ConceptSettings, RunRecord, SaeMetrics, read_checke
 from recprobe.store import ActivationStore
 from recprobe.target import ProbeTarget
 from recprobe.testing import ranking_check
+from recprobe.version import __version__
 
 FORMAT = 1
 IN_MEMORY = "in-memory"  # run.json's adapter for a target handed over in Python
@@ -472,7 +472,7 @@ def _load_target(record: dict[str, Any], root: Path) -> ProbeTarget:
 
 
 def _versions(adapter: str | None) -> dict[str, str]:
-    versions = {"recprobe": recprobe.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    versions = {"recprobe": __version__, "torch": torch.__version__, "python": platform.python_version()}
     registered = adapters().get(adapter or "")
     if registered is not None:
         versions["adapter"] = f"{registered.package} {registered.version}".strip()
