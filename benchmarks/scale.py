@@ -1,6 +1,7 @@
 """Every stage's wall time and peak memory as the users grow: a scale ladder on synthetic interactions.
 
-    python benchmarks/scale.py [--quick] [--sizes 20000,100000,1000000] [--items N] [--json FILE] [--folder DIR]
+    python benchmarks/scale.py [--quick] [--sizes 20000,100000,1000000] [--items N] [--sae-scale 8]
+                               [--stages probe,capture,...] [--json FILE] [--folder DIR]
 
 The data: ``--sizes`` users (``--quick``: 1,000, 2,000 and 4,000), a catalog of ``--items`` items (default: a
 fifth as many as the users, at least 500; a fixed catalog measures growth in users alone, since any full ranking
@@ -11,7 +12,7 @@ is the mean of their history's item embeddings (genre centroid plus noise, d = 6
 the SAE has genre structure to find and every stage runs as it does on a real sequential model.
 
 Each stage runs in a fresh process on the same run folder and reports its wall time and peak RSS (ru_maxrss):
-probe (Run.create: the split stored, the ranking check), capture, train-sae (1 epoch, 8x latents, k 8),
+probe (Run.create: the split stored, the ranking check), capture, train-sae (1 epoch, ``--sae-scale`` x 64 latents, k 8),
 interpret (metadata describer, embedding verifier, the default cases), steer (Table 7), debias-sweep and report.
 The growth exponent of each stage is the slope of log(seconds) and of log(peak RSS above the interpreter's own)
 against log(users), fitted over the sizes; 1 is linear. ``--json`` writes
@@ -93,7 +94,7 @@ class MeanPool(torch.nn.Module):
         return self.items.weight[:-1]
 
 
-def stage(name: str, n_users: int, n_items: int | None, folder: Path) -> str:
+def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale: int = 8) -> str:
     """One stage on the run of ``n_users`` users; what it made, in a few words."""
     from recprobe.runs import Run
 
@@ -107,7 +108,7 @@ def stage(name: str, n_users: int, n_items: int | None, folder: Path) -> str:
         store = run.capture(progress=False)
         return f"{store.n_rows('train'):,} train vectors"
     if name == "train-sae":
-        metrics = run.train_sae(scale=8, k=8, epochs=1, progress=False)
+        metrics = run.train_sae(scale=sae_scale, k=8, epochs=1, progress=False)
         return f"FVU {metrics['after']['reconstruction_train']['fvu']:.3f}"
     if name == "interpret":
         summary = run.interpret(progress=False)
@@ -121,7 +122,9 @@ def stage(name: str, n_users: int, n_items: int | None, folder: Path) -> str:
 
 
 def fitted_exponent(sizes: list[int], values: list[float]) -> float:
-    """The slope of log(value) against log(size), least squares."""
+    """The slope of log(value) against log(size), least squares (NaN from one size)."""
+    if len(set(sizes)) < 2:
+        return float("nan")
     x, y = np.log(np.asarray(sizes, dtype=float)), np.log(np.maximum(np.asarray(values, dtype=float), 1e-9))
     return float(np.polyfit(x, y, 1)[0])
 
@@ -131,6 +134,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="three small sizes (1,000, 2,000, 4,000 users)")
     parser.add_argument("--sizes", default="20000,100000,1000000")
     parser.add_argument("--items", type=int, help="a fixed catalog size (default: a fifth of the users, at least 500)")
+    parser.add_argument("--sae-scale", type=int, default=8, help="SAE latents per dimension (64 dimensions)")
+    parser.add_argument("--stages", default=",".join(STAGES), help="the stages to run, in order")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/recprobe-scale"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--stage", choices=STAGES, help="run one stage in this process (used by the driver)")
@@ -140,18 +145,20 @@ def main() -> None:
         torch.set_num_threads(2)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        what = stage(args.stage, args.users, args.items, args.folder / f"users-{args.users}")
+        what = stage(args.stage, args.users, args.items, args.folder / f"users-{args.users}", args.sae_scale)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({"seconds": time.perf_counter() - started, "peak_gb": peak / 2**20,
                           "base_gb": baseline / 2**20, "what": what}))
         return
     sizes = [1000, 2000, 4000] if args.quick else [int(s) for s in args.sizes.split(",")]
-    found: dict[str, dict[str, list[float]]] = {name: {"seconds": [], "peak_gb": [], "above_gb": []} for name in STAGES}
+    stages = [name.strip() for name in args.stages.split(",")]
+    found: dict[str, dict[str, list[float]]] = {name: {"seconds": [], "peak_gb": [], "above_gb": []} for name in stages}
     for users in sizes:
-        for name in STAGES:
+        for name in stages:
             items = ["--items", str(args.items)] if args.items else []
             done = subprocess.run([sys.executable, __file__, "--stage", name, "--users", str(users), "--folder",
-                                   str(args.folder), *items], capture_output=True, text=True, check=True)
+                                   str(args.folder), "--sae-scale", str(args.sae_scale), *items],
+                                  capture_output=True, text=True, check=True)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             found[name]["seconds"].append(row["seconds"])
             found[name]["peak_gb"].append(row["peak_gb"])
