@@ -35,7 +35,7 @@ def record(users, values, indices, n_latents, budget, batch, rows=None):
     for start in range(0, len(rows), batch):
         part = rows[start:start + batch]
         recorder.add(users[part], part, np.zeros(len(part), dtype=np.int64), values[part], indices[part])
-        peak = max(peak, len(recorder.kept))
+        peak = max(peak, recorder.buffer.size)  # the rows it ever allocated
     return recorder, peak
 
 

@@ -96,7 +96,7 @@ def splice_effects(target: ProbeTarget, sae, split: Split, mean: torch.Tensor, p
     splice; and the mean share of each user's original top 10 that the spliced model keeps."""
     batch_of = phase_batches(split, phase, target.max_history)
     targets, exclusions = split.targets(phase), split.exclusions(phase)
-    ranks: dict[str, list[torch.Tensor]] = {"original": [], "spliced": [], "mean": []}
+    ranks = {name: torch.empty(len(targets), dtype=torch.long) for name in ("original", "spliced", "mean")}
     losses = {name: 0.0 for name in ranks}
     overlap = 0.0
     for start in range(0, len(targets), batch_size):
@@ -109,11 +109,11 @@ def splice_effects(target: ProbeTarget, sae, split: Split, mean: torch.Tensor, p
         tops = {}
         for name, rep in variants.items():
             scores = target.score(rep, batch).float()
-            ranks[name].append(target_ranks(scores, item, mask))  # masks the seen items in place
+            ranks[name][start:start + len(users)] = target_ranks(scores, item, mask)  # masks the seen items in place
             losses[name] += float((scores.logsumexp(1) - scores.gather(1, item[:, None])[:, 0]).sum())
             tops[name] = scores.topk(TOP, dim=1).indices
         overlap += float((tops["original"][:, :, None] == tops["spliced"][:, None, :]).any(2).sum()) / TOP
-    ndcg = {name: metrics_from_ranks(torch.cat(r), (TOP,))[f"NDCG@{TOP}"] for name, r in ranks.items()}
+    ndcg = {name: metrics_from_ranks(r, (TOP,))[f"NDCG@{TOP}"] for name, r in ranks.items()}
     loss = {name: total / len(targets) for name, total in losses.items()}
     return {**{f"NDCG@10_{name}": value for name, value in ndcg.items()},
             **{f"loss_{name}": value for name, value in loss.items()},

@@ -140,7 +140,7 @@ def evaluate_ranking(
                           f"seen; this catalog has {n_items} items in all: use the full ranking (without --sampled)")
     offsets, items = exclusions
     rng = np.random.default_rng(seed)
-    ranks: dict[int, torch.Tensor] = {}  # batch number -> its users' ranks
+    ranks = torch.zeros(len(targets), dtype=torch.long)  # filled in place: no small tensor left per batch
     beyond = None if groups is None else BeyondSums(groups)
     starts = range(0, len(targets), batch_size)
     for number in parallel.mine(len(starts)):
@@ -151,21 +151,20 @@ def evaluate_ranking(
         if sampled:
             negatives = sample_negatives(offsets, items, users, targets[users], n_items, SAMPLED_NEGATIVES, rng)
             candidates = torch.cat([target[:, None], torch.from_numpy(negatives).to(scores.device)], 1)
-            ranks[number] = target_ranks(scores.gather(1, candidates), torch.zeros_like(target)).cpu()
+            ranks[start:start + len(users)] = target_ranks(scores.gather(1, candidates), torch.zeros_like(target)).cpu()
         else:
             mask = exclusion_mask(offsets, items, users, n_items)
             if groups is None:
-                ranks[number] = target_ranks(scores, target, mask).cpu()
+                ranks[start:start + len(users)] = target_ranks(scores, target, mask).cpu()
                 continue
             rank, top = ranks_and_top(scores, target, mask, BEYOND_K)
-            ranks[number] = rank.cpu()
+            ranks[start:start + len(users)] = rank.cpu()
             beyond.add(top.cpu().numpy(), rank.cpu().numpy(), targets[users], users)
-    if parallel.world > 1:
+    if parallel.world > 1:  # each process filled its own batches' ranks, zeros elsewhere
         found = parallel.gather((ranks, beyond))
-        ranks = {number: rank for mine, _ in found for number, rank in mine.items()}
+        ranks = torch.stack([mine for mine, _ in found]).sum(0)
         beyond = None if beyond is None else BeyondSums.merged([sums for _, sums in found])
-    ordered = [ranks[number] for number in sorted(ranks)]
-    out: dict[str, float | None] = dict(metrics_from_ranks(torch.cat(ordered), ks, SAMPLED if sampled else ""))
+    out: dict[str, float | None] = dict(metrics_from_ranks(ranks, ks, SAMPLED if sampled else ""))
     if beyond is not None:
         out.update((key, value) for key, value in beyond.metrics().items() if key not in out)
     return out

@@ -81,11 +81,43 @@ class Kept:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def take(self, rows: np.ndarray) -> Kept:
-        return Kept(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+    def columns(self) -> list[np.ndarray]:
+        return [getattr(self, name) for name in self.__dataclass_fields__]
 
-    def join(self, other: Kept) -> Kept:
-        return Kept(*(np.concatenate([getattr(self, name), getattr(other, name)]) for name in self.__dataclass_fields__))
+    def take(self, rows: np.ndarray | slice) -> Kept:
+        return Kept(*(column[rows] for column in self.columns()))
+
+
+class KeptBuffer:
+    """The kept cases in arrays allocated once and filled in place: appending a batch copies only the batch,
+    and no small array is left between the large transient ones of the scoring (which fragments the heap, so
+    that the process's memory would grow with every batch)."""
+
+    def __init__(self, size: int, like: Kept):
+        self.size, self.filled = size, 0
+        self.arrays = Kept(*(np.empty((size, *column.shape[1:]), dtype=column.dtype) for column in like.columns()))
+
+    def view(self) -> Kept:
+        return self.arrays.take(slice(0, self.filled))
+
+    def fits(self, count: int) -> bool:
+        return self.filled + count <= self.size
+
+    def append(self, cases: Kept) -> None:
+        for mine, theirs in zip(self.arrays.columns(), cases.columns(), strict=True):
+            mine[self.filled:self.filled + len(cases)] = theirs
+        self.filled += len(cases)
+
+    def compact(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (sorted), moved to the front."""
+        for column in self.arrays.columns():
+            column[: len(rows)] = column[rows]
+        self.filled = len(rows)
+
+    def grown(self, size: int) -> KeptBuffer:
+        out = KeptBuffer(size, self.arrays)
+        out.append(self.view())
+        return out
 
 
 @dataclass
@@ -96,9 +128,10 @@ class BudgetedRecorder:
     n_latents: int
     budget: CaseBudget = field(default_factory=CaseBudget)
     start_row: int = 0  # the row number of the first case this recorder takes
+    expected: int | None = None  # how many cases will come, when known: no larger buffer is allocated
 
     def __post_init__(self) -> None:
-        self.kept: Kept | None = None
+        self.buffer: KeptBuffer | None = None
         self.n_cases = self.n_users = 0
         self.fired = np.zeros(self.n_latents, dtype=np.int64)
         self.active_users = np.zeros(self.n_latents, dtype=np.int64)
@@ -116,10 +149,18 @@ class BudgetedRecorder:
         self._take(Kept(rows, users, positions, predicted, values.astype(np.float32), indices.astype(np.int64),
                         uniform_keys(rows, self.budget.seed)))
 
+    @property
+    def kept(self) -> Kept | None:
+        return None if self.buffer is None else self.buffer.view()
+
     def _take(self, cases: Kept) -> None:
-        self.kept = cases if self.kept is None else self.kept.join(cases)
-        if len(self.kept) > self.capacity:
-            self.kept = self.kept.take(self._keep())
+        if self.buffer is None:
+            self.buffer = KeptBuffer(max(min(self.capacity, self.expected or self.capacity), len(cases)), cases)
+        if not self.buffer.fits(len(cases)):
+            self.buffer.compact(self._keep())
+        if not self.buffer.fits(len(cases)):  # a joined block, larger than the room left
+            self.buffer = self.buffer.grown(self.buffer.filled + len(cases))
+        self.buffer.append(cases)
 
     def absorb(self, later: BudgetedRecorder) -> None:
         """Join the recorder of the cases that follow this one's (the next process's block)."""
@@ -136,8 +177,8 @@ class BudgetedRecorder:
             if self.first_user < 0:
                 self.first_user, self.first_latents = later.first_user, later.first_latents
             self.last_user = later.last_user
-        if later.kept is not None:
-            self._take(later.kept)
+        if later.buffer is not None:
+            self._take(later.buffer.view())
 
     def _count(self, users: np.ndarray, values: np.ndarray, indices: np.ndarray) -> None:
         """Cases and distinct users per latent: a user whose cases straddle two batches counts once."""
@@ -162,7 +203,8 @@ class BudgetedRecorder:
 
     def _keep(self) -> np.ndarray:
         """Rows (of ``kept``) in some latent's top, or in the reservoir, in their recorded order."""
-        kept = self.kept
+        assert self.buffer is not None
+        kept = self.buffer.view()
         in_reservoir = np.argsort(kept.keys, kind="stable")[: self.budget.reservoir]
         fired = kept.values > 0
         row_of = np.broadcast_to(np.arange(len(kept))[:, None], fired.shape)[fired]
@@ -181,11 +223,12 @@ class BudgetedRecorder:
     def finish(self) -> tuple[Kept, np.ndarray | None, Population | None]:
         """The kept cases, which of them are the uniform sample, and the population's counts; the last two are
         None when every case was kept (the set is then complete)."""
-        if self.kept is None:
+        if self.buffer is None:
             return Kept.empty(0), None, None
         if self.n_cases <= self.budget.reservoir:
-            return self.kept, None, None
-        self.kept = self.kept.take(self._keep())
-        threshold = np.sort(self.kept.keys)[self.budget.reservoir - 1]
+            return self.buffer.view(), None, None
+        self.buffer.compact(self._keep())
+        kept = self.buffer.view()
+        threshold = np.sort(kept.keys)[self.budget.reservoir - 1]
         population = Population(self.n_cases, self.n_users, self.fired, self.active_users)
-        return self.kept, self.kept.keys <= threshold, population
+        return kept, kept.keys <= threshold, population

@@ -253,7 +253,7 @@ def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "te
     parallel = parallel or DataParallel()
     batches = parallel.block(-(-len(users) // batch_size))
     start, stop = batches.start * batch_size, min(batches.stop * batch_size, len(users))
-    recorder = BudgetedRecorder(sae.n_latents, budget or CaseBudget(), start_row=start)
+    recorder = BudgetedRecorder(sae.n_latents, budget or CaseBudget(), start_row=start, expected=stop - start)
     done = start
     for reps, predicted in case_batches(target, split, users[start:stop], positions[start:stop], batch_size):
         values, indices = sae.encode(reps)

@@ -46,8 +46,11 @@ def case_representations(run: Run, cases: CaseSet, batch_size: int = 1024) -> np
     test cases)."""
     target, split = run.target, run.split
     positions = cases.positions if cases.positions is not None else case_rows(split, "test", target.max_history)[1]
-    return np.concatenate([target.represent(batch).float().numpy() for batch in
-                           position_batches(split, cases.users, positions, target.max_history, batch_size)])
+    out = np.empty((len(cases), target.d_model), dtype=np.float32)  # filled in place, batch by batch
+    for start, batch in zip(range(0, len(cases), batch_size),
+                            position_batches(split, cases.users, positions, target.max_history, batch_size), strict=True):
+        out[start:start + len(batch)] = target.represent(batch).float().numpy()
+    return out
 
 
 def read_out(sae, reps: torch.Tensor) -> np.ndarray:
