@@ -150,12 +150,11 @@ def select_latents(selection: str, target: ProbeTarget, sae, split: Split, cases
 def top10_report(target: ProbeTarget, sae, split: Split, edits: Sequence[Edit], batch_size: int = 512) -> dict[str, float]:
     """Over every test user, with ``edits`` applied (none: the original model): mean train popularity of the
     top-10 items, catalog coverage (distinct items in any top 10 / catalog size) and HR@10 of the test item."""
-    tops, hits = [], 0
+    top, hits = np.empty((split.n_users, TOP), dtype=np.int64), 0  # filled in place, batch by batch
     for users, batch, seen in ranked_batches(target, split, np.arange(split.n_users), batch_size):
         reps = target.represent(batch).float()
-        top = top_items(target, steered(sae, reps, edits) if edits else reps, batch, seen, TOP)
-        tops.append(top.numpy())
-        hits += int((top == torch.from_numpy(split.test_items[users])[:, None]).any(1).sum())
-    top = np.concatenate(tops)
+        found = top_items(target, steered(sae, reps, edits) if edits else reps, batch, seen, TOP)
+        top[users] = found.numpy()
+        hits += int((found == torch.from_numpy(split.test_items[users])[:, None]).any(1).sum())
     return {"mean_popularity@10": average_popularity(top, split.item_popularity()),
             "coverage@10": item_coverage(top, split.n_items), "HR@10": hits / split.n_users}

@@ -89,7 +89,8 @@ def fidelity(target: ProbeTarget, sae, split: Split, *, m: int = FIDELITY_M, see
     generator = torch.Generator().manual_seed(seed)
     batch_of = phase_batches(split, "test", target.max_history)
     exclusions = split.exclusions("test")
-    beats, drops_top, drops_random, skipped = [], [], [], 0
+    users_kept = beats = skipped = 0  # running sums: nothing kept per batch
+    drops_top = drops_random = 0.0
     for start in range(0, split.n_users, batch_size):
         users = np.arange(start, min(start + batch_size, split.n_users))
         batch, seen = batch_of(users), exclusion_mask(*exclusions, users, split.n_items)
@@ -109,12 +110,12 @@ def fidelity(target: ProbeTarget, sae, split: Split, *, m: int = FIDELITY_M, see
         before = item_ranks(target.score(reps, batch), items, seen)
         after_top = item_ranks(target.score(ablated(sae, reps, values, indices, top), batch), items, seen)
         after_random = item_ranks(target.score(ablated(sae, reps, values, indices, random), batch), items, seen)
-        beats.append((after_top > after_random)[keep])
-        drops_top.append((after_top - before)[keep].float())
-        drops_random.append((after_random - before)[keep].float())
-    if not beats:
+        users_kept += int(keep.sum())
+        beats += int((after_top > after_random)[keep].sum())
+        drops_top += float((after_top - before)[keep].double().sum())
+        drops_random += float((after_random - before)[keep].double().sum())
+    if not users_kept:
         return {"m": m, "users": 0, "skipped": skipped, "share_top_beats_random": None,
                 "mean_rank_drop_top": None, "mean_rank_drop_random": None}
-    beat, top_drop, random_drop = torch.cat(beats), torch.cat(drops_top), torch.cat(drops_random)
-    return {"m": m, "users": len(beat), "skipped": skipped, "share_top_beats_random": float(beat.float().mean()),
-            "mean_rank_drop_top": float(top_drop.mean()), "mean_rank_drop_random": float(random_drop.mean())}
+    return {"m": m, "users": users_kept, "skipped": skipped, "share_top_beats_random": beats / users_kept,
+            "mean_rank_drop_top": drops_top / users_kept, "mean_rank_drop_random": drops_random / users_kept}

@@ -102,10 +102,10 @@ def user_top(target: ProbeTarget, sae, split: Split, user: int, edits: Sequence[
 @torch.no_grad()
 def active_users(target: ProbeTarget, sae, split: Split, latent: int, batch_size: int = 512) -> np.ndarray:
     """Test users on whom ``latent`` fires."""
-    found = []
+    fires = np.zeros(split.n_users, dtype=bool)  # filled in place: no small array left per batch
     for users, batch, _ in ranked_batches(target, split, np.arange(split.n_users), batch_size):
-        found.append(users[(latent_values(sae, target.represent(batch).float(), latent) > 0).numpy()])
-    return np.concatenate(found)
+        fires[users] = (latent_values(sae, target.represent(batch).float(), latent) > 0).numpy()
+    return np.flatnonzero(fires)
 
 
 @torch.no_grad()
