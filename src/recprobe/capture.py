@@ -89,11 +89,15 @@ def capture(
             task = bar.add_task(f"capture {', '.join(plan)}", total=sum(stop - start for _, _, start, stop in mine))
             for part, j, start, stop in mine:
                 users, pos = (column[start:stop] for column in plan[part])
-                reps = [target.represent(batch).float().cpu()
-                        for batch in position_batches(split, users, pos, target.max_history, batch_size)]
-                rows = Rows(torch.cat(reps) if reps else torch.empty(0, target.d_model), torch.from_numpy(users),
-                            torch.from_numpy(pos))
-                check_rows(rows, target.d_model, part)
+                reps = torch.empty(stop - start, target.d_model)  # filled in place, batch by batch
+                done = 0
+                for batch in position_batches(split, users, pos, target.max_history, batch_size):
+                    found = target.represent(batch).float().cpu()
+                    check_rows(Rows(found, batch.users, torch.from_numpy(pos[done:done + len(batch)])),
+                               target.d_model, part)
+                    reps[done:done + len(batch)] = found
+                    done += len(batch)
+                rows = Rows(reps, torch.from_numpy(users), torch.from_numpy(pos))
                 write_shard(staging / shard_name(part, j), rows)
                 bar.advance(task, len(rows))
         parallel.barrier()  # every shard is written
