@@ -9,8 +9,9 @@ Recording streams batch by batch and keeps, at every moment, only
   smallest keys stay): what negatives, hard negatives, backgrounds and attribute AUROCs are drawn from.
 
 Counts that need every case (how many cases and distinct users each latent fires on, how many cases and users
-there were) are summed as the batches pass. Memory is then bounded by ``reservoir + top * n_latents`` rows,
-whatever the number of cases; below the budget every case is kept and the set is complete, as before.
+there were) are summed as the batches pass. The cases sit in a buffer of twice ``reservoir + top * n_latents``
+rows, allocated once and pruned to the budget when full, so memory is bounded whatever the number of cases;
+below the budget every case is kept and the set is complete, as before.
 
 Processes under torchrun each record a contiguous block of the cases; ``absorb`` joins their recorders in order
 into the one a single process would have made (the keys and the strongest cases do not depend on who recorded
