@@ -1,7 +1,7 @@
 """Every stage's wall time and peak memory as the users grow: a scale ladder on synthetic interactions.
 
     python benchmarks/scale.py [--quick] [--sizes 20000,100000,1000000] [--items N] [--sae-scale 8]
-                               [--stages probe,capture,...] [--json FILE] [--folder DIR]
+                               [--stages probe,capture,...] [--cases auto] [--json FILE] [--folder DIR]
 
 The data: ``--sizes`` users (``--quick``: 1,000, 2,000 and 4,000), a catalog of ``--items`` items (default: a
 fifth as many as the users, at least 500; a fixed catalog measures growth in users alone, since any full ranking
@@ -94,7 +94,7 @@ class MeanPool(torch.nn.Module):
         return self.items.weight[:-1]
 
 
-def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale: int = 8) -> str:
+def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale: int = 8, cases: str = "auto") -> str:
     """One stage on the run of ``n_users`` users; what it made, in a few words."""
     from recprobe.runs import Run
 
@@ -111,7 +111,7 @@ def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale:
         metrics = run.train_sae(scale=sae_scale, k=8, epochs=1, progress=False)
         return f"FVU {metrics['after']['reconstruction_train']['fvu']:.3f}"
     if name == "interpret":
-        summary = run.interpret(progress=False)
+        summary = run.interpret(progress=False, cases=cases)
         return f"{summary['n_cases']:,} {summary['cases']} cases, {summary['concepts']['C>=0.8']} concepts at C >= 0.8"
     if name == "steer":
         return f"Table 7 on {len(run.steering().table7()['latents'])} latents"
@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, help="a fixed catalog size (default: a fifth of the users, at least 500)")
     parser.add_argument("--sae-scale", type=int, default=8, help="SAE latents per dimension (64 dimensions)")
     parser.add_argument("--stages", default=",".join(STAGES), help="the stages to run, in order")
+    parser.add_argument("--cases", default="auto", help="interpret's cases: auto, test or all")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/recprobe-scale"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--stage", choices=STAGES, help="run one stage in this process (used by the driver)")
@@ -145,7 +146,7 @@ def main() -> None:
         torch.set_num_threads(2)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        what = stage(args.stage, args.users, args.items, args.folder / f"users-{args.users}", args.sae_scale)
+        what = stage(args.stage, args.users, args.items, args.folder / f"users-{args.users}", args.sae_scale, args.cases)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({"seconds": time.perf_counter() - started, "peak_gb": peak / 2**20,
                           "base_gb": baseline / 2**20, "what": what}))
@@ -157,7 +158,7 @@ def main() -> None:
         for name in stages:
             items = ["--items", str(args.items)] if args.items else []
             done = subprocess.run([sys.executable, __file__, "--stage", name, "--users", str(users), "--folder",
-                                   str(args.folder), "--sae-scale", str(args.sae_scale), *items],
+                                   str(args.folder), "--sae-scale", str(args.sae_scale), "--cases", args.cases, *items],
                                   capture_output=True, text=True, check=True)
             row = json.loads(done.stdout.strip().splitlines()[-1])
             found[name]["seconds"].append(row["seconds"])
