@@ -47,7 +47,7 @@ def synthetic_split(n_users: int, n_items: int | None = None, seed: int = 0):
     rng = np.random.default_rng(seed)
     n_items = n_items or max(500, n_users // 5)
     popularity = 1.0 / np.arange(1, n_items + 1) ** 1.1
-    genre = rng.integers(GENRES, size=n_items)
+    genre = rng.integers(GENRES, size=n_items)  # the generator's first draw: item_genres repeats it
     by_genre = [np.flatnonzero(genre == g) for g in range(GENRES)]
     favourite = rng.integers(GENRES, size=n_users)
     own = rng.random((n_users, PER_USER)) < 0.7
@@ -63,6 +63,11 @@ def synthetic_split(n_users: int, n_items: int | None = None, seed: int = 0):
     meta = {str(i): (f"Item {i} ({years[i]})", {"genre": [f"genre {genre[i]}"], "release_year": [str(years[i])]})
             for i in range(n_items)}
     return leave_one_out(frame, f"synthetic-{n_users}", meta, min_rating=None, core=3), genre
+
+
+def item_genres(n_users: int, n_items: int | None = None, seed: int = 0) -> np.ndarray:
+    """The genre of every generated item, as ``synthetic_split`` draws it, without generating the interactions."""
+    return np.random.default_rng(seed).integers(GENRES, size=n_items or max(500, n_users // 5))
 
 
 class MeanPool(torch.nn.Module):
@@ -96,14 +101,15 @@ class MeanPool(torch.nn.Module):
 
 def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale: int = 8, cases: str = "auto") -> str:
     """One stage on the run of ``n_users`` users; what it made, in a few words."""
+    from recprobe.data.stored import read_split
     from recprobe.runs import Run
 
-    split, genre = synthetic_split(n_users, n_items)
-    target = MeanPool(split, genre)
     if name == "probe":
-        Run.create(folder, target, split, untrained_ok=True, overwrite=True)
+        split, genre = synthetic_split(n_users, n_items)
+        Run.create(folder, MeanPool(split, genre), split, untrained_ok=True, overwrite=True)
         return f"{split.n_users:,} users, {split.n_items:,} items, {len(split.train_items):,} train interactions"
-    run = Run.open(folder, target=target)
+    # every later stage reads the split the run stored, as a user's would: the generator's memory stays out
+    run = Run.open(folder, target=MeanPool(read_split(folder / "split", "probe"), item_genres(n_users, n_items)))
     if name == "capture":
         store = run.capture(progress=False)
         return f"{store.n_rows('train'):,} train vectors"
@@ -159,7 +165,9 @@ def main() -> None:
             items = ["--items", str(args.items)] if args.items else []
             done = subprocess.run([sys.executable, __file__, "--stage", name, "--users", str(users), "--folder",
                                    str(args.folder), "--sae-scale", str(args.sae_scale), "--cases", args.cases, *items],
-                                  capture_output=True, text=True, check=True)
+                                  capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"{name} at {users:,} users failed:\n{done.stderr[-3000:]}")
             row = json.loads(done.stdout.strip().splitlines()[-1])
             found[name]["seconds"].append(row["seconds"])
             found[name]["peak_gb"].append(row["peak_gb"])
