@@ -97,9 +97,8 @@ def capture(
                                target.d_model, part)
                     reps[done:done + len(batch)] = found
                     done += len(batch)
-                rows = Rows(reps, torch.from_numpy(users), torch.from_numpy(pos))
-                write_shard(staging / shard_name(part, j), rows)
-                bar.advance(task, len(rows))
+                    bar.advance(task, len(batch))
+                write_shard(staging / shard_name(part, j), Rows(reps, torch.from_numpy(users), torch.from_numpy(pos)))
         parallel.barrier()  # every shard is written
         if parallel.main:
             counts: dict[str, list[int]] = {}
