@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
-from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget
+from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget, default_budget
 from recprobe.debias import DEBIAS_LATENTS
 from recprobe.debias_sweep import N_LATENTS, STRENGTHS
 from recprobe.errors import ConfigError, RecprobeError
@@ -344,7 +344,8 @@ def interpret(
     overwrite: Annotated[bool, typer.Option(help="Start the concepts folder over (it was made with other settings, another SAE or other cases).")] = False,
     max_cases: Annotated[int, typer.Option(help="Past this many cases, keep a uniform sample of this many (beside each "
                                                 "latent's --top-cases strongest), so memory stays bounded.")] = DEFAULT_RESERVOIR,
-    top_cases: Annotated[int, typer.Option(help="Each latent's strongest cases (one per user) always kept.")] = DEFAULT_TOP,
+    top_cases: Annotated[int | None, typer.Option(help=f"Each latent's strongest cases (one per user) always kept "
+                                                       f"(default: {DEFAULT_TOP}, or 2N when larger).")] = None,
 ) -> None:
     """Describe each SAE latent, verify the description on unseen cases, and score it (RUN/concepts/)."""
     from recprobe.runs.interpret import interpret_run
@@ -353,13 +354,12 @@ def interpret(
         raise ConfigError(f"--level-mode: expected 'max' or 'quantile', got {level_mode!r}")
     if raw and basis != "sae":
         raise ConfigError(f"--raw: it means --basis raw; give one of them, not --raw with --basis {basis}")
-    if top_cases < 2 * n or max_cases < 1:
-        raise ConfigError(f"--top-cases must be at least 2N = {2 * n} (a latent's construction and verification cases) "
-                          f"and --max-cases at least 1; got {top_cases} and {max_cases}")
+    if max_cases < 1:
+        raise ConfigError(f"--max-cases: keep at least 1 case, got {max_cases}")
     summary = interpret_run(run, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
                             level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
                             basis="raw" if raw else basis, cases=cases, folder=folder, overwrite=overwrite,
-                            case_budget=CaseBudget(top=top_cases, reservoir=max_cases))
+                            case_budget=CaseBudget(top=top_cases or default_budget(n).top, reservoir=max_cases))
     if not summary:  # a rank other than 0 under torchrun: it recorded its share of the cases; rank 0 reports
         return
     counts = summary["concepts"]

@@ -40,6 +40,11 @@ class CaseBudget:
                              f"reservoir={self.reservoir}")
 
 
+def default_budget(n: int) -> CaseBudget:
+    """The budget interpret keeps for N cases per set: each latent's top 2N at least."""
+    return CaseBudget(top=max(DEFAULT_TOP, 2 * n))
+
+
 @dataclass(frozen=True)
 class Population:
     """What every recorded case said, kept when only a budget of them is: the number of cases and users, and

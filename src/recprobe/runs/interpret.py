@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from recprobe.concepts.budget import CaseBudget
+from recprobe.concepts.budget import CaseBudget, default_budget
 from recprobe.concepts.cases import (
     CASE_KINDS,
     CaseKind,
@@ -72,7 +72,8 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
     ``run/<folder>`` (default ``concepts``, or ``concepts-<basis>`` for another basis), so runs with other settings
     sit beside each other. ``cases``: ``test``, ``all`` or ``auto`` (see ``resolve_cases``). Concepts made with
     other settings, another SAE or other cases are refused unless ``overwrite``, which starts the folder over.
-    ``case_budget``: how many cases to keep past the default's (``recprobe.concepts.budget``)."""
+    ``case_budget``: how many cases to keep past a million (``recprobe.concepts.budget``; default
+    ``default_budget(n)``)."""
     if describer not in DESCRIBERS or verifier not in VERIFIERS:
         raise ConfigError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
                           f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
@@ -94,8 +95,11 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
                 "verifier": verifier, "llm": llm if uses_llm(describer, verifier) else None,
                 "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode, "basis": basis, "cases": kind,
                 "made_from": run.cases_made_from(basis)}
-    budget = case_budget or CaseBudget()
-    if budget != CaseBudget():  # named only when not the default, so folders made before budgets stay current
+    budget = case_budget or default_budget(n)
+    if budget.top < 2 * n:
+        raise ConfigError(f"--top-cases must be at least 2N = {2 * n} (a latent's construction and verification "
+                          f"cases), got {budget.top}")
+    if budget != default_budget(n):  # named only when not the default, so folders made before budgets stay current
         settings["case_budget"] = {"top": budget.top, "reservoir": budget.reservoir, "seed": budget.seed}
     parallel = DataParallel.from_env("cpu")
     if not parallel.main:  # under torchrun: record this process's block of the cases for rank 0, which does the rest
