@@ -155,10 +155,6 @@ class BudgetedRecorder:
         self._take(Kept(rows, users, positions, predicted, values.astype(np.float32), indices.astype(np.int64),
                         uniform_keys(rows, self.budget.seed)))
 
-    @property
-    def kept(self) -> Kept | None:
-        return None if self.buffer is None else self.buffer.view()
-
     def _take(self, cases: Kept) -> None:
         if self.buffer is None:
             self.buffer = KeptBuffer(max(min(self.capacity, self.expected or self.capacity), len(cases)), cases)
