@@ -144,6 +144,7 @@ def test_a_recbole_model_ranks_as_recbole_does_and_goes_through_every_cli_stage(
         assert list(every["bases"]) == ["sae", "frozen-decoder"], every  # the interpreted bases: the control beside it
         assert all(0 <= row["passed"] <= row["measured"] <= row["confident"] for row in every["bases"].values())
         explored_by_api(run, capsys)
+        budgeted_as_complete(run)
     cli(capsys, "report", "--run", run)
     index = (Path(run) / "report" / "index.html").read_text()
     assert f"recbole:{model} on {SMALL}" in index
@@ -166,6 +167,23 @@ def explored_by_api(run: str, capsys) -> None:
     lists = json.loads(cli(capsys, "steer", "--run", run, "--latent", str(record["latent"]), "--scale", "-10",
                            "--user", user, "--json"))["lists"]
     assert [row["item"] for row in shown["items"]] == next(e["items"] for e in lists if e["scale"] == -10.0)
+
+
+def budgeted_as_complete(run: str) -> None:
+    """A RecBole run's test cases under a budget of 10 strongest per latent and 50 uniform cases: every latent's
+    strongest users and every count are the complete recording's."""
+    from recprobe.concepts.budget import CaseBudget
+    from recprobe.concepts.cases import record_cases
+    from recprobe.runs import Run
+
+    opened = Run.open(run)
+    sae = opened.sae()
+    every = record_cases(opened.target, sae, opened.split)
+    budgeted = record_cases(opened.target, sae, opened.split, budget=CaseBudget(top=10, reservoir=50))
+    assert not budgeted.complete and budgeted.n_cases == len(every) and budgeted.uniform.sum() == 50
+    assert np.array_equal(budgeted.users_per_latent(sae.n_latents), every.users_per_latent(sae.n_latents))
+    for latent in range(sae.n_latents):
+        assert budgeted.users[budgeted.strongest(latent)[:10]].tolist() == every.users[every.strongest(latent)[:10]].tolist()
 
 
 def test_a_model_scoring_pairs_without_its_site_is_refused_with_the_option_that_reads_it(small, monkeypatch):
