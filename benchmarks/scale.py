@@ -1,7 +1,8 @@
 """Every stage's wall time and peak memory as the users grow: a scale ladder on synthetic interactions.
 
     python benchmarks/scale.py [--quick] [--sizes 20000,100000,1000000] [--items N] [--sae-scale 8]
-                               [--stages probe,capture,...] [--cases auto] [--json FILE] [--folder DIR]
+                               [--sae-batch 64] [--positions auto] [--stages probe,capture,...] [--cases auto]
+                               [--json FILE] [--folder DIR]
 
 The data: ``--sizes`` users (``--quick``: 1,000, 2,000 and 4,000), a catalog of ``--items`` items (default: a
 fifth as many as the users, at least 500; a fixed catalog measures growth in users alone, since any full ranking
@@ -12,7 +13,8 @@ is the mean of their history's item embeddings (genre centroid plus noise, d = 6
 the SAE has genre structure to find and every stage runs as it does on a real sequential model.
 
 Each stage runs in a fresh process on the same run folder and reports its wall time and peak RSS (ru_maxrss):
-probe (Run.create: the split stored, the ranking check), capture, train-sae (1 epoch, ``--sae-scale`` x 64 latents, k 8),
+probe (Run.create: the split stored, the ranking check), capture (``--positions``), train-sae (1 epoch, ``--sae-scale`` x 64
+latents, k 8, batches of ``--sae-batch``),
 interpret (metadata describer, embedding verifier, the default cases), steer (Table 7), debias-sweep and report.
 The growth exponent of each stage is the slope of log(seconds) and of log(peak RSS above the interpreter's own)
 against log(users), fitted over the sizes; 1 is linear. ``--json`` writes
@@ -99,7 +101,8 @@ class MeanPool(torch.nn.Module):
         return self.items.weight[:-1]
 
 
-def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale: int = 8, cases: str = "auto") -> str:
+def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale: int = 8, cases: str = "auto",
+          positions: str = "auto", sae_batch: int = 64) -> str:
     """One stage on the run of ``n_users`` users; what it made, in a few words."""
     from recprobe.data.stored import read_split
     from recprobe.runs import Run
@@ -111,10 +114,10 @@ def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale:
     # every later stage reads the split the run stored, as a user's would: the generator's memory stays out
     run = Run.open(folder, target=MeanPool(read_split(folder / "split", "probe"), item_genres(n_users, n_items)))
     if name == "capture":
-        store = run.capture(progress=False)
+        store = run.capture(progress=False, positions=positions)
         return f"{store.n_rows('train'):,} train vectors"
     if name == "train-sae":
-        metrics = run.train_sae(scale=sae_scale, k=8, epochs=1, progress=False)
+        metrics = run.train_sae(scale=sae_scale, k=8, epochs=1, batch_size=sae_batch, progress=False)
         return f"FVU {metrics['after']['reconstruction_train']['fvu']:.3f}"
     if name == "interpret":
         summary = run.interpret(progress=False, cases=cases)
@@ -141,6 +144,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="20000,100000,1000000")
     parser.add_argument("--items", type=int, help="a fixed catalog size (default: a fifth of the users, at least 500)")
     parser.add_argument("--sae-scale", type=int, default=8, help="SAE latents per dimension (64 dimensions)")
+    parser.add_argument("--sae-batch", type=int, default=64, help="the SAE's batch size")
+    parser.add_argument("--positions", default="auto", help="capture's positions: auto, last or all")
     parser.add_argument("--stages", default=",".join(STAGES), help="the stages to run, in order")
     parser.add_argument("--cases", default="auto", help="interpret's cases: auto, test or all")
     parser.add_argument("--folder", type=Path, default=Path("/tmp/recprobe-scale"))
@@ -152,7 +157,8 @@ def main() -> None:
         torch.set_num_threads(2)
         baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        what = stage(args.stage, args.users, args.items, args.folder / f"users-{args.users}", args.sae_scale, args.cases)
+        what = stage(args.stage, args.users, args.items, args.folder / f"users-{args.users}", args.sae_scale, args.cases,
+                     args.positions, args.sae_batch)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({"seconds": time.perf_counter() - started, "peak_gb": peak / 2**20,
                           "base_gb": baseline / 2**20, "what": what}))
@@ -164,7 +170,8 @@ def main() -> None:
         for name in stages:
             items = ["--items", str(args.items)] if args.items else []
             done = subprocess.run([sys.executable, __file__, "--stage", name, "--users", str(users), "--folder",
-                                   str(args.folder), "--sae-scale", str(args.sae_scale), "--cases", args.cases, *items],
+                                   str(args.folder), "--sae-scale", str(args.sae_scale), "--cases", args.cases,
+                                   "--positions", args.positions, "--sae-batch", str(args.sae_batch), *items],
                                   capture_output=True, text=True)
             if done.returncode:
                 sys.exit(f"{name} at {users:,} users failed:\n{done.stderr[-3000:]}")

@@ -229,13 +229,14 @@ CASES = [
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> tuple[Path, Path]:
     """A run of a built-in model on a toy dataset, taken through every stage (its SAE has 8 latents)."""
+    from recprobe.data.source import DataSource
     from recprobe.models import TrainConfig
     from recprobe.runs import Run
     from recprobe.runs.fit import fit_run
 
     root = tmp_path_factory.mktemp("cli-errors")
     data = write_atomic(root / "toy", synthetic_frame())
-    fit_run(root / "run", "bprmf", str(data), min_rating=None, core=3, model_options={"d": 8},
+    fit_run(root / "run", "bprmf", DataSource(dataset=str(data), min_rating=None, core=3), model_options={"d": 8},
             train=TrainConfig(epochs=1), progress=False)
     run = Run.open(root / "run")
     run.capture(progress=False)

@@ -228,3 +228,29 @@ def test_a_user_file_beside_the_inter_file_gives_user_attributes(tmp_path):
     ids = list(split.user_ids)
     assert split.user_attributes["gender"][ids.index("1")] == "F" and split.user_attributes["age"][ids.index("2")] == "41"
     assert split.user_attributes["gender"][ids.index("3")] == ""  # not in the file
+
+
+@pytest.mark.parametrize("command", ["fit", "probe", "export"])
+def test_a_data_source_gives_the_flags_each_raw_reading_command_loads_it_again_with(command, tmp_path):
+    from recprobe.cli import _source, click_command
+    from recprobe.data import DataSource
+
+    source = DataSource(dataset=str(tmp_path), min_rating=None, core=3)
+    assert source.flags() == ["--dataset", str(tmp_path), "--min-rating", "-1", "--core", "3"]
+    required = {"fit": ["--model", "bprmf", "--out", "o"], "probe": ["--adapter", "x", "--out", "o"],
+                "export": ["--out", "o"]}[command]
+    params = click_command.commands[command].make_context(command, [*required, *source.flags()]).params
+    assert _source(params["dataset"], params["data_dir"], params["min_rating"], params["core"]) == source
+    defaults = click_command.commands[command].make_context(command, [*required, "--dataset", "ml-100k"]).params
+    assert _source(defaults["dataset"], None, defaults["min_rating"], defaults["core"]) == DataSource(dataset="ml-100k")
+    helps = {p.name: p.help for p in click_command.commands[command].params}
+    assert helps["core"] == DataSource.model_fields["core"].description
+
+
+def test_a_data_source_loads_what_load_dataset_loads(tmp_path):
+    from recprobe.data import DataSource
+
+    folder = write_atomic(tmp_path / "toy", synthetic_frame())
+    source = DataSource(dataset=str(folder), min_rating=None, core=3)
+    assert source.load(progress=False).fingerprint == load_dataset(str(folder), min_rating=None, core=3).fingerprint
+    assert source.load().fingerprint != DataSource(dataset=str(folder), min_rating=4, core=3).load().fingerprint

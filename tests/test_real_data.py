@@ -35,9 +35,10 @@ def test_movielens_1m_partial_copy_loads_with_a_note(shared_data):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_trains_on_movielens_100k(name, shared_data, tmp_path):
+    from recprobe.data.source import DataSource
     from recprobe.models.train import TrainConfig
 
-    metrics, reused = fit_run(tmp_path / name, name, "ml-100k", data_dir=shared_data,
+    metrics, reused = fit_run(tmp_path / name, name, DataSource(dataset="ml-100k", data_dir=shared_data),
                               train=TrainConfig(epochs=2, patience=2), progress=False)
     assert not reused
     saved = read_json(tmp_path / name / "recommender" / "metrics.json")

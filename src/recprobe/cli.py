@@ -15,6 +15,7 @@ from rich.text import Text
 
 from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget, default_budget
+from recprobe.data.source import DataSource
 from recprobe.debias import DEBIAS_LATENTS
 from recprobe.debias_sweep import N_LATENTS, STRENGTHS
 from recprobe.errors import ConfigError, RecprobeError
@@ -44,12 +45,6 @@ def _options(
         from recprobe.quiet import third_party_quiet
 
         ctx.with_resource(third_party_quiet())
-
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Folder holding the datasets (default: $RECPROBE_DATA_DIR, then ./data)."),
-]
 
 
 def from_config(config: type[BaseModel], name: str, *flags: str) -> typer.models.OptionInfo:
@@ -93,14 +88,17 @@ def metrics_table(title: str, columns: dict[str, dict[str, float | None]]) -> Ta
     return table
 
 
-Dataset = Annotated[str, typer.Option(help="ml-100k, ml-1m, grocery, or a folder of RecBole/ReChorus files.")]
+# The options of the commands that read raw files: help and defaults from DataSource
+Dataset = Annotated[str, from_config(DataSource, "dataset")]
+DataDir = Annotated[Path | None, from_config(DataSource, "data_dir", "--data-dir")]
 MinRating = Annotated[float, typer.Option(help="Ratings at least this are positives (negative: keep all).")]
-Core = Annotated[int, typer.Option(help="Iterative k-core filter on users and items.")]
+Core = Annotated[int, from_config(DataSource, "core")]
+MIN_RATING, CORE = default(DataSource, "min_rating"), default(DataSource, "core")
 Overwrite = Annotated[bool, typer.Option(help="Replace a different run already in --out, and everything made from it.")]
 
 
-def _min_rating(value: float) -> float | None:
-    return None if value < 0 else value
+def _source(dataset: str, data_dir: Path | None, min_rating: float, core: int) -> DataSource:
+    return DataSource(dataset=dataset, data_dir=data_dir, min_rating=None if min_rating < 0 else min_rating, core=core)
 
 
 @app.command()
@@ -117,8 +115,8 @@ def fit(
     batch_size: Annotated[int, from_config(TrainConfig, "batch_size")] = default(TrainConfig, "batch_size"),
     d: Annotated[int, typer.Option("--d", help="Embedding size.")] = 64,
     option: Annotated[list[str], typer.Option(help="Model option KEY=VALUE, e.g. n_layers=2 (repeatable).")] = [],  # noqa: B006
-    min_rating: MinRating = 4,
-    core: Core = 5,
+    min_rating: MinRating = MIN_RATING,
+    core: Core = CORE,
     seed: Annotated[int, from_config(TrainConfig, "seed")] = default(TrainConfig, "seed"),
     device: Annotated[str, from_config(TrainConfig, "device")] = default(TrainConfig, "device"),
     overwrite: Overwrite = False,
@@ -129,7 +127,7 @@ def fit(
     train = TrainConfig(epochs=epochs, patience=patience, lr=lr, l2=l2, loss=loss, batch_size=batch_size,
                         seed=seed, device=device)
     metrics, reused = fit_run(
-        out, model, dataset, data_dir=data_dir, min_rating=_min_rating(min_rating), core=core,
+        out, model, _source(dataset, data_dir, min_rating, core),
         model_options=_parse_options(option, {"d": d}), train=train, overwrite=overwrite,
     )
     if reused:
@@ -149,18 +147,17 @@ def probe(
     out: Annotated[Path, typer.Option(help="Run folder to create, e.g. runs/NAME.")],
     option: Annotated[list[str], typer.Option(help="Adapter option KEY=VALUE, e.g. checkpoint=saved/BPR.pth (repeatable).")] = [],  # noqa: B006
     data_dir: DataDir = None,
-    min_rating: MinRating = 4,
-    core: Core = 5,
+    min_rating: MinRating = MIN_RATING,
+    core: Core = CORE,
     untrained_ok: Annotated[bool, typer.Option(help="Accept a target that ranks the held-out items near random (weights fresh on purpose).")] = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Create a run folder for any recommender an adapter opens (RecBole, a plugin, your torch model)."""
-    from recprobe.data import load_dataset
     from recprobe.plugins import load_target
     from recprobe.runs import Run
 
     options = _parse_options(option)
-    split = load_dataset(dataset, data_dir, min_rating=_min_rating(min_rating), core=core)
+    split = _source(dataset, data_dir, min_rating, core).load()
     target = load_target(adapter, **({"data_dir": data_dir} if data_dir and _takes_data_dir(adapter) else {}), **options)
     run = Run.create(out, target, split, adapter=adapter, options=options, untrained_ok=untrained_ok,
                      overwrite=overwrite)
@@ -601,9 +598,10 @@ def quickstart(
     data_dir: DataDir = None,
 ) -> None:
     """Every stage on MovieLens-100K with the embedded defaults, ending with the HTML report."""
+    from recprobe.quickstart import QUICKSTART_DATA
     from recprobe.quickstart import quickstart as run_quickstart
 
-    run_quickstart(out, data_dir=data_dir, llm=llm, llm_latents=llm_latents, console=console)
+    run_quickstart(out, data=QUICKSTART_DATA.model_copy(update={"data_dir": data_dir}), llm=llm, llm_latents=llm_latents, console=console)
 
 
 @app.command()
@@ -716,11 +714,11 @@ def export(
     run: Annotated[Path | None, typer.Option(help="Export the split this run was made on.")] = None,
     name: Annotated[str | None, typer.Option(help="Dataset name in RecBole (default: recprobe-<dataset>, so RecBole never swaps in its own copy).")] = None,
     data_dir: DataDir = None,
-    min_rating: MinRating = 4,
-    core: Core = 5,
+    min_rating: MinRating = MIN_RATING,
+    core: Core = CORE,
 ) -> None:
     """Export a split as RecBole atomic benchmark files, so RecBole trains on exactly the same data."""
-    from recprobe.data import export_recbole, load_dataset, recbole_settings
+    from recprobe.data import export_recbole, recbole_settings
 
     if (dataset is None) == (run is None):
         raise ConfigError("--dataset: give --dataset D or --run RUN")
@@ -729,7 +727,7 @@ def export(
 
         split = load_split(run)
     else:
-        split = load_dataset(dataset, data_dir, min_rating=_min_rating(min_rating), core=core)
+        split = _source(dataset, data_dir, min_rating, core).load()
     folder = export_recbole(split, out, f"recprobe-{split.name}" if name is None else name)
     console.print(f"wrote {folder}; RecBole reads it as this split with these settings (config_dict):")
     console.print(json.dumps(recbole_settings(folder)), soft_wrap=True)

@@ -20,6 +20,7 @@ from rich.text import Text
 from recprobe.concepts.highlights import broad_reason
 from recprobe.concepts.interpret import most_confident
 from recprobe.concepts.records import read_records
+from recprobe.data.source import DataSource
 from recprobe.errors import ConfigError
 from recprobe.report import build_report
 from recprobe.runs import Run
@@ -30,12 +31,13 @@ from recprobe.runs.sae import train_sae_run
 from recprobe.runs.steering import SteeringRun
 from recprobe.runs.table7_every import table7_every_run
 
+QUICKSTART_DATA = DataSource(dataset="ml-100k")
 LLM_FOLDER = "concepts-llm"
 SHOWN_CONFIDENCE = 0.8  # a generated description is printed only when its verification accepts it
 CONTROLS = ("untrained", "raw")  # the frozen-decoder and -encoder controls train two more SAEs: ~3 more minutes
 
 
-def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | None = None, llm: str = "smollm2",
+def quickstart(out: str | Path = "runs/quickstart", *, data: DataSource = QUICKSTART_DATA, llm: str = "smollm2",
                llm_latents: int = 3, console: Console | None = None) -> Path:
     """Run every stage into ``out``; returns the report's index.html."""
     if llm_latents < 0:
@@ -53,7 +55,7 @@ def quickstart(out: str | Path = "runs/quickstart", *, data_dir: str | Path | No
         console.print(Text.assemble((name, "green"), f" done in {timings[-1][1]:.0f} s"))
         return result
 
-    metrics, _ = stage("fit SASRec on ml-100k", lambda: fit_run(out, "sasrec", "ml-100k", data_dir=data_dir))
+    metrics, _ = stage(f"fit SASRec on {data.dataset}", lambda: fit_run(out, "sasrec", data))
     console.print(f"  test HR@10 {metrics['test']['HR@10']:.4f}, NDCG@10 {metrics['test']['NDCG@10']:.4f}")
     run = Run.open(out)
     stage("capture", lambda: capture_run(run), done=(run.layout.activations / "index.json").exists())

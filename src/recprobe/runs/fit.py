@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from recprobe.data import load_dataset
+from recprobe.data.source import DataSource, data_source
 from recprobe.data.stored import write_split
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json
@@ -25,17 +25,15 @@ from recprobe.runs.run import create_run
 def fit_run(
     out: str | Path,
     model: str,
-    dataset: str,
+    data: str | DataSource,
     *,
-    data_dir: str | Path | None = None,
-    min_rating: float | None = 4,
-    core: int = 5,
     model_options: dict[str, Any] | None = None,
     train: TrainConfig | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> tuple[dict[str, Any], bool]:
-    """Train ``model`` on ``dataset`` into ``out/recommender``; returns (metrics, reused).
+    """Train ``model`` on ``data`` (a dataset name or folder with the default filters, or a DataSource) into
+    ``out/recommender``; returns (metrics, reused).
 
     If ``out`` already holds the same run (same model, options, training config and data), its metrics
     are returned and nothing is retrained. A different run there is refused unless ``overwrite``, which also
@@ -44,14 +42,14 @@ def fit_run(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out} is a file; give a folder path for the run")
-    split = load_dataset(dataset, data_dir, min_rating=min_rating, core=core)
+    data = data_source(data)
+    split = data.load()
     train = train or TrainConfig()
-    command = fit_command(model, dataset, out, min_rating, core, model_options or {}, train)
+    command = fit_command(model, data, out, model_options or {}, train)
     recommender = build_model(model, split, seed=train.seed, **(model_options or {}))
     train = train.resolved(recommender)
-    source = str(Path(dataset).resolve()) if Path(dataset).is_dir() else dataset  # what load_dataset reads back
-    data = {"source": source, "min_rating": min_rating, "core": core}
-    config = run_config(recommender, split, train.model_dump(exclude={"device", "eval_batch_size"}), data)
+    read = {"source": data.source, "min_rating": data.min_rating, "core": data.core}
+    config = run_config(recommender, split, train.model_dump(exclude={"device", "eval_batch_size"}), read)
     previous = existing_config(out)
     if previous is None and RunLayout(out).run_file.exists() and not overwrite:
         raise RunFolderError(f"{out} already holds a run of another recommender (see its run.json); choose a new "
@@ -94,18 +92,13 @@ def _make_run(out: Path, recommender, split, model: str, command: str) -> None:
                overwrite=True, command=command)
 
 
-def fit_command(model: str, dataset: str, out: Path, min_rating: float | None, core: int, model_options: dict[str, Any],
-                train: TrainConfig) -> str:
+def fit_command(model: str, data: DataSource, out: Path, model_options: dict[str, Any], train: TrainConfig) -> str:
     """The `recprobe fit` command that trains this run again: every option that is not the default."""
-    parts = ["recprobe", "fit", "--model", model, "--dataset", str(dataset), "--out", str(out)]
+    parts = ["recprobe", "fit", "--model", model, *data.flags(), "--out", str(out)]
     defaults = TrainConfig()
     for field in ("epochs", "patience", "lr", "l2", "loss", "batch_size", "seed"):
         if getattr(train, field) != getattr(defaults, field):
             parts += [f"--{field.replace('_', '-')}", str(getattr(train, field))]
-    if min_rating != 4:
-        parts += ["--min-rating", str(-1 if min_rating is None else min_rating)]
-    if core != 5:
-        parts += ["--core", str(core)]
     for key, value in model_options.items():
         parts += ["--d", str(value)] if key == "d" else ["--option", f"{key}={json.dumps(value)}"]
     return shlex.join(parts)
