@@ -104,9 +104,9 @@ def stage_cases(args) -> str:
 
 
 def stage_sweep(args) -> str:
-    from recprobe.debias_sweep import debias_sweep
     from recprobe.sae import SAEConfig
     from recprobe.sae.topk import TopKSAE
+    from recprobe.steering.sweep import debias_sweep
 
     split = synthetic_split(args.sweep_users, positions=20)
     sae = TopKSAE(SAEConfig(d_in=args.d, n_latents=args.latents, scale=None, k=8)).eval()

@@ -91,7 +91,7 @@ def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy") -> Path:
 
 def use_synthetic(monkeypatch, split) -> None:
     """`fit` gets the synthetic split for the dataset it reads; every later stage reads the split it stored."""
-    monkeypatch.setattr("recprobe.runs.fit.load_dataset", lambda *a, **k: split)
+    monkeypatch.setattr("recprobe.data.registry.load_dataset", lambda *a, **k: split)
 
 
 def sae_run(split, tmp_path, monkeypatch, model: str = "bprmf"):

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from recprobe.beyond import PopularityGroups
 from recprobe.concepts.cases import record_cases
 from recprobe.data.prepare import leave_one_out
-from recprobe.debias import (
+from recprobe.errors import ConfigError, UnknownNameError
+from recprobe.models.evaluate import evaluate_model
+from recprobe.steering.debias import (
     average_ranks,
     cohens_d,
     cohens_d_latents,
@@ -26,10 +28,11 @@ from recprobe.debias import (
     sparse_spearman,
     spearman,
 )
-from recprobe.debias_sweep import LatentEdit, check_strengths, debias_sweep, list_ranks
-from recprobe.errors import ConfigError, UnknownNameError
-from recprobe.models.evaluate import evaluate_model
-from recprobe.rerank import calibrated_top, ipr_scores, js_divergence
+from recprobe.steering.edit import steered
+from recprobe.steering.methods.calibration import calibrated_top, js_divergence, list_ranks
+from recprobe.steering.methods.ipr import ipr_scores
+from recprobe.steering.methods.latents import PopSteerEdit, random_edits
+from recprobe.steering.sweep import check_strengths, debias_sweep
 from tests.targets import Oracle, PopularityDrive
 from tests.test_steer_effects import exact_sae
 
@@ -83,16 +86,28 @@ def test_cohens_d_by_hand():
         cohens_d(sums, squares, 1)
 
 
-def test_latent_edit_raises_niche_latents_everywhere_and_lowers_popular_ones_where_they_fire():
+def test_popsteer_edit_raises_niche_latents_everywhere_and_lowers_popular_ones_where_they_fire():
     sae = exact_sae(3)  # latent j decodes to unit vector e_j (j < 3)
     sd = torch.tensor([2.0, 1.0, 9.0, 0.0, 0.0, 0.0])
-    edit = LatentEdit(sae, [0, 1], [-1.0, 0.5], sd)  # latent 0 popular (lowered), latent 1 niche (raised)
+    edit = PopSteerEdit.of([0, 1], [-1.0, 0.5], sd)  # latent 0 popular (lowered), latent 1 niche (raised)
     reps = torch.tensor([[3.0, 0.0, 7.0], [0.5, 2.0, 7.0]])
     codes = torch.cat([reps.clamp_min(0), (-reps).clamp_min(0)], 1)
     # strength 1: latent 0 falls by 1 * 2 (not below 0): 3 -> 1, 0.5 -> 0; latent 1 rises by 0.5 * 1 even at 0
     expected = torch.tensor([[1.0, 0.5, 7.0], [0.0, 2.5, 7.0]])
-    torch.testing.assert_close(edit.apply(reps, codes, 1.0), expected)
-    torch.testing.assert_close(edit.apply(reps, codes, 0.0), reps)
+    torch.testing.assert_close(steered(sae, reps, edit.at(1.0), codes), expected)
+    torch.testing.assert_close(steered(sae, reps, edit.at(1.0)), expected)  # the codes read from the SAE alike
+    torch.testing.assert_close(steered(sae, reps, edit.at(0.0), codes), reps)
+
+
+def test_the_random_control_keeps_the_weights_on_other_latents_that_fire():
+    sd = torch.ones(6)
+    edit = PopSteerEdit.of([0, 1], [-1.0, 0.5], sd)
+    draws = random_edits(edit, np.arange(6), 3, sd)
+    assert [d.weights for d in draws] == [edit.weights] * 3
+    assert all(set(d.latents) <= {2, 3, 4, 5} and len(set(d.latents)) == 2 for d in draws)
+    assert len({d.latents for d in draws}) > 1  # seeded draws, not one
+    with pytest.raises(ConfigError, match="too few latents fire"):
+        random_edits(edit, np.array([0, 1, 2]), 1, sd)
 
 
 def test_list_ranks():
@@ -130,6 +145,31 @@ def test_the_sweep_beats_random_latents_at_every_strength(skewed, planted):
     assert rows[("sae", "spearman", 4.0)]["Gini@10"] < unedited["Gini@10"] - 0.03
     assert rows[("ipr", None, 1.0)]["ARP@10"] < unedited["ARP@10"]
     assert rows[("calibration", None, 0.5)]["Tail@10"] > unedited["Tail@10"]
+
+
+def test_the_documented_method_of_ones_own_joins_the_sweep(skewed, planted):
+    """docs/debias.md's HeadCap, run as written: its strength 0 is the model's own lists, more strength less
+    popularity, and the built-in methods' rows are unchanged beside it."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "debias.md").read_text()
+    block = re.search(r"^```py\n(from dataclasses import dataclass.*?)^```", page, flags=re.S | re.M).group(1)
+    namespace: dict = {}
+    exec(compile(block, "docs/debias.md", "exec"), namespace)  # noqa: S102 - the docs' own block
+    target, sae, cases = planted
+    popularity = torch.from_numpy(np.bincount(skewed.train_items, minlength=skewed.n_items)).float()
+    kwargs = {"selections": ("spearman",), "strengths": (0.0, 1.0), "ipr_alphas": (0.0,), "calibration_lambdas": (0.0,),
+              "n_latents": 1, "seeds": 1}
+    plain = debias_sweep(target, sae, skewed, cases, **kwargs)
+    result = debias_sweep(target, sae, skewed, cases, **kwargs,
+                          methods=[namespace["HeadCap"](popularity, [0.0, 0.05, 0.2])])
+    rows = {(r["method"], r["strength"]): r for r in result["rows"]}
+    assert result["rows"][:len(plain["rows"])] == plain["rows"]
+    assert rows[("head-cap", 0.0)]["ARP@10"] == pytest.approx(rows[("sae", 0.0)]["ARP@10"])
+    assert rows[("head-cap", 0.2)]["ARP@10"] < rows[("head-cap", 0.05)]["ARP@10"] < rows[("head-cap", 0.0)]["ARP@10"]
+    with pytest.raises(ConfigError, match="head-cap's strengths: -1.0"):
+        debias_sweep(target, sae, skewed, cases, **kwargs, methods=[namespace["HeadCap"](popularity, [-1.0])])
 
 
 def test_strengths_are_checked(skewed, planted):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from recprobe.data.split import Catalog
-from recprobe.effects import MIN_ITEMS, LatentEffects, attribute_effects
 from recprobe.models import build_model
 from recprobe.sae import SAEConfig, TopKSAE
+from recprobe.steering.effects import MIN_ITEMS, LatentEffects, attribute_effects
 
 
 class Hidden(torch.nn.Module):

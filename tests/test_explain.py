@@ -9,9 +9,9 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.errors import ConfigError
-from recprobe.explain import explain, fidelity, latent_contributions
 from recprobe.runs import Run
 from recprobe.runs.align import align
+from recprobe.steering.explain import explain, fidelity, latent_contributions
 from tests.targets import Oracle
 from tests.test_steer_effects import exact_sae
 

@@ -11,9 +11,9 @@ import torch
 from recprobe.concepts.cases import CaseSet
 from recprobe.concepts.highlights import Highlights
 from recprobe.data.split import Catalog
-from recprobe.effects import LatentEffects
 from recprobe.runs.align import align
 from recprobe.sae import SAEConfig, TopKSAE
+from recprobe.steering.effects import LatentEffects
 from tests.targets import Oracle
 
 

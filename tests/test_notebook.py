@@ -8,10 +8,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from recprobe.effects import LatentEffects
 from recprobe.errors import ConfigError
 from recprobe.runs import Run
 from recprobe.runs.explain import explain_user
+from recprobe.steering.effects import LatentEffects
 from tests.conftest import sae_run
 
 

@@ -134,7 +134,7 @@ def test_the_explorer_serves_a_model_handed_over_in_python(split, tmp_path):
     user, latent, _ = steered_user(run)
     client = TestClient(create_app(run))
     shown = client.get("/api/top", params={"user": user, "edit": f"{latent}:10"}).json()["items"]
-    from recprobe.steer import Edit
+    from recprobe.steering import LatentEdit
 
-    assert [row["item"] for row in shown] == run.steering().user_top(user, [Edit(latent, scale=10.0)])
+    assert [row["item"] for row in shown] == run.steering().user_top(user, [LatentEdit(latent, scale=10.0)])
     assert client.get(f"/api/latents/{latent}").json()["users"] >= 1

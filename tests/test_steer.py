@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recprobe.cli import main
-from recprobe.debias import average_ranks, spearman, top10_report
 from recprobe.errors import RecprobeError, RunFolderError
 from recprobe.models import load_recommender
 from recprobe.runs.steering import SteeringRun
 from recprobe.sae import SAEConfig, TopKSAE, load_sae
-from recprobe.steer import Edit, latent_values, steered, steering_effect, top_items
+from recprobe.steering.debias import average_ranks, spearman, top10_report
+from recprobe.steering.edit import LatentEdit, latent_values, steered
+from recprobe.steering.steer import steering_effect, top_items
 from tests.conftest import sae_run
 
 
@@ -30,23 +31,27 @@ def test_edits_change_only_the_edited_latent_along_its_decoder_row():
     values, indices = sae.encode(x)
     latent = int(indices[0, 0])
     z = latent_values(sae, x, latent)
-    torch.testing.assert_close(steered(sae, x, [Edit(latent, scale=1.0)]), x)  # 1x is the model as it is
-    torch.testing.assert_close(steered(sae, x, [Edit(latent, scale=3.0)]), x + 2 * z[:, None] * sae.W_dec[latent].detach())
-    torch.testing.assert_close(steered(sae, x, [Edit(latent, scale=0.0)]), x - z[:, None] * sae.W_dec[latent].detach())
-    torch.testing.assert_close(steered(sae, x, [Edit(latent, clamp=2.0)]), x + (2.0 - z)[:, None] * sae.W_dec[latent].detach())
+    torch.testing.assert_close(steered(sae, x, [LatentEdit(latent, scale=1.0)]), x)  # 1x is the model as it is
+    torch.testing.assert_close(steered(sae, x, [LatentEdit(latent, scale=3.0)]), x + 2 * z[:, None] * sae.W_dec[latent].detach())
+    torch.testing.assert_close(steered(sae, x, [LatentEdit(latent, scale=0.0)]), x - z[:, None] * sae.W_dec[latent].detach())
+    torch.testing.assert_close(steered(sae, x, [LatentEdit(latent, clamp=2.0)]), x + (2.0 - z)[:, None] * sae.W_dec[latent].detach())
+    shifted = (z - 0.5).clamp_min(0)  # a shift adds everywhere, never below 0
+    torch.testing.assert_close(steered(sae, x, [LatentEdit(latent, shift=-0.5)]), x + (shifted - z)[:, None] * sae.W_dec[latent].detach())
+    torch.testing.assert_close(steered(sae, x, [LatentEdit(latent, shift=0.0)]), x)
     other = int(indices[0, 1])
-    both = steered(sae, x, [Edit(latent, scale=3.0), Edit(other, scale=0.0)])
+    both = steered(sae, x, [LatentEdit(latent, scale=3.0), LatentEdit(other, scale=0.0)])
     expected = x + 2 * z[:, None] * sae.W_dec[latent].detach() - latent_values(sae, x, other)[:, None] * sae.W_dec[other].detach()
     torch.testing.assert_close(both, expected)
 
 
 @pytest.mark.parametrize(("edit", "message"), [
-    (Edit(24, scale=2.0), "latent 24 does not exist: this SAE has latents 0..23"),
-    (Edit(-1, scale=2.0), "latent -1 does not exist"),
-    (Edit(3, scale=float("nan")), "nan is not a finite number"),
-    (Edit(3, scale=float("inf")), "inf is not a finite number"),
-    (Edit(3), "give exactly one of scale and clamp"),
-    (Edit(3, scale=1.0, clamp=1.0), "give exactly one of scale and clamp"),
+    (LatentEdit(24, scale=2.0), "latent 24 does not exist: this SAE has latents 0..23"),
+    (LatentEdit(-1, scale=2.0), "latent -1 does not exist"),
+    (LatentEdit(3, scale=float("nan")), "nan is not a finite number"),
+    (LatentEdit(3, scale=float("inf")), "inf is not a finite number"),
+    (LatentEdit(3), "give exactly one of scale, clamp and shift"),
+    (LatentEdit(3, scale=1.0, clamp=1.0), "give exactly one of scale, clamp and shift"),
+    (LatentEdit(3, clamp=1.0, shift=1.0), "give exactly one of scale, clamp and shift"),
 ])
 def test_bad_edits_are_refused(edit, message):
     sae, x = small_sae()
@@ -82,7 +87,7 @@ def test_steering_effect_and_debias_report_on_a_real_run(split, tmp_path, monkey
     top = top_items(target, target.represent(batch).float(), batch, _seen(split, users))
     assert effect["scales"][1]["hit@10"] == pytest.approx(float(torch.from_numpy(concept)[top].any(1).float().mean()))
     unedited = top10_report(target, sae, split, [])
-    assert unedited == top10_report(target, sae, split, [Edit(latent, scale=1.0)])
+    assert unedited == top10_report(target, sae, split, [LatentEdit(latent, scale=1.0)])
     assert 0 < unedited["coverage@10"] <= 1 and unedited["mean_popularity@10"] > 0
 
     steering = SteeringRun(run)

@@ -10,11 +10,12 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.concepts.cases import record_cases
-from recprobe.debias import top10_report
 from recprobe.evaluate import ranking
 from recprobe.runs.align import align
 from recprobe.sae import SAEConfig, TopKSAE
-from recprobe.steer import Edit, steered, steering_effect
+from recprobe.steering.debias import top10_report
+from recprobe.steering.edit import LatentEdit, steered
+from recprobe.steering.steer import steering_effect
 from tests.targets import Oracle
 
 
@@ -57,7 +58,7 @@ def test_steering_a_latent_moves_its_item_by_the_size_asked(split, oracle):
     reps = oracle.represent(batch)
     item = int(np.bincount(split.test_items).argmax())  # the test item of the most users
     firing = reps[:, item] > 0
-    edited = oracle.score(steered(sae, reps, [Edit(item, scale=10.0)]), batch)
+    edited = oracle.score(steered(sae, reps, [LatentEdit(item, scale=10.0)]), batch)
     original = oracle.predict(batch)
     torch.testing.assert_close(edited[firing, item], 10 * original[firing, item])  # x10 where it fires
     torch.testing.assert_close(edited[:, np.arange(split.n_items) != item], original[:, np.arange(split.n_items) != item])
@@ -77,7 +78,7 @@ def test_a_latent_that_fires_on_nobody_has_no_effect_to_report(split, oracle):
 
 
 def test_boosting_the_niche_latents_lowers_the_popularity_of_the_top_10(split, oracle):
-    from recprobe.debias import popularity_latents
+    from recprobe.steering.debias import popularity_latents
 
     sae = exact_sae(oracle.d_model)
     cases = record_cases(oracle, sae, split)
@@ -85,7 +86,7 @@ def test_boosting_the_niche_latents_lowers_the_popularity_of_the_top_10(split, o
     niche = [latent for latent, rho in ranked if rho < 0]
     assert niche
     before = top10_report(oracle, sae, split, [])
-    after = top10_report(oracle, sae, split, [Edit(j, scale=3.0) for j in niche])
+    after = top10_report(oracle, sae, split, [LatentEdit(j, scale=3.0) for j in niche])
     assert after["mean_popularity@10"] < before["mean_popularity@10"]
     assert after["HR@10"] == before["HR@10"] == 1.0  # the Oracle's test items stay on top
 

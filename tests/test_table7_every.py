@@ -1,4 +1,4 @@
-"""Table 7's rule over every concept (``recprobe.table7``, ``steer --table7 --every``), the frozen controls of a
+"""Table 7's rule over every concept (``recprobe.steering.table7``, ``steer --table7 --every``), the frozen controls of a
 run's own SAE as interpretable bases, and the shares' intervals."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from recprobe.runs.interpret import interpret_run
 from recprobe.runs.table7_every import table7_every_run, trained_minus_best_control
 from recprobe.sae.train import initial_sae
 from recprobe.stats import proportion, proportion_gap
-from recprobe.steer import Edit, decoder_items, decoder_scores, steered, steering_effect
-from recprobe.table7 import SCALES, concept_hits, passes
+from recprobe.steering.edit import LatentEdit, steered
+from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect
+from recprobe.steering.table7 import SCALES, concept_hits, passes
 from tests.conftest import sae_run
 
 
@@ -58,8 +59,8 @@ def test_raw_dimensions_steer_one_coordinate_as_a_decoder_row_would():
     torch.testing.assert_close(raw.encode(x)[0] @ raw.W_dec, x.clamp(min=0))  # the positive part, one sign
     torch.testing.assert_close(both.encode(x)[0] @ both.W_dec, x)  # all of it, both signs
     # -10x of dimension 0 where it fires (positive), and of its negative side (latent 3) where that fires
-    assert steered(raw, x, [Edit(0, scale=-10.0)]).tolist() == [[-20.0, -1.0, 0.5], [-3.0, 4.0, 1.0]]
-    assert steered(both, x, [Edit(3, scale=10.0)]).tolist() == [[2.0, -1.0, 0.5], [-30.0, 4.0, 1.0]]
+    assert steered(raw, x, [LatentEdit(0, scale=-10.0)]).tolist() == [[-20.0, -1.0, 0.5], [-3.0, 4.0, 1.0]]
+    assert steered(both, x, [LatentEdit(3, scale=10.0)]).tolist() == [[2.0, -1.0, 0.5], [-30.0, 4.0, 1.0]]
 
 
 def test_a_frozen_control_is_trained_once_from_the_runs_own_sae_and_keeps_its_decoder(split, tmp_path, monkeypatch):

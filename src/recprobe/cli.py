@@ -16,8 +16,6 @@ from rich.text import Text
 from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget, default_budget
 from recprobe.data.source import DataSource
-from recprobe.debias import DEBIAS_LATENTS
-from recprobe.debias_sweep import N_LATENTS, STRENGTHS
 from recprobe.errors import ConfigError, RecprobeError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import read_json
@@ -25,6 +23,8 @@ from recprobe.models.train import TrainConfig
 from recprobe.parallel import DataParallel
 from recprobe.runs.compare import MAX_CASES as COMPARE_CASES
 from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.steering.debias import DEBIAS_LATENTS
+from recprobe.steering.sweep import N_LATENTS, STRENGTHS
 
 app = typer.Typer(
     help="recprobe: probe recommenders, train sparse autoencoders on them, name and steer their latents.",
@@ -451,11 +451,11 @@ def steer(
 
 def _user_lists(run: Path, user: str, latent: int, scales: list[float], as_json: bool) -> None:
     from recprobe.runs.steering import SteeringRun
-    from recprobe.steer import Edit
+    from recprobe.steering import LatentEdit
 
     steering = SteeringRun(run)
     scales = sorted({1.0, *scales})
-    lists = {scale: steering.user_top(user, [Edit(latent, scale=scale)]) for scale in scales}
+    lists = {scale: steering.user_top(user, [LatentEdit(latent, scale=scale)]) for scale in scales}
     if as_json:
         console.print(json.dumps({"user": user, "latent": latent,
                                   "lists": [{"scale": s, "items": items} for s, items in lists.items()]}), soft_wrap=True)
@@ -525,10 +525,10 @@ def debias(
 ) -> None:
     """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10 (or,
     with --sweep, trace every de-biasing method's accuracy against its Gini@10, ARP and coverage)."""
-    from recprobe.debias import SELECTIONS
-    from recprobe.debias_sweep import check_strengths
     from recprobe.errors import unknown_name
     from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, SteeringRun
+    from recprobe.steering.debias import SELECTIONS
+    from recprobe.steering.sweep import check_strengths
 
     if latents is not None and latents < 1:
         raise ConfigError(f"--latents must be at least 1, got {latents}")

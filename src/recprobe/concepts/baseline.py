@@ -22,6 +22,6 @@ class RawDimensions:
     @property
     def W_dec(self) -> torch.Tensor:  # noqa: N802 (the SAE's name for it)
         """[n_latents, d_in] each latent's direction: e_j, and -e_j for the second sign, so an edit of a raw
-        dimension (``recprobe.steer``) moves that coordinate as an SAE's edit moves its decoder row."""
+        dimension (``recprobe.steering.steer``) moves that coordinate as an SAE's edit moves its decoder row."""
         eye = torch.eye(self.n_latents // 2 if self.both_signs else self.n_latents)
         return torch.cat([eye, -eye]) if self.both_signs else eye

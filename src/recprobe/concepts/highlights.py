@@ -15,7 +15,7 @@ from recprobe.concepts.cases import CaseSet
 from recprobe.concepts.interpret import most_confident
 from recprobe.concepts.labelers import MetadataDescriber, described_attribute, items_with
 from recprobe.data.split import Catalog
-from recprobe.effects import LatentEffects
+from recprobe.steering.effects import LatentEffects
 
 MAX_SHARE = 0.2
 DECODER_ITEMS = 20

@@ -20,9 +20,7 @@ from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.concepts.cases import levels
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
-from recprobe.effects import LatentEffects
 from recprobe.evaluate import DENSE_RATE, splice_effects, store_mean
-from recprobe.explain import explain
 from recprobe.io import write_folder
 from recprobe.progress import stage_bar
 from recprobe.report.charts import bars, heatmap, histogram, pareto
@@ -37,6 +35,8 @@ from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, re
 from recprobe.runs.table7_every import REBUILD as TABLE7_EVERY_REBUILD
 from recprobe.runs.table7_every import missing_controls, read_table7_every
 from recprobe.schemas import AttributeTable, ConceptSummary, read_checked
+from recprobe.steering.effects import LatentEffects
+from recprobe.steering.explain import explain
 
 TOP_CASES, TOP_COFIRING, TOP_CONCEPTS, REPORT_HISTORY = 6, 6, 25, 5
 EXAMPLE_USERS, EXPLAINING_LATENTS = 8, 5

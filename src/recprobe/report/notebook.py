@@ -82,7 +82,7 @@ class Latent:
     def facts(self, shown: int = SHOWN, *, cases=None, effects=None, record: dict[str, Any] | None = None) -> dict[str, Any]:
         """Its description, confidence, firing, ``shown`` strongest cases and the items and attribute values it
         raises most; ``cases``, ``effects`` and ``record`` when the caller holds them already."""
-        from recprobe.effects import LatentEffects
+        from recprobe.steering.effects import LatentEffects
 
         run, titles = self.run, self.run.split.catalog.titles
         cases = cases if cases is not None else run.cases()

@@ -12,11 +12,11 @@ import numpy as np
 
 from recprobe.concepts.highlights import broad_reason
 from recprobe.errors import ConfigError
-from recprobe.explain import FIDELITY_M, explain, fidelity
 from recprobe.io import write_json
 from recprobe.metrics import exclusion_mask
 from recprobe.runs.lock import run_lock
 from recprobe.runs.run import Run, open_run
+from recprobe.steering.explain import FIDELITY_M, explain, fidelity
 
 FIDELITY = "fidelity.json"
 
@@ -46,7 +46,7 @@ def explain_user(run: Run | str | Path, user: str, item: str | None = None) -> d
 
 
 def fidelity_run(run: Run | str | Path, *, m: int = FIDELITY_M, seed: int = 0) -> dict[str, Any]:
-    """``recprobe.explain.fidelity`` over the run's test users, written to ``explanations/fidelity.json``."""
+    """``recprobe.steering.explain.fidelity`` over the run's test users, written to ``explanations/fidelity.json``."""
     if m < 1:
         raise ConfigError(f"--m must be at least 1 (latents ablated), got {m}")
     run = open_run(run)

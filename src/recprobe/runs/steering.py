@@ -18,9 +18,6 @@ import numpy as np
 from recprobe.concepts.cases import record_cases
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
-from recprobe.debias import DEBIAS_LATENTS, applicable_selections, popularity_latents, top10_report
-from recprobe.debias_sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
-from recprobe.effects import LatentEffects
 from recprobe.errors import ConfigError, RunFolderError
 from recprobe.hashing import file_hash
 from recprobe.io import write_json
@@ -29,7 +26,11 @@ from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.schemas import Result, Table7Result
-from recprobe.steer import Edit, decoder_items, decoder_scores, steering_effect, user_top
+from recprobe.steering.debias import DEBIAS_LATENTS, applicable_selections, popularity_latents, top10_report
+from recprobe.steering.edit import LatentEdit
+from recprobe.steering.effects import LatentEffects
+from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect, user_top
+from recprobe.steering.sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
 
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
 MIN_TEST_USERS = 10  # steering is measured over the test users a latent fires on: fewer make a meaningless row
@@ -69,7 +70,7 @@ class SteeringRun:
 
     def effect(self, latent: int, scales: Sequence[float]) -> dict[str, Any]:
         """Both variants of concept items: the metadata feature's items and the decoder direction's top items."""
-        Edit(latent, scale=1.0).check(self.sae.n_latents)
+        LatentEdit(latent, scale=1.0).check(self.sae.n_latents)
         feature, items = self.concept_items(latent)
         record: dict[str, Any] = {"latent": latent, "feature": feature,
                                   "metadata": steering_effect(self.target, self.sae, self.split, latent, items, scales)}
@@ -78,7 +79,7 @@ class SteeringRun:
             record["decoder"] = steering_effect(self.target, self.sae, self.split, latent, decoder_items(scores), scales)
         return record
 
-    def user_top(self, user: str, edits: Sequence[Edit] = ()) -> list[str]:
+    def user_top(self, user: str, edits: Sequence[LatentEdit] = ()) -> list[str]:
         """One user's (raw id) top 10 raw item ids with ``edits`` applied: what `recprobe steer --user` prints and
         the explorer's sliders show. Reads the run, writes nothing."""
         from recprobe.runs.explain import index_of
@@ -133,11 +134,11 @@ class SteeringRun:
         ``popular_scale`` (0 ablates, 1 leaves them)."""
         n_latents = latent_count(n_latents, DEBIAS_LATENTS, self.sae.n_latents)
         for scale in (niche_scale, popular_scale):
-            Edit(0, scale=scale).check(self.sae.n_latents)  # refuse a bad scale even when no latent qualifies
+            LatentEdit(0, scale=scale).check(self.sae.n_latents)  # refuse a bad scale even when no latent qualifies
         ranked = popularity_latents(self.cases, self.split.item_popularity(), self.sae.n_latents)
         niche = [(j, rho) for j, rho in ranked[::-1] if rho < 0][:n_latents]
         popular = [(j, rho) for j, rho in ranked if rho > 0][:n_latents]
-        edits = [Edit(j, scale=niche_scale) for j, _ in niche] + [Edit(j, scale=popular_scale) for j, _ in popular]
+        edits = [LatentEdit(j, scale=niche_scale) for j, _ in niche] + [LatentEdit(j, scale=popular_scale) for j, _ in popular]
         edits = [edit for edit in edits if edit.scale != 1.0]
         for edit in edits:
             edit.check(self.sae.n_latents)
@@ -153,7 +154,7 @@ class SteeringRun:
 
     def debias_sweep(self, selections: Sequence[str] | None = None, strengths: Sequence[float] = STRENGTHS,
                      n_latents: int | None = None, seeds: int = SEEDS) -> dict[str, Any]:
-        """``recprobe.debias_sweep`` over this run: SAE de-biasing by each selection rule (default: every rule
+        """``recprobe.steering.sweep`` over this run: SAE de-biasing by each selection rule (default: every rule
         that applies to the target) with ``n_latents`` latents (default ``N_LATENTS``, at most the SAE's), its
         random-latent control, IPR and P-Calibration, one row per method and strength."""
         n_latents = latent_count(n_latents, N_LATENTS, self.sae.n_latents)

@@ -1,6 +1,6 @@
 """Table 7 over every confident concept of every interpreted basis of a run (``recprobe steer --table7 --every``),
 written to ``<run>/steering/table7-every.json``: per basis, how many of its concepts at C >= 0.8 pass the
-paper's steering rule (``recprobe.table7``), with a Wilson 95% interval, and the trained SAE's share minus the
+paper's steering rule (``recprobe.steering.table7``), with a Wilson 95% interval, and the trained SAE's share minus the
 best control's with Newcombe's interval. One rule for every basis: a concept is measured when it names items
 (at most ``max_share`` of the catalog) and its latent fires on at least ``MIN_TEST_USERS`` test users; the
 others are counted by reason, not dropped silently.
@@ -15,7 +15,6 @@ from typing import Any
 
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.similarity import CONFIDENT
-from recprobe.effects import LatentEffects
 from recprobe.errors import RunFolderError
 from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
@@ -25,7 +24,8 @@ from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import MAX_CONCEPT_SHARE, MIN_TEST_USERS
 from recprobe.stats import excludes_zero, proportion, proportion_gap
-from recprobe.table7 import DOWN, UP, concept_hits, passes
+from recprobe.steering.effects import LatentEffects
+from recprobe.steering.table7 import DOWN, UP, concept_hits, passes
 
 TABLE7_EVERY = "table7-every.json"
 MIN_CONFIDENCE = CONFIDENT

@@ -37,8 +37,8 @@ class Explorer:
     """What the pages ask of a run, computed from what it holds (loaded once)."""
 
     def __init__(self, run: Run | str | Path):
-        from recprobe.effects import LatentEffects
         from recprobe.runs.steering import SteeringRun
+        from recprobe.steering.effects import LatentEffects
 
         self.steering = SteeringRun(run)
         self.run, self.split, self.cases = self.steering.opened, self.steering.split, self.steering.cases
@@ -64,13 +64,13 @@ class Explorer:
         return [str(u) for u in ids[np.char.startswith(ids.astype(str), prefix.strip())][:MATCHES]]
 
     def top(self, user: str, edits: list[str]) -> dict[str, Any]:
-        from recprobe.steer import Edit
+        from recprobe.steering import LatentEdit
 
         parsed = []
         for edit in edits:
             latent, _, scale = edit.partition(":")
             try:
-                parsed.append(Edit(int(latent), scale=float(scale)))
+                parsed.append(LatentEdit(int(latent), scale=float(scale)))
             except ValueError:
                 raise ConfigError(f"edit {edit!r}: give LATENT:SCALE, e.g. 12:5") from None
         items = self.steering.user_top(user, parsed)

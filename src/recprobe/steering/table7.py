@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from recprobe.data.split import Split
-from recprobe.steer import ranked_batches, top_items, value_of
+from recprobe.steering.edit import value_of
+from recprobe.steering.steer import ranked_batches, top_items
 from recprobe.target import Batch, ProbeTarget
 
 DOWN, UP = -10.0, 10.0

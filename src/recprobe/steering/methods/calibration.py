@@ -1,26 +1,23 @@
-"""Re-ranking baselines for de-biasing: they change each user's final list, never the model.
+"""P-Calibration, the calibrated-popularity re-ranking of Abdollahpouri et al. (RecSys 2020).
 
-- ``ipr_scores`` (inverse-popularity re-ranking): score - alpha * log(1 + popularity). For a model trained with a
-  softmax (SASRec with cross-entropy) the score is a log-probability up to a constant, so this ranks by
-  P(item | user) / (1 + popularity)^alpha: inverse-propensity weighting of the model's probabilities with
-  propensity power alpha (0: the model's own ranking).
-- ``calibrated_top`` (P-Calibration, the calibrated-popularity re-ranking of Abdollahpouri et al., RecSys 2020):
-  from the model's top ``candidates`` items, pick the list greedily, each step adding the item that maximises
-  (1 - lam) * relevance - lam * JS(P_u, Q), where relevance is the score min-max scaled over the user's
-  candidates, P_u the user's share of head / mid / tail items in their history and Q the shares of the list
-  with that item added (Jensen-Shannon divergence, natural log). lam = 0 keeps the model's order.
+From the model's top ``candidates`` items, pick the list greedily, each step adding the item that maximises
+(1 - lam) * relevance - lam * JS(P_u, Q), where relevance is the score min-max scaled over the user's candidates,
+P_u the user's share of head / mid / tail items in their history and Q the shares of the list with that item added
+(Jensen-Shannon divergence, natural log). lam = 0 keeps the model's order. It changes each user's list, never the
+model; the list is not a ranking of every item, so the target's rank is its position in the list (``list_ranks``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from recprobe.beyond import BEYOND_K
+from recprobe.steering.methods import SweptBatch
+
 CANDIDATES = 100  # P-Calibration re-ranks the model's top 100
-
-
-def ipr_scores(scores: torch.Tensor, popularity: torch.Tensor, alpha: float) -> torch.Tensor:
-    """[B, n_items] scores lowered by alpha * log(1 + training interactions of the item)."""
-    return scores - alpha * torch.log1p(popularity.to(scores.dtype))
+CALIBRATION_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 
 
 def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -56,3 +53,25 @@ def calibrated_top(scores: torch.Tensor, item_group: torch.Tensor, user_shares: 
         counts += onehot[rows, pick]
         chosen.append(pool[rows, pick])
     return torch.stack(chosen, 1)
+
+
+def list_ranks(top: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """[B] each target's 1-based position in its user's list ``top`` [B, K], K + 1 where it is absent (enough
+    for HR@K and NDCG@K of a re-ranked list that is not a ranking of every item)."""
+    hit = top == targets[:, None]
+    return torch.where(hit.any(1), hit.int().argmax(1) + 1, top.shape[1] + 1)
+
+
+@dataclass
+class Calibration:
+    """The ``Method``: lam = strength; ``item_group`` [n_items], 0/1/2 for head/mid/tail."""
+
+    item_group: torch.Tensor
+    strengths: list[float]
+    name: str = "calibration"
+    selection: str | None = None
+    draws: int = 1
+
+    def rank(self, swept: SweptBatch, strength: float, draw: int) -> tuple[torch.Tensor, torch.Tensor]:
+        top = calibrated_top(swept.scores, self.item_group, swept.history_shares, strength, BEYOND_K)
+        return list_ranks(top, swept.test_items), top

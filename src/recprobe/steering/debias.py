@@ -1,5 +1,5 @@
 """De-biasing: find the latents that carry popularity, rescale them, and measure the top-10 lists before and
-after (mean item popularity, catalog coverage, HR@10; ``recprobe.debias_sweep`` measures a whole range of strengths).
+after (mean item popularity, catalog coverage, HR@10; ``recprobe.steering.sweep`` measures a whole range of strengths).
 
 Two rules choose the latents, both signed (positive: the latent goes with popular items, negative: with niche):
 
@@ -22,7 +22,8 @@ from recprobe.beyond import HEAD, TAIL, PopularityGroups, average_popularity, it
 from recprobe.concepts.cases import CaseSet
 from recprobe.data.split import Split
 from recprobe.errors import ConfigError, unknown_name
-from recprobe.steer import TOP, Edit, ranked_batches, steered, top_items
+from recprobe.steering.edit import LatentEdit, dense_codes, steered
+from recprobe.steering.steer import TOP, ranked_batches, top_items
 from recprobe.target import Batch, ProbeTarget
 
 DEBIAS_LATENTS = 30  # `recprobe debias`: latents of each kind (niche, popular) rescaled
@@ -75,12 +76,6 @@ def popularity_latents(cases: CaseSet, popularity: np.ndarray, n_latents: int) -
         if len(rows) >= MIN_ACTIVE:
             found.append((latent, sparse_spearman(rows, values, centred)))
     return sorted(found, key=lambda lr: -lr[1])
-
-
-def dense_codes(sae, reps: torch.Tensor) -> torch.Tensor:
-    """[B, n_latents] the SAE's latent values (zero where a latent is not among the top k)."""
-    values, indices = sae.encode(reps.float())
-    return torch.zeros(len(reps), sae.n_latents).scatter_(1, indices, values)
 
 
 def synthetic_histories(batch: Batch, pool: np.ndarray, pad_item: int, rng: np.random.Generator) -> Batch:
@@ -147,7 +142,7 @@ def select_latents(selection: str, target: ProbeTarget, sae, split: Split, cases
 
 
 @torch.no_grad()
-def top10_report(target: ProbeTarget, sae, split: Split, edits: Sequence[Edit], batch_size: int = 512) -> dict[str, float]:
+def top10_report(target: ProbeTarget, sae, split: Split, edits: Sequence[LatentEdit], batch_size: int = 512) -> dict[str, float]:
     """Over every test user, with ``edits`` applied (none: the original model): mean train popularity of the
     top-10 items, catalog coverage (distinct items in any top 10 / catalog size) and HR@10 of the test item."""
     top, hits = np.empty((split.n_users, TOP), dtype=np.int64), 0  # filled in place, batch by batch

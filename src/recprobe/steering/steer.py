@@ -1,76 +1,19 @@
-"""Steering (paper 5.5, Table 7): edit SAE latents, decode, substitute the representation, re-rank.
-
-An edit changes latent j's value z_j: ``scale`` multiplies it (where it fired), ``clamp`` sets it (everywhere),
-``ablate`` zeroes it. The representation handed to the model's scorer is x + sum_j (z'_j - z_j) W_dec[j]: the
-edit's change of the SAE's reconstruction, added to the original representation, so the SAE's reconstruction
-error stays in and an edit that changes nothing (scale 1) leaves the model's ranking exactly as it was.
-"""
+"""Steering (paper 5.5, Table 7): edit SAE latents (``recprobe.steering.edit``), re-rank, measure what moved."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
-from recprobe.errors import RecprobeError
 from recprobe.metrics import exclusion_mask
+from recprobe.steering.edit import LatentEdit, latent_values, steered
 from recprobe.target import Batch, ProbeTarget
 
 TOP = 10
-MAX_EDIT = 1e6  # scales and clamps beyond this overflow float32 scores on ordinary representations
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One latent's change: exactly one of ``scale`` (x factor where it fired; 0 ablates) and ``clamp``."""
-
-    latent: int
-    scale: float | None = None
-    clamp: float | None = None
-
-    def check(self, n_latents: int) -> None:
-        if not 0 <= self.latent < n_latents:
-            raise RecprobeError(f"latent {self.latent} does not exist: this SAE has latents 0..{n_latents - 1}")
-        if (self.scale is None) == (self.clamp is None):
-            raise RecprobeError(f"edit of latent {self.latent}: give exactly one of scale and clamp")
-        value = self.scale if self.scale is not None else self.clamp
-        if not math.isfinite(value):
-            raise RecprobeError(f"edit of latent {self.latent}: {value} is not a finite number; give e.g. 10, -10 or 0")
-        if abs(value) > MAX_EDIT:
-            raise RecprobeError(f"edit of latent {self.latent}: {value:g} is too large (float32 scores overflow); give a "
-                                f"scale or clamp within +-{MAX_EDIT:g}")
-
-    def apply(self, z: torch.Tensor) -> torch.Tensor:
-        """The new value of this latent given its current values z [B]."""
-        return z * self.scale if self.scale is not None else torch.full_like(z, self.clamp)
-
-
-def value_of(values: torch.Tensor, indices: torch.Tensor, latent: int) -> torch.Tensor:
-    """[B] one latent's value from an encoding's (values, indices) (0 where it is not among the top k)."""
-    return (values * (indices == latent)).sum(1)
-
-
-def latent_values(sae, reps: torch.Tensor, latent: int) -> torch.Tensor:
-    """[B] the value of one latent for these representations."""
-    return value_of(*sae.encode(reps), latent)
-
-
-@torch.no_grad()
-def steered(sae, reps: torch.Tensor, edits: Sequence[Edit]) -> torch.Tensor:
-    """The representation with the edits applied (see the module docstring)."""
-    reps = reps.float()
-    values, indices = sae.encode(reps)
-    out = reps.clone()
-    for edit in edits:
-        edit.check(sae.n_latents)
-        z = value_of(values, indices, edit.latent)
-        out += (edit.apply(z) - z)[:, None] * sae.W_dec[edit.latent]
-    return out
 
 
 def ranked_batches(target: ProbeTarget, split: Split, users: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, Batch, torch.Tensor]]:
@@ -91,7 +34,7 @@ def top_items(target: ProbeTarget, reps: torch.Tensor, batch: Batch, seen: torch
 
 
 @torch.no_grad()
-def user_top(target: ProbeTarget, sae, split: Split, user: int, edits: Sequence[Edit], k: int = TOP) -> list[int]:
+def user_top(target: ProbeTarget, sae, split: Split, user: int, edits: Sequence[LatentEdit], k: int = TOP) -> list[int]:
     """One user's top-k items at test time with ``edits`` applied to their representation (none: the
     model's own list through the SAE-free representation), seen items masked."""
     (_, batch, seen), = ranked_batches(target, split, np.array([user]), 1)
@@ -114,7 +57,7 @@ def steering_effect(target: ProbeTarget, sae, split: Split, latent: int, concept
     """Over the test users on whom ``latent`` fires, at each scale: Hit@10 of the concept items (share of users
     whose top 10 holds at least one) and HR@10 of the test item."""
     for scale in scales:
-        Edit(latent, scale=scale).check(sae.n_latents)
+        LatentEdit(latent, scale=scale).check(sae.n_latents)
     concept = torch.from_numpy(np.asarray(concept_items, dtype=bool))
     users = active_users(target, sae, split, latent, batch_size)
     hits = {scale: 0 for scale in scales}
@@ -123,7 +66,7 @@ def steering_effect(target: ProbeTarget, sae, split: Split, latent: int, concept
         reps = target.represent(batch).float()
         targets = torch.from_numpy(split.test_items[chunk])
         for scale in scales:
-            top = top_items(target, steered(sae, reps, [Edit(latent, scale=scale)]), batch, seen)
+            top = top_items(target, steered(sae, reps, [LatentEdit(latent, scale=scale)]), batch, seen)
             hits[scale] += int(concept[top].any(1).sum())
             test_hits[scale] += int((top == targets[:, None]).any(1).sum())
     n = len(users)  # a latent that fires on nobody has no effect to measure: None, not 0

@@ -17,7 +17,7 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Catalog, Split
-from recprobe.steer import decoder_scores
+from recprobe.steering.steer import decoder_scores
 from recprobe.target import ProbeTarget
 
 SAMPLE_USERS = 64  # the finite difference's users: enough to rank the items a latent raises
