@@ -148,7 +148,7 @@ def test_interpret_under_a_budget_describes_from_the_same_strongest_cases(split,
     run = sae_run(split, tmp_path, monkeypatch, model="sasrec")
     full = interpret_run(run, n=3, cases="all", latents=range(4), progress=False)
     small = interpret_run(run, n=3, cases="all", latents=range(4), folder="budgeted", progress=False,
-                          case_budget=CaseBudget(top=6, reservoir=80))
+                          top_cases=6, max_cases=80)
     assert small["n_cases"] == full["n_cases"] == len(split.train_items) + split.n_users
     assert small["users"] == full["users"] == split.n_users
     stored = CaseSet.load(run / "budgeted" / "cases.safetensors")

@@ -220,7 +220,7 @@ def test_interpret_without_an_sae_says_what_to_run(capsys, tmp_path, toy):
     code, _, err = run_cli(capsys, "interpret", "--run", str(out), "--llm", "fake")
     assert_one_line_error(code, err, "has no SAE; run `recprobe train-sae --run", "first")
     code, _, err = run_cli(capsys, "interpret", "--run", str(out), "--verifier", "vibes")
-    assert_one_line_error(code, err, "verifier one of embedding, llm, llm-likelihood", "'vibes'")
+    assert_one_line_error(code, err, "--verifier: Input should be 'embedding', 'llm' or 'llm-likelihood'", "'vibes'")
 
 
 def test_export_prints_the_settings_recbole_reads_it_with(capsys, tmp_path):

@@ -14,7 +14,6 @@ from rich.table import Table
 from rich.text import Text
 
 from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
-from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget, default_budget
 from recprobe.data.source import DataSource
 from recprobe.errors import ConfigError, RecprobeError
 from recprobe.evaluate import DENSE_RATE
@@ -22,6 +21,7 @@ from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
 from recprobe.parallel import DataParallel
 from recprobe.runs.compare import MAX_CASES as COMPARE_CASES
+from recprobe.runs.options import CaptureOptions, InterpretOptions
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.steering.debias import DEBIAS_LATENTS
 from recprobe.steering.sweep import N_LATENTS, STRENGTHS
@@ -203,17 +203,15 @@ def evaluate(
 @app.command()
 def capture(
     run: RunOption,
-    splits: Annotated[str, typer.Option(help="Comma-separated: train, dev, test.")] = "train,dev,test",
-    positions: Annotated[str, typer.Option(help="auto: every train position for sequential models, the last for general ones; last: one row per user; all: every train position.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Users probed at once.")] = 1024,
+    splits: Annotated[str, from_config(CaptureOptions, "parts", "--splits")] = ",".join(default(CaptureOptions, "parts")),
+    positions: Annotated[str, from_config(CaptureOptions, "positions")] = default(CaptureOptions, "positions"),
+    batch_size: Annotated[int, from_config(CaptureOptions, "batch_size")] = default(CaptureOptions, "batch_size"),
 ) -> None:
     """Probe the run's recommender and write RUN/activations/ (safetensors shards + index)."""
     from recprobe.runs.capture import capture_run
 
-    if positions not in ("auto", "last", "all"):
-        raise ConfigError(f"--positions: expected 'auto', 'last' or 'all', got {positions!r}")
-    store = capture_run(run, parts=tuple(s.strip() for s in splits.split(",") if s.strip()),
-                        positions=positions, batch_size=batch_size)  # type: ignore[arg-type]
+    parts = tuple(s.strip() for s in splits.split(",") if s.strip())
+    store = capture_run(run, CaptureOptions(parts=parts, positions=positions, batch_size=batch_size))  # type: ignore[arg-type]
     if not DataParallel.current().main:  # under torchrun: rank 0 reports
         return
     rows = ", ".join(f"{part} {store.n_rows(part):,}" for part in store.splits())
@@ -324,39 +322,30 @@ def splice_table(before: dict[str, float | None], after: dict[str, float | None]
 @app.command()
 def interpret(
     run: RunOption,
-    n: Annotated[int, typer.Option("--n", help="Cases per set: N construction, N verification, N non-activated.")] = 5,
-    latents: Annotated[str | None, typer.Option(help="Latents to interpret, e.g. 0-99 or 3,17 (default: all).")] = None,
-    level_mode: Annotated[str, typer.Option(help="max (per latent) or quantile (global deciles).")] = "max",
-    describer: Annotated[str, typer.Option(help="metadata (catalog enrichment, no LLM) or llm.")] = "metadata",
-    verifier: Annotated[str, typer.Option(help="embedding (MiniLM), llm (generated levels) or llm-likelihood.")] = "embedding",
-    llm: Annotated[str, typer.Option(help="smollm2, hf:<id or path>, gguf:<file>, openai:<base url>, fake.")] = "smollm2",
+    n: Annotated[int, from_config(InterpretOptions, "n", "--n")] = default(InterpretOptions, "n"),
+    latents: Annotated[str | None, from_config(InterpretOptions, "latents")] = None,
+    level_mode: Annotated[str, from_config(InterpretOptions, "level_mode")] = default(InterpretOptions, "level_mode"),
+    describer: Annotated[str, from_config(InterpretOptions, "describer")] = default(InterpretOptions, "describer"),
+    verifier: Annotated[str, from_config(InterpretOptions, "verifier")] = default(InterpretOptions, "verifier"),
+    llm: Annotated[str, from_config(InterpretOptions, "llm")] = default(InterpretOptions, "llm"),
     raw: Annotated[bool, typer.Option("--raw", help="Interpret the representation's raw dimensions (BaseModel row): --basis raw.")] = False,
-    basis: Annotated[str, typer.Option(help="sae (its latents), raw (the raw dimensions, ReLU), raw-both (both signs), "
-                                            "untrained (the SAE at initialisation), frozen-decoder or frozen-encoder (the SAE "
-                                            "trained with that part kept at initialisation; trained here the first time).")] = "sae",
-    cases: Annotated[str, typer.Option(help="test (one case per test user, the paper's), all (every position of a sequential "
-                                            "target's sequences) or auto (test where it scores 90% of latents, else all).")] = "auto",
-    folder: Annotated[str | None, typer.Option(help="Folder inside RUN for the results (default: concepts, or concepts-BASIS).")] = None,
-    seed: int = 0,
-    overwrite: Annotated[bool, typer.Option(help="Start the concepts folder over (it was made with other settings, another SAE or other cases).")] = False,
-    max_cases: Annotated[int, typer.Option(help="Past this many cases, keep a uniform sample of this many (beside each "
-                                                "latent's --top-cases strongest), so memory stays bounded.")] = DEFAULT_RESERVOIR,
-    top_cases: Annotated[int | None, typer.Option(help=f"Each latent's strongest cases (one per user) always kept "
-                                                       f"(default: {DEFAULT_TOP}, or 2N when larger).")] = None,
+    basis: Annotated[str, from_config(InterpretOptions, "basis")] = default(InterpretOptions, "basis"),
+    cases: Annotated[str, from_config(InterpretOptions, "cases")] = default(InterpretOptions, "cases"),
+    folder: Annotated[str | None, from_config(InterpretOptions, "folder")] = default(InterpretOptions, "folder"),
+    seed: Annotated[int, from_config(InterpretOptions, "seed")] = default(InterpretOptions, "seed"),
+    overwrite: Annotated[bool, from_config(InterpretOptions, "overwrite")] = default(InterpretOptions, "overwrite"),
+    max_cases: Annotated[int, from_config(InterpretOptions, "max_cases")] = default(InterpretOptions, "max_cases"),
+    top_cases: Annotated[int | None, from_config(InterpretOptions, "top_cases")] = default(InterpretOptions, "top_cases"),
 ) -> None:
     """Describe each SAE latent, verify the description on unseen cases, and score it (RUN/concepts/)."""
     from recprobe.runs.interpret import interpret_run
 
-    if level_mode not in ("max", "quantile"):
-        raise ConfigError(f"--level-mode: expected 'max' or 'quantile', got {level_mode!r}")
     if raw and basis != "sae":
         raise ConfigError(f"--raw: it means --basis raw; give one of them, not --raw with --basis {basis}")
-    if max_cases < 1:
-        raise ConfigError(f"--max-cases: keep at least 1 case, got {max_cases}")
-    summary = interpret_run(run, describer=describer, verifier=verifier, llm=llm, n=n, seed=seed,
-                            level_mode=level_mode, latents=_parse_latents(latents),  # type: ignore[arg-type]
-                            basis="raw" if raw else basis, cases=cases, folder=folder, overwrite=overwrite,
-                            case_budget=CaseBudget(top=top_cases or default_budget(n).top, reservoir=max_cases))
+    summary = interpret_run(run, InterpretOptions(  # type: ignore[arg-type]
+        n=n, latents=_parse_latents(latents), level_mode=level_mode, describer=describer, verifier=verifier, llm=llm,
+        basis="raw" if raw else basis, cases=cases, folder=folder, seed=seed, overwrite=overwrite,
+        max_cases=max_cases, top_cases=top_cases))
     if not summary:  # a rank other than 0 under torchrun: it recorded its share of the cases; rank 0 reports
         return
     counts = summary["concepts"]

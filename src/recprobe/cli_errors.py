@@ -31,7 +31,13 @@ def user_message(error: BaseException) -> str | None:
 
 
 def validation_message(error: ValidationError) -> str:
+    """A stage option's error names its flag (``--level-mode: ...``); another model's, the model and field."""
+    from recprobe.runs.options import option_flag
+
     first = error.errors()[0]
+    flag = option_flag(error.title, str(first["loc"][0])) if first["loc"] else None
+    if flag is not None:
+        return f"{flag}: {first['msg'].removeprefix('Value error, ')} (got {first.get('input')!r})"
     where = ".".join(str(p) for p in first["loc"])
     return f"invalid {error.title} option {where!r}: {first['msg']} (got {first.get('input')!r})"
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from recprobe.capture import SPLITS, Positions, capture
+from recprobe.capture import capture
 from recprobe.runs.lock import locked
+from recprobe.runs.options import CaptureOptions, stage_options
 from recprobe.runs.run import Run, open_run
 from recprobe.store import ActivationStore
 
 
 @locked("capture")
-def capture_run(run: Run | str | Path, *, parts: tuple[str, ...] = SPLITS,
-                positions: Positions = "auto", batch_size: int = 1024, progress: bool = True) -> ActivationStore:
+def capture_run(run: Run | str | Path, options: CaptureOptions | None = None, *, progress: bool = True,
+                **fields: Any) -> ActivationStore:
     """Capture the run's target over ``parts`` into ``run/activations`` (the previous store stays until the new
-    one is complete). ``positions="auto"`` records every train position of a sequential target."""
+    one is complete); ``options`` (or its fields by name): ``recprobe.runs.options.CaptureOptions``.
+    ``positions="auto"`` records every train position of a sequential target."""
+    o = stage_options(CaptureOptions, options, fields)
     run = open_run(run)
-    return capture(run.target, run.split, run.layout.activations, parts=parts, positions=positions,
-                   batch_size=batch_size, provenance=run.made_from(), progress=progress)
+    return capture(run.target, run.split, run.layout.activations, parts=o.parts, positions=o.positions,
+                   batch_size=o.batch_size, provenance=run.made_from(), progress=progress)

@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from recprobe.concepts.budget import CaseBudget, default_budget
+from recprobe.concepts.budget import default_budget
 from recprobe.concepts.cases import (
     CASE_KINDS,
     CaseKind,
     CaseSet,
-    LevelMode,
     case_rows,
     record_cases,
     scorable_share,
 )
 from recprobe.concepts.interpret import (
-    DESCRIBERS,
     NO_TITLES,
-    VERIFIERS,
     build_stages,
     describe_latent,
     interpret_latent,
@@ -52,6 +48,7 @@ from recprobe.runs.attributes import attribute_metrics, case_representations
 from recprobe.runs.ladder import train_controls
 from recprobe.runs.layout import ATTRIBUTES, CASES, CONTROL_BASES, DAMAGED, SETTINGS, SUMMARY
 from recprobe.runs.lock import locked
+from recprobe.runs.options import InterpretOptions, stage_options
 from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.io import CONFIG
@@ -63,51 +60,41 @@ MIN_SCORABLE = 0.9  # the share of latents the paper's test cases must score for
 
 
 @locked("interpret")
-def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
-                  verifier: str = "embedding", llm: str = "smollm2", n: int = 5, seed: int = 0,
-                  level_mode: LevelMode = "max", latents: Iterable[int] | None = None, basis: str = "sae",
-                  cases: str = "auto", folder: str | None = None, overwrite: bool = False,
-                  case_budget: CaseBudget | None = None, progress: bool = True) -> dict[str, Any]:
-    """Describe and verify the run's SAE latents and score each description; resumable. Results go to
-    ``run/<folder>`` (default ``concepts``, or ``concepts-<basis>`` for another basis), so runs with other settings
-    sit beside each other. ``cases``: ``test``, ``all`` or ``auto`` (see ``resolve_cases``). Concepts made with
-    other settings, another SAE or other cases are refused unless ``overwrite``, which starts the folder over.
-    ``case_budget``: how many cases to keep past a million (``recprobe.concepts.budget``; default
-    ``default_budget(n)``)."""
-    if describer not in DESCRIBERS or verifier not in VERIFIERS:
-        raise ConfigError(f"describer must be one of {', '.join(DESCRIBERS)} and verifier one of "
-                          f"{', '.join(VERIFIERS)}; got {describer!r} and {verifier!r}")
-    if n < 1:
-        raise ConfigError(f"--n must be at least 1 (cases per set), got {n}")
-    if uses_llm(describer, verifier):
-        check_llm_spec(llm)
+def interpret_run(run: Run | str | Path, options: InterpretOptions | None = None, *, progress: bool = True,
+                  **fields: Any) -> dict[str, Any]:
+    """Describe and verify the run's SAE latents and score each description; resumable. ``options`` (or its
+    fields by name): ``recprobe.runs.options.InterpretOptions``. Results go to ``run/<folder>`` (default
+    ``concepts``, or ``concepts-<basis>`` for another basis), so runs with other settings sit beside each other.
+    ``cases``: ``test``, ``all`` or ``auto`` (see ``resolve_cases``). Concepts made with other settings, another SAE
+    or other cases are refused unless ``overwrite``, which starts the folder over. Past a million cases only the
+    case budget is kept (``recprobe.concepts.budget``; ``max_cases`` and ``top_cases``)."""
+    o = stage_options(InterpretOptions, options, fields)
+    if uses_llm(o.describer, o.verifier):
+        check_llm_spec(o.llm)
     run = open_run(run)
-    if basis in CONTROL_BASES:  # the control belongs to the run's SAE: trained here once, then kept
-        train_controls(run, [basis], progress=progress)
-    sae = run.basis(basis)
-    out = run.layout.concepts(folder, basis=basis)
-    todo_latents = list(range(sae.n_latents)) if latents is None else list(latents)
+    if o.basis in CONTROL_BASES:  # the control belongs to the run's SAE: trained here once, then kept
+        train_controls(run, [o.basis], progress=progress)
+    sae = run.basis(o.basis)
+    out = run.layout.concepts(o.folder, basis=o.basis)
+    todo_latents = list(range(sae.n_latents)) if o.latents is None else list(o.latents)
     outside = [j for j in todo_latents if not 0 <= j < sae.n_latents]
     if outside:
-        raise ConfigError(f"latents {_ranges(outside)} do not exist: this {basis.upper()} basis has latents 0-{sae.n_latents - 1}")
-    kind = resolve_cases(run, cases, n)
-    settings = {"describer": describer, **({"describer_version": METADATA_VERSION} if describer == "metadata" else {}),
-                "verifier": verifier, "llm": llm if uses_llm(describer, verifier) else None,
-                "prompts": VERSION, "n": n, "seed": seed, "level_mode": level_mode, "basis": basis, "cases": kind,
-                "made_from": run.cases_made_from(basis)}
-    budget = case_budget or default_budget(n)
-    if budget.top < 2 * n:
-        raise ConfigError(f"--top-cases must be at least 2N = {2 * n} (a latent's construction and verification "
-                          f"cases), got {budget.top}")
-    if budget != default_budget(n):  # named only when not the default, so folders made before budgets stay current
+        raise ConfigError(f"latents {_ranges(outside)} do not exist: this {o.basis.upper()} basis has latents 0-{sae.n_latents - 1}")
+    kind = resolve_cases(run, o.cases, o.n)
+    settings = {"describer": o.describer, **({"describer_version": METADATA_VERSION} if o.describer == "metadata" else {}),
+                "verifier": o.verifier, "llm": o.llm if uses_llm(o.describer, o.verifier) else None,
+                "prompts": VERSION, "n": o.n, "seed": o.seed, "level_mode": o.level_mode, "basis": o.basis, "cases": kind,
+                "made_from": run.cases_made_from(o.basis)}
+    budget = o.case_budget
+    if budget != default_budget(o.n):  # named only when not the default, so folders made before budgets stay current
         settings["case_budget"] = {"top": budget.top, "reservoir": budget.reservoir, "seed": budget.seed}
     parallel = DataParallel.from_env("cpu")
     if not parallel.main:  # under torchrun: record this process's block of the cases for rank 0, which does the rest
         if parallel.broadcast(None):
             record_cases(run.target, sae, run.split, kind=kind, budget=budget, parallel=parallel)
         return {}
-    rebuild = run.interpret_command(out, basis)
-    if (out / SETTINGS).exists() and not overwrite:
+    rebuild = run.interpret_command(out, o.basis)
+    if (out / SETTINGS).exists() and not o.overwrite:
         previous = read_checked(out / SETTINGS, ConceptSettings, rebuild)  # older folders: test cases, the SAE
         check_made_from(str(out), previous["made_from"], settings["made_from"], rebuild)
         if previous != settings:
@@ -115,7 +102,7 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
             raise StaleArtifactError(f"{out} holds concepts made with another {', '.join(changed)} ({ {k: previous.get(k) for k in changed} }, "
                                      f"now { {k: settings[k] for k in changed} }); start it over with `{rebuild}`, "
                                      "or keep it and write elsewhere with --folder NAME")
-    if overwrite and out.exists():
+    if o.overwrite and out.exists():
         shutil.rmtree(out)
     created = not out.exists()
     try:
@@ -124,10 +111,10 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
             recorded = record_cases(run.target, sae, run.split, kind=kind, budget=budget, parallel=parallel)
             recorded.made_from = settings["made_from"]
             recorded.save(out / CASES)
-        case_set = run.cases(out, basis=basis)
-        reps = case_representations(run, case_set) if describer == "metadata" else None  # for the hard negatives
-        describe, verify, counter = build_stages(describer, verifier, llm, case_set, run.split.catalog, run.split.name,
-                                                 level_mode, reps)
+        case_set = run.cases(out, basis=o.basis)
+        reps = case_representations(run, case_set) if o.describer == "metadata" else None  # for the hard negatives
+        describe, verify, counter = build_stages(o.describer, o.verifier, o.llm, case_set, run.split.catalog, run.split.name,
+                                                 o.level_mode, reps)
     except BaseException:
         if created:  # a folder that could not even start (an LLM that does not load) is not left half made
             shutil.rmtree(out, ignore_errors=True)
@@ -139,13 +126,13 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
     done = {r["latent"] for r in records}
     todo = [j for j in todo_latents if j not in done]
     described = {}
-    if describer == "metadata" and hasattr(verify, "prepare"):  # descriptions are cheap: embed them all at once
-        described = {j: describe_latent(j, case_set, describe, n, seed) for j in todo}
+    if o.describer == "metadata" and hasattr(verify, "prepare"):  # descriptions are cheap: embed them all at once
+        described = {j: describe_latent(j, case_set, describe, o.n, o.seed) for j in todo}
         verify.prepare(text for found in described.values() for text in found[1:] if text)
     with stage_bar(progress) as bar:
         task = bar.add_task("interpret latents", total=len(todo))
         for latent in todo:
-            record = interpret_latent(latent, case_set, describe, verify, n, seed, described.get(latent))
+            record = interpret_latent(latent, case_set, describe, verify, o.n, o.seed, described.get(latent))
             append_record(out, record)
             records.append(record)
             calls = f" ({counter.calls} LLM prompts)" if counter is not None else ""
@@ -156,7 +143,7 @@ def interpret_run(run: Run | str | Path, *, describer: str = "metadata",
                "item_text": "titles" if run.split.catalog.has_titles else NO_TITLES,
                "llm_prompts": counter.calls if counter is not None else 0,  # this invocation's
                "repaired": len(found.damaged), "folder": str(out)}
-    if basis == "sae" and latents is None:  # every latent's attribute AUROC: with a full interpretation only
+    if o.basis == "sae" and o.latents is None:  # every latent's attribute AUROC: with a full interpretation only
         attributes = attribute_metrics(run, case_set, reps)  # the describer's representations, when it took them
         write_json(out / ATTRIBUTES, attributes)
         summary["attributes"] = attributes.get("mean_best_auroc")
