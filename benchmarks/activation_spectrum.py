@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from recprobe.store import ActivationStore
+from recprobe.activations.store import ActivationStore
 
 SAMPLE = 100_000
 

@@ -27,11 +27,11 @@ from unittest import mock
 
 import torch
 
+from recprobe.activations.store import ActivationStore
 from recprobe.evaluate import reconstruction_metrics
 from recprobe.sae import train as sae_train
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.topk import TopKSAE
-from recprobe.store import ActivationStore
 
 ENOUGH_CASES = 10
 

@@ -6,7 +6,7 @@ de-biasing sweep over 100,000 users and 8,192 latents.
 
 Each stage runs in a fresh process and prints its peak resident set size (ru_maxrss), so one stage's memory
 never hides another's:
-- capture: ``recprobe.capture`` runs a sequential ProbeTarget (mean of the history's item embeddings) over
+- capture: ``recprobe.activations.capture`` runs a sequential ProbeTarget (mean of the history's item embeddings) over
   every train position of a synthetic split (100 positions per user), writing the ActivationStore;
 - train: ``train_sae`` makes one pass over that store (1,024 latents, k = 8, batch 4,096), with the dev
   evaluation and checkpoint selection it always does;
@@ -76,7 +76,7 @@ def synthetic_split(n_users: int, positions: int = POSITIONS_PER_USER):
 
 
 def stage_capture(args) -> str:
-    from recprobe.capture import capture
+    from recprobe.activations.capture import capture
 
     store = capture(MeanPool(args.d), synthetic_split(args.rows // POSITIONS_PER_USER), args.folder,
                     parts=("train", "dev"), positions="all", batch_size=4096, progress=False)
@@ -84,8 +84,8 @@ def stage_capture(args) -> str:
 
 
 def stage_train(args) -> str:
+    from recprobe.activations.store import ActivationStore
     from recprobe.sae import SAEConfig, SAETrainConfig, save_sae, train_sae
-    from recprobe.store import ActivationStore
 
     store = ActivationStore(args.folder)
     sae, result = train_sae(store, SAEConfig(d_in=store.d, n_latents=1024, scale=None, k=8),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recprobe.store import ActivationStore, ActivationWriter, Rows
+from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
 
 
 def epoch_safetensors(store: ActivationStore, batch_size: int, seed: int) -> int:

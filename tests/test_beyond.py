@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from recprobe.beyond import BeyondSums
-from recprobe.metrics import (
+from recprobe.ranking.beyond import BeyondSums
+from recprobe.ranking.metrics import (
     PopularityGroups,
     average_popularity,
     beyond_metrics,

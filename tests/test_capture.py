@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from recprobe.capture import capture, rows_to_probe
+from recprobe.activations.capture import capture, rows_to_probe
+from recprobe.activations.store import ActivationStore
 from recprobe.errors import RecprobeError, RunFolderError
 from recprobe.evaluate import ranking
 from recprobe.models import build_model
-from recprobe.store import ActivationStore
 from tests.conftest import probe_batch
 
 

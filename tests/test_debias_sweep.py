@@ -14,11 +14,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recprobe.beyond import PopularityGroups
 from recprobe.concepts.cases import record_cases
 from recprobe.data.prepare import leave_one_out
 from recprobe.errors import ConfigError, UnknownNameError
 from recprobe.models.evaluate import evaluate_model
+from recprobe.ranking.beyond import PopularityGroups
 from recprobe.steering.debias import (
     average_ranks,
     cohens_d,

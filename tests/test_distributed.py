@@ -23,7 +23,7 @@ import sys, torch
 from safetensors.torch import save_file
 from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
 from recprobe.parallel import DataParallel
-from recprobe.store import ActivationStore
+from recprobe.activations.store import ActivationStore
 torch.set_num_threads(1)
 parallel = DataParallel.from_env("cpu")
 sae, result = train_sae(ActivationStore(sys.argv[1]), SAEConfig(d_in=8, scale=4, k=2, seed=3),

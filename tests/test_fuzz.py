@@ -13,6 +13,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
 from recprobe.data.readers import (
     normalize_id,
     read_atomic_inter,
@@ -24,7 +25,6 @@ from recprobe.data.readers import (
 )
 from recprobe.errors import DataFormatError, RecprobeError
 from recprobe.sae import SAEConfig, TopKSAE, load_sae, save_sae
-from recprobe.store import ActivationStore, ActivationWriter, Rows
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 cells = st.one_of(st.integers(-5, 10**6).map(str), st.floats(allow_nan=True).map(str), st.text(max_size=6),

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recprobe.metrics import KS, evaluate_ranking, exclusion_mask, metrics_from_ranks, target_ranks
+from recprobe.ranking.metrics import KS, evaluate_ranking, exclusion_mask, metrics_from_ranks, target_ranks
 
 
 @st.composite

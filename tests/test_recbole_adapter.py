@@ -19,7 +19,7 @@ from recprobe.adapters.recbole.training import train_checkpoint
 from recprobe.cli import main
 from recprobe.data.export import item_lines
 from recprobe.errors import RecprobeError
-from recprobe.metrics import exclusion_mask, metrics_from_ranks
+from recprobe.ranking.metrics import exclusion_mask, metrics_from_ranks
 from recprobe.runs.align import align
 from recprobe.testing import check_probe_target
 

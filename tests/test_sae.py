@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
 from recprobe.errors import RecprobeError
 from recprobe.sae import SAEConfig, SAETrainConfig, TopKSAE, load_sae, save_sae, train_sae
 from recprobe.sae.topk import geometric_median
-from recprobe.store import ActivationStore, ActivationWriter, Rows
 
 
 def low_rank_store(folder, n=600, d=8, seed=0, shard_rows=256) -> ActivationStore:
@@ -220,7 +220,7 @@ TRAIN_SCRIPT = """
 import sys, torch
 from safetensors.torch import save_file
 from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
-from recprobe.store import ActivationStore
+from recprobe.activations.store import ActivationStore
 torch.set_num_threads(1)
 sae, result = train_sae(ActivationStore(sys.argv[1]), SAEConfig(d_in=8, scale=4, k=2, seed=3),
                         SAETrainConfig(epochs=12, batch_size=8, checkpoint_every=7), progress=False,

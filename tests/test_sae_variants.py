@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from recprobe.activations.store import ActivationStore
 from recprobe.errors import RecprobeError
 from recprobe.planted import plant, recovered_share, to_store
 from recprobe.sae import SAEConfig, SAETrainConfig, load_sae, save_sae, train_sae
 from recprobe.sae.topk import TopKSAE
 from recprobe.sae.train import initial_sae
-from recprobe.store import ActivationStore
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ def _batch(split, target, users):
 
 
 def _seen(split, users):
-    from recprobe.metrics import exclusion_mask
+    from recprobe.ranking.metrics import exclusion_mask
 
     return exclusion_mask(*split.exclusions("test"), users, split.n_items)
 

@@ -117,7 +117,7 @@ def test_splice_effects_run_from_mean_ablation_to_the_original(split, oracle):
 
 def test_splice_loss_is_the_full_softmax_cross_entropy_of_the_held_out_item(split, oracle):
     from recprobe.evaluate import splice_effects
-    from recprobe.metrics import exclusion_mask
+    from recprobe.ranking.metrics import exclusion_mask
 
     mean = torch.zeros(split.n_items)
     found = splice_effects(oracle, exact_sae(split.n_items), split, mean)

@@ -8,9 +8,9 @@ from recprobe.adapters.torch import LastValid, Position, wrap
 from recprobe.batches import phase_batches
 from recprobe.data import Catalog, Split, load_dataset
 from recprobe.errors import RecprobeError
-from recprobe.metrics import evaluate_ranking
 from recprobe.models import build_model
 from recprobe.plugins import adapters, load_target
+from recprobe.ranking.metrics import evaluate_ranking
 from recprobe.runs import Run
 from recprobe.sae import SAEConfig, TopKSAE
 from recprobe.target import Batch, ProbeTarget

@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.data.source import DataSource
 from recprobe.errors import ConfigError, RecprobeError
 from recprobe.evaluate import DENSE_RATE
 from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
 from recprobe.parallel import DataParallel
+from recprobe.ranking.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.runs.compare import MAX_CASES as COMPARE_CASES
 from recprobe.runs.options import CaptureOptions, InterpretOptions
 from recprobe.sae.config import SAEConfig, SAETrainConfig

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from recprobe.activations.store import ActivationStore
 from recprobe.batches import phase_batches
 from recprobe.data.split import Phase, Split
-from recprobe.metrics import evaluate_ranking, exclusion_mask, metrics_from_ranks, target_ranks
-from recprobe.store import ActivationStore
+from recprobe.ranking.metrics import evaluate_ranking, exclusion_mask, metrics_from_ranks, target_ranks
 from recprobe.target import ProbeTarget
 
 DENSE_RATE = 0.1  # a latent firing on more than 10% of vectors counts as dense

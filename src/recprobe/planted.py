@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from recprobe.store import ActivationStore, ActivationWriter, Rows
+from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
 from recprobe.target import Batch
 
 RECOVERED_COSINE = 0.9

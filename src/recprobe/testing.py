@@ -10,7 +10,7 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.errors import IdMismatchError, RecprobeError
-from recprobe.metrics import exclusion_mask, target_ranks
+from recprobe.ranking.metrics import exclusion_mask, target_ranks
 from recprobe.target import Batch, ProbeTarget
 
 SANITY_USERS = 2000  # held-out items ranked before a run is created

@@ -34,8 +34,8 @@ from recprobe.concepts.budget import BudgetedRecorder, CaseBudget, Population
 from recprobe.data.split import Split, last_window
 from recprobe.errors import ConfigError
 from recprobe.io import atomic_write
-from recprobe.metrics import prefix_mask
 from recprobe.parallel import DataParallel
+from recprobe.ranking.metrics import prefix_mask
 from recprobe.target import ProbeTarget
 
 SHOWN_HISTORY = 9

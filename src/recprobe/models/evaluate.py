@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from recprobe.batches import phase_batches
-from recprobe.beyond import PopularityGroups
 from recprobe.data.split import Phase, Split
-from recprobe.metrics import KS, evaluate_ranking
 from recprobe.parallel import DataParallel
+from recprobe.ranking.beyond import PopularityGroups
+from recprobe.ranking.metrics import KS, evaluate_ranking
 from recprobe.target import ProbeTarget
 
 
@@ -29,8 +29,8 @@ def evaluate_model(
 ) -> dict[str, float | None]:
     """HR@K / NDCG@K of ``model.predict`` over every user of ``split`` at ``phase`` (dev or test). Seen items are
     masked unless ``mask_seen=False`` (RecBole's protocol for its sequential models, to compare with it). ``beyond``
-    adds the beyond-accuracy metrics at K = 10 (``recprobe.beyond``; full ranking only). ``parallel``: the users'
-    batches shared out between processes under torchrun (``recprobe.metrics.evaluate_ranking``)."""
+    adds the beyond-accuracy metrics at K = 10 (``recprobe.ranking.beyond``; full ranking only). ``parallel``: the users'
+    batches shared out between processes under torchrun (``recprobe.ranking.metrics.evaluate_ranking``)."""
     module = model if isinstance(model, nn.Module) else None
     was_training = module is not None and module.training
     if module is not None:

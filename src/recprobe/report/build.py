@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from recprobe.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.concepts.cases import levels
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
 from recprobe.evaluate import DENSE_RATE, splice_effects, store_mean
 from recprobe.io import write_folder
 from recprobe.progress import stage_bar
+from recprobe.ranking.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.report.charts import bars, heatmap, histogram, pareto
 from recprobe.report.pages import STYLE, level, link, render
 from recprobe.runs.compare import headline, read_compare

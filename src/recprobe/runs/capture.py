@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from recprobe.capture import capture
+from recprobe.activations.capture import capture
+from recprobe.activations.store import ActivationStore
 from recprobe.runs.lock import locked
 from recprobe.runs.options import CaptureOptions, stage_options
 from recprobe.runs.run import Run, open_run
-from recprobe.store import ActivationStore
 
 
 @locked("capture")

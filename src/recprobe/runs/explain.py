@@ -13,7 +13,7 @@ import numpy as np
 from recprobe.concepts.highlights import broad_reason
 from recprobe.errors import ConfigError
 from recprobe.io import write_json
-from recprobe.metrics import exclusion_mask
+from recprobe.ranking.metrics import exclusion_mask
 from recprobe.runs.lock import run_lock
 from recprobe.runs.run import Run, open_run
 from recprobe.steering.explain import FIDELITY_M, explain, fidelity

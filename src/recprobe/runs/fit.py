@@ -12,10 +12,10 @@ from recprobe.data.source import DataSource, data_source
 from recprobe.data.stored import write_split
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json
-from recprobe.metrics import SAMPLED_NEGATIVES
 from recprobe.models import build_model, evaluate_model, fit, save_recommender
 from recprobe.models.checkpoint import FOLDER, existing_config, run_config, same_run
 from recprobe.models.train import TrainConfig
+from recprobe.ranking.metrics import SAMPLED_NEGATIVES
 from recprobe.runs.layout import RunLayout
 from recprobe.runs.lock import locked
 from recprobe.runs.run import create_run

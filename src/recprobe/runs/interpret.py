@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from recprobe.activations.store import ActivationStore
 from recprobe.concepts.budget import default_budget
 from recprobe.concepts.cases import (
     CASE_KINDS,
@@ -53,7 +54,6 @@ from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.io import CONFIG
 from recprobe.schemas import ConceptSettings, read_checked
-from recprobe.store import ActivationStore
 from recprobe.target import is_sequential
 
 MIN_SCORABLE = 0.9  # the share of latents the paper's test cases must score for `auto` to keep them

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recprobe.capture import SPLITS, Positions
+from recprobe.activations.capture import SPLITS, Positions
 from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget, default_budget
 from recprobe.errors import ConfigError
 from recprobe.runs.layout import BASES

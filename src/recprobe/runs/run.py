@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recprobe.activations.store import ActivationStore
 from recprobe.batches import phase_batches
 from recprobe.data import load_dataset
 from recprobe.data.split import Split
@@ -33,7 +34,6 @@ from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
 from recprobe.schemas import ConceptSettings, RunRecord, SaeMetrics, read_checked
-from recprobe.store import ActivationStore
 from recprobe.target import ProbeTarget
 from recprobe.testing import ranking_check
 from recprobe.version import __version__

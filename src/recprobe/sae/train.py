@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from rich.progress import TextColumn
 
+from recprobe.activations.store import ActivationStore
 from recprobe.errors import ConfigError, RunFolderError
 from recprobe.evaluate import reconstruction_metrics
 from recprobe.parallel import DataParallel
@@ -17,7 +18,6 @@ from recprobe.progress import stage_bar
 from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.topk import TopKSAE, geometric_median
-from recprobe.store import ActivationStore
 
 INIT_SAMPLE = 16_384
 

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from recprobe.batches import phase_batches
-from recprobe.beyond import HEAD, TAIL, PopularityGroups, average_popularity, item_coverage
 from recprobe.concepts.cases import CaseSet
 from recprobe.data.split import Split
 from recprobe.errors import ConfigError, unknown_name
+from recprobe.ranking.beyond import HEAD, TAIL, PopularityGroups, average_popularity, item_coverage
 from recprobe.steering.edit import LatentEdit, dense_codes, steered
 from recprobe.steering.steer import TOP, ranked_batches, top_items
 from recprobe.target import Batch, ProbeTarget

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
-from recprobe.metrics import exclusion_mask, target_ranks
+from recprobe.ranking.metrics import exclusion_mask, target_ranks
 from recprobe.target import Batch, ProbeTarget
 
 FIDELITY_M = 3
@@ -49,7 +49,7 @@ def ablated(sae, reps: torch.Tensor, values: torch.Tensor, indices: torch.Tensor
 
 
 def item_ranks(scores: torch.Tensor, items: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-    """[B] rank of each user's item, by ``recprobe.metrics.target_ranks`` (seen items masked, ties against it)."""
+    """[B] rank of each user's item, by ``recprobe.ranking.metrics.target_ranks`` (seen items masked, ties against it)."""
     return target_ranks(scores.float().clone(), items, seen)
 
 

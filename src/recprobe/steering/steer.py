@@ -9,7 +9,7 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
-from recprobe.metrics import exclusion_mask
+from recprobe.ranking.metrics import exclusion_mask
 from recprobe.steering.edit import LatentEdit, latent_values, steered
 from recprobe.target import Batch, ProbeTarget
 

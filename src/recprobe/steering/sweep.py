@@ -12,9 +12,9 @@ The methods (``recprobe.steering.methods``; strength 0 is the unedited model for
 
 Each test user's representation, SAE code and masked scores are computed once per batch (``SweptBatch``) and
 reused by every method and strength. Every method that scores all items is ranked by
-``recprobe.metrics.ranks_and_top``, the code behind `recprobe evaluate` (seen items masked, ties against the
+``recprobe.ranking.metrics.ranks_and_top``, the code behind `recprobe evaluate` (seen items masked, ties against the
 target), so the unedited rows match its HR@10, NDCG@10 and beyond-accuracy metrics exactly. Every metric is a
-running sum (``recprobe.beyond.BeyondSums``), so memory does not grow with the users.
+running sum (``recprobe.ranking.beyond.BeyondSums``), so memory does not grow with the users.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from recprobe.beyond import BEYOND_K, BeyondSums, PopularityGroups
 from recprobe.concepts.cases import CaseSet
 from recprobe.data.split import Split
 from recprobe.errors import ConfigError, unknown_name
-from recprobe.metrics import ranks_and_top
 from recprobe.progress import stage_bar
+from recprobe.ranking.beyond import BEYOND_K, BeyondSums, PopularityGroups
+from recprobe.ranking.metrics import ranks_and_top
 from recprobe.steering.debias import MIN_ACTIVE, SELECTIONS, select_latents
 from recprobe.steering.edit import dense_codes
 from recprobe.steering.methods import Method, SweptBatch

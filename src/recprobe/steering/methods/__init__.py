@@ -14,8 +14,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from recprobe.beyond import BEYOND_K
-from recprobe.metrics import ranks_and_top
+from recprobe.ranking.beyond import BEYOND_K
+from recprobe.ranking.metrics import ranks_and_top
 from recprobe.target import Batch, ProbeTarget
 
 

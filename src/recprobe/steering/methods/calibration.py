@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from recprobe.beyond import BEYOND_K
+from recprobe.ranking.beyond import BEYOND_K
 from recprobe.steering.methods import SweptBatch
 
 CANDIDATES = 100  # P-Calibration re-ranks the model's top 100

@@ -1,5 +1,5 @@
 """Beyond-accuracy metrics of top-K lists: how the recommendations spread over the catalog and how popular they
-are, computed from the same full rankings as HR@K / NDCG@K (``recprobe.metrics`` re-exports them).
+are, computed from the same full rankings as HR@K / NDCG@K (``recprobe.ranking.metrics`` re-exports them).
 
 Popularity is an item's number of training interactions. Items and users fall into three groups by one rule
 (``GROUP_SHARE``, the convention of Abdollahpouri et al. 2020): sort by training interactions, most first; the

@@ -6,7 +6,7 @@ the target is never masked. Rank = #{items with score >= target score}, so ties 
 target (as in ReChorus). HR@K = [rank <= K]; NDCG@K = [rank <= K] / log2(rank + 1).
 
 Beyond-accuracy metrics (Gini@K, ARP@K, coverage@K, tail share, NDCG@K by item popularity and user activity
-group) live in ``recprobe.beyond`` and are importable from here; ``evaluate_ranking(..., groups=...)`` computes
+group) live in ``recprobe.ranking.beyond`` and are importable from here; ``evaluate_ranking(..., groups=...)`` computes
 them from the top-K lists of the same masked scores that give the ranks.
 """
 
@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from recprobe.beyond import (  # noqa: F401  (re-exported: the beyond-accuracy metrics)
+from recprobe.errors import ConfigError
+from recprobe.parallel import DataParallel
+from recprobe.ranking.beyond import (  # noqa: F401  (re-exported: the beyond-accuracy metrics)
     BEYOND_K,
     GROUP_SHARE,
     BeyondSums,
@@ -30,8 +32,6 @@ from recprobe.beyond import (  # noqa: F401  (re-exported: the beyond-accuracy m
     share_groups,
     tail_share,
 )
-from recprobe.errors import ConfigError
-from recprobe.parallel import DataParallel
 
 KS = (5, 10, 20, 50)
 SAMPLED = " (sampled-99)"

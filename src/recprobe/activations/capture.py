@@ -16,13 +16,21 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from recprobe.activations.store import (
+    SHARD_ROWS,
+    ActivationStore,
+    Rows,
+    check_rows,
+    close_store,
+    shard_name,
+    write_shard,
+)
 from recprobe.batches import position_batches
 from recprobe.data.split import Split
 from recprobe.errors import RecprobeError
 from recprobe.io import write_folder
 from recprobe.parallel import DataParallel
 from recprobe.progress import stage_bar
-from recprobe.store import SHARD_ROWS, ActivationStore, Rows, check_rows, close_store, shard_name, write_shard
 from recprobe.target import ProbeTarget
 
 Positions = Literal["auto", "last", "all"]
