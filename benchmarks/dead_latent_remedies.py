@@ -28,9 +28,9 @@ from unittest import mock
 import torch
 
 from recprobe.activations.store import ActivationStore
-from recprobe.evaluate import reconstruction_metrics
 from recprobe.sae import train as sae_train
 from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.sae.faithfulness import reconstruction_metrics
 from recprobe.sae.topk import TopKSAE
 
 ENOUGH_CASES = 10

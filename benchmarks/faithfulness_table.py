@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import sys
 
-from recprobe.evaluate import splice_effects, store_mean
 from recprobe.runs import Run
+from recprobe.sae.faithfulness import splice_effects, store_mean
 from recprobe.sae.train import initial_sae
 
 KEYS = ("HR@10", "NDCG@10")

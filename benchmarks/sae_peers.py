@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 import torch
 
 from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
-from recprobe.evaluate import reconstruction_metrics
 from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
+from recprobe.sae.faithfulness import reconstruction_metrics
 
 
 def synthetic(n: int, d: int, seed: int, atoms: int = 2048, active: int = 8) -> torch.Tensor:

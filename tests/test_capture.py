@@ -9,8 +9,8 @@ import torch
 from recprobe.activations.capture import capture, rows_to_probe
 from recprobe.activations.store import ActivationStore
 from recprobe.errors import RecprobeError, RunFolderError
-from recprobe.evaluate import ranking
 from recprobe.models import build_model
+from recprobe.sae.faithfulness import ranking
 from tests.conftest import probe_batch
 
 

@@ -10,9 +10,9 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.concepts.cases import record_cases
-from recprobe.evaluate import ranking
 from recprobe.runs.align import align
 from recprobe.sae import SAEConfig, TopKSAE
+from recprobe.sae.faithfulness import ranking
 from recprobe.steering.debias import top10_report
 from recprobe.steering.edit import LatentEdit, steered
 from recprobe.steering.steer import steering_effect
@@ -103,7 +103,7 @@ class MeanOf(torch.nn.Module):
 
 
 def test_splice_effects_run_from_mean_ablation_to_the_original(split, oracle):
-    from recprobe.evaluate import splice_effects
+    from recprobe.sae.faithfulness import splice_effects
 
     mean = oracle.represent(all_users(split, oracle)).float().mean(0)
     exact = splice_effects(oracle, exact_sae(split.n_items), split, mean)
@@ -116,8 +116,8 @@ def test_splice_effects_run_from_mean_ablation_to_the_original(split, oracle):
 
 
 def test_splice_loss_is_the_full_softmax_cross_entropy_of_the_held_out_item(split, oracle):
-    from recprobe.evaluate import splice_effects
     from recprobe.ranking.metrics import exclusion_mask
+    from recprobe.sae.faithfulness import splice_effects
 
     mean = torch.zeros(split.n_items)
     found = splice_effects(oracle, exact_sae(split.n_items), split, mean)

@@ -15,7 +15,6 @@ from rich.text import Text
 
 from recprobe.data.source import DataSource
 from recprobe.errors import ConfigError, RecprobeError
-from recprobe.evaluate import DENSE_RATE
 from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
 from recprobe.parallel import DataParallel
@@ -23,6 +22,7 @@ from recprobe.ranking.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.runs.compare import MAX_CASES as COMPARE_CASES
 from recprobe.runs.options import CaptureOptions, InterpretOptions
 from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.sae.faithfulness import DENSE_RATE
 from recprobe.steering.debias import DEBIAS_LATENTS
 from recprobe.steering.sweep import N_LATENTS, STRENGTHS
 

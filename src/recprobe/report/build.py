@@ -19,7 +19,6 @@ import numpy as np
 from recprobe.concepts.cases import levels
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
-from recprobe.evaluate import DENSE_RATE, splice_effects, store_mean
 from recprobe.io import write_folder
 from recprobe.progress import stage_bar
 from recprobe.ranking.beyond import ITEM_GROUPS, USER_GROUPS
@@ -34,6 +33,7 @@ from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
 from recprobe.runs.table7_every import REBUILD as TABLE7_EVERY_REBUILD
 from recprobe.runs.table7_every import missing_controls, read_table7_every
+from recprobe.sae.faithfulness import DENSE_RATE, splice_effects, store_mean
 from recprobe.schemas import AttributeTable, ConceptSummary, read_checked
 from recprobe.steering.effects import LatentEffects
 from recprobe.steering.explain import explain

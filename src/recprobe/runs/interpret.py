@@ -41,7 +41,6 @@ from recprobe.concepts.prompts import VERSION
 from recprobe.concepts.records import append_record, repair_records
 from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, StaleArtifactError
-from recprobe.evaluate import DENSE_RATE
 from recprobe.io import atomic_write_text, write_json
 from recprobe.parallel import DataParallel
 from recprobe.progress import stage_bar
@@ -52,6 +51,7 @@ from recprobe.runs.lock import locked
 from recprobe.runs.options import InterpretOptions, stage_options
 from recprobe.runs.provenance import check_made_from
 from recprobe.runs.run import Run, open_run
+from recprobe.sae.faithfulness import DENSE_RATE
 from recprobe.sae.io import CONFIG
 from recprobe.schemas import ConceptSettings, read_checked
 from recprobe.target import is_sequential

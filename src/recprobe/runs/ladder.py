@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
-from recprobe.evaluate import reconstruction_metrics
 from recprobe.io import read_json
 from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.config import ARCHITECTURES, CONTROLS, SAEConfig, SAETrainConfig
+from recprobe.sae.faithfulness import reconstruction_metrics
 from recprobe.sae.io import CONFIG, METRICS, load_sae, save_sae
 from recprobe.sae.train import train_sae
 

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from recprobe.evaluate import faithfulness
 from recprobe.parallel import DataParallel
 from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.card import model_card
 from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.sae.faithfulness import faithfulness
 from recprobe.sae.io import METRICS, save_sae
 from recprobe.sae.train import initial_sae, train_sae
 

@@ -12,11 +12,11 @@ from rich.progress import TextColumn
 
 from recprobe.activations.store import ActivationStore
 from recprobe.errors import ConfigError, RunFolderError
-from recprobe.evaluate import reconstruction_metrics
 from recprobe.parallel import DataParallel
 from recprobe.progress import stage_bar
 from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
+from recprobe.sae.faithfulness import reconstruction_metrics
 from recprobe.sae.topk import TopKSAE, geometric_median
 
 INIT_SAMPLE = 16_384
