@@ -9,11 +9,12 @@ from recprobe.cli import click_command
 from recprobe.cli_errors import validation_message
 from recprobe.data import DataSource
 from recprobe.errors import ConfigError
-from recprobe.runs.options import CaptureOptions, InterpretOptions, stage_options
+from recprobe.runs.options import CaptureOptions, DebiasOptions, InterpretOptions, SweepOptions, stage_options
 
 
 @pytest.mark.parametrize(("command", "model"), [("capture", CaptureOptions), ("interpret", InterpretOptions),
-                                                 ("fit", DataSource), ("probe", DataSource), ("export", DataSource)])
+                                                 ("debias", DebiasOptions), ("fit", DataSource), ("probe", DataSource),
+                                                 ("export", DataSource)])
 def test_every_field_is_a_flag_with_the_models_help_and_default(command, model):
     params = {p.opts[0]: p for p in click_command.commands[command].params}
     for name, field in model.model_fields.items():
@@ -21,12 +22,23 @@ def test_every_field_is_a_flag_with_the_models_help_and_default(command, model):
         assert flag in params, (command, flag)
         if name == "min_rating" or (command, name) == ("export", "dataset"):
             continue  # "keep all" is a negative number on the command line; export takes --dataset or --run
+        if (command, name) == ("debias", "n_latents"):  # one --latents for both modes: both descriptions
+            assert params[flag].help.startswith(field.description) and params[flag].default is None
+            continue
         assert params[flag].help == field.description, (command, flag)
         default = params[flag].default
         if name == "parts":
             default = tuple(default.split(","))
         if not field.is_required():
             assert default == field.default, (command, flag)
+
+
+def test_the_sweeps_options_are_the_debias_commands_flags_with_sweep():
+    params = {p.opts[0]: p for p in click_command.commands["debias"].params}
+    for name, field in SweepOptions.model_fields.items():
+        if name != "seeds":  # the command line keeps the default 3 draws
+            assert SweepOptions.flag(name) in params and field.description in params[SweepOptions.flag(name)].help
+    assert SweepOptions(strengths=(2.0, 0.0, 2.0)).strengths == (0.0, 2.0)  # sorted, once each
 
 
 def test_a_refused_option_names_its_flag():

@@ -20,11 +20,9 @@ from recprobe.models.train import TrainConfig
 from recprobe.parallel import DataParallel
 from recprobe.ranking.beyond import ITEM_GROUPS, USER_GROUPS
 from recprobe.runs.compare import MAX_CASES as COMPARE_CASES
-from recprobe.runs.options import CaptureOptions, InterpretOptions
+from recprobe.runs.options import CaptureOptions, DebiasOptions, InterpretOptions, SweepOptions
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.faithfulness import DENSE_RATE
-from recprobe.steering.debias import DEBIAS_LATENTS
-from recprobe.steering.sweep import N_LATENTS, STRENGTHS
 
 app = typer.Typer(
     help="recprobe: probe recommenders, train sparse autoencoders on them, name and steer their latents.",
@@ -505,27 +503,24 @@ def sweep_tables(result: dict) -> list[Table]:
 @app.command()
 def debias(
     run: RunOption,
-    latents: Annotated[int | None, typer.Option(help=f"How many latents of each kind (niche, popular) to rescale (default {DEBIAS_LATENTS}); with --sweep, how many in all, largest |score| first (default {N_LATENTS}).")] = None,
-    niche_scale: Annotated[float, typer.Option(help="Factor for the latents that fire with niche predictions.")] = 2.0,
-    popular_scale: Annotated[float, typer.Option(help="Factor for those that fire with popular ones (0 ablates).")] = 1.0,
+    latents: Annotated[int | None, typer.Option(help=DebiasOptions.model_fields["n_latents"].description + " With --sweep: "
+                                                     + SweepOptions.model_fields["n_latents"].description)] = None,
+    niche_scale: Annotated[float, from_config(DebiasOptions, "niche_scale")] = default(DebiasOptions, "niche_scale"),
+    popular_scale: Annotated[float, from_config(DebiasOptions, "popular_scale")] = default(DebiasOptions, "popular_scale"),
     sweep: Annotated[bool, typer.Option("--sweep", help="Run every method (SAE by each selection rule, random latents, IPR, P-Calibration) over a range of strengths -> steering/debias-sweep.json.")] = False,
-    strengths: Annotated[str | None, typer.Option(help=f"With --sweep: SAE and random-latent strengths, comma-separated (default {','.join(f'{s:g}' for s in STRENGTHS)}).")] = None,
-    selection: Annotated[str | None, typer.Option(help="With --sweep: the latent selection rule, spearman or cohens-d (default: both for a sequential model, spearman for a general one).")] = None,
+    strengths: Annotated[str | None, typer.Option(help=f"With --sweep: comma-separated, {SweepOptions.model_fields['strengths'].description} (default {','.join(f'{s:g}' for s in default(SweepOptions, 'strengths'))}).")] = None,
+    selection: Annotated[str | None, typer.Option(help="With --sweep: " + SweepOptions.model_fields["selections"].description)] = None,
 ) -> None:
     """Rescale the latents that track predicted popularity; report top-10 popularity, coverage and HR@10 (or,
     with --sweep, trace every de-biasing method's accuracy against its Gini@10, ARP and coverage)."""
-    from recprobe.errors import unknown_name
     from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, SteeringRun
-    from recprobe.steering.debias import SELECTIONS
-    from recprobe.steering.sweep import check_strengths
 
-    if latents is not None and latents < 1:
-        raise ConfigError(f"--latents must be at least 1, got {latents}")
     if not sweep:
         if strengths is not None or selection is not None:
             raise ConfigError("--strengths and --selection go with --sweep; add --sweep")
+        options = DebiasOptions(n_latents=latents, niche_scale=niche_scale, popular_scale=popular_scale)
         steering = SteeringRun(run)
-        report = steering.debias(latents, niche_scale, popular_scale)
+        report = steering.debias(options)
         table = Table("metric", "before", "after", "change", title="top-10 lists of every test user")
         for key, before in report["before"].items():
             change = report["change"][key]
@@ -533,11 +528,10 @@ def debias(
         console.print(table)
         console.print(f"-> {steering.folder / DEBIAS}")
         return
-    chosen = check_strengths(STRENGTHS if strengths is None else _parse_strengths(strengths))
-    if selection is not None and selection not in SELECTIONS:
-        raise unknown_name("latent selection", selection, list(SELECTIONS))
+    options = SweepOptions(n_latents=latents, selections=None if selection is None else (selection,),  # type: ignore[arg-type]
+                           **({} if strengths is None else {"strengths": _parse_strengths(strengths)}))
     steering = SteeringRun(run)
-    result = steering.debias_sweep([selection] if selection else None, chosen, latents)
+    result = steering.debias_sweep(options)
     for table in sweep_tables(result):
         console.print(table)
     console.print(f"{result['seconds']:.0f} s -> {steering.folder / DEBIAS_SWEEP}")

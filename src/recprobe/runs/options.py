@@ -15,6 +15,8 @@ from recprobe.activations.capture import SPLITS, Positions
 from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget, default_budget
 from recprobe.errors import ConfigError
 from recprobe.runs.layout import BASES
+from recprobe.steering.debias import DEBIAS_LATENTS, SELECTIONS
+from recprobe.steering.sweep import N_LATENTS, SEEDS, STRENGTHS, strengths_problem
 
 
 class StageOptions(BaseModel):
@@ -83,6 +85,40 @@ class InterpretOptions(StageOptions):
     @property
     def case_budget(self) -> CaseBudget:
         return CaseBudget(top=self.top_cases or default_budget(self.n).top, reservoir=self.max_cases)
+
+
+class DebiasOptions(StageOptions):
+    """``recprobe debias``: rescale the latents that track predicted popularity."""
+
+    FLAGS: ClassVar[dict[str, str]] = {"n_latents": "--latents"}
+    n_latents: int | None = Field(
+        None, ge=1, description=f"How many latents of each kind (niche, popular) to rescale (default {DEBIAS_LATENTS}, "
+        "at most the SAE's).")
+    niche_scale: float = Field(2.0, allow_inf_nan=False,
+                               description="Factor for the latents that fire with niche predictions.")
+    popular_scale: float = Field(1.0, allow_inf_nan=False,
+                                 description="Factor for those that fire with popular ones (0 ablates).")
+
+
+class SweepOptions(StageOptions):
+    """``recprobe debias --sweep``: every de-biasing method over a range of strengths."""
+
+    FLAGS: ClassVar[dict[str, str]] = {"n_latents": "--latents", "selections": "--selection"}
+    selections: tuple[Literal[SELECTIONS], ...] | None = Field(  # type: ignore[valid-type]
+        None, description="The latent selection rule, spearman or cohens-d (default: both for a sequential model, "
+        "spearman for a general one).")
+    strengths: tuple[float, ...] = Field(
+        STRENGTHS, description="SAE and random-latent strengths, in units of each latent's standard deviation.")
+    n_latents: int | None = Field(None, ge=1, description=f"How many latents in all, largest |score| first (default "
+                                  f"{N_LATENTS}, at most the SAE's).")
+    seeds: int = Field(SEEDS, ge=1, description="Random-latent draws averaged at each strength (the control).")
+
+    @field_validator("strengths")
+    @classmethod
+    def _finite_and_sorted(cls, strengths: tuple[float, ...]) -> tuple[float, ...]:
+        if (problem := strengths_problem(strengths)) is not None:
+            raise ValueError(problem)
+        return tuple(sorted(set(strengths)))
 
 
 def stage_options(kind: type[Options], options: Options | None, fields: dict[str, Any]) -> Options:

@@ -23,6 +23,7 @@ from recprobe.hashing import file_hash
 from recprobe.io import write_json
 from recprobe.runs.layout import CONCEPTS_FILE
 from recprobe.runs.lock import run_lock
+from recprobe.runs.options import DebiasOptions, SweepOptions, stage_options
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.schemas import Result, Table7Result
@@ -30,7 +31,7 @@ from recprobe.steering.debias import DEBIAS_LATENTS, applicable_selections, popu
 from recprobe.steering.edit import LatentEdit
 from recprobe.steering.effects import LatentEffects
 from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect, user_top
-from recprobe.steering.sweep import N_LATENTS, SEEDS, STRENGTHS, debias_sweep
+from recprobe.steering.sweep import N_LATENTS, debias_sweep
 
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
 MIN_TEST_USERS = 10  # steering is measured over the test users a latent fires on: fewer make a meaningless row
@@ -128,11 +129,13 @@ class SteeringRun:
 
         return table7_every_run(self.opened)
 
-    def debias(self, n_latents: int | None = None, niche_scale: float = 2.0, popular_scale: float = 1.0) -> dict[str, Any]:
+    def debias(self, options: DebiasOptions | None = None, **fields: Any) -> dict[str, Any]:
         """Scale the ``n_latents`` latents (default ``DEBIAS_LATENTS``, at most the SAE's) whose activation most
         tracks *un*popular predictions by ``niche_scale`` and the ``n_latents`` that most track popular ones by
-        ``popular_scale`` (0 ablates, 1 leaves them)."""
-        n_latents = latent_count(n_latents, DEBIAS_LATENTS, self.sae.n_latents)
+        ``popular_scale`` (0 ablates, 1 leaves them); ``options`` or its fields by name: ``DebiasOptions``."""
+        o = stage_options(DebiasOptions, options, fields)
+        n_latents = latent_count(o.n_latents, DEBIAS_LATENTS, self.sae.n_latents)
+        niche_scale, popular_scale = o.niche_scale, o.popular_scale
         for scale in (niche_scale, popular_scale):
             LatentEdit(0, scale=scale).check(self.sae.n_latents)  # refuse a bad scale even when no latent qualifies
         ranked = popularity_latents(self.cases, self.split.item_popularity(), self.sae.n_latents)
@@ -152,15 +155,16 @@ class SteeringRun:
         self._write(DEBIAS, report, "debias")
         return report
 
-    def debias_sweep(self, selections: Sequence[str] | None = None, strengths: Sequence[float] = STRENGTHS,
-                     n_latents: int | None = None, seeds: int = SEEDS) -> dict[str, Any]:
+    def debias_sweep(self, options: SweepOptions | None = None, **fields: Any) -> dict[str, Any]:
         """``recprobe.steering.sweep`` over this run: SAE de-biasing by each selection rule (default: every rule
         that applies to the target) with ``n_latents`` latents (default ``N_LATENTS``, at most the SAE's), its
-        random-latent control, IPR and P-Calibration, one row per method and strength."""
-        n_latents = latent_count(n_latents, N_LATENTS, self.sae.n_latents)
-        selections = applicable_selections(self.target) if selections is None else selections
+        random-latent control, IPR and P-Calibration, one row per method and strength; ``options`` or its fields
+        by name: ``SweepOptions``."""
+        o = stage_options(SweepOptions, options, fields)
+        selections = applicable_selections(self.target) if o.selections is None else o.selections
         result = debias_sweep(self.target, self.sae, self.split, self.cases, selections=selections,
-                              strengths=strengths, n_latents=n_latents, seeds=seeds)
+                              strengths=o.strengths, n_latents=latent_count(o.n_latents, N_LATENTS, self.sae.n_latents),
+                              seeds=o.seeds)
         self._write(DEBIAS_SWEEP, result, "debias")
         return result
 

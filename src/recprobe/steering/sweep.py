@@ -47,13 +47,18 @@ N_LATENTS = 32
 SEEDS = 3
 
 
-def check_strengths(strengths: Sequence[float], name: str = "--strengths") -> list[float]:
-    """The strengths sorted and deduplicated; refused (the error names ``name``) when empty, not finite or negative."""
+def strengths_problem(strengths: Sequence[float]) -> str | None:
+    """Why these strengths cannot be swept; None when they can."""
     for strength in strengths:
         if not math.isfinite(strength) or strength < 0:
-            raise ConfigError(f"{name}: {strength} is not a finite number >= 0; give e.g. {name} 0,1,2,4")
-    if not strengths:
-        raise ConfigError(f"{name}: give at least one value, e.g. {name} 0,1,2,4")
+            return f"{strength} is not a finite number >= 0; give e.g. 0,1,2,4"
+    return None if len(strengths) else "give at least one value, e.g. 0,1,2,4"
+
+
+def check_strengths(strengths: Sequence[float], name: str = "--strengths") -> list[float]:
+    """The strengths sorted and deduplicated; refused (the error names ``name``) when empty, not finite or negative."""
+    if (problem := strengths_problem(strengths)) is not None:
+        raise ConfigError(f"{name}: {problem}")
     return sorted(set(float(s) for s in strengths))
 
 
