@@ -245,11 +245,11 @@ class Run:
         return read_records(folder, self.basis_width(basis)).records
 
     # --- every stage, in Python ------------------------------------------------------------------------------
-    def capture(self, **options: Any):
-        """``recprobe capture``: options as ``recprobe.runs.capture.capture_run``."""
+    def capture(self, options=None, **fields: Any):
+        """``recprobe capture``: a ``CaptureOptions`` or its fields by name (and ``progress``)."""
         from recprobe.runs.capture import capture_run
 
-        return capture_run(self, **options)
+        return capture_run(self, options, **fields)
 
     def train_sae(self, *, progress: bool = True, **fields: Any) -> dict[str, Any]:
         """``recprobe train-sae``: any SAEConfig field (scale, k, alpha...) and SAETrainConfig field (epochs,
@@ -268,11 +268,11 @@ class Run:
         sae, train = _sae_fields(fields)
         return train_ladder(self, archs, seeds, sae, train, progress=progress)
 
-    def interpret(self, **options: Any) -> dict[str, Any]:
-        """``recprobe interpret``: options as ``recprobe.runs.interpret.interpret_run``."""
+    def interpret(self, options=None, **fields: Any) -> dict[str, Any]:
+        """``recprobe interpret``: an ``InterpretOptions`` or its fields by name (and ``progress``)."""
         from recprobe.runs.interpret import interpret_run
 
-        return interpret_run(self, **options)
+        return interpret_run(self, options, **fields)
 
     def steering(self):
         """The run's SteeringRun: ``steer(latent, scales)``, ``table7()``, ``debias(...)``."""
@@ -294,15 +294,16 @@ class Run:
 
         return fidelity_run(self, **options)
 
-    def debias(self, **options: Any) -> dict[str, Any]:
-        """``recprobe debias``: options as ``SteeringRun.debias`` (``n_latents``, ``niche_scale``, ``popular_scale``)."""
-        return self.steering().debias(**options)
+    def debias(self, options=None, **fields: Any) -> dict[str, Any]:
+        """``recprobe debias``: a ``DebiasOptions`` or its fields by name (``n_latents``, ``niche_scale``,
+        ``popular_scale``)."""
+        return self.steering().debias(options, **fields)
 
-    def debias_sweep(self, **options: Any) -> dict[str, Any]:
-        """``recprobe debias --sweep``: options as ``SteeringRun.debias_sweep``."""
+    def debias_sweep(self, options=None, **fields: Any) -> dict[str, Any]:
+        """``recprobe debias --sweep``: a ``SweepOptions`` or its fields by name."""
         from recprobe.report.notebook import Sweep
 
-        return Sweep(self.steering().debias_sweep(**options))
+        return Sweep(self.steering().debias_sweep(options, **fields))
 
     def compare(self, **options: Any) -> dict[str, Any]:
         """``recprobe compare``: options as ``recprobe.runs.compare.compare_run``."""
