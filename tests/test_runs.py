@@ -118,7 +118,10 @@ def test_an_sae_over_activations_captured_since_is_refused(split, tmp_path):
     run = oracle_run(split, tmp_path)
     run.capture(progress=False)  # the same target and data: the same content, the SAE still holds
     run.sae()
-    run.capture(parts=("train", "test"), progress=False)
+    from recprobe.runs.options import CaptureOptions
+
+    run.capture(CaptureOptions(parts=("train", "test")), progress=False)  # the options model, or its fields by name
+    assert run.activations().splits() == ["train", "test"]
     with pytest.raises(StaleArtifactError, match=r"made from another activations .*`recprobe train-sae --run"):
         run.sae()
 
