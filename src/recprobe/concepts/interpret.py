@@ -3,7 +3,7 @@ The run-folder stage that drives this over every latent is ``recprobe.runs.inter
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -25,7 +25,8 @@ def most_confident(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(scored, key=lambda r: (-r["confidence"], -(r.get("auroc") or 0), -r["n_active"], r["latent"]))
 
 
-DESCRIBERS, VERIFIERS = ("metadata", "llm"), ("embedding", "llm", "llm-likelihood")
+Describer = Literal["metadata", "llm"]
+Verifier = Literal["embedding", "llm", "llm-likelihood"]
 
 
 def describe_latent(latent: int, cases: CaseSet, describer, n: int, seed: int) -> tuple[LatentSample, str | None, str | None]:

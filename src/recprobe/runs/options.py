@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recprobe.activations.capture import SPLITS, Positions
 from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget, default_budget
+from recprobe.concepts.cases import CASE_KINDS, LevelMode
+from recprobe.concepts.interpret import Describer, Verifier
 from recprobe.errors import ConfigError
 from recprobe.runs.layout import BASES
 from recprobe.steering.debias import DEBIAS_LATENTS, SELECTIONS
@@ -38,7 +40,7 @@ class CaptureOptions(StageOptions):
 
     FLAGS: ClassVar[dict[str, str]] = {"parts": "--splits"}
 
-    parts: tuple[Literal["train", "dev", "test"], ...] = Field(
+    parts: tuple[Literal[SPLITS], ...] = Field(  # type: ignore[valid-type]
         SPLITS, description="Comma-separated: train, dev, test.")
     positions: Positions = Field(
         "auto", description="auto: every train position for sequential models, the last for general ones; last: one "
@@ -51,16 +53,16 @@ class InterpretOptions(StageOptions):
 
     n: int = Field(5, ge=1, description="Cases per set: N construction, N verification, N non-activated.")
     latents: tuple[int, ...] | None = Field(None, description="Latents to interpret, e.g. 0-99 or 3,17 (default: all).")
-    level_mode: Literal["max", "quantile"] = Field("max", description="max (per latent) or quantile (global deciles).")
-    describer: Literal["metadata", "llm"] = Field("metadata", description="metadata (catalog enrichment, no LLM) or llm.")
-    verifier: Literal["embedding", "llm", "llm-likelihood"] = Field(
+    level_mode: LevelMode = Field("max", description="max (per latent) or quantile (global deciles).")
+    describer: Describer = Field("metadata", description="metadata (catalog enrichment, no LLM) or llm.")
+    verifier: Verifier = Field(
         "embedding", description="embedding (MiniLM), llm (generated levels) or llm-likelihood.")
     llm: str = Field("smollm2", description="smollm2, hf:<id or path>, gguf:<file>, openai:<base url>, fake.")
     basis: Literal[BASES] = Field(  # type: ignore[valid-type]
         "sae", description="sae (its latents), raw (the raw dimensions, ReLU), raw-both (both signs), untrained (the "
         "SAE at initialisation), frozen-decoder or frozen-encoder (the SAE trained with that part kept at "
         "initialisation; trained here the first time).")
-    cases: Literal["auto", "test", "all"] = Field(
+    cases: Literal[CASE_KINDS] = Field(  # type: ignore[valid-type]
         "auto", description="test (one case per test user, the paper's), all (every position of a sequential "
         "target's sequences) or auto (test where it scores 90% of latents, else all).")
     folder: str | None = Field(None, description="Folder inside RUN for the results (default: concepts, or concepts-BASIS).")
