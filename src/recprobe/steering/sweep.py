@@ -103,12 +103,12 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
     for selection in selections:
         if selection not in SELECTIONS:
             raise unknown_name("latent selection", selection, list(SELECTIONS))
-    groups = PopularityGroups.of(split)
-    sd, eligible = code_spread(target, sae, split, batch_size)
-
     extra, methods = list(methods), []
     for method in extra:  # refused before any work, as the built-in methods' strengths are
         check_strengths(method.strengths, f"{method.name}'s strengths")
+    groups = PopularityGroups.of(split)
+    sd, eligible = code_spread(target, sae, split, batch_size)
+
     chosen: dict[str, list[dict]] = {}
     for selection in selections:
         edit, chosen[selection] = chosen_edit(select_latents(selection, target, sae, split, cases), n_latents, sd)
