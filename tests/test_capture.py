@@ -16,11 +16,22 @@ from tests.conftest import probe_batch
 
 def test_rows_to_probe(split):
     n_train = np.diff(split.train_offsets)
-    users, positions = rows_to_probe(split, "test", 20, "last")
-    assert np.array_equal(positions, n_train + 1)
-    users, positions = rows_to_probe(split, "train", 20, "all")
-    assert len(users) == len(split.train_items) - split.n_users and positions.min() == 1
+    users, positions = rows_to_probe(split, "test", 20, "last").rows()
+    assert np.array_equal(users, np.arange(split.n_users)) and np.array_equal(positions, n_train + 1)
+    plan = rows_to_probe(split, "train", 20, "all")
+    users, positions = plan.rows()
+    assert len(plan) == len(users) == len(split.train_items) - split.n_users and positions.min() == 1
     assert (positions < n_train[users]).all()
+    assert sum(a.nbytes for a in (plan.users, plan.first, plan.starts)) <= 24 * (split.n_users + 1)  # not per row
+    # every train position with a history, once, in user order: what the flat list of train items gives
+    flat = np.arange(len(split.train_items))
+    flat = flat[flat > split.train_offsets[split.train_users]]
+    assert np.array_equal(users, split.train_users[flat])
+    assert np.array_equal(positions, flat - split.train_offsets[split.train_users[flat]])
+    for start, stop in ((0, 7), (5, 40), (len(plan) - 3, len(plan))):  # a shard's slice is the slice of the whole
+        assert all(np.array_equal(a, b[start:stop]) for a, b in zip(plan.rows(start, stop), (users, positions), strict=True))
+    last = rows_to_probe(split, "train", 20, "last")
+    assert np.array_equal(last.rows()[1], n_train[last.users] - 1) and (n_train[last.users] >= 2).all()
     with pytest.raises(RecprobeError, match="positions='all' needs a sequential model"):
         rows_to_probe(split, "train", 0, "all")
 

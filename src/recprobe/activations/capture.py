@@ -10,6 +10,7 @@ one a single process writes, row for row and byte for byte (``tests/test_distrib
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,27 +47,47 @@ def resolve_positions(positions: Positions, max_history: int) -> Positions:
     return positions
 
 
-def rows_to_probe(split: Split, part: str, max_history: int, positions: Positions) -> tuple[np.ndarray, np.ndarray]:
-    """(users, sequence positions) of the rows captured for ``part``. train/last: each user before their last
-    train item; train/all: before every train item that has a history (sequential models); dev and test:
-    each user as evaluated."""
+@dataclass(frozen=True)
+class CapturePlan:
+    """The (user, sequence position) rows one split captures, in user order, made a slice at a time: each user
+    holds a run of consecutive positions, so memory grows with the users, not with the rows."""
+
+    users: np.ndarray  # [U] the users with at least one row
+    first: np.ndarray  # [U] each one's first position
+    starts: np.ndarray  # [U + 1] where each one's rows start; starts[-1] rows in all
+
+    @classmethod
+    def of(cls, users: np.ndarray, first: np.ndarray, counts: np.ndarray) -> CapturePlan:
+        keep = counts > 0
+        return cls(users[keep], first[keep], np.concatenate([[0], np.cumsum(counts[keep])]))
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def rows(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(users, positions) of rows ``start:stop``."""
+        row = np.arange(start, len(self) if stop is None else stop)
+        at = np.searchsorted(self.starts, row, side="right") - 1
+        return self.users[at], self.first[at] + (row - self.starts[at])
+
+
+def rows_to_probe(split: Split, part: str, max_history: int, positions: Positions) -> CapturePlan:
+    """The rows captured for ``part``. train/last: each user before their last train item; train/all: before
+    every train item that has a history (sequential models); dev and test: each user as evaluated."""
     positions = resolve_positions(positions, max_history)
     n_train = np.diff(split.train_offsets)
-    users = np.arange(split.n_users)
+    users, once = np.arange(split.n_users), np.ones(split.n_users, dtype=np.int64)
     if part == "dev":
-        return users, n_train
+        return CapturePlan.of(users, n_train, once)
     if part == "test":
-        return users, n_train + 1
+        return CapturePlan.of(users, n_train + 1, once)
     if part != "train":
         raise RecprobeError(f"unknown split {part!r}; capture splits are {', '.join(SPLITS)}")
     if positions == "last":
-        keep = n_train >= (2 if max_history else 1)  # a sequential model needs one item of history
-        return users[keep], n_train[keep] - 1
+        return CapturePlan.of(users, n_train - 1, once * (n_train >= (2 if max_history else 1)))  # one item of history
     if max_history == 0:
         raise RecprobeError("positions='all' needs a sequential model (one that reads histories); use positions='last'")
-    flat = np.arange(len(split.train_items))
-    flat = flat[flat > split.train_offsets[split.train_users]]
-    return split.train_users[flat], flat - split.train_offsets[split.train_users[flat]]
+    return CapturePlan.of(users, once, np.maximum(n_train - 1, 0))  # positions 1 .. n_train - 1
 
 
 @torch.no_grad()
@@ -86,8 +107,8 @@ def capture(
     plan = {part: rows_to_probe(split, part, target.max_history, positions) for part in parts}
     provenance = {"target": target.name, "dataset": split.fingerprint, "dataset_name": split.name,
                   "positions": positions, **(provenance or {})}
-    shards = [(part, j, start, min(start + SHARD_ROWS, len(users)))
-              for part, (users, _) in plan.items() for j, start in enumerate(range(0, len(users), SHARD_ROWS))]
+    shards = [(part, j, start, min(start + SHARD_ROWS, len(rows)))
+              for part, rows in plan.items() for j, start in enumerate(range(0, len(rows), SHARD_ROWS))]
     parallel = DataParallel.from_env("cpu")  # the processes only pass file names and wait for each other
 
     def write(staging: Path | None) -> None:
@@ -96,7 +117,7 @@ def capture(
         with stage_bar(progress and parallel.main) as bar:
             task = bar.add_task(f"capture {', '.join(plan)}", total=sum(stop - start for _, _, start, stop in mine))
             for part, j, start, stop in mine:
-                users, pos = (column[start:stop] for column in plan[part])
+                users, pos = plan[part].rows(start, stop)
                 reps = torch.empty(stop - start, target.d_model)  # filled in place, batch by batch
                 done = 0
                 for batch in position_batches(split, users, pos, target.max_history, batch_size):
