@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recprobe.concepts import CaseSet, levels, record_cases, sample_latent
-from recprobe.concepts.cases import case_rows, case_times
+from recprobe.concepts.cases import PLAN_BATCHES, case_rows, case_times
 from recprobe.models import build_model
 from recprobe.sae import SAEConfig, TopKSAE
 
@@ -82,6 +82,17 @@ def test_unknown_level_mode():
         levels(case_set(np.ones((2, 1)), np.zeros((2, 1))), "median")
 
 
+def test_cases_read_from_their_plan_a_block_at_a_time_are_the_same_cases(split):
+    model = build_model("sasrec", split, d=8).eval()
+    sae = TopKSAE(SAEConfig(d_in=8, scale=2, k=3))
+    whole = record_cases(model, sae, split, kind="all", batch_size=4096)  # one block
+    blocks = record_cases(model, sae, split, kind="all", batch_size=1)  # blocks of 64 rows
+    assert len(whole) > 3 * PLAN_BATCHES
+    for name in ("users", "positions", "history", "predicted", "indices"):
+        assert np.array_equal(getattr(blocks, name), getattr(whole, name)), name
+    np.testing.assert_allclose(blocks.values, whole.values, rtol=1e-5, atol=1e-6)
+
+
 def test_all_cases_hold_every_position_with_its_own_prefix_and_end_with_the_test_case(split):
     model = build_model("sasrec", split, d=8).eval()
     sae = TopKSAE(SAEConfig(d_in=8, scale=2, k=3))
@@ -144,7 +155,7 @@ def test_every_sampled_case_comes_from_a_distinct_user(cases, n, seed):
 
 
 def test_a_case_is_dated_by_the_last_item_before_it(split):
-    users, positions = case_rows(split, "all", max_history=5)
+    users, positions = case_rows(split, "all", max_history=5).rows()
     times = case_times(split, users, positions)
     offsets = split.train_offsets
     for row in (0, 1, len(users) // 2):

@@ -7,12 +7,40 @@ position being predicted, oldest first, padded at the end with ``split.pad_item`
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from recprobe.data.split import Phase, Split, last_window
 from recprobe.target import Batch
+
+
+@dataclass(frozen=True)
+class PositionPlan:
+    """(user, sequence position) rows in user order, each user a run of consecutive positions, made a slice at a
+    time: what capture and case recording walk, in memory that grows with the users, not with the rows."""
+
+    users: np.ndarray  # [U] the users with at least one row
+    first: np.ndarray  # [U] each one's first position
+    starts: np.ndarray  # [U + 1] where each one's rows start; starts[-1] rows in all
+
+    @classmethod
+    def of(cls, users: np.ndarray, first: np.ndarray, counts: np.ndarray) -> PositionPlan:
+        keep = counts > 0
+        return cls(users[keep], first[keep], np.concatenate([[0], np.cumsum(counts[keep])]))
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def rows(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(users, positions) of rows ``start:stop``."""
+        return self.at(np.arange(start, len(self) if stop is None else stop))
+
+    def at(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(users, positions) of the given rows."""
+        owner = np.searchsorted(self.starts, rows, side="right") - 1
+        return self.users[owner], self.first[owner] + (rows - self.starts[owner])
 
 
 def user_batch(users: np.ndarray | Sequence[int], history: np.ndarray | None = None,

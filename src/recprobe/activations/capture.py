@@ -10,7 +10,6 @@ one a single process writes, row for row and byte for byte (``tests/test_distrib
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +25,7 @@ from recprobe.activations.store import (
     shard_name,
     write_shard,
 )
-from recprobe.batches import position_batches
+from recprobe.batches import PositionPlan, position_batches
 from recprobe.data.split import Split
 from recprobe.errors import RecprobeError
 from recprobe.io import write_folder
@@ -47,47 +46,23 @@ def resolve_positions(positions: Positions, max_history: int) -> Positions:
     return positions
 
 
-@dataclass(frozen=True)
-class CapturePlan:
-    """The (user, sequence position) rows one split captures, in user order, made a slice at a time: each user
-    holds a run of consecutive positions, so memory grows with the users, not with the rows."""
-
-    users: np.ndarray  # [U] the users with at least one row
-    first: np.ndarray  # [U] each one's first position
-    starts: np.ndarray  # [U + 1] where each one's rows start; starts[-1] rows in all
-
-    @classmethod
-    def of(cls, users: np.ndarray, first: np.ndarray, counts: np.ndarray) -> CapturePlan:
-        keep = counts > 0
-        return cls(users[keep], first[keep], np.concatenate([[0], np.cumsum(counts[keep])]))
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
-
-    def rows(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(users, positions) of rows ``start:stop``."""
-        row = np.arange(start, len(self) if stop is None else stop)
-        at = np.searchsorted(self.starts, row, side="right") - 1
-        return self.users[at], self.first[at] + (row - self.starts[at])
-
-
-def rows_to_probe(split: Split, part: str, max_history: int, positions: Positions) -> CapturePlan:
+def rows_to_probe(split: Split, part: str, max_history: int, positions: Positions) -> PositionPlan:
     """The rows captured for ``part``. train/last: each user before their last train item; train/all: before
     every train item that has a history (sequential models); dev and test: each user as evaluated."""
     positions = resolve_positions(positions, max_history)
     n_train = np.diff(split.train_offsets)
     users, once = np.arange(split.n_users), np.ones(split.n_users, dtype=np.int64)
     if part == "dev":
-        return CapturePlan.of(users, n_train, once)
+        return PositionPlan.of(users, n_train, once)
     if part == "test":
-        return CapturePlan.of(users, n_train + 1, once)
+        return PositionPlan.of(users, n_train + 1, once)
     if part != "train":
         raise RecprobeError(f"unknown split {part!r}; capture splits are {', '.join(SPLITS)}")
     if positions == "last":
-        return CapturePlan.of(users, n_train - 1, once * (n_train >= (2 if max_history else 1)))  # one item of history
+        return PositionPlan.of(users, n_train - 1, once * (n_train >= (2 if max_history else 1)))  # one item of history
     if max_history == 0:
         raise RecprobeError("positions='all' needs a sequential model (one that reads histories); use positions='last'")
-    return CapturePlan.of(users, once, np.maximum(n_train - 1, 0))  # positions 1 .. n_train - 1
+    return PositionPlan.of(users, once, np.maximum(n_train - 1, 0))  # positions 1 .. n_train - 1
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ import torch
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from recprobe.batches import position_batches
+from recprobe.batches import PositionPlan, position_batches
 from recprobe.concepts.budget import BudgetedRecorder, CaseBudget, Population
 from recprobe.data.split import Split, last_window
 from recprobe.errors import ConfigError
@@ -42,6 +42,7 @@ SHOWN_HISTORY = 9
 LevelMode = Literal["max", "quantile"]
 CaseKind = Literal["test", "all"]
 CASE_KINDS = ("auto", "test", "all")
+PLAN_BATCHES = 64  # case recording reads its plan this many batches at a time
 
 
 @dataclass
@@ -165,21 +166,19 @@ def _padded(counts: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def case_rows(split: Split, kind: CaseKind, max_history: int) -> tuple[np.ndarray, np.ndarray]:
-    """(users, positions) of the cases of ``kind``: ``test``, each user at test time (after train and dev);
-    ``all``, every position with at least one item of history, of sequential targets only."""
+def case_rows(split: Split, kind: CaseKind, max_history: int) -> PositionPlan:
+    """The cases of ``kind``: ``test``, each user at test time (after train and dev); ``all``, every position with
+    at least one item of history, of sequential targets only."""
     lengths = np.diff(split.train_offsets) + 1  # train items, then the dev item
     users = np.arange(split.n_users)
     if kind == "test":
-        return users, lengths
+        return PositionPlan.of(users, lengths, np.ones_like(lengths))
     if kind != "all":
         raise ConfigError(f"--cases must be one of {', '.join(CASE_KINDS)}, got {kind!r}")
     if not max_history:
         raise ConfigError("--cases all needs a sequential target (one that reads histories): a general model has one "
                           "representation per user; use --cases test")
-    every_user = np.repeat(users, lengths)
-    position = np.arange(len(every_user)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
-    return every_user, position
+    return PositionPlan.of(users, np.ones_like(lengths), lengths)  # positions 1 .. lengths
 
 
 @dataclass(frozen=True)
@@ -249,17 +248,20 @@ def record_cases(target: ProbeTarget, sae, split: Split, *, kind: CaseKind = "te
     strongest cases and a uniform reservoir of the rest, so memory does not grow with the cases. With
     ``parallel`` (torchrun), each process records a contiguous block of batches and rank 0 joins them into the
     set one process makes; the other ranks return None."""
-    users, positions = case_rows(split, kind, target.max_history)
+    plan = case_rows(split, kind, target.max_history)
     parallel = parallel or DataParallel()
-    batches = parallel.block(-(-len(users) // batch_size))
-    start, stop = batches.start * batch_size, min(batches.stop * batch_size, len(users))
+    batches = parallel.block(-(-len(plan) // batch_size))
+    start, stop = batches.start * batch_size, min(batches.stop * batch_size, len(plan))
     recorder = BudgetedRecorder(sae.n_latents, budget or CaseBudget(), start_row=start, expected=stop - start)
-    done = start
-    for reps, predicted in case_batches(target, split, users[start:stop], positions[start:stop], batch_size):
-        values, indices = sae.encode(reps)
-        chunk = slice(done, done + len(predicted))
-        recorder.add(users[chunk], positions[chunk], predicted, values.numpy(), indices.numpy())
-        done += len(predicted)
+    step = batch_size * PLAN_BATCHES
+    for block in range(start, stop, step):  # the plan's rows a block at a time: no per-case array of the whole
+        users, positions = plan.rows(block, min(block + step, stop))
+        done = 0
+        for reps, predicted in case_batches(target, split, users, positions, batch_size):
+            values, indices = sae.encode(reps)
+            chunk = slice(done, done + len(predicted))
+            recorder.add(users[chunk], positions[chunk], predicted, values.numpy(), indices.numpy())
+            done += len(predicted)
     recorders = parallel.gather_to_main(recorder)
     if recorders is None:
         return None

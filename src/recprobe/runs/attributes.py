@@ -45,7 +45,7 @@ def case_representations(run: Run, cases: CaseSet, batch_size: int = 1024) -> np
     """[n_cases, d] the target's representation at each case (cases from before positions were recorded are
     test cases)."""
     target, split = run.target, run.split
-    positions = cases.positions if cases.positions is not None else case_rows(split, "test", target.max_history)[1]
+    positions = cases.positions if cases.positions is not None else case_rows(split, "test", target.max_history).rows()[1]
     out = np.empty((len(cases), target.d_model), dtype=np.float32)  # filled in place, batch by batch
     for start, batch in zip(range(0, len(cases), batch_size),
                             position_batches(split, cases.users, positions, target.max_history, batch_size), strict=True):

@@ -95,10 +95,11 @@ def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
     sample of at most ``max_cases``, with their representations and label families."""
     target, split = run.target, run.split
     kind = "all" if target.max_history else "test"
-    users, positions = case_rows(split, kind, target.max_history)
-    if len(users) > max_cases:
-        keep = np.sort(np.random.default_rng(seed).choice(len(users), max_cases, replace=False))
-        users, positions = users[keep], positions[keep]
+    plan = case_rows(split, kind, target.max_history)
+    keep = np.arange(len(plan))
+    if len(plan) > max_cases:
+        keep = np.sort(np.random.default_rng(seed).choice(len(plan), max_cases, replace=False))
+    users, positions = plan.at(keep)
     reps, predicted = zip(*case_batches(target, split, users, positions), strict=True)
     names, per_item = item_value_matrix(split.catalog)
     offsets, items = split.sequences("test")
