@@ -21,6 +21,9 @@ from recprobe.concepts.attributes import (
     user_labels,
 )
 from recprobe.data.split import Catalog
+from recprobe.runs.attributes import read_out, read_out_auroc
+from recprobe.sae.config import SAEConfig
+from recprobe.sae.topk import TopKSAE
 
 
 def test_auroc_matches_a_hand_count_with_ties():
@@ -54,6 +57,18 @@ def test_raw_dimensions_count_both_ways():
     x[:, 1] -= 3 * labels[:, 0]  # the attribute lowers dimension 1
     best = best_per_label(auroc_matrix(two_sided(x), labels), ["gender: F"])[0]
     assert best["direction"] == 3 and best["auroc"] > 0.95  # -x[:, 1]
+
+
+def test_the_encoder_read_out_is_ranked_a_chunk_of_latents_at_a_time_with_the_same_result():
+    torch.manual_seed(0)
+    sae = TopKSAE(SAEConfig(d_in=8, scale=None, n_latents=50, k=4))
+    reps = torch.randn(400, 8)
+    labels = np.random.default_rng(2).random((400, 3)) < 0.4
+    labels[:, 0] = reps[:, 0].numpy() > 0  # one label a direction of the input, so AUROCs are far from 0.5
+    whole = auroc_matrix(read_out(sae, reps), labels)
+    chunked = read_out_auroc(sae, reps, labels, chunk=16)  # 50 latents: chunks of 16, 16, 16 and 2
+    assert chunked.shape == (50, 3) and np.abs(whole[:, 0] - 0.5).max() > 0.2
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
 
 
 def test_labels_come_from_the_history_and_the_prediction():
