@@ -145,6 +145,23 @@ def test_an_adapter_that_returns_no_target_is_one_error_naming_it():
         open_target(found["crashes"], {})
 
 
+def test_an_adapter_that_takes_the_split_is_built_for_the_one_given_and_asks_for_one_when_none_is(split):
+    class Sized:
+        @hookimpl
+        def register_adapters(self, register):
+            register(Adapter("sized", "sized by the data", AdapterOptions,
+                             lambda options, split: build_model("bprmf", split, seed=0, d=8), takes_split=True))
+
+    pm = plugin_manager()
+    pm.register(Sized(), name="sized-plugin")
+    sized = collect_adapters(pm)["sized"]
+    target = open_target(sized, {}, split)
+    assert target.n_items == split.n_items and target.n_users == split.n_users
+    with pytest.raises(RecprobeError, match=r"^the adapter 'sized' builds its target for a dataset: pass the split, "
+                                            r"recprobe.load_target\('sized', split=recprobe.load_dataset\(...\), ...\)$"):
+        open_target(sized, {})
+
+
 def test_every_hook_is_documented_under_its_exact_signature():
     import inspect
     from pathlib import Path

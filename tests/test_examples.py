@@ -71,18 +71,19 @@ def test_plugin_package_is_found_through_its_entry_point(shared_data, tmp_path):
         assert re.search(r"meanpool\s+│\s+recprobe-plugin-example\s+│\s+0\.1\.0", table), table
         assert "meanpool" not in run(listing, tmp_path, shared_data, plugins="").stdout
         (tmp_path / "check.py").write_text(python_blocks("plugins.md")[0] + "\n".join([
-            "", "target = recprobe.load_target('meanpool', dataset='ml-100k')",
+            "", "target = recprobe.load_target('meanpool', split=split)",
             "check_probe_target(target, recprobe.phase_batches(split, 'test', 20)(range(32)))",
             "print(recprobe.adapters()['meanpool'].package)",
         ]))
         out = run([sys.executable, "check.py"], tmp_path, shared_data, plugins="meanpool").stdout
         assert out.strip() == "recprobe-plugin-example"
         cli = [sys.executable, "-m", "recprobe.cli"]
-        run([*cli, "probe", "--adapter", "meanpool", "--option", "dataset=ml-100k", "--dataset", "ml-100k", "--out",
-             "runs/meanpool", "--untrained-ok"], tmp_path, shared_data, plugins="meanpool")
+        run([*cli, "probe", "--adapter", "meanpool", "--dataset", "ml-100k", "--out", "runs/meanpool", "--untrained-ok"],
+            tmp_path, shared_data, plugins="meanpool")
+        nowhere = tmp_path / "no-datasets"  # every later stage reopens the target on the run's own split
         for stage in (["capture"], ["train-sae", "--scale", "2", "--k", "4", "--epochs", "2"], ["interpret"],
                       ["steer", "--table7"], ["report"]):
-            run([*cli, stage[0], "--run", "runs/meanpool", *stage[1:]], tmp_path, shared_data, plugins="meanpool")
+            run([*cli, stage[0], "--run", "runs/meanpool", *stage[1:]], tmp_path, nowhere, plugins="meanpool")
         assert "meanpool on ml-100k" in (tmp_path / "runs" / "meanpool" / "report" / "index.html").read_text()
     finally:
         run([*pip, "uninstall", "-y", "recprobe-plugin-example"], tmp_path, shared_data)

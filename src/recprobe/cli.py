@@ -156,7 +156,7 @@ def probe(
 
     options = _parse_options(option)
     split = _source(dataset, data_dir, min_rating, core).load()
-    target = load_target(adapter, **({"data_dir": data_dir} if data_dir and _takes_data_dir(adapter) else {}), **options)
+    target = load_target(adapter, split=split, **options)
     run = Run.create(out, target, split, adapter=adapter, options=options, untrained_ok=untrained_ok,
                      overwrite=overwrite)
     _print_notes(split.notes)
@@ -169,13 +169,6 @@ def probe(
 def _print_notes(notes: list[str]) -> None:
     """How the split was made (positives, filters, repeats dropped, a missing title column), for the user to see."""
     console.print(Text("data: " + "; ".join(notes)))
-
-
-def _takes_data_dir(adapter: str) -> bool:
-    from recprobe.plugins import adapters as registered
-
-    entry = registered().get(adapter)
-    return entry is not None and "data_dir" in entry.adapter.Options.model_fields
 
 
 RunOption = Annotated[Path, typer.Option(help="Run folder (made by `recprobe probe` or `recprobe fit`).")]

@@ -17,6 +17,7 @@ import pluggy
 
 import recprobe.hookspecs as hookspecs
 from recprobe.adapters.base import Adapter
+from recprobe.data.split import Split
 from recprobe.errors import RecprobeError, unknown_name
 from recprobe.settings import settings
 from recprobe.target import ProbeTarget
@@ -110,21 +111,26 @@ def adapters() -> dict[str, RegisteredAdapter]:
     return collect_adapters(plugin_manager())
 
 
-def load_target(adapter: str, **options: Any) -> ProbeTarget:
-    """Build a ProbeTarget with the named adapter, e.g. ``load_target("sasrec", run="runs/quickstart")``."""
+def load_target(adapter: str, *, split: Split | None = None, **options: Any) -> ProbeTarget:
+    """Build a ProbeTarget with the named adapter, e.g. ``load_target("sasrec", run="runs/quickstart")``;
+    ``split``: the data, for an adapter whose target is shaped by it (``Adapter.takes_split``)."""
     known = adapters()
     if adapter not in known:
         raise unknown_name("adapter", adapter, list(known))
-    return open_target(known[adapter], options)
+    return open_target(known[adapter], options, split)
 
 
-def open_target(registered: RegisteredAdapter, options: dict[str, Any]) -> ProbeTarget:
-    """The target an adapter loads from its options; an adapter that fails in a way of its own (not a recprobe
-    error, which already says what to do) or returns something other than a ProbeTarget is named in one error."""
+def open_target(registered: RegisteredAdapter, options: dict[str, Any], split: Split | None = None) -> ProbeTarget:
+    """The target an adapter loads from its options (and ``split``, when it takes one); an adapter that fails
+    in a way of its own (not a recprobe error, which already says what to do) or returns something other than a
+    ProbeTarget is named in one error."""
     spec = registered.adapter
     parsed = spec.Options(**options)
+    if spec.takes_split and split is None:
+        raise RecprobeError(f"the adapter {spec.name!r} builds its target for a dataset: pass the split, "
+                            f"recprobe.load_target({spec.name!r}, split=recprobe.load_dataset(...), ...)")
     try:
-        target = spec.load(parsed)
+        target = spec.load(parsed, split) if spec.takes_split else spec.load(parsed)
     except RecprobeError:  # recprobe's own errors already say what to do
         raise
     except (Exception, SystemExit) as e:  # noqa: BLE001

@@ -19,9 +19,13 @@ class AdapterOptions(BaseModel):
 
 @dataclass(frozen=True)
 class Adapter:
-    """``load(options)`` builds the target; ``Options`` validates what the user passed."""
+    """``load(options)`` builds the target; ``Options`` validates what the user passed. An adapter whose target
+    is shaped by the data (its item count: fresh weights, or a model built per dataset) sets ``takes_split``
+    and is called ``load(options, split)``: ``probe`` hands it the split it reads, and every later stage the
+    split the run stores, so no stage after ``probe`` reads raw files for it."""
 
     name: str
     description: str
     Options: type[AdapterOptions]
-    load: Callable[[Any], ProbeTarget]
+    load: Callable[..., ProbeTarget]
+    takes_split: bool = False

@@ -108,7 +108,7 @@ class Run:
             raise RunFolderError(
                 f"the {record['dataset']['name']} data given (fingerprint {split.fingerprint}) is not the data {root} "
                 f"was made on ({record['dataset']['fingerprint']})")
-        target = align(target if target is not None else _load_target(record, root), split)
+        target = align(target if target is not None else _load_target(record, root, split), split)
         fingerprint = target_fingerprint(target, _probe_batch(target, split))
         if fingerprint != record["target"]["fingerprint"]:
             raise StaleArtifactError(
@@ -458,7 +458,7 @@ def _portable(adapter: str | None, options: dict[str, Any], root: Path) -> dict[
     return out
 
 
-def _load_target(record: dict[str, Any], root: Path) -> ProbeTarget:
+def _load_target(record: dict[str, Any], root: Path, split: Split) -> ProbeTarget:
     name = record["target"]["adapter"]
     known = adapters()
     if name not in known:
@@ -469,7 +469,7 @@ def _load_target(record: dict[str, Any], root: Path) -> ProbeTarget:
         if options[key] is not None:
             path = Path(options[key])
             options[key] = path if path.is_absolute() else root / path
-    return open_target(known[name], options)
+    return open_target(known[name], options, split)
 
 
 def _versions(adapter: str | None) -> dict[str, str]:

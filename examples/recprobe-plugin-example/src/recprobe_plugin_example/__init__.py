@@ -9,7 +9,7 @@ from pydantic import Field
 from safetensors.torch import load_file
 from torch import nn
 
-from recprobe import Batch, load_dataset
+from recprobe import Batch, Split
 from recprobe.adapters import Adapter, AdapterOptions
 from recprobe.hookspecs import hookimpl
 
@@ -41,15 +41,14 @@ class MeanPool(nn.Module):
 
 
 class MeanPoolOptions(AdapterOptions):
-    dataset: str = Field(description="Dataset name or folder the model is sized for (as in `recprobe fit`).")
-    data_dir: Path | None = Field(None, description="Folder holding the datasets.")
     weights: Path | None = Field(None, description="A model.safetensors to load; fresh weights when absent.")
     d: int = Field(32, ge=1, description="Embedding size.")
     seed: int = Field(0, description="Seed for fresh weights.")
 
 
-def load(options: MeanPoolOptions) -> MeanPool:
-    split = load_dataset(options.dataset, options.data_dir)
+def load(options: MeanPoolOptions, split: Split) -> MeanPool:
+    """The model sized for ``split`` (the adapter takes it: ``probe`` passes the split it reads, every later
+    stage the one the run stores)."""
     torch.manual_seed(options.seed)
     model = MeanPool(split.n_items, options.d)
     if options.weights is not None:
@@ -59,4 +58,5 @@ def load(options: MeanPoolOptions) -> MeanPool:
 
 @hookimpl
 def register_adapters(register) -> None:
-    register(Adapter("meanpool", "MeanPool (example plugin): mean of history item embeddings", MeanPoolOptions, load))
+    register(Adapter("meanpool", "MeanPool (example plugin): mean of history item embeddings", MeanPoolOptions, load,
+                     takes_split=True))
