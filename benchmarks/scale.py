@@ -12,8 +12,10 @@ items (sessions of taste), the rest drawn by popularity from the whole catalog. 
 is the mean of their history's item embeddings (genre centroid plus noise, d = 64), scored by dot product, so
 the SAE has genre structure to find and every stage runs as it does on a real sequential model.
 
-Each stage runs in a fresh process on the same run folder and reports its wall time and peak RSS (ru_maxrss):
-probe (Run.create: the split stored, the ranking check), capture (``--positions``), train-sae (1 epoch, ``--sae-scale`` x 64
+The generator writes RecBole atomic files (``.inter``, ``.item``) a block of users at a time; its time is printed
+apart. Each stage runs in a fresh process on the same run folder and reports its wall time and peak RSS
+(ru_maxrss): probe (the files read and split as a user's are, then Run.create: the split stored, the ranking
+check), capture (``--positions``), train-sae (1 epoch, ``--sae-scale`` x 64
 latents, k 8, batches of ``--sae-batch``),
 interpret (metadata describer, embedding verifier, the default cases), steer (Table 7), debias-sweep and report.
 The growth exponent of each stage is the slope of log(seconds) and of log(peak RSS above the interpreter's own)
@@ -40,35 +42,43 @@ PER_USER = 20
 STAGES = ("probe", "capture", "train-sae", "interpret", "steer", "debias-sweep", "report")
 
 
-def synthetic_split(n_users: int, n_items: int | None = None, seed: int = 0):
-    """Power-law popularity, genres, years and titles; users with a favourite genre (see the module doc)."""
-    import pandas as pd
+WRITE_USERS = 100_000  # users generated and written at a time
 
-    from recprobe.data.prepare import leave_one_out
 
+def write_synthetic(n_users: int, folder: Path, n_items: int | None = None, seed: int = 0) -> Path:
+    """Power-law popularity, genres, years and titles; users with a favourite genre (see the module doc), written
+    as RecBole atomic files (``.inter`` and ``.item``) a block of users at a time; returns the folder."""
     rng = np.random.default_rng(seed)
     n_items = n_items or max(500, n_users // 5)
     popularity = 1.0 / np.arange(1, n_items + 1) ** 1.1
     genre = rng.integers(GENRES, size=n_items)  # the generator's first draw: item_genres repeats it
     by_genre = [np.flatnonzero(genre == g) for g in range(GENRES)]
-    favourite = rng.integers(GENRES, size=n_users)
-    own = rng.random((n_users, PER_USER)) < 0.7
-    items = np.empty((n_users, PER_USER), dtype=np.int64)
-    items[~own] = rng.choice(n_items, size=int((~own).sum()), p=popularity / popularity.sum())
-    for g in range(GENRES):
-        rows, cols = np.nonzero(own & (favourite[:, None] == g))
-        pool = by_genre[g]
-        items[rows, cols] = rng.choice(pool, size=len(rows), p=popularity[pool] / popularity[pool].sum())
-    frame = pd.DataFrame({"user": np.repeat(np.arange(n_users), PER_USER).astype(str), "item": items.ravel().astype(str),
-                          "rating": 5.0, "time": np.tile(np.arange(PER_USER, dtype=float), n_users)})
     years = 1950 + rng.integers(70, size=n_items)
-    meta = {str(i): (f"Item {i} ({years[i]})", {"genre": [f"genre {genre[i]}"], "release_year": [str(years[i])]})
-            for i in range(n_items)}
-    return leave_one_out(frame, f"synthetic-{n_users}", meta, min_rating=None, core=3), genre
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"synthetic-{n_users}"
+    with open(folder / f"{name}.item", "w") as f:
+        f.write("item_id:token\ttitle:token\tgenre:token\trelease_year:token\n")
+        f.writelines(f"{i}\tItem {i}\tgenre {genre[i]}\t{years[i]}\n" for i in range(n_items))
+    with open(folder / f"{name}.inter", "w") as f:
+        f.write("user_id:token\titem_id:token\ttimestamp:float\n")
+        for first in range(0, n_users, WRITE_USERS):
+            block = min(WRITE_USERS, n_users - first)
+            favourite = rng.integers(GENRES, size=block)
+            own = rng.random((block, PER_USER)) < 0.7
+            items = np.empty((block, PER_USER), dtype=np.int64)
+            items[~own] = rng.choice(n_items, size=int((~own).sum()), p=popularity / popularity.sum())
+            for g in range(GENRES):
+                rows, cols = np.nonzero(own & (favourite[:, None] == g))
+                pool = by_genre[g]
+                items[rows, cols] = rng.choice(pool, size=len(rows), p=popularity[pool] / popularity[pool].sum())
+            users = np.repeat(np.arange(first, first + block), PER_USER)
+            times = np.tile(np.arange(PER_USER), block)
+            np.savetxt(f, np.stack([users, items.ravel(), times], 1), fmt="%d", delimiter="\t")
+    return folder
 
 
 def item_genres(n_users: int, n_items: int | None = None, seed: int = 0) -> np.ndarray:
-    """The genre of every generated item, as ``synthetic_split`` draws it, without generating the interactions."""
+    """The genre of every generated item, as ``write_synthetic`` draws it, without generating the interactions."""
     return np.random.default_rng(seed).integers(GENRES, size=n_items or max(500, n_users // 5))
 
 
@@ -104,14 +114,15 @@ class MeanPool(torch.nn.Module):
 def stage(name: str, n_users: int, n_items: int | None, folder: Path, sae_scale: int = 8, cases: str = "auto",
           positions: str = "auto", sae_batch: int = 64) -> str:
     """One stage on the run of ``n_users`` users; what it made, in a few words."""
+    from recprobe.data import DataSource
     from recprobe.data.stored import read_split
     from recprobe.runs import Run
 
-    if name == "probe":
-        split, genre = synthetic_split(n_users, n_items)
-        Run.create(folder, MeanPool(split, genre), split, untrained_ok=True, overwrite=True)
+    if name == "probe":  # reads the generated files as a user's probe reads theirs
+        split = DataSource(dataset=str(folder.parent / f"data-{n_users}"), min_rating=None, core=3).load(progress=False)
+        Run.create(folder, MeanPool(split, item_genres(n_users, n_items)), split, untrained_ok=True, overwrite=True)
         return f"{split.n_users:,} users, {split.n_items:,} items, {len(split.train_items):,} train interactions"
-    # every later stage reads the split the run stored, as a user's would: the generator's memory stays out
+    # every later stage reads the split the run stored, as a user's would
     run = Run.open(folder, target=MeanPool(read_split(folder / "split", "probe"), item_genres(n_users, n_items)))
     if name == "capture":
         store = run.capture(progress=False, positions=positions)
@@ -167,6 +178,11 @@ def main() -> None:
     stages = [name.strip() for name in args.stages.split(",")]
     found: dict[str, dict[str, list[float]]] = {name: {"seconds": [], "peak_gb": [], "above_gb": []} for name in stages}
     for users in sizes:
+        if "probe" in stages:
+            started = time.perf_counter()
+            write_synthetic(users, args.folder / f"data-{users}", args.items)
+            print(f"{users:>9,} users  generated in {time.perf_counter() - started:.1f} s (the benchmark's own, not a stage)",
+                  flush=True)
         for name in stages:
             items = ["--items", str(args.items)] if args.items else []
             done = subprocess.run([sys.executable, __file__, "--stage", name, "--users", str(users), "--folder",

@@ -83,6 +83,44 @@ def test_atomic_reader_names_the_bad_row(tmp_path):
         read_atomic_inter(path)
 
 
+def test_an_inter_file_read_in_chunks_is_the_file_read_whole(tmp_path, monkeypatch):
+    """Chunks of 7 rows (ids spread over several chunks, " 12.0" normalised to "12") give the same frame, the same
+    split, and a bad row is named by its number in the file, not in its chunk."""
+    frame = synthetic_frame()
+    frame.loc[3, "user"] = " 12.0"
+    path = tmp_path / "x.inter"
+    path.write_text("user_id:token\titem_id:token\ttimestamp:float\trating:float\n" + "".join(
+        f"{u}\t{i}\t{t}\t{r}\n" for u, i, t, r in frame.itertuples(index=False)))
+    whole = read_atomic_inter(path)
+    monkeypatch.setattr("recprobe.data.readers.CHUNK_ROWS", 7)
+    chunked = read_atomic_inter(path)
+    assert isinstance(chunked["user"].dtype, pd.CategoricalDtype)
+    for column in ("user", "item", "time", "rating"):
+        assert chunked[column].tolist() == whole[column].tolist()
+    assert whole["user"].tolist()[3] == "12"
+    made = leave_one_out(chunked, "x", {}, min_rating=None, core=3)
+    as_text = whole.astype({"user": str, "item": str})
+    assert made.fingerprint == leave_one_out(as_text, "x", {}, min_rating=None, core=3).fingerprint
+    lines = path.read_text().splitlines()
+    lines[20] = lines[20].rsplit("\t", 2)[0] + "\tyesterday\t4.0"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFormatError, match="found 'yesterday' on data row 20;"):
+        read_atomic_inter(path)
+
+
+def test_leave_one_out_reads_ids_as_text_whatever_their_dtype():
+    """Object strings, categoricals and integers give one split; 1 and "1" are one user."""
+    frame = synthetic_frame()
+    as_text = leave_one_out(frame, "x", {}, min_rating=None, core=3)
+    categorical = frame.astype({"user": "category", "item": "category"})
+    numbers = frame.astype({"user": int, "item": int})
+    mixed = frame.astype({"user": object})
+    mixed.loc[mixed["user"] == "1", "user"] = 1
+    mixed.loc[mixed.index[mixed["user"].eq(1)][:3], "user"] = "1"
+    for other in (categorical, numbers, mixed):
+        assert leave_one_out(other, "x", {}, min_rating=None, core=3).fingerprint == as_text.fingerprint
+
+
 def test_rechorus_reader_rejects_non_numeric_ids(tmp_path):
     path = tmp_path / "train.csv"
     path.write_text("user_id\titem_id\ttime\n1\tB00X\t5\n")

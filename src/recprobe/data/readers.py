@@ -1,6 +1,8 @@
 """Readers for the file formats recprobe accepts. Each returns a plain DataFrame of raw interactions
-(``user``, ``item`` as strings; ``time`` and optional ``rating`` as floats) or item metadata, and raises
-DataFormatError naming the file and the problem when the content is not what the format requires."""
+(``user``, ``item`` as categorical columns of string ids; ``time`` and optional ``rating`` as floats) or item
+metadata, and raises DataFormatError naming the file and the problem when the content is not what the format
+requires. Interaction files are parsed ``CHUNK_ROWS`` rows at a time and their ids kept as codes, so reading
+20M interactions holds one chunk's strings, not 40M of them."""
 
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from recprobe.errors import DataFormatError
 
 ItemMeta = dict[str, tuple[str, dict[str, list[str]]]]  # raw item id -> (title, attributes)
+CHUNK_ROWS = 1_000_000  # interaction rows parsed at a time
 
 
 def _numeric(frame: pd.DataFrame, column: str, path: Path, *, integer: bool = False) -> pd.Series:
@@ -25,10 +29,10 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path, *, integer: bool = Fa
     if integer:
         bad |= ~bad & (values.to_numpy(dtype=float) != np.floor(values.to_numpy(dtype=float)))
     if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+        position = int(np.flatnonzero(bad)[0])
         raise DataFormatError(
             f"{path}: column {column!r} must be {'an integer' if integer else 'a finite number'}, "
-            f"found {frame[column].iloc[row]!r} on data row {row + 1}; fix or remove that row"
+            f"found {frame[column].iloc[position]!r} on data row {frame.index[position] + 1}; fix or remove that row"
         )
     return values
 
@@ -57,10 +61,34 @@ def _require(frame: pd.DataFrame, columns: list[str], path: Path, expected: str)
 
 
 def _read_table(path: Path, sep: str, **kwargs) -> pd.DataFrame:
+    return pd.concat(list(_read_chunks(path, sep, **kwargs)))
+
+
+def _read_chunks(path: Path, sep: str, **kwargs) -> Iterator[pd.DataFrame]:
+    """The table's rows as strings, ``CHUNK_ROWS`` at a time (an empty table: one empty chunk), each chunk indexed
+    by its data rows' numbers from 0."""
     try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], **kwargs)
+        with pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], chunksize=CHUNK_ROWS,
+                         **kwargs) as chunks:
+            rows = 0
+            for chunk in chunks:  # a row longer than the header makes its first field the index: numbers replace it
+                chunk.index = pd.RangeIndex(rows, rows + len(chunk))
+                rows += len(chunk)
+                yield chunk
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise DataFormatError(f"{path}: cannot be parsed ({e}); check the separator and encoding") from e
+
+
+def _interactions(user: pd.Series, item: pd.Series, **numbers: pd.Series) -> pd.DataFrame:
+    """One chunk of interactions: normalised ids as categoricals, and the numeric columns."""
+    return pd.DataFrame({"user": normalize_ids(user).astype("category"), "item": normalize_ids(item).astype("category"),
+                         **numbers})
+
+
+def _joined(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """Chunks of interactions as one frame: the ids' categories united, the rows numbered from 0."""
+    return pd.DataFrame({c: union_categoricals([chunk[c] for chunk in chunks]) if c in ("user", "item")
+                         else np.concatenate([chunk[c].to_numpy() for chunk in chunks]) for c in chunks[0].columns})
 
 
 # ---- RecBole atomic files (.inter, .item) ----
@@ -69,10 +97,14 @@ ATOMIC_INTER = "a RecBole atomic .inter file: tab-separated, header 'user_id:tok
 
 
 def _atomic_frame(path: Path) -> pd.DataFrame:
+    return pd.concat(list(_atomic_chunks(path)))
+
+
+def _atomic_chunks(path: Path) -> Iterator[pd.DataFrame]:
     _check_fields(path)
-    frame = _read_table(path, "\t", quoting=3)
-    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
-    return frame
+    for chunk in _read_chunks(path, "\t", quoting=3):
+        chunk.columns = [str(c).split(":", 1)[0] for c in chunk.columns]
+        yield chunk
 
 
 def atomic_columns(path: Path) -> list[str]:
@@ -95,15 +127,16 @@ def _check_fields(path: Path) -> None:
 
 
 def read_atomic_inter(path: Path) -> pd.DataFrame:
-    frame = _atomic_frame(path)
-    _require(frame, ["user_id", "item_id", "timestamp"], path, ATOMIC_INTER)
-    if frame[["user_id", "item_id"]].isna().any().any():
-        raise DataFormatError(f"{path}: empty user_id or item_id on some rows; every row needs both")
-    out = pd.DataFrame({"user": normalize_ids(frame["user_id"]), "item": normalize_ids(frame["item_id"])})
-    out["time"] = _numeric(frame, "timestamp", path)
-    if "rating" in frame.columns:
-        out["rating"] = _numeric(frame, "rating", path)
-    return out
+    chunks = []
+    for frame in _atomic_chunks(path):
+        _require(frame, ["user_id", "item_id", "timestamp"], path, ATOMIC_INTER)
+        if frame[["user_id", "item_id"]].isna().any().any():
+            raise DataFormatError(f"{path}: empty user_id or item_id on some rows; every row needs both")
+        numbers = {"time": _numeric(frame, "timestamp", path)}
+        if "rating" in frame.columns:
+            numbers["rating"] = _numeric(frame, "rating", path)
+        chunks.append(_interactions(frame["user_id"], frame["item_id"], **numbers))
+    return _joined(chunks)
 
 
 TITLE_COLUMNS = ("movie_title", "title", "name")
@@ -191,17 +224,13 @@ RECHORUS = "ReChorus files: header 'user_id item_id time' with integer ids (tab-
 def read_rechorus(path: Path) -> pd.DataFrame:
     with open(path, encoding="utf-8", errors="replace") as f:  # only to sniff the separator
         header = f.readline()
-    frame = _read_table(path, "\t" if "\t" in header else ",")
-    _require(frame, ["user_id", "item_id", "time"], path, RECHORUS)
-    for c in ("user_id", "item_id"):
-        _numeric(frame, c, path, integer=True)
-    return pd.DataFrame(
-        {
-            "user": normalize_ids(frame["user_id"]),
-            "item": normalize_ids(frame["item_id"]),
-            "time": _numeric(frame, "time", path),
-        }
-    )
+    chunks = []
+    for frame in _read_chunks(path, "\t" if "\t" in header else ","):
+        _require(frame, ["user_id", "item_id", "time"], path, RECHORUS)
+        for c in ("user_id", "item_id"):
+            _numeric(frame, c, path, integer=True)
+        chunks.append(_interactions(frame["user_id"], frame["item_id"], time=_numeric(frame, "time", path)))
+    return _joined(chunks)
 
 
 def read_rechorus_item_meta(path: Path) -> ItemMeta:
