@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recprobe.ranking.metrics import KS, evaluate_ranking, exclusion_mask, metrics_from_ranks, target_ranks
+from recprobe.ranking.metrics import KS, evaluate_ranking, metrics_from_ranks, seen_items, target_ranks
 
 
 @st.composite
@@ -44,7 +44,7 @@ def test_metrics_lie_in_unit_interval_and_grow_with_k(problem):
 def test_masked_items_never_rank_above_the_target(problem):
     scores, targets, (offsets, items), n_items = problem
     boosted = scores.copy()
-    mask = exclusion_mask(offsets, items, np.arange(len(targets)), n_items).numpy()
+    mask = seen_items(offsets, items, np.arange(len(targets))).dense(n_items).numpy()
     boosted[mask] = 1e9  # excluded items become the best scored: must not matter
     assert run(boosted, targets, (offsets, items), n_items) == run(scores, targets, (offsets, items), n_items)
 
@@ -95,3 +95,40 @@ def test_sampled_mode_is_labelled_and_ranks_among_100():
     out = run(scores, targets, exclusions, n_items, sampled=True, ks=(10,))
     assert set(out) == {"HR@10 (sampled-99)", "NDCG@10 (sampled-99)"}
     assert 1 / 3 <= out["HR@10 (sampled-99)"] < 1.0  # the top item always hits, the bottom never
+
+
+@settings(max_examples=50, deadline=None)
+@given(ranking_problems(), st.integers(0, 2**16))
+def test_seen_items_hide_and_take_what_a_dense_mask_would(problem, seed):
+    scores, targets, (offsets, items), n_items = problem
+    users = np.arange(len(targets))
+    seen = seen_items(offsets, items, users)
+    dense = np.zeros_like(scores, dtype=bool)
+    for u in users:
+        dense[u, items[offsets[u]:offsets[u + 1]]] = True
+    assert (seen.dense(n_items).numpy() == dense).all()
+    hidden = seen.hide(torch.from_numpy(scores).clone()).numpy()
+    assert (np.isneginf(hidden) == dense).all() and (hidden[~dense] == scores[~dense]).all()
+    rows = np.random.default_rng(seed).permutation(len(users))[: max(1, len(users) // 2)]
+    assert (seen.take(rows).dense(n_items).numpy() == dense[rows]).all()
+
+
+def test_a_large_catalog_scores_fewer_users_at_once_with_the_same_metrics(monkeypatch):
+    """Past ``SCORE_ENTRIES`` the batch shrinks (here to 3 users of 40 items), and nothing else changes."""
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(50, 40)).astype(np.float32)
+    targets = rng.integers(0, 40, size=50)
+    offsets = np.arange(0, 101, 2, dtype=np.int64)
+    items = np.stack([(targets + 1) % 40, (targets + 2) % 40], 1).ravel().astype(np.int64)
+    widths = []
+
+    def score_batch(users):
+        widths.append(len(users))
+        return torch.from_numpy(scores[users]).clone()
+
+    whole = evaluate_ranking(score_batch, targets, (offsets, items), 40, batch_size=64)
+    assert widths == [50]
+    monkeypatch.setattr("recprobe.ranking.metrics.SCORE_ENTRIES", 130)
+    widths.clear()
+    assert evaluate_ranking(score_batch, targets, (offsets, items), 40, batch_size=64) == whole
+    assert max(widths) == 3 and sum(widths) == 50

@@ -19,7 +19,7 @@ from recprobe.adapters.recbole.training import train_checkpoint
 from recprobe.cli import main
 from recprobe.data.export import item_lines
 from recprobe.errors import RecprobeError
-from recprobe.ranking.metrics import exclusion_mask, metrics_from_ranks
+from recprobe.ranking.metrics import metrics_from_ranks, seen_items
 from recprobe.runs.align import align
 from recprobe.testing import check_probe_target
 
@@ -91,7 +91,7 @@ def ties_won(target, split, mask_seen: bool) -> dict[str, float]:
     scores = target.predict(recprobe.phase_batches(split, "test", target.max_history)(users))
     own = scores.gather(1, torch.from_numpy(split.test_items)[:, None])
     if mask_seen:
-        scores.masked_fill_(exclusion_mask(*split.exclusions("test"), users, split.n_items), float("-inf"))
+        seen_items(*split.exclusions("test"), users).hide(scores)
     found = metrics_from_ranks((scores > own).sum(1) + 1, ks=(10,))
     return {"hit@10": found["HR@10"], "ndcg@10": found["NDCG@10"]}
 

@@ -129,9 +129,9 @@ def _batch(split, target, users):
 
 
 def _seen(split, users):
-    from recprobe.ranking.metrics import exclusion_mask
+    from recprobe.ranking.metrics import seen_items
 
-    return exclusion_mask(*split.exclusions("test"), users, split.n_items)
+    return seen_items(*split.exclusions("test"), users)
 
 
 def _active(split, target, sae, latent):

@@ -116,13 +116,13 @@ def test_splice_effects_run_from_mean_ablation_to_the_original(split, oracle):
 
 
 def test_splice_loss_is_the_full_softmax_cross_entropy_of_the_held_out_item(split, oracle):
-    from recprobe.ranking.metrics import exclusion_mask
+    from recprobe.ranking.metrics import seen_items
     from recprobe.sae.faithfulness import splice_effects
 
     mean = torch.zeros(split.n_items)
     found = splice_effects(oracle, exact_sae(split.n_items), split, mean)
     scores = oracle.score(oracle.represent(all_users(split, oracle)), None).double()
-    scores[exclusion_mask(*split.exclusions("test"), np.arange(split.n_users), split.n_items)] = -np.inf
+    seen_items(*split.exclusions("test"), np.arange(split.n_users)).hide(scores)
     by_hand = np.mean([float(torch.logsumexp(scores[u], 0) - scores[u, split.test_items[u]]) for u in range(split.n_users)])
     assert found["loss_original"] == pytest.approx(by_hand, rel=1e-5)
     assert found["loss_mean"] == pytest.approx(np.log(split.n_items - np.diff(split.train_offsets) - 1).mean(), rel=1e-5)  # uniform

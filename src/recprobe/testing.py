@@ -10,7 +10,7 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.errors import IdMismatchError, RecprobeError
-from recprobe.ranking.metrics import exclusion_mask, target_ranks
+from recprobe.ranking.metrics import seen_items, target_ranks, user_batch
 from recprobe.target import Batch, ProbeTarget
 
 SANITY_USERS = 2000  # held-out items ranked before a run is created
@@ -149,8 +149,9 @@ def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, se
     offsets, items = split.exclusions("test")
     hits, random_hits = 0.0, 0.0
     shifted = {shift: np.zeros(3) for shift in SHIFTS}  # hits, only shifted, only given
-    for start in range(0, len(users), 512):
-        chunk = users[start:start + 512]
+    batch_size = user_batch(512, split.n_items)
+    for start in range(0, len(users), batch_size):
+        chunk = users[start:start + batch_size]
         scores = target.predict(batch_of(chunk))
         if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or len(scores) != len(chunk):
             raise RecprobeError(f"{target.name}'s predict(batch) must return [users, items] scores, one row per user of "
@@ -163,7 +164,7 @@ def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, se
             raise RecprobeError(f"{target.name} scores NaN for {int(broken.sum())} of {len(chunk)} users (e.g. user "
                                 f"{split.user_ids[chunk[int(broken.nonzero()[0])]]}); a target's scores must be numbers: "
                                 "check its weights and inputs")
-        mask = exclusion_mask(offsets, items, chunk, split.n_items)
+        mask = seen_items(offsets, items, chunk)
         held_out = torch.from_numpy(split.test_items[chunk])
         moved = {shift: target_ranks(scores.roll(shift, dims=1), held_out, mask) <= SANITY_K for shift in SHIFTS}
         given = target_ranks(scores, held_out, mask) <= SANITY_K  # last: it masks scores in place

@@ -13,6 +13,7 @@ them from the top-K lists of the same masked scores that give the ranks.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -38,37 +39,73 @@ SAMPLED = " (sampled-99)"
 SAMPLED_NEGATIVES = 99
 
 
-def exclusion_mask(offsets: np.ndarray, items: np.ndarray, users: np.ndarray, n_items: int) -> torch.Tensor:
-    """Dense [B, n_items] bool mask of the CSR rows of ``users``."""
-    return prefix_mask(offsets, items, users, offsets[users + 1] - offsets[users], n_items)
+SCORE_ENTRIES = 2**25  # users x items scored at once (128 MB of float32): the batch shrinks as the catalog grows
 
 
-def prefix_mask(offsets: np.ndarray, items: np.ndarray, users: np.ndarray, lengths: np.ndarray,
-                n_items: int) -> torch.Tensor:
-    """Dense [B, n_items] bool mask of the first ``lengths[b]`` items of each user's CSR row."""
+def user_batch(batch_size: int, n_items: int) -> int:
+    """How many users to score at once: ``batch_size``, or fewer where a [users, n_items] score matrix would pass
+    ``SCORE_ENTRIES``, so a full ranking's memory does not grow with the catalog."""
+    return max(1, min(batch_size, SCORE_ENTRIES // max(n_items, 1)))
+
+
+@dataclass(frozen=True)
+class SeenItems:
+    """The items masked for each user of a batch, kept sparse: row ``rows[j]`` of the batch has seen ``items[j]``.
+    Built from the users' CSR rows, so it costs their histories' length, not [users, n_items]."""
+
+    rows: torch.Tensor  # [m] long
+    items: torch.Tensor  # [m] long
+    n_rows: int
+
+    def hide(self, scores: torch.Tensor) -> torch.Tensor:
+        """``scores`` [n_rows, n_items] with the seen items at -inf, in place; returns it."""
+        scores[self.rows.to(scores.device), self.items.to(scores.device)] = float("-inf")
+        return scores
+
+    def take(self, rows: torch.Tensor | np.ndarray) -> SeenItems:
+        """The seen items of the batch's ``rows`` (indices), renumbered as those rows are."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        renumber = torch.full((self.n_rows,), -1, dtype=torch.long)
+        renumber[rows] = torch.arange(len(rows))
+        new = renumber[self.rows]
+        kept = new >= 0
+        return SeenItems(new[kept], self.items[kept], len(rows))
+
+    def dense(self, n_items: int) -> torch.Tensor:
+        """[n_rows, n_items] bool."""
+        mask = torch.zeros(self.n_rows, n_items, dtype=torch.bool)
+        mask[self.rows, self.items] = True
+        return mask
+
+
+def seen_items(offsets: np.ndarray, items: np.ndarray, users: np.ndarray) -> SeenItems:
+    """The items of the CSR rows of ``users``, as a batch's seen items."""
+    return seen_prefix(offsets, items, users, offsets[users + 1] - offsets[users])
+
+
+def seen_prefix(offsets: np.ndarray, items: np.ndarray, users: np.ndarray, lengths: np.ndarray) -> SeenItems:
+    """The first ``lengths[b]`` items of each user's CSR row, as a batch's seen items."""
     starts = offsets[users]
     counts = np.asarray(lengths, dtype=np.int64)
     rows = np.repeat(np.arange(len(users)), counts)
     within_row = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     cols = items[np.repeat(starts, counts) + within_row]
-    mask = torch.zeros(len(users), n_items, dtype=torch.bool)
-    mask[torch.from_numpy(rows), torch.from_numpy(cols)] = True
-    return mask
+    return SeenItems(torch.from_numpy(rows), torch.from_numpy(np.asarray(cols, dtype=np.int64)), len(users))
 
 
-def target_ranks(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor, mask: SeenItems | None = None) -> torch.Tensor:
     """1-based rank of each target among all items, excluded items masked, ties against the target.
     ``scores`` [B, N] is modified in place."""
     target_scores = scores.gather(1, targets[:, None])
     if not torch.isfinite(target_scores).all():
         raise ValueError("a target item has a non-finite score (NaN or inf); the model's scores are broken")
     if mask is not None:
-        scores.masked_fill_(mask.to(scores.device), float("-inf"))
+        mask.hide(scores)
         scores.scatter_(1, targets[:, None], target_scores)  # the target is never masked
     return (scores >= target_scores).sum(1)
 
 
-def ranks_and_top(scores: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None,
+def ranks_and_top(scores: torch.Tensor, targets: torch.Tensor, mask: SeenItems | None,
                   k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """One masked ranking, read twice: each target's rank (``target_ranks``) and the top-``k`` items [B, k] of
     the same masked scores (the target itself is never masked). ``scores`` is modified in place."""
@@ -92,7 +129,7 @@ def sample_negatives(
 ) -> np.ndarray:
     """[B, n] items drawn uniformly with replacement (as ReChorus does), none excluded for its user nor
     equal to its target."""
-    seen = exclusion_mask(offsets, items, users, n_items).numpy()
+    seen = seen_items(offsets, items, users).dense(n_items).numpy()
     seen[np.arange(len(users)), targets] = True
     if seen.all(1).any():
         raise ValueError("some user has no item left to sample negatives from")
@@ -142,6 +179,7 @@ def evaluate_ranking(
     rng = np.random.default_rng(seed)
     ranks = torch.zeros(len(targets), dtype=torch.long)  # filled in place: no small tensor left per batch
     beyond = None if groups is None else BeyondSums(groups)
+    batch_size = user_batch(batch_size, n_items)
     starts = range(0, len(targets), batch_size)
     for number in parallel.mine(len(starts)):
         start = starts[number]
@@ -153,7 +191,7 @@ def evaluate_ranking(
             candidates = torch.cat([target[:, None], torch.from_numpy(negatives).to(scores.device)], 1)
             ranks[start:start + len(users)] = target_ranks(scores.gather(1, candidates), torch.zeros_like(target)).cpu()
         else:
-            mask = exclusion_mask(offsets, items, users, n_items)
+            mask = seen_items(offsets, items, users)
             if groups is None:
                 ranks[start:start + len(users)] = target_ranks(scores, target, mask).cpu()
                 continue

@@ -13,7 +13,6 @@ import numpy as np
 from recprobe.concepts.highlights import broad_reason
 from recprobe.errors import ConfigError
 from recprobe.io import write_json
-from recprobe.ranking.metrics import exclusion_mask
 from recprobe.runs.lock import run_lock
 from recprobe.runs.run import Run, open_run
 from recprobe.steering.explain import FIDELITY_M, explain, fidelity
@@ -38,9 +37,10 @@ def explain_user(run: Run | str | Path, user: str, item: str | None = None) -> d
                     None if item is None else index_of(split.item_ids, item, "item"))
     descriptions = {r["latent"]: r.get("description") for r in run.concepts()}
     share = run.cases().firing_share(run.sae().n_latents)
-    seen = exclusion_mask(*split.exclusions("test"), np.array([found.user]), split.n_items)[0, found.item]
+    offsets, seen = split.exclusions("test")
+    in_history = found.item in seen[offsets[found.user]:offsets[found.user + 1]]
     return {"user": str(split.user_ids[found.user]), "item": str(split.item_ids[found.item]),
-            "title": split.catalog.titles[found.item], "rank": found.rank, "in_history": bool(seen),
+            "title": split.catalog.titles[found.item], "rank": found.rank, "in_history": bool(in_history),
             "latents": [{**entry, "description": descriptions.get(entry["latent"]),
                          "broad": broad_reason(float(share[entry["latent"]]))} for entry in found.latents]}
 

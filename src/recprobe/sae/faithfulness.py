@@ -18,7 +18,13 @@ import torch
 from recprobe.activations.store import ActivationStore
 from recprobe.batches import phase_batches
 from recprobe.data.split import Phase, Split
-from recprobe.ranking.metrics import evaluate_ranking, exclusion_mask, metrics_from_ranks, target_ranks
+from recprobe.ranking.metrics import (
+    evaluate_ranking,
+    metrics_from_ranks,
+    seen_items,
+    target_ranks,
+    user_batch,
+)
 from recprobe.target import ProbeTarget
 
 DENSE_RATE = 0.1  # a latent firing on more than 10% of vectors counts as dense
@@ -99,9 +105,10 @@ def splice_effects(target: ProbeTarget, sae, split: Split, mean: torch.Tensor, p
     ranks = {name: torch.empty(len(targets), dtype=torch.long) for name in ("original", "spliced", "mean")}
     losses = {name: 0.0 for name in ranks}
     overlap = 0.0
+    batch_size = user_batch(batch_size, split.n_items)
     for start in range(0, len(targets), batch_size):
         users = np.arange(start, min(start + batch_size, len(targets)))
-        batch, mask = batch_of(users), exclusion_mask(*exclusions, users, split.n_items)
+        batch, mask = batch_of(users), seen_items(*exclusions, users)
         item = torch.from_numpy(targets[users])
         reps = target.represent(batch)
         variants = {"original": reps, "spliced": sae.reconstruct(reps.float()).to(reps.dtype),

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
-from recprobe.ranking.metrics import exclusion_mask, target_ranks
+from recprobe.ranking.metrics import SeenItems, seen_items, target_ranks, user_batch
 from recprobe.target import Batch, ProbeTarget
 
 FIDELITY_M = 3
@@ -48,7 +48,7 @@ def ablated(sae, reps: torch.Tensor, values: torch.Tensor, indices: torch.Tensor
     return reps - F.embedding_bag(indices, sae.W_dec, per_sample_weights=weights, mode="sum")
 
 
-def item_ranks(scores: torch.Tensor, items: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+def item_ranks(scores: torch.Tensor, items: torch.Tensor, seen: SeenItems) -> torch.Tensor:
     """[B] rank of each user's item, by ``recprobe.ranking.metrics.target_ranks`` (seen items masked, ties against it)."""
     return target_ranks(scores.float().clone(), items, seen)
 
@@ -66,10 +66,10 @@ def explain(target: ProbeTarget, sae, split: Split, user: int, item: int | None 
     """The active latents behind ``item`` (default: the user's top-1 recommendation) for ``user`` at test time,
     largest contribution first; ``share`` is a contribution over the sum of their absolute values."""
     batch = phase_batches(split, "test", target.max_history)([user])
-    seen = exclusion_mask(*split.exclusions("test"), np.array([user]), split.n_items)
+    seen = seen_items(*split.exclusions("test"), np.array([user]))
     scores = target.predict(batch).float()
     if item is None:
-        item = int(scores.masked_fill(seen, float("-inf")).argmax(1))
+        item = int(seen.hide(scores.clone()).argmax(1))
     items = torch.tensor([item])
     values, indices, effects = latent_contributions(target, sae, batch, items)
     rank = int(item_ranks(scores, items, seen)[0])
@@ -91,11 +91,12 @@ def fidelity(target: ProbeTarget, sae, split: Split, *, m: int = FIDELITY_M, see
     exclusions = split.exclusions("test")
     users_kept = beats = skipped = 0  # running sums: nothing kept per batch
     drops_top = drops_random = 0.0
+    batch_size = user_batch(batch_size, split.n_items)
     for start in range(0, split.n_users, batch_size):
         users = np.arange(start, min(start + batch_size, split.n_users))
-        batch, seen = batch_of(users), exclusion_mask(*exclusions, users, split.n_items)
+        batch, seen = batch_of(users), seen_items(*exclusions, users)
         reps = target.represent(batch).float()
-        items = target.score(reps, batch).float().masked_fill(seen, float("-inf")).argmax(1)
+        items = seen.hide(target.score(reps, batch).float().clone()).argmax(1)
         values, indices, effects = latent_contributions(target, sae, batch, items)
         fired = values > 0
         keep = fired.sum(1) >= 2 * m  # the control draws from the active latents outside the explanation

@@ -9,28 +9,29 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
-from recprobe.ranking.metrics import exclusion_mask
+from recprobe.ranking.metrics import SeenItems, seen_items, user_batch
 from recprobe.steering.edit import LatentEdit, latent_values, steered
 from recprobe.target import Batch, ProbeTarget
 
 TOP = 10
 
 
-def ranked_batches(target: ProbeTarget, split: Split, users: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, Batch, torch.Tensor]]:
-    """(users, batch, seen-item mask) over ``users`` at test time."""
+def ranked_batches(target: ProbeTarget, split: Split, users: np.ndarray, batch_size: int
+                   ) -> Iterator[tuple[np.ndarray, Batch, SeenItems]]:
+    """(users, batch, seen items) over ``users`` at test time, at most ``batch_size`` users at once (fewer for a
+    large catalog: ``recprobe.ranking.metrics.user_batch``)."""
     batch_of = phase_batches(split, "test", target.max_history)
     exclusions = split.exclusions("test")
+    batch_size = user_batch(batch_size, split.n_items)
     for start in range(0, len(users), batch_size):
         chunk = users[start:start + batch_size]
-        yield chunk, batch_of(chunk), exclusion_mask(*exclusions, chunk, split.n_items)
+        yield chunk, batch_of(chunk), seen_items(*exclusions, chunk)
 
 
 @torch.no_grad()
-def top_items(target: ProbeTarget, reps: torch.Tensor, batch: Batch, seen: torch.Tensor, k: int = TOP) -> torch.Tensor:
+def top_items(target: ProbeTarget, reps: torch.Tensor, batch: Batch, seen: SeenItems, k: int = TOP) -> torch.Tensor:
     """[B, k] the top-k items for the given representations, seen items masked."""
-    scores = target.score(reps, batch).float()
-    scores[seen] = -torch.inf
-    return scores.topk(k, dim=1).indices
+    return seen.hide(target.score(reps, batch).float()).topk(k, dim=1).indices
 
 
 @torch.no_grad()

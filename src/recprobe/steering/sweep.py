@@ -32,7 +32,7 @@ from recprobe.data.split import Split
 from recprobe.errors import ConfigError, unknown_name
 from recprobe.progress import stage_bar
 from recprobe.ranking.beyond import BEYOND_K, BeyondSums, PopularityGroups
-from recprobe.ranking.metrics import ranks_and_top
+from recprobe.ranking.metrics import SeenItems, ranks_and_top
 from recprobe.steering.debias import MIN_ACTIVE, SELECTIONS, select_latents
 from recprobe.steering.edit import dense_codes
 from recprobe.steering.methods import Method, SweptBatch
@@ -121,7 +121,7 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
             for strength in method.strengths for draw in range(method.draws)}
     offsets, items = split.sequences("test")
 
-    def sweep_batch(users: np.ndarray, batch, seen: torch.Tensor) -> None:
+    def sweep_batch(users: np.ndarray, batch, seen: SeenItems) -> None:
         reps = target.represent(batch).float()
         scores = target.score(reps, batch).float()
         test_items = torch.from_numpy(split.test_items[users])

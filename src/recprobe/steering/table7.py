@@ -52,7 +52,7 @@ def concept_hits(target: ProbeTarget, basis, split: Split, concept_items: Mappin
             active[slot] += len(rows)
             for column, scale in enumerate(SCALES):
                 moved = reps[rows] + ((scale - 1) * z[rows])[:, None] * decoder[latent]
-                top = top_items(target, moved, rows_of(batch, rows), seen[rows])
+                top = top_items(target, moved, rows_of(batch, rows), seen.take(rows))
                 hits[slot, column] += int(items[slot][top].any(1).sum())
     return {latent: {"n_active": int(active[slot]),
                      **{name: float(hits[slot, column] / active[slot]) if active[slot] else None

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from recprobe.ranking.beyond import BEYOND_K
-from recprobe.ranking.metrics import ranks_and_top
+from recprobe.ranking.metrics import SeenItems, ranks_and_top
 from recprobe.target import Batch, ProbeTarget
 
 
@@ -30,7 +30,7 @@ class SweptBatch:
     codes: torch.Tensor  # [B, n_latents] the SAE's dense codes
     scores: torch.Tensor  # [B, n_items] the model's own scores, seen items masked (-inf)
     test_items: torch.Tensor  # [B]
-    seen: torch.Tensor  # [B, n_items] bool
+    seen: SeenItems  # the items each user has seen
     history_shares: torch.Tensor  # [B, 3] each user's share of head / mid / tail items in their history
     unedited: tuple[torch.Tensor, torch.Tensor]  # the model's own (ranks, top-K lists)
 
