@@ -1,8 +1,8 @@
-"""Peak memory of capture, SAE training and case recording over a store of 10 million 64-dim vectors, and of the
-de-biasing sweep over 100,000 users and 8,192 latents.
+"""Peak memory of capture, SAE training and case recording over a store of 10 million 64-dim vectors, of the
+de-biasing sweep over 100,000 users and 8,192 latents, and of a full ranking over a 200,000-item catalog.
 
     python benchmarks/memory.py [--rows 10000000] [--d 64] [--folder /tmp/recprobe-memory] [--stage sweep]
-        [--sweep-users 100000] [--latents 8192]
+        [--sweep-users 100000] [--latents 8192] [--rank-users 20000] [--items 200000]
 
 Each stage runs in a fresh process and prints its peak resident set size (ru_maxrss), so one stage's memory
 never hides another's:
@@ -14,7 +14,9 @@ never hides another's:
   keeping each case's history, top prediction and sparse activations, as ``recprobe interpret`` does;
 - sweep: ``debias_sweep`` (``recprobe debias --sweep``, cohens-d selection, every method at its default
   strengths, 3 random seeds) over ``--sweep-users`` users with 20 train items each, through an untrained TopK SAE
-  of ``--latents`` latents (memory does not depend on the weights).
+  of ``--latents`` latents (memory does not depend on the weights);
+- rank: ``evaluate_ranking`` (``recprobe evaluate``'s kernel) ranks ``--rank-users`` users' held-out items among
+  ``--items`` items, each user with 20 seen items masked, random 64-dim users and items scored by dot product.
 The target is synthetic because the stages' memory does not depend on the model, only on the row count; a
 real model would take hours to capture 10M rows on 2 CPU cores. The store needs rows * d * 4 bytes on disk.
 """
@@ -114,7 +116,20 @@ def stage_sweep(args) -> str:
     return f"{split.n_users:,} users x {args.latents:,} latents, {len(result['rows'])} rows"
 
 
-STAGES = {"capture": stage_capture, "train": stage_train, "cases": stage_cases, "sweep": stage_sweep}
+def stage_rank(args) -> str:
+    from recprobe.ranking.metrics import evaluate_ranking
+
+    generator = torch.Generator().manual_seed(0)
+    items = torch.randn(args.items, args.d, generator=generator)
+    users = torch.randn(args.rank_users, args.d, generator=generator)
+    rng = np.random.default_rng(0)
+    seen = (np.arange(0, 20 * args.rank_users + 1, 20), rng.integers(0, args.items, 20 * args.rank_users))
+    found = evaluate_ranking(lambda batch: users[batch] @ items.T, rng.integers(0, args.items, args.rank_users), seen,
+                             args.items)
+    return f"{args.rank_users:,} users x {args.items:,} items, NDCG@10 {found['NDCG@10']:.6f}"
+
+
+STAGES = {"capture": stage_capture, "train": stage_train, "cases": stage_cases, "sweep": stage_sweep, "rank": stage_rank}
 
 
 def main() -> None:
@@ -124,6 +139,8 @@ def main() -> None:
     parser.add_argument("--folder", default="/tmp/recprobe-memory")
     parser.add_argument("--sweep-users", type=int, default=100_000)
     parser.add_argument("--latents", type=int, default=8192)
+    parser.add_argument("--rank-users", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--stage", choices=STAGES, help="run one stage in this process (used by the driver)")
     args = parser.parse_args()
     if args.stage:
@@ -136,7 +153,8 @@ def main() -> None:
         return
     for stage in STAGES:
         subprocess.run([sys.executable, __file__, "--stage", stage, "--rows", str(args.rows), "--d", str(args.d),
-                        "--folder", args.folder, "--sweep-users", str(args.sweep_users), "--latents", str(args.latents)],
+                        "--folder", args.folder, "--sweep-users", str(args.sweep_users), "--latents", str(args.latents),
+                        "--rank-users", str(args.rank_users), "--items", str(args.items)],
                        check=True)
 
 

@@ -81,6 +81,11 @@ class Split:
             return self.train_offsets, self.train_items
         if phase != "test":
             raise ValueError(f"phase must be 'dev' or 'test', got {phase!r}")
+        return self._test_sequences
+
+    @cached_property
+    def _test_sequences(self) -> tuple[np.ndarray, np.ndarray]:
+        """``sequences("test")``, built once (read-only: every caller shares it)."""
         counts = np.diff(self.train_offsets) + 1
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         items = np.empty(offsets[-1], dtype=np.int64)
@@ -88,6 +93,8 @@ class Split:
         keep = np.ones(len(items), dtype=bool)
         keep[offsets[1:] - 1] = False
         items[keep] = self.train_items
+        offsets.setflags(write=False)
+        items.setflags(write=False)
         return offsets, items
 
     def histories(self, phase: Phase, max_len: int) -> tuple[np.ndarray, np.ndarray]:
