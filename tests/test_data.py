@@ -119,6 +119,19 @@ def test_leave_one_out_reads_ids_as_text_whatever_their_dtype():
     mixed.loc[mixed.index[mixed["user"].eq(1)][:3], "user"] = "1"
     for other in (categorical, numbers, mixed):
         assert leave_one_out(other, "x", {}, min_rating=None, core=3).fingerprint == as_text.fingerprint
+    floats = leave_one_out(frame.astype({"user": float}), "x", {}, min_rating=None, core=3)
+    assert list(floats.user_ids[:3]) == ["1.0", "2.0", "3.0"]  # numeric order: "10.0" does not come second
+
+
+def test_rows_without_an_id_are_dropped_with_a_note_never_joined_to_another_id():
+    frame = synthetic_frame().astype({"user": object})
+    frame.loc[::9, "user"] = None
+    made = leave_one_out(frame, "x", {}, min_rating=None, core=3)
+    without = leave_one_out(frame.dropna(), "x", {}, min_rating=None, core=3)
+    assert made.fingerprint == without.fingerprint
+    assert made.notes[0] == f"{frame['user'].isna().sum()} interactions without a user or item id dropped"
+    categorical = leave_one_out(frame.astype({"user": "category"}), "x", {}, min_rating=None, core=3)
+    assert categorical.fingerprint == without.fingerprint
 
 
 def test_rechorus_reader_rejects_non_numeric_ids(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -34,18 +35,25 @@ def keep_positives(ratings: pd.Series | None, min_rating: float | None) -> tuple
     return (ratings >= min_rating).to_numpy(), f"positives: rating >= {min_rating}", min_rating
 
 
-def id_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """An id column (strings, numbers or categorical) as integer codes [n] and the distinct ids as strings:
-    ``ids[codes]`` is the column read as text. Every later step works on the codes, so a column of 20M
-    interactions costs 8 bytes a row, not a Python string each."""
+class IdCodes(NamedTuple):
+    """An id column as integer codes: ``ids[codes]`` is the column read as text, -1 where an id is missing."""
+
+    codes: np.ndarray  # [n]
+    ids: np.ndarray  # [m] the distinct ids as strings
+    raw: np.ndarray  # [m] one raw value of each (what they are ordered by)
+
+
+def id_codes(column: pd.Series) -> IdCodes:
+    """An id column (strings, numbers or categorical) as codes. Every later step works on them, so a column of
+    20M interactions costs 8 bytes a row, not a Python string each."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes, distinct = column.cat.codes.to_numpy(), np.asarray(column.cat.categories)
     else:
         codes, distinct = pd.factorize(column.to_numpy())
-    if (codes < 0).any():  # a missing id reads as its text, as it did before the codes
-        codes, distinct = pd.factorize(column.astype(str).to_numpy())
     merged, ids = pd.factorize(np.asarray(distinct).astype(str))  # 1 and "1" are one id
-    return merged[codes], np.asarray(ids, dtype=object)
+    first = np.unique(merged, return_index=True)[1]
+    return IdCodes(np.where(codes >= 0, merged[np.maximum(codes, 0)], -1), np.asarray(ids, dtype=object),
+                   np.asarray(distinct, dtype=object)[first])
 
 
 def first_of_repeats(users: np.ndarray, items: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -61,8 +69,8 @@ def first_of_repeats(users: np.ndarray, items: np.ndarray, times: np.ndarray) ->
 
 def core_mask(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
     """[n] bool: the interactions left after dropping users and items with fewer than ``k``, repeatedly, until
-    none is left (``users`` and ``items`` are codes)."""
-    keep = np.ones(len(users), dtype=bool)
+    none is left (``users`` and ``items`` are codes; a missing id, -1, is dropped)."""
+    keep = (users >= 0) & (items >= 0)
     while True:
         user_counts = np.bincount(users[keep], minlength=int(users.max(initial=0)) + 1)
         item_counts = np.bincount(items[keep], minlength=int(items.max(initial=0)) + 1)
@@ -74,14 +82,14 @@ def core_mask(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
 
 def k_core(frame: pd.DataFrame, k: int) -> pd.DataFrame:
     """The rows of ``frame`` that ``core_mask`` keeps."""
-    return frame[core_mask(id_codes(frame["user"])[0], id_codes(frame["item"])[0], k)]
+    return frame[core_mask(id_codes(frame["user"]).codes, id_codes(frame["item"]).codes, k)]
 
 
 def _id_order(ids: np.ndarray) -> np.ndarray:
     """The order of distinct ids: numeric when they are all integers, else string order."""
     try:
         return np.argsort(np.array([int(v) for v in ids]), kind="stable")
-    except ValueError:
+    except (ValueError, TypeError):
         return np.argsort(ids.astype(str), kind="stable")
 
 
@@ -91,13 +99,14 @@ def _sorted_ids(values: pd.Series) -> np.ndarray:
     return unique[_id_order(unique)].astype(str)
 
 
-def ordered_index(codes: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The codes still present renumbered 0..m-1 in ``_id_order``: (index per row [n], their ids [m])."""
+def ordered_index(codes: np.ndarray, column: IdCodes) -> tuple[np.ndarray, np.ndarray]:
+    """The ``codes`` still present renumbered 0..m-1 in ``_id_order`` of their raw values: (index per row [n],
+    their ids [m])."""
     present = np.unique(codes)
-    order = _id_order(ids[present])
-    lookup = np.full(len(ids), -1, dtype=np.int64)
+    order = _id_order(column.raw[present])
+    lookup = np.full(len(column.ids), -1, dtype=np.int64)
     lookup[present[order]] = np.arange(len(present))
-    return lookup[codes], ids[present[order]].astype(str)
+    return lookup[codes], column.ids[present[order]].astype(str)
 
 
 def build_catalog(item_ids: np.ndarray, meta: ItemMeta, *, has_titles: bool = True) -> Catalog:
@@ -118,11 +127,13 @@ def leave_one_out(
     if core < 3:
         raise ConfigError(f"--core must be at least 3 so every user keeps a train, a dev and a test item, got {core}")
     n_raw = len(frame)
-    user_codes, user_names = id_codes(frame["user"])
-    item_codes, item_names = id_codes(frame["item"])
+    user_column, item_column = id_codes(frame["user"]), id_codes(frame["item"])
+    user_codes, item_codes = user_column.codes, item_column.codes
     times = frame["time"].to_numpy(dtype=np.float64)
-    rows = np.flatnonzero(first_of_repeats(user_codes, item_codes, times))
-    repeats = n_raw - len(rows)
+    rows = np.flatnonzero((user_codes >= 0) & (item_codes >= 0))  # a row without a user or item id is dropped
+    missing = n_raw - len(rows)
+    rows = rows[first_of_repeats(user_codes[rows], item_codes[rows], times[rows])]
+    repeats = n_raw - missing - len(rows)
     ratings = frame["rating"].iloc[rows].reset_index(drop=True) if "rating" in frame.columns else None
     positive, positives, applied = keep_positives(ratings, min_rating)
     if positive is not None:
@@ -133,8 +144,8 @@ def leave_one_out(
             f"{name}: no interaction is left after keeping ratings >= {min_rating} and the {core}-core "
             f"filter ({n_raw} before); lower --min-rating or --core, or check the rating column"
         )
-    users, user_ids = ordered_index(user_codes[rows], user_names)
-    items, item_ids = ordered_index(item_codes[rows], item_names)
+    users, user_ids = ordered_index(user_codes[rows], user_column)
+    items, item_ids = ordered_index(item_codes[rows], item_column)
     times = times[rows]
     order = np.lexsort((np.arange(len(rows)), times, users))
     users, items, times = users[order], items[order], times[order]
@@ -144,6 +155,8 @@ def leave_one_out(
     notes = [positives, f"{core}-core", "leave-one-out by time"]
     if repeats:
         notes.insert(0, f"{repeats:,} repeated (user, item) interactions dropped, the earliest of each kept")
+    if missing:
+        notes.insert(0, f"{missing:,} interactions without a user or item id dropped")
     return Split(
         name=name,
         user_ids=user_ids,

@@ -48,7 +48,7 @@ def user_batch(batch_size: int, n_items: int) -> int:
     return max(1, min(batch_size, SCORE_ENTRIES // max(n_items, 1)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SeenItems:
     """The items masked for each user of a batch, kept sparse: row ``rows[j]`` of the batch has seen ``items[j]``.
     Built from the users' CSR rows, so it costs their histories' length, not [users, n_items]."""
@@ -63,8 +63,9 @@ class SeenItems:
         return scores
 
     def take(self, rows: torch.Tensor | np.ndarray) -> SeenItems:
-        """The seen items of the batch's ``rows`` (indices), renumbered as those rows are."""
-        rows = torch.as_tensor(rows, dtype=torch.long)
+        """The seen items of the batch's ``rows`` (distinct indices, or a bool mask), renumbered as those rows are."""
+        rows = torch.as_tensor(rows).cpu()
+        rows = rows.nonzero().squeeze(1) if rows.dtype == torch.bool else rows.long()
         renumber = torch.full((self.n_rows,), -1, dtype=torch.long)
         renumber[rows] = torch.arange(len(rows))
         new = renumber[self.rows]
