@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from recprobe.data.lines import first_mismatch
 from recprobe.errors import DataFormatError
 
 ItemMeta = dict[str, tuple[str, dict[str, list[str]]]]  # raw item id -> (title, attributes)
@@ -116,14 +117,12 @@ def atomic_columns(path: Path) -> list[str]:
 def _check_fields(path: Path) -> None:
     """Every line of a tab-separated atomic file has the header's number of fields: a tab or a line break
     inside a field (a title, say) would shift every later column, so it is refused with its line."""
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
-        header = f.readline().rstrip("\r\n").count("\t") + 1
-        for number, line in enumerate(f, 2):
-            line = line.rstrip("\r\n")
-            if line and line.count("\t") + 1 != header:
-                raise DataFormatError(
-                    f"{path}: line {number} has {line.count(chr(9)) + 1} tab-separated fields, the header has {header}; "
-                    "a tab or a line break inside a field (a title?) splits it: remove it from that field")
+    found = first_mismatch(path)
+    if found is not None:
+        number, fields, header = found
+        raise DataFormatError(
+            f"{path}: line {number} has {fields} tab-separated fields, the header has {header}; "
+            "a tab or a line break inside a field (a title?) splits it: remove it from that field")
 
 
 def read_atomic_inter(path: Path) -> pd.DataFrame:
