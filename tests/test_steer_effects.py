@@ -126,3 +126,30 @@ def test_splice_loss_is_the_full_softmax_cross_entropy_of_the_held_out_item(spli
     by_hand = np.mean([float(torch.logsumexp(scores[u], 0) - scores[u, split.test_items[u]]) for u in range(split.n_users)])
     assert found["loss_original"] == pytest.approx(by_hand, rel=1e-5)
     assert found["loss_mean"] == pytest.approx(np.log(split.n_items - np.diff(split.train_offsets) - 1).mean(), rel=1e-5)  # uniform
+
+
+def test_a_small_score_budget_scores_fewer_users_at_once_and_changes_no_ranking_stage(split, oracle, monkeypatch):
+    """With room for 3 users' scores at a time, splicing, steering and the ranking check give what they gave
+    with whole batches (the same ranks; sums of losses to float rounding), and no batch scored holds more than 3."""
+    from recprobe.sae.faithfulness import splice_effects
+    from recprobe.testing import ranking_check
+
+    sae = exact_sae(oracle.d_model)
+    lossy = TopKSAE(SAEConfig(d_in=oracle.d_model, scale=1, k=1)).eval()
+    mean = torch.zeros(oracle.d_model)
+
+    def measured():
+        return (splice_effects(oracle, lossy, split, mean), ranking_check(oracle, split),
+                steering_effect(oracle, sae, split, 0, np.arange(split.n_items) < 3))
+
+    whole = measured()
+    widths = []
+    score = oracle.score
+    monkeypatch.setattr(oracle, "score", lambda reps, batch: (widths.append(len(reps)), score(reps, batch))[1])
+    monkeypatch.setattr("recprobe.ranking.metrics.SCORE_ENTRIES", 3 * split.n_items)
+    spliced, check, steering = measured()
+    assert spliced == pytest.approx(whole[0], rel=1e-6)  # the losses are summed in other groups
+    assert steering == whole[2]
+    assert (check.hr, check.shifted) == (whole[1].hr, whole[1].shifted)
+    assert check.random_hr == pytest.approx(whole[1].random_hr, rel=1e-12)
+    assert widths and max(widths) == 3

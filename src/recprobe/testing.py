@@ -10,7 +10,7 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.errors import IdMismatchError, RecprobeError
-from recprobe.ranking.metrics import seen_items, target_ranks, user_batch
+from recprobe.ranking.metrics import scored_chunks, seen_items, target_ranks
 from recprobe.target import Batch, ProbeTarget
 
 SANITY_USERS = 2000  # held-out items ranked before a run is created
@@ -149,9 +149,7 @@ def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, se
     offsets, items = split.exclusions("test")
     hits, random_hits = 0.0, 0.0
     shifted = {shift: np.zeros(3) for shift in SHIFTS}  # hits, only shifted, only given
-    batch_size = user_batch(512, split.n_items)
-    for start in range(0, len(users), batch_size):
-        chunk = users[start:start + batch_size]
+    for chunk in scored_chunks(users, 512, split.n_items):
         scores = target.predict(batch_of(chunk))
         if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or len(scores) != len(chunk):
             raise RecprobeError(f"{target.name}'s predict(batch) must return [users, items] scores, one row per user of "

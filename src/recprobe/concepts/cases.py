@@ -35,7 +35,7 @@ from recprobe.data.split import Split, last_window
 from recprobe.errors import ConfigError
 from recprobe.io import atomic_write
 from recprobe.parallel import DataParallel
-from recprobe.ranking.metrics import seen_prefix, user_batch
+from recprobe.ranking.metrics import scored_batch_size, seen_prefix
 from recprobe.target import ProbeTarget
 
 SHOWN_HISTORY = 9
@@ -225,7 +225,8 @@ def case_batches(target: ProbeTarget, split: Split, users: np.ndarray, positions
     history's items masked (no [n_cases, n_items] matrix is ever held)."""
     offsets, items = split.sequences("test")
     done = 0
-    for batch in position_batches(split, users, positions, target.max_history, user_batch(batch_size, split.n_items)):
+    for batch in position_batches(split, users, positions, target.max_history,
+                                  scored_batch_size(batch_size, split.n_items)):
         chunk = slice(done, done + len(batch))
         reps = target.represent(batch)
         scores = seen_prefix(offsets, items, users[chunk], positions[chunk]).hide(target.score(reps, batch).float())

@@ -12,7 +12,7 @@ them from the top-K lists of the same masked scores that give the ranks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,10 +42,17 @@ SAMPLED_NEGATIVES = 99
 SCORE_ENTRIES = 2**25  # users x items scored at once (128 MB of float32): the batch shrinks as the catalog grows
 
 
-def user_batch(batch_size: int, n_items: int) -> int:
+def scored_batch_size(batch_size: int, n_items: int) -> int:
     """How many users to score at once: ``batch_size``, or fewer where a [users, n_items] score matrix would pass
     ``SCORE_ENTRIES``, so a full ranking's memory does not grow with the catalog."""
     return max(1, min(batch_size, SCORE_ENTRIES // max(n_items, 1)))
+
+
+def scored_chunks(users: np.ndarray, batch_size: int, n_items: int) -> Iterator[np.ndarray]:
+    """``users`` in consecutive chunks of at most ``scored_batch_size(batch_size, n_items)``."""
+    size = scored_batch_size(batch_size, n_items)
+    for start in range(0, len(users), size):
+        yield users[start:start + size]
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,7 +187,7 @@ def evaluate_ranking(
     rng = np.random.default_rng(seed)
     ranks = torch.zeros(len(targets), dtype=torch.long)  # filled in place: no small tensor left per batch
     beyond = None if groups is None else BeyondSums(groups)
-    batch_size = user_batch(batch_size, n_items)
+    batch_size = scored_batch_size(batch_size, n_items)
     starts = range(0, len(targets), batch_size)
     for number in parallel.mine(len(starts)):
         start = starts[number]

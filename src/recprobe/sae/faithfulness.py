@@ -21,9 +21,9 @@ from recprobe.data.split import Phase, Split
 from recprobe.ranking.metrics import (
     evaluate_ranking,
     metrics_from_ranks,
+    scored_chunks,
     seen_items,
     target_ranks,
-    user_batch,
 )
 from recprobe.target import ProbeTarget
 
@@ -105,9 +105,7 @@ def splice_effects(target: ProbeTarget, sae, split: Split, mean: torch.Tensor, p
     ranks = {name: torch.empty(len(targets), dtype=torch.long) for name in ("original", "spliced", "mean")}
     losses = {name: 0.0 for name in ranks}
     overlap = 0.0
-    batch_size = user_batch(batch_size, split.n_items)
-    for start in range(0, len(targets), batch_size):
-        users = np.arange(start, min(start + batch_size, len(targets)))
+    for users in scored_chunks(np.arange(len(targets)), batch_size, split.n_items):
         batch, mask = batch_of(users), seen_items(*exclusions, users)
         item = torch.from_numpy(targets[users])
         reps = target.represent(batch)
@@ -116,7 +114,7 @@ def splice_effects(target: ProbeTarget, sae, split: Split, mean: torch.Tensor, p
         tops = {}
         for name, rep in variants.items():
             scores = target.score(rep, batch).float()
-            ranks[name][start:start + len(users)] = target_ranks(scores, item, mask)  # masks the seen items in place
+            ranks[name][users] = target_ranks(scores, item, mask)  # masks the seen items in place
             losses[name] += float((scores.logsumexp(1) - scores.gather(1, item[:, None])[:, 0]).sum())
             tops[name] = scores.topk(TOP, dim=1).indices
         overlap += float((tops["original"][:, :, None] == tops["spliced"][:, None, :]).any(2).sum()) / TOP

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
-from recprobe.ranking.metrics import SeenItems, seen_items, target_ranks, user_batch
+from recprobe.ranking.metrics import SeenItems, scored_chunks, seen_items, target_ranks
 from recprobe.target import Batch, ProbeTarget
 
 FIDELITY_M = 3
@@ -91,9 +91,7 @@ def fidelity(target: ProbeTarget, sae, split: Split, *, m: int = FIDELITY_M, see
     exclusions = split.exclusions("test")
     users_kept = beats = skipped = 0  # running sums: nothing kept per batch
     drops_top = drops_random = 0.0
-    batch_size = user_batch(batch_size, split.n_items)
-    for start in range(0, split.n_users, batch_size):
-        users = np.arange(start, min(start + batch_size, split.n_users))
+    for users in scored_chunks(np.arange(split.n_users), batch_size, split.n_items):
         batch, seen = batch_of(users), seen_items(*exclusions, users)
         reps = target.represent(batch).float()
         items = seen.hide(target.score(reps, batch).float().clone()).argmax(1)

@@ -9,7 +9,7 @@ import torch
 
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
-from recprobe.ranking.metrics import SeenItems, seen_items, user_batch
+from recprobe.ranking.metrics import SeenItems, scored_chunks, seen_items
 from recprobe.steering.edit import LatentEdit, latent_values, steered
 from recprobe.target import Batch, ProbeTarget
 
@@ -19,12 +19,10 @@ TOP = 10
 def ranked_batches(target: ProbeTarget, split: Split, users: np.ndarray, batch_size: int
                    ) -> Iterator[tuple[np.ndarray, Batch, SeenItems]]:
     """(users, batch, seen items) over ``users`` at test time, at most ``batch_size`` users at once (fewer for a
-    large catalog: ``recprobe.ranking.metrics.user_batch``)."""
+    large catalog: ``recprobe.ranking.metrics.scored_chunks``)."""
     batch_of = phase_batches(split, "test", target.max_history)
     exclusions = split.exclusions("test")
-    batch_size = user_batch(batch_size, split.n_items)
-    for start in range(0, len(users), batch_size):
-        chunk = users[start:start + batch_size]
+    for chunk in scored_chunks(users, batch_size, split.n_items):
         yield chunk, batch_of(chunk), seen_items(*exclusions, chunk)
 
 
