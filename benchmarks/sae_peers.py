@@ -2,7 +2,7 @@
 
     pip install -e ".[peers]"   # sae-lens and eai-sparsify beside recprobe and torch 2.13 (make bench does it)
     python benchmarks/sae_peers.py [--rows 500000] [--d 64] [--latents 1024] [--k 8] [--batch-size 4096]
-                                   [--epochs 5] [--lr 2e-3] [--threads 2] [--repeats 3]
+                                   [--epochs 5] [--lr 2e-3] [--threads 2] [--repeats 3] [--breakdown]
 
 Every trainer sees the same synthetic activations (sparse sums of 8 of 2,048 random unit directions plus noise)
 in batches of the same size, for the same number of epochs, with Adam at the same learning rate, on the same
@@ -14,7 +14,8 @@ number of CPU threads:
   parallel gradient removed), batches from memory;
 - the CPU's limit for the workload: one dense encoder matmul plus top-k per sample, nothing else.
 It prints the median samples per second of each, the held-out FVU, each as a fraction of the limit, and the
-median over repeats of recprobe's speed over each.
+median over repeats of recprobe's speed over each. ``--breakdown`` profiles one recprobe run instead and prints
+where a training step's time goes, op by op (torch.profiler's self CPU time, per step).
 """
 
 from __future__ import annotations
@@ -109,6 +110,25 @@ def run_limit(train: torch.Tensor, args) -> tuple[float, float]:
     return time.perf_counter() - started, float("nan")
 
 
+def breakdown(store: ActivationStore, train: torch.Tensor, args, rows: int = 10) -> None:
+    """The ops that take a recprobe training step's time, in ms per step, beside the limit's step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    run_recprobe(store, args)  # warm: the first pass pays for allocations and lazy imports
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        run_recprobe(store, args)
+    ops = sorted(profiler.key_averages(), key=lambda op: op.self_cpu_time_total, reverse=True)
+    steps = next(op.count for op in ops if op.key == "_TopKEncode")  # one sparse encoding per training step
+    total = sum(op.self_cpu_time_total for op in ops) / 1e3 / steps
+    print(f"recprobe: {total:.2f} ms of op time per step ({steps} steps, profiled); the top {rows} ops:")
+    for op in ops[:rows]:
+        ms = op.self_cpu_time_total / 1e3 / steps
+        print(f"  {op.key:40s} {ms:7.2f} ms  {ms / total:6.1%}  ({op.count / steps:.1f} calls per step)")
+    seconds, _ = run_limit(train, args)
+    limit_steps = args.epochs * (len(train) // args.batch_size)
+    print(f"the CPU limit's step (encoder matmul + top-k alone, not profiled): {seconds * 1e3 / limit_steps:.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
@@ -121,6 +141,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=["limit", "recprobe", "sparsify", "saelens"])
+    parser.add_argument("--breakdown", action="store_true", help="profile recprobe's step instead of timing the peers")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first Adam in a process imports torch._dynamo (~2 s)
@@ -131,6 +152,8 @@ def main() -> None:
         for split, x in (("train", train), ("dev", held_out)):
             writer.append(split, Rows(x, torch.zeros(len(x), dtype=torch.long), torch.zeros(len(x), dtype=torch.long)))
         store = ActivationStore(writer.close())
+        if args.breakdown:
+            return breakdown(store, train, args)
         runners: dict[str, Callable[[], tuple[float, float]]] = {
             "limit": lambda: run_limit(train, args),
             "recprobe": lambda: run_recprobe(store, args),
