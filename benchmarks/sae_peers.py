@@ -110,7 +110,7 @@ def run_limit(train: torch.Tensor, args) -> tuple[float, float]:
     return time.perf_counter() - started, float("nan")
 
 
-def breakdown(store: ActivationStore, train: torch.Tensor, args, rows: int = 10) -> None:
+def breakdown(store: ActivationStore, train: torch.Tensor, samples: int, args, rows: int = 10) -> None:
     """The ops that take a recprobe training step's time, in ms per step, beside the limit's step."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -125,8 +125,8 @@ def breakdown(store: ActivationStore, train: torch.Tensor, args, rows: int = 10)
         ms = op.self_cpu_time_total / 1e3 / steps
         print(f"  {op.key:40s} {ms:7.2f} ms  {ms / total:6.1%}  ({op.count / steps:.1f} calls per step)")
     seconds, _ = run_limit(train, args)
-    limit_steps = args.epochs * (len(train) // args.batch_size)
-    print(f"the CPU limit's step (encoder matmul + top-k alone, not profiled): {seconds * 1e3 / limit_steps:.2f} ms")
+    limit_ms = seconds * 1e3 / (samples // args.batch_size)
+    print(f"the CPU limit's step (encoder matmul + top-k alone, not profiled): {limit_ms:.2f} ms")
 
 
 def main() -> None:
@@ -153,7 +153,7 @@ def main() -> None:
             writer.append(split, Rows(x, torch.zeros(len(x), dtype=torch.long), torch.zeros(len(x), dtype=torch.long)))
         store = ActivationStore(writer.close())
         if args.breakdown:
-            return breakdown(store, train, args)
+            return breakdown(store, train, samples, args)
         runners: dict[str, Callable[[], tuple[float, float]]] = {
             "limit": lambda: run_limit(train, args),
             "recprobe": lambda: run_recprobe(store, args),
