@@ -3,16 +3,17 @@
     pip install -e ".[peers]"   # sae-lens and eai-sparsify beside recprobe and torch 2.13 (make bench does it)
     python benchmarks/sae_peers.py [--rows 500000] [--d 64] [--latents 1024] [--k 8] [--batch-size 4096]
                                    [--epochs 5] [--lr 2e-3] [--threads 2] [--repeats 3] [--breakdown]
+                                   [--device cuda --only limit recprobe sparsify]
 
 Every trainer sees the same synthetic activations (sparse sums of 8 of 2,048 random unit directions plus noise)
 in batches of the same size, for the same number of epochs, with Adam at the same learning rate, on the same
-number of CPU threads:
+number of CPU threads (or on one GPU with ``--device cuda``, each trainer's batches already on it):
 - recprobe: ``train_sae`` over an ActivationStore on disk, exactly as ``recprobe train-sae`` runs it, including
   its per-epoch dev evaluation and checkpoint selection;
 - SAELens: ``SAETrainer`` with a ``TopKTrainingSAE`` (its own training loop, batches from memory);
 - sparsify: a ``SparseCoder`` stepped as sparsify's ``Trainer`` steps it (FVU + AuxK loss, unit-norm decoder,
   parallel gradient removed), batches from memory;
-- the CPU's limit for the workload: one dense encoder matmul plus top-k per sample, nothing else.
+- the device's limit for the workload: one dense encoder matmul plus top-k per sample, nothing else.
 It prints the median samples per second of each, the held-out FVU, each as a fraction of the limit, and the
 median over repeats of recprobe's speed over each. ``--breakdown`` profiles one recprobe run instead and prints
 where a training step's time goes, op by op (torch.profiler's self CPU time, per step).
@@ -41,6 +42,13 @@ def synthetic(n: int, d: int, seed: int, atoms: int = 2048, active: int = 8) -> 
     return torch.einsum("na,nad->nd", weights, dictionary[picked]) + 0.05 * torch.randn(n, d, generator=generator)
 
 
+def synchronised(device: str) -> float:
+    """perf_counter once the device has finished its queued work (a GPU runs ahead of the Python that feeds it)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     return float((x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
 
@@ -55,11 +63,11 @@ def shuffled(x: torch.Tensor, batch_size: int, epochs: int, seed: int) -> Iterat
 
 def run_recprobe(store: ActivationStore, args) -> tuple[float, float]:
     config = SAEConfig(d_in=args.d, n_latents=args.latents, scale=None, k=args.k, seed=0)
-    started = time.perf_counter()
-    sae, _ = train_sae(store, config, SAETrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
-                       progress=False)
-    seconds = time.perf_counter() - started
-    return seconds, reconstruction_metrics(sae, store, "dev")["fvu"]
+    train = SAETrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device)
+    started = synchronised(args.device)
+    sae, _ = train_sae(store, config, train, progress=False)
+    seconds = synchronised(args.device) - started
+    return seconds, reconstruction_metrics(sae.to(args.device), store, "dev", device=args.device)["fvu"]
 
 
 def run_saelens(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[float, float]:
@@ -68,14 +76,14 @@ def run_saelens(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[floa
     from sae_lens.training.sae_trainer import SAETrainer
 
     torch.manual_seed(0)
-    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=args.d, d_sae=args.latents, k=args.k, device="cpu"))
+    sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=args.d, d_sae=args.latents, k=args.k, device=args.device))
     steps = args.epochs * (len(train) // args.batch_size)
     config = SAETrainerConfig(total_training_samples=steps * args.batch_size, train_batch_size_samples=args.batch_size,
-                              lr=args.lr, lr_end=args.lr, device="cpu")
+                              lr=args.lr, lr_end=args.lr, device=args.device)
     trainer = SAETrainer(cfg=config, sae=sae, data_provider=shuffled(train, args.batch_size, args.epochs, 0))
-    started = time.perf_counter()
+    started = synchronised(args.device)
     trainer.fit()
-    seconds = time.perf_counter() - started
+    seconds = synchronised(args.device) - started
     with torch.no_grad():
         return seconds, fvu(held_out, sae(held_out))
 
@@ -84,10 +92,10 @@ def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[flo
     from sparsify import SparseCoder, SparseCoderConfig
 
     torch.manual_seed(0)
-    sae = SparseCoder(args.d, SparseCoderConfig(num_latents=args.latents, k=args.k))
+    sae = SparseCoder(args.d, SparseCoderConfig(num_latents=args.latents, k=args.k), device=args.device)
     optimiser = torch.optim.Adam(sae.parameters(), lr=args.lr)
-    since_fired = torch.zeros(args.latents, dtype=torch.long)
-    started = time.perf_counter()
+    since_fired = torch.zeros(args.latents, dtype=torch.long, device=args.device)
+    started = synchronised(args.device)
     for x in shuffled(train, args.batch_size, args.epochs, 0):  # the body of sparsify's Trainer.fit, one SAE
         out = sae(x, dead_mask=since_fired > len(train))
         (out.fvu + 1 / 32 * out.auxk_loss).backward()
@@ -97,36 +105,50 @@ def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[flo
         optimiser.zero_grad()
         since_fired += len(x)
         since_fired[out.latent_indices.flatten()] = 0
-    seconds = time.perf_counter() - started
+    seconds = synchronised(args.device) - started
     with torch.no_grad():
         return seconds, fvu(held_out, sae(held_out).sae_out)
 
 
 def run_limit(train: torch.Tensor, args) -> tuple[float, float]:
-    weight, bias = torch.randn(args.d, args.latents), torch.zeros(args.latents)
-    started = time.perf_counter()
+    weight = torch.randn(args.d, args.latents, device=args.device)
+    bias = torch.zeros(args.latents, device=args.device)
+    started = synchronised(args.device)
     for x in shuffled(train, args.batch_size, args.epochs, 0):
         torch.addmm(bias, x, weight).topk(args.k, dim=-1, sorted=False)
-    return time.perf_counter() - started, float("nan")
+    return synchronised(args.device) - started, float("nan")
 
 
 def breakdown(store: ActivationStore, train: torch.Tensor, samples: int, args, rows: int = 10) -> None:
-    """The ops that take a recprobe training step's time, in ms per step, beside the limit's step."""
+    """The ops that take a recprobe training step's time, in ms per step, beside the limit's step. On a GPU,
+    the kernels' time too: a step whose host time exceeds its kernel time is bound by the Python feeding it."""
     from torch.profiler import ProfilerActivity, profile
 
+    on_gpu = torch.device(args.device).type == "cuda"
     run_recprobe(store, args)  # warm: the first pass pays for allocations and lazy imports
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+    with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * on_gpu) as profiler:
         run_recprobe(store, args)
-    ops = sorted(profiler.key_averages(), key=lambda op: op.self_cpu_time_total, reverse=True)
+    ops = profiler.key_averages()
     steps = next(op.count for op in ops if op.key == "_TopKEncode")  # one sparse encoding per training step
-    total = sum(op.self_cpu_time_total for op in ops) / 1e3 / steps
-    print(f"recprobe: {total:.2f} ms of op time per step ({steps} steps, profiled); the top {rows} ops:")
-    for op in ops[:rows]:
-        ms = op.self_cpu_time_total / 1e3 / steps
-        print(f"  {op.key:40s} {ms:7.2f} ms  {ms / total:6.1%}  ({op.count / steps:.1f} calls per step)")
-    seconds, _ = run_limit(train, args)
+    host = sum(op.self_cpu_time_total for op in ops) / 1e3 / steps
+    if on_gpu:  # the kernels alone: an op's device time is its kernels' again
+        ops = [op for op in ops if op.device_type == torch.autograd.DeviceType.CUDA]
+    clock = "self_device_time_total" if on_gpu else "self_cpu_time_total"
+    total = sum(getattr(op, clock) for op in ops) / 1e3 / steps
+    print(f"recprobe: {total:.2f} ms of {'kernel' if on_gpu else 'op'} time per step ({steps} steps, profiled)"
+          + (f", {host:.2f} ms of host op time" if on_gpu else "") + f"; the top {rows}:")
+    for op in sorted(ops, key=lambda op: getattr(op, clock), reverse=True)[:rows]:
+        ms = getattr(op, clock) / 1e3 / steps
+        print(f"  {op.key[:40]:40s} {ms:7.3f} ms  {ms / total:6.1%}  ({op.count / steps:.1f} calls per step)")
+    seconds, _ = run_limit(train.to(args.device), args)
     limit_ms = seconds * 1e3 / (samples // args.batch_size)
-    print(f"the CPU limit's step (encoder matmul + top-k alone, not profiled): {limit_ms:.2f} ms")
+    print(f"the {args.device} limit's step (encoder matmul + top-k alone, not profiled): {limit_ms:.3f} ms")
+
+
+def device_name(args) -> str:
+    if torch.device(args.device).type == "cuda":
+        return f"on one {torch.cuda.get_device_name(args.device)}"
+    return f"{args.threads} CPU threads"
 
 
 def main() -> None:
@@ -138,7 +160,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (also on a GPU run: the data loading's)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: every trainer on one GPU (SAELens needs its "
+                                                         "own install there)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=["limit", "recprobe", "sparsify", "saelens"])
     parser.add_argument("--breakdown", action="store_true", help="profile recprobe's step instead of timing the peers")
@@ -146,6 +170,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # the first Adam in a process imports torch._dynamo (~2 s)
     train, held_out = synthetic(args.rows, args.d, seed=1), synthetic(args.rows // 10, args.d, seed=2)
+    on_device = train.to(args.device), held_out.to(args.device)  # the peers' batches come from memory
     samples = args.epochs * (len(train) // args.batch_size) * args.batch_size
     with tempfile.TemporaryDirectory() as tmp:
         writer = ActivationWriter(tmp, args.d, {"benchmark": "sae_peers"})
@@ -155,10 +180,10 @@ def main() -> None:
         if args.breakdown:
             return breakdown(store, train, samples, args)
         runners: dict[str, Callable[[], tuple[float, float]]] = {
-            "limit": lambda: run_limit(train, args),
+            "limit": lambda: run_limit(on_device[0], args),
             "recprobe": lambda: run_recprobe(store, args),
-            "sparsify": lambda: run_sparsify(train, held_out, args),
-            "saelens": lambda: run_saelens(train, held_out, args),
+            "sparsify": lambda: run_sparsify(*on_device, args),
+            "saelens": lambda: run_saelens(*on_device, args),
         }
         results = {}
         for _ in range(args.repeats):  # interleaved, so a noisy spell hits every trainer alike
@@ -167,8 +192,8 @@ def main() -> None:
                 results.setdefault(name, []).append((samples / seconds, held_out_fvu))
                 print(f"  {name:9s} {samples / seconds:10,.0f} samples/s  held-out FVU {held_out_fvu:.4f}", flush=True)
     print(f"\n{args.rows:,} x {args.d} vectors, {args.latents} latents, k={args.k}, batch {args.batch_size}, "
-          f"{args.epochs} epochs, lr {args.lr}, {args.threads} threads; medians of {args.repeats} interleaved runs")
-    print(f"{'trainer':10s} {'samples/s':>12s} {'held-out FVU':>13s} {'of CPU limit':>13s} {'recprobe is':>12s}")
+          f"{args.epochs} epochs, lr {args.lr}, {device_name(args)}; medians of {args.repeats} interleaved runs")
+    print(f"{'trainer':10s} {'samples/s':>12s} {'held-out FVU':>13s} {'of limit':>13s} {'recprobe is':>12s}")
     for name, runs in results.items():
         rate = statistics.median(r for r, _ in runs)
         share = rate / statistics.median(r for r, _ in results["limit"]) if "limit" in results else float("nan")

@@ -189,6 +189,10 @@ def test_store_shards_stream_in_order_and_shuffle_deterministically(tmp_path):
     a = torch.cat(list(store.batches("train", 100, torch.Generator().manual_seed(1))))
     b = torch.cat(list(store.batches("train", 100, torch.Generator().manual_seed(1))))
     assert torch.equal(a, b) and not torch.equal(a, whole)
+    # with a device, shards move there once and the same batches are cut there ("meta": a device CI has)
+    assert torch.equal(torch.cat(list(store.batches("train", 100, torch.Generator().manual_seed(1), "cpu"))), a)
+    on_meta = list(store.batches("train", 100, torch.Generator().manual_seed(1), "meta"))
+    assert {x.device.type for x in on_meta} == {"meta"} and sum(len(x) for x in on_meta) == 600
     assert torch.equal(a.sum(0).round(decimals=2), whole.sum(0).round(decimals=2))
     with pytest.raises(RecprobeError, match="no 'valid' activations .* capture with --splits"):
         store.n_rows("valid")

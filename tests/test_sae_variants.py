@@ -98,8 +98,8 @@ def test_a_frozen_control_resumes_from_its_checkpoint_exactly(planted_store, tmp
     calls = {"n": 0}
     original = ActivationStore.batches
 
-    def interrupted(self, split, batch_size, generator=None):
-        for x in original(self, split, batch_size, generator):
+    def interrupted(self, split, batch_size, generator=None, device=None):
+        for x in original(self, split, batch_size, generator, device):
             calls["n"] += 1
             if calls["n"] == 70:
                 raise Stop

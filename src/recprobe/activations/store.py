@@ -198,8 +198,10 @@ class ActivationStore:
         for shard in self._split(split)["shards"]:
             yield Rows(*self._read(shard["file"], "activations", "users", "positions"))
 
-    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-        """Activation batches; shuffled (shard order, then rows within a shard) when a generator is given."""
+    def batches(self, split: str, batch_size: int, generator: torch.Generator | None = None,
+                device: torch.device | str | None = None) -> Iterator[torch.Tensor]:
+        """Activation batches; shuffled (shard order, then rows within a shard) when a generator is given. With
+        ``device``, each shard moves there once and the same batches are cut there (no copy per batch)."""
         shards = self._split(split)["shards"]
         order = torch.randperm(len(shards), generator=generator) if generator is not None else torch.arange(len(shards))
         for i in order.tolist():
@@ -209,6 +211,8 @@ class ActivationStore:
                 raise DataFormatError(f"{self.folder / shards[i]['file']} row {bad} holds a non-finite activation "
                                       f"({x[bad].tolist()[:4]}...); capture the run again")
             rows = torch.randperm(len(x), generator=generator) if generator is not None else None
+            if device is not None:
+                x, rows = x.to(device), None if rows is None else rows.to(device)
             for start in range(0, len(x), batch_size):
                 yield x[start:start + batch_size] if rows is None else x[rows[start:start + batch_size]]
 

@@ -39,8 +39,7 @@ def reconstruction_metrics(sae, store: ActivationStore, split: str, *, batch_siz
     sae.eval()
     n, sse, total, square = 0, 0.0, torch.zeros(store.d, dtype=torch.float64), 0.0
     fires = torch.zeros(sae.n_latents, dtype=torch.long)
-    for x in store.batches(split, batch_size):
-        x = x.to(device)
+    for x in store.batches(split, batch_size, device=device):
         values, indices = sae.encode(x)
         sse += float((x - sae.decode(values, indices)).double().pow(2).sum())
         total += x.double().sum(0).cpu()

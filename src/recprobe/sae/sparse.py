@@ -23,13 +23,13 @@ def scatter_outer(n_rows: int, indices: torch.Tensor, weights: torch.Tensor, vec
 
 class _TopKEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, centred, W_enc, b_enc, k: int, dead: torch.Tensor | None, k_aux: int):
+    def forward(ctx, centred, W_enc, b_enc, k: int, dead: torch.Tensor | None, k_aux: int, n_dead: int):
         pre = torch.addmm(b_enc, centred, W_enc)  # [B, n]; ReLU commutes with top-k, so it runs on k values only
         values, indices = pre.topk(k, dim=-1, sorted=False)
         if dead is None:
             aux_values, aux_indices = values.new_zeros(len(centred), 0), indices.new_zeros(len(centred), 0)
         else:  # top k_aux among the dead columns only, mapped back to latent ids
-            dead_ids = dead.nonzero().squeeze(1)
+            dead_ids = torch.nonzero_static(dead, size=n_dead).squeeze(1)  # size known: no wait on a GPU
             aux_values, picked = pre.index_select(1, dead_ids).topk(k_aux, dim=-1, sorted=False)
             aux_indices = dead_ids[picked]
         values, aux_values = values.relu_(), aux_values.relu_()
@@ -51,15 +51,17 @@ class _TopKEncode(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b_enc = torch.zeros(W_enc.shape[1], dtype=grad.dtype, device=grad.device).index_add_(
                 0, flat, grad.flatten())
-        return grad_centred, grad_W_enc, grad_b_enc, None, None, None
+        return grad_centred, grad_W_enc, grad_b_enc, None, None, None, None
 
 
 def topk_encode(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: int,
-                dead: torch.Tensor | None = None, k_aux: int = 0):
+                dead: torch.Tensor | None = None, k_aux: int = 0, n_dead: int | None = None):
     """(values, indices) of the k largest ``relu(centred @ W_enc + b_enc)`` per row, and (aux_values,
     aux_indices) of the ``k_aux`` largest among the ``dead`` latents (empty when ``dead`` is None); the values
-    carry gradients to all three inputs."""
+    carry gradients to all three inputs. ``n_dead`` (``dead.sum()``, counted here when not given) sizes the
+    AuxK selection."""
     if dead is not None:
-        k_aux = min(k_aux, int(dead.sum()))
+        n_dead = int(dead.sum()) if n_dead is None else n_dead
+        k_aux = min(k_aux, n_dead)
         dead = dead if k_aux > 0 else None
-    return _TopKEncode.apply(centred, W_enc, b_enc, k, dead, k_aux)
+    return _TopKEncode.apply(centred, W_enc, b_enc, k, dead, k_aux, n_dead)

@@ -20,6 +20,7 @@ from recprobe.sae.faithfulness import reconstruction_metrics
 from recprobe.sae.topk import TopKSAE, geometric_median
 
 INIT_SAMPLE = 16_384
+FIGURES_EVERY = 32  # steps between the progress bar's FVU / L0 / dead figures (reading them waits for a GPU)
 
 
 @dataclass
@@ -55,20 +56,21 @@ def initial_sae(store: ActivationStore, config: SAEConfig) -> TopKSAE:
 
 
 class DeadLatents:
-    """Counts the training vectors seen since each latent last fired (a zero value picked by TopK is not a fire)."""
+    """Counts the training vectors seen since each latent last fired (a zero value picked by TopK is not a fire),
+    on the training device: no step waits for a GPU to hand its counts back."""
 
-    def __init__(self, n_latents: int, window: int):
+    def __init__(self, n_latents: int, window: int, device: torch.device):
         self.window = window
-        self.since_fired = torch.zeros(n_latents, dtype=torch.long)
+        self.since_fired = torch.zeros(n_latents, dtype=torch.long, device=device)
 
     def fired(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """[n_latents] bool: the latents that fired on these vectors."""
-        mask = torch.zeros(len(self.since_fired), dtype=torch.bool, device=indices.device)
-        return mask.index_fill_(0, indices.masked_select(values > 0), True)
+        counts = torch.zeros(len(self.since_fired), dtype=torch.int32, device=indices.device)
+        return counts.index_add_(0, indices.flatten(), (values > 0).flatten().int()) > 0
 
     def update(self, fired: torch.Tensor, n_vectors: int) -> None:
         self.since_fired += n_vectors
-        self.since_fired[fired.cpu()] = 0
+        self.since_fired.masked_fill_(fired.to(self.since_fired.device), 0)
 
     @property
     def mask(self) -> torch.Tensor:
@@ -77,6 +79,38 @@ class DeadLatents:
     @property
     def fraction(self) -> float:
         return float(self.mask.float().mean())
+
+
+class RunningFit:
+    """The epoch's running reconstruction sums behind the train FVU and L0, kept on the training device and
+    written into ``state`` (a wait on a GPU) only by ``read``. The additions are a float sum's, in its order."""
+
+    def __init__(self, state: TrainingProgress, total: torch.Tensor, device: torch.device):
+        self.state = state
+        self.sse = torch.tensor(state.sse, dtype=torch.float64, device=device)
+        self.square = torch.tensor(state.square, dtype=torch.float64, device=device)
+        self.l0 = torch.tensor(int(state.l0), dtype=torch.long, device=device)
+        self.total = total.to(device)  # [d] float64: the sum of the vectors seen, for the variance around their mean
+
+    def add(self, x: torch.Tensor, values: torch.Tensor, mse: torch.Tensor) -> None:
+        self.sse += mse.double() * len(x)
+        self.l0 += (values > 0).sum()
+        self.total += x.sum(0).double()
+        self.square += x.pow(2).sum().double()
+        self.state.seen += len(x)
+
+    def read(self) -> TrainingProgress:
+        self.state.sse, self.state.square, self.state.l0 = float(self.sse), float(self.square), float(self.l0)
+        return self.state
+
+    def fvu(self) -> float:
+        """The running FVU: squared error over the variance around the running mean."""
+        state = self.read()
+        variance = state.square - float(self.total.pow(2).sum()) / max(state.seen, 1)
+        return state.sse / max(variance, 1e-12)
+
+    def figures(self, dead: DeadLatents) -> dict[str, float]:
+        return {"fvu": self.fvu(), "l0": self.state.l0 / max(self.state.seen, 1), "dead": dead.fraction}
 
 
 def prediction_kl(x: torch.Tensor, x_hat: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -113,7 +147,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     sae = initial_sae(store, config).to(device)
     trainable = sae.trainable_parameters()
     optimiser = torch.optim.Adam(trainable, lr=train.lr, fused=True)  # no weight decay on an SAE
-    dead = DeadLatents(config.n_latents, config.dead_window or n_train)
+    dead = DeadLatents(config.n_latents, config.dead_window or n_train, device)
     select_on = "dev" if "dev" in store.splits() else "train"
     generator = torch.Generator().manual_seed(config.seed)
     state, best_state, total = TrainingProgress(), None, torch.zeros(store.d, dtype=torch.float64)
@@ -121,14 +155,16 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
         state, extra, best_state = load_checkpoint(checkpoint, key, sae, optimiser)
-        dead.since_fired, total = extra["since_fired"], extra["total"]
+        dead.since_fired, total = extra["since_fired"].to(device), extra["total"]
         generator.set_state(extra["epoch_rng"])
     epoch_rng = generator.get_state()
+    running = RunningFit(state, total, device)
 
     def save() -> None:
         if checkpoint is not None and parallel.main:
-            save_checkpoint(checkpoint, key, state, sae, optimiser, {"since_fired": dead.since_fired, "total": total,
-                                                                      "epoch_rng": epoch_rng}, best_state)
+            save_checkpoint(checkpoint, key, running.read(), sae, optimiser,
+                            {"since_fired": dead.since_fired.cpu(), "total": running.total.cpu(),
+                             "epoch_rng": epoch_rng}, best_state)
 
     started, steps = time.perf_counter() - state.seconds, 0
     figures = TextColumn("FVU {task.fields[fvu]:.4f}  L0 {task.fields[l0]:.1f}  dead {task.fields[dead]:.1%}")
@@ -138,11 +174,11 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
             bar.reset(task, total=n_train, completed=state.batches_done * train.batch_size,
                       description=f"SAE epoch {state.epoch}", fvu=float("nan"), l0=0.0, dead=dead.fraction)
             sae.train()
-            for batch_index, x in enumerate(store.batches("train", train.batch_size, generator)):
+            for batch_index, x in enumerate(store.batches("train", train.batch_size, generator, device=device)):
                 if batch_index < state.batches_done:  # done before a restart: same order, skipped
                     continue
-                mine = parallel.part(x).to(device)
-                out = sae(mine, dead.mask.to(device))
+                mine = parallel.part(x)
+                out = sae(mine, dead.mask)
                 optimiser.zero_grad(set_to_none=False)
                 if len(mine):
                     loss = sae.reconstruction_loss(mine, out)
@@ -161,26 +197,22 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                 sae.normalize_decoder()
                 dead.update(parallel.fired_anywhere(dead.fired(out.values.detach(), out.indices)), len(x))
                 state.batches_done += 1
-                state.sse += mse.item() * len(mine)  # this rank's rows: the progress shown is rank 0's
-                state.l0 += float((out.values > 0).sum())
-                total += mine.sum(0).double().cpu()
-                state.square += float(mine.pow(2).sum())
-                state.seen += len(mine)
-                bar.update(task, advance=len(x), fvu=_fvu(state, total), l0=state.l0 / max(state.seen, 1),
-                           dead=dead.fraction)
+                running.add(mine, out.values, mse)  # this rank's rows: the progress shown is rank 0's
+                shown = progress and parallel.main and state.batches_done % FIGURES_EVERY == 0
+                bar.update(task, advance=len(x), **(running.figures(dead) if shown else {}))
                 steps += 1
                 if steps % train.checkpoint_every == 0:
                     state.seconds = time.perf_counter() - started
                     save()
             selected = reconstruction_metrics(sae, store, select_on, device=device)
-            state.history.append({"epoch": state.epoch, "train_fvu": _fvu(state, total),
+            state.history.append({"epoch": state.epoch, "train_fvu": running.fvu(),
                                   f"{select_on}_fvu": selected["fvu"], "l0": selected["l0"],
                                   "dead_fraction": dead.fraction})
             if selected["fvu"] < state.best_fvu:
                 state.best_fvu, state.best_epoch = selected["fvu"], state.epoch
                 best_state = copy.deepcopy(sae.state_dict())
             state.new_epoch()
-            total.zero_()
+            running = RunningFit(state, torch.zeros_like(total), device)
             epoch_rng = generator.get_state()
             state.seconds = time.perf_counter() - started
             save()
@@ -189,7 +221,3 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                           train_seconds=time.perf_counter() - started)
     return sae.cpu().eval(), result
 
-
-def _fvu(state: TrainingProgress, total: torch.Tensor) -> float:
-    """The epoch's running FVU: squared error over the variance around the running mean."""
-    return state.sse / max(state.square - float(total.pow(2).sum()) / max(state.seen, 1), 1e-12)
