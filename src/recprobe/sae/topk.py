@@ -98,7 +98,9 @@ class TopKSAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(values, indices) of the latents each row keeps: [B, k_max] each, values 0 where a latent was picked
         but did not fire (below the threshold, for the thresholded architectures)."""
-        values, indices = self.pre_acts(x).topk(self.config.k_max, dim=-1, sorted=False)
+        pre = torch.addmm(self.b_enc, x - self.b_dec, self.W_enc)  # ReLU commutes with top-k: it runs on k values
+        values, indices = pre.topk(self.config.k_max, dim=-1, sorted=False)
+        values = values.relu()
         if self.config.arch != "topk":
             values = values * (values > self.threshold)
         return values, indices
