@@ -40,6 +40,10 @@ def test_sparse_decode_matches_the_dense_reference(d_in, scale, batch, seed):
     torch.testing.assert_close(out.x_hat, sae.reconstruct_reference(x), rtol=1e-5, atol=1e-5)
     dense = sae.dense_latents(x)
     assert ((dense > 0).sum(1) <= k).all() and (dense >= 0).all()
+    values, _ = sae.encode(x)  # ReLU after the top-k keeps the values of ReLU before it; any leading shape
+    torch.testing.assert_close(values.sort(1).values, sae.pre_acts(x).topk(k).values.sort(1).values)
+    torch.testing.assert_close(sae.encode(x[0])[0], values[0])
+    torch.testing.assert_close(sae.encode(torch.stack([x, x]))[0][1], values)
 
 
 @settings(max_examples=25, deadline=None)

@@ -29,7 +29,8 @@ class _TopKEncode(torch.autograd.Function):
         if dead is None:
             aux_values, aux_indices = values.new_zeros(len(centred), 0), indices.new_zeros(len(centred), 0)
         else:  # top k_aux among the dead columns only, mapped back to latent ids
-            dead_ids = torch.nonzero_static(dead, size=n_dead).squeeze(1)  # size known: no wait on a GPU
+            # the dead ids in ascending order, as nonzero() gives them, without its wait on a GPU
+            dead_ids = torch.sort((~dead).to(torch.uint8), stable=True).indices[:n_dead]
             aux_values, picked = pre.index_select(1, dead_ids).topk(k_aux, dim=-1, sorted=False)
             aux_indices = dead_ids[picked]
         values, aux_values = values.relu_(), aux_values.relu_()
@@ -58,8 +59,7 @@ def topk_encode(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor,
                 dead: torch.Tensor | None = None, k_aux: int = 0, n_dead: int | None = None):
     """(values, indices) of the k largest ``relu(centred @ W_enc + b_enc)`` per row, and (aux_values,
     aux_indices) of the ``k_aux`` largest among the ``dead`` latents (empty when ``dead`` is None); the values
-    carry gradients to all three inputs. ``n_dead`` (``dead.sum()``, counted here when not given) sizes the
-    AuxK selection."""
+    carry gradients to all three inputs. ``n_dead`` must be ``dead.sum()`` (counted here when not given)."""
     if dead is not None:
         n_dead = int(dead.sum()) if n_dead is None else n_dead
         k_aux = min(k_aux, n_dead)

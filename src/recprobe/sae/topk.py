@@ -98,8 +98,9 @@ class TopKSAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(values, indices) of the latents each row keeps: [B, k_max] each, values 0 where a latent was picked
         but did not fire (below the threshold, for the thresholded architectures)."""
-        pre = torch.addmm(self.b_enc, x - self.b_dec, self.W_enc)  # ReLU commutes with top-k: it runs on k values
-        values, indices = pre.topk(self.config.k_max, dim=-1, sorted=False)
+        rows = (x - self.b_dec).reshape(-1, x.shape[-1])  # [..., d_in] -> [B, d_in] for one addmm
+        pre = torch.addmm(self.b_enc, rows, self.W_enc).reshape(*x.shape[:-1], -1)
+        values, indices = pre.topk(self.config.k_max, dim=-1, sorted=False)  # ReLU commutes with top-k: after it
         values = values.relu()
         if self.config.arch != "topk":
             values = values * (values > self.threshold)

@@ -20,7 +20,7 @@ from recprobe.sae.faithfulness import reconstruction_metrics
 from recprobe.sae.topk import TopKSAE, geometric_median
 
 INIT_SAMPLE = 16_384
-FIGURES_EVERY = 32  # steps between the progress bar's FVU / L0 / dead figures (reading them waits for a GPU)
+FIGURES_EVERY = 32  # steps between the progress bar's figures off the CPU (reading them waits for the device)
 
 
 @dataclass
@@ -65,6 +65,8 @@ class DeadLatents:
 
     def fired(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """[n_latents] bool: the latents that fired on these vectors."""
+        if values.shape[-1] == len(self.since_fired):  # a dense code (the thresholded architectures)
+            return (values > 0).any(0)
         counts = torch.zeros(len(self.since_fired), dtype=torch.int32, device=indices.device)
         return counts.index_add_(0, indices.flatten(), (values > 0).flatten().int()) > 0
 
@@ -144,6 +146,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     device = torch.device(train.device)
     items = items.detach().float().to(device) if train.kl_weight > 0 else None
     parallel = DataParallel.current()
+    shards_to = device if parallel.world == 1 else None  # under torchrun each rank moves its slice alone
     sae = initial_sae(store, config).to(device)
     trainable = sae.trainable_parameters()
     optimiser = torch.optim.Adam(trainable, lr=train.lr, fused=True)  # no weight decay on an SAE
@@ -174,10 +177,10 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
             bar.reset(task, total=n_train, completed=state.batches_done * train.batch_size,
                       description=f"SAE epoch {state.epoch}", fvu=float("nan"), l0=0.0, dead=dead.fraction)
             sae.train()
-            for batch_index, x in enumerate(store.batches("train", train.batch_size, generator, device=device)):
+            for batch_index, x in enumerate(store.batches("train", train.batch_size, generator, device=shards_to)):
                 if batch_index < state.batches_done:  # done before a restart: same order, skipped
                     continue
-                mine = parallel.part(x)
+                mine = parallel.part(x).to(device)
                 out = sae(mine, dead.mask)
                 optimiser.zero_grad(set_to_none=False)
                 if len(mine):
@@ -198,7 +201,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
                 dead.update(parallel.fired_anywhere(dead.fired(out.values.detach(), out.indices)), len(x))
                 state.batches_done += 1
                 running.add(mine, out.values, mse)  # this rank's rows: the progress shown is rank 0's
-                shown = progress and parallel.main and state.batches_done % FIGURES_EVERY == 0
+                shown = progress and parallel.main and (device.type == "cpu" or state.batches_done % FIGURES_EVERY == 0)
                 bar.update(task, advance=len(x), **(running.figures(dead) if shown else {}))
                 steps += 1
                 if steps % train.checkpoint_every == 0:
