@@ -1,12 +1,11 @@
 """Dead latents and the encoder's starting scale: recprobe's TopK SAE with W_enc = W_dec^T (unit-norm rows, the
-default) against W_enc = W_dec^T * --encoder-scale at the start, and sparsify's SparseCoder, on sae_peers' data.
+default) against ``SAEConfig(encoder_scale=...)``, and sparsify's SparseCoder, on sae_peers' data.
 
     python benchmarks/encoder_init.py [--rows 1000000] [--d 128] [--latents 16384] [--k 32] [--epochs 3]
                                       [--trainers recprobe,recprobe-scaled,sparsify] [--encoder-scale 0.577]
 
 Prints each trainer's held-out FVU, the share of latents that never fire on the held-out vectors, and, for
-recprobe, each epoch's dev FVU (the checkpoint kept is the lowest). The scaled start is not a recprobe option
-yet: this script scales the encoder that ``initial_sae`` returns.
+recprobe, each epoch's dev FVU (the checkpoint kept is the lowest).
 """
 
 from __future__ import annotations
@@ -18,27 +17,15 @@ import time
 import torch
 from sae_peers import shuffled, synthetic
 
-import recprobe.sae.train as sae_train
 from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
 from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
 from recprobe.sae.faithfulness import reconstruction_metrics
 
 
 def run_recprobe(store: ActivationStore, args, encoder_scale: float) -> str:
-    unscaled = sae_train.initial_sae
-
-    def scaled(store, config):
-        sae = unscaled(store, config)
-        with torch.no_grad():
-            sae.W_enc.mul_(encoder_scale)
-        return sae
-
-    sae_train.initial_sae = scaled
-    try:
-        sae, result = train_sae(store, SAEConfig(d_in=args.d, n_latents=args.latents, scale=None, k=args.k, seed=0),
-                                SAETrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr), progress=False)
-    finally:
-        sae_train.initial_sae = unscaled
+    config = SAEConfig(d_in=args.d, n_latents=args.latents, scale=None, k=args.k, seed=0, encoder_scale=encoder_scale)
+    sae, result = train_sae(store, config, SAETrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+                            progress=False)
     held_out = reconstruction_metrics(sae, store, "dev")
     epochs = ", ".join(f"{h['dev_fvu']:.4f}" for h in result.history)
     return f"held-out FVU {held_out['fvu']:.4f}  never fire {held_out['dead_fraction']:.1%}  (dev FVU by epoch: {epochs})"

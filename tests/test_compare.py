@@ -47,6 +47,14 @@ def test_the_ladder_resumes_and_compare_sets_every_basis_beside_its_controls(lab
     train_ladder(labelled_run, ("topk",), 2, {"scale": 2, "k": 2}, train, progress=False,
                  on_rung=lambda rung, metrics, kept: again.append(kept))
     assert all(again)  # nothing trained twice
+    for written_before in labelled_run.layout.saes.glob("*/cfg.json"):  # by a recprobe without encoder_scale
+        cfg = json.loads(written_before.read_text())
+        del cfg["recprobe"]["config"]["encoder_scale"]
+        written_before.write_text(json.dumps(cfg))
+    older = []
+    train_ladder(labelled_run, ("topk",), 2, {"scale": 2, "k": 2}, train, progress=False,
+                 on_rung=lambda rung, metrics, kept: older.append(kept))
+    assert older == [True] * 6  # a field added since takes its default: still current
     other = []
     train_ladder(labelled_run, ("topk",), 1, {"scale": 2, "k": 2}, SAETrainConfig(epochs=2), progress=False,
                  on_rung=lambda rung, metrics, kept: other.append(kept))

@@ -185,6 +185,15 @@ def test_config_rules_name_both_fields():
         SAEConfig(d_in=4, sparsity=3)
 
 
+def test_the_encoder_starts_at_the_decoders_transpose_times_encoder_scale(tmp_path):
+    unit, scaled = TopKSAE(SAEConfig(d_in=4, scale=2, k=2)), TopKSAE(SAEConfig(d_in=4, scale=2, k=2, encoder_scale=0.5))
+    assert torch.equal(unit.W_enc, unit.W_dec.T) and torch.equal(scaled.W_dec, unit.W_dec)
+    torch.testing.assert_close(scaled.W_enc, unit.W_dec.T * 0.5)
+    assert load_sae(save_sae(scaled, tmp_path / "sae", {}))[0].config.encoder_scale == 0.5
+    with pytest.raises(ValidationError, match="encoder_scale\n  Input should be greater than 0"):
+        SAEConfig(d_in=4, encoder_scale=0)
+
+
 def test_store_shards_stream_in_order_and_shuffle_deterministically(tmp_path):
     store = low_rank_store(tmp_path / "acts", n=600, shard_rows=256)
     assert store.n_rows("train") == 600 and len(store.index["splits"]["train"]["shards"]) == 3

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
 from recprobe.io import read_json
 from recprobe.runs.lock import locked
@@ -74,7 +76,11 @@ def _is_current(folder: Path, config: SAEConfig, made_from: dict[str, str]) -> b
     if not (folder / CONFIG).is_file():
         return False
     recorded = read_json(folder / CONFIG).get("recprobe", {})
-    return recorded.get("config") == config.model_dump() and all(
+    try:  # read through SAEConfig: a field added since it was written takes its default
+        same_config = SAEConfig(**recorded.get("config", {})) == config
+    except ValidationError:
+        return False
+    return same_config and all(
         recorded.get("provenance", {}).get(key) == value for key, value in made_from.items())
 
 

@@ -154,7 +154,9 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     select_on = "dev" if "dev" in store.splits() else "train"
     generator = torch.Generator().manual_seed(config.seed)
     state, best_state, total = TrainingProgress(), None, torch.zeros(store.d, dtype=torch.float64)
-    key = fingerprint(config.model_dump(), train.model_dump(exclude={"device", "checkpoint_every"}), store.index)
+    # encoder_scale joins the key only when set, so a checkpoint written before the field existed still resumes
+    how = config.model_dump(exclude={"encoder_scale"} if config.encoder_scale == 1 else None)
+    key = fingerprint(how, train.model_dump(exclude={"device", "checkpoint_every"}), store.index)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists():
         state, extra, best_state = load_checkpoint(checkpoint, key, sae, optimiser)
