@@ -15,7 +15,7 @@ import tempfile
 import time
 
 import torch
-from sae_peers import shuffled, synthetic
+from sae_peers import fvu, synthetic, train_sparsify, workload_arguments
 
 from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
 from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
@@ -32,39 +32,17 @@ def run_recprobe(store: ActivationStore, args, encoder_scale: float) -> str:
 
 
 def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> str:
-    from sparsify import SparseCoder, SparseCoderConfig
-
-    torch.manual_seed(0)
-    sae = SparseCoder(args.d, SparseCoderConfig(num_latents=args.latents, k=args.k))
-    optimiser = torch.optim.Adam(sae.parameters(), lr=args.lr)
-    since_fired = torch.zeros(args.latents, dtype=torch.long)
-    for x in shuffled(train, args.batch_size, args.epochs, 0):  # as benchmarks/sae_peers.py steps it
-        out = sae(x, dead_mask=since_fired > len(train))
-        (out.fvu + 1 / 32 * out.auxk_loss).backward()
-        sae.set_decoder_norm_to_unit_norm()
-        sae.remove_gradient_parallel_to_decoder_directions()
-        optimiser.step()
-        optimiser.zero_grad()
-        since_fired += len(x)
-        since_fired[out.latent_indices.flatten()] = 0
+    sae = train_sparsify(train, args)
     with torch.no_grad():
         out = sae(held_out)
     fired = torch.zeros(args.latents, dtype=torch.bool)
     fired[out.latent_indices[out.latent_acts > 0]] = True
-    fvu = float((held_out - out.sae_out).pow(2).sum() / (held_out - held_out.mean(0)).pow(2).sum())
-    return f"held-out FVU {fvu:.4f}  never fire {1 - fired.float().mean():.1%}"
+    return f"held-out FVU {fvu(held_out, out.sae_out):.4f}  never fire {1 - fired.float().mean():.1%}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--d", type=int, default=128)
-    parser.add_argument("--latents", type=int, default=16_384)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser = workload_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.set_defaults(rows=1_000_000, d=128, latents=16_384, k=32, epochs=3, device="cpu")
     parser.add_argument("--encoder-scale", type=float, default=3 ** -0.5, help="nn.Linear's (sparsify's) row norm")
     parser.add_argument("--trainers", default="recprobe,recprobe-scaled,sparsify")
     args = parser.parse_args()

@@ -88,15 +88,15 @@ def run_saelens(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[floa
         return seconds, fvu(held_out, sae(held_out))
 
 
-def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[float, float]:
+def train_sparsify(train: torch.Tensor, args):
+    """A ``SparseCoder`` stepped as sparsify's ``Trainer.fit`` steps one SAE."""
     from sparsify import SparseCoder, SparseCoderConfig
 
     torch.manual_seed(0)
     sae = SparseCoder(args.d, SparseCoderConfig(num_latents=args.latents, k=args.k), device=args.device)
     optimiser = torch.optim.Adam(sae.parameters(), lr=args.lr)
     since_fired = torch.zeros(args.latents, dtype=torch.long, device=args.device)
-    started = synchronised(args.device)
-    for x in shuffled(train, args.batch_size, args.epochs, 0):  # the body of sparsify's Trainer.fit, one SAE
+    for x in shuffled(train, args.batch_size, args.epochs, 0):
         out = sae(x, dead_mask=since_fired > len(train))
         (out.fvu + 1 / 32 * out.auxk_loss).backward()
         sae.set_decoder_norm_to_unit_norm()
@@ -105,6 +105,12 @@ def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[flo
         optimiser.zero_grad()
         since_fired += len(x)
         since_fired[out.latent_indices.flatten()] = 0
+    return sae
+
+
+def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[float, float]:
+    started = synchronised(args.device)
+    sae = train_sparsify(train, args)
     seconds = synchronised(args.device) - started
     with torch.no_grad():
         return seconds, fvu(held_out, sae(held_out).sae_out)
@@ -151,8 +157,8 @@ def device_name(args) -> str:
     return f"{args.threads} CPU threads"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def workload_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The data, SAE and training options every trainer here shares (benchmarks/encoder_init.py reuses them)."""
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--latents", type=int, default=1024)
@@ -161,6 +167,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (also on a GPU run: the data loading's)")
+    return parser
+
+
+def main() -> None:
+    parser = workload_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--device", default="cpu", help="cpu, or cuda: every trainer on one GPU (SAELens needs its "
                                                          "own install there)")
     parser.add_argument("--repeats", type=int, default=3)
