@@ -78,7 +78,7 @@ def _is_current(folder: Path, config: SAEConfig, made_from: dict[str, str]) -> b
     recorded = read_json(folder / CONFIG).get("recprobe", {})
     try:  # read through SAEConfig: a field added since it was written takes its default
         same_config = SAEConfig(**recorded.get("config", {})) == config
-    except ValidationError:
+    except (ValidationError, TypeError):  # a damaged cfg.json: not current, trained again
         return False
     return same_config and all(
         recorded.get("provenance", {}).get(key) == value for key, value in made_from.items())
