@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recprobe.sae.config import SAEConfig
-from recprobe.sae.sparse import topk_encode
+from recprobe.sae.sparse import sparse_decode, topk_encode
 
 THRESHOLD_RATE = 0.01  # BatchTopK's threshold: running-mean rate (SAELens' topk_threshold_lr)
 
@@ -108,7 +108,7 @@ class TopKSAE(nn.Module):
 
     def decode(self, values: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """Sparse decode: a weighted sum of k decoder rows per vector (embedding_bag), never [B, n_latents]."""
-        return F.embedding_bag(indices, self.W_dec, per_sample_weights=values, mode="sum") + self.b_dec
+        return sparse_decode(values, indices, self.W_dec) + self.b_dec
 
     def forward(self, x: torch.Tensor, dead: torch.Tensor | None = None) -> SAEOutput:
         """The training pass: one dense encoder matmul, a sparse backward (``recprobe.sae.sparse``) and a sparse
@@ -174,7 +174,7 @@ class TopKSAE(nn.Module):
         if out.n_dead == 0:
             return x.new_zeros(())
         e = (x - out.x_hat).detach()
-        e_hat = F.embedding_bag(out.aux_indices, self.W_dec, per_sample_weights=out.aux_values, mode="sum")
+        e_hat = sparse_decode(out.aux_values, out.aux_indices, self.W_dec)
         scale = min(out.n_dead / self.config.k_aux, 1.0)
         if self.config.aux_scale == "residual_variance":
             scale = scale * _variance(x) / _variance(e).clamp(min=1e-12)
