@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import recprobe
-from recprobe.errors import IdMismatchError, RunFolderError
+from recprobe.errors import IdMismatchError, RecprobeError, RunFolderError
 from recprobe.runs import Run
 from recprobe.runs.align import AlignedTarget, align
 from recprobe.target import Batch, is_sequential
@@ -79,7 +79,93 @@ def test_an_off_by_one_wrapper_is_refused_saying_so(split, tmp_path):
     right = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items,
                           forward=lambda m, b: m(b.users + 1, b.history)[:, 1:])
     check = Run.create(tmp_path / "right", right, split).record["ranking_check"]
-    assert check["HR@10"] == 1.0 and check["HR@10 ids shifted -1"] < 0.5 and check["HR@10 ids shifted +1"] < 0.5
+    assert check["HR@10"] == 1.0 and check["HR@10 item ids shifted -1"] < 0.5 and check["HR@10 item ids shifted +1"] < 0.5
+
+
+HISTORY = 4
+
+
+class BagMemory(nn.Module):
+    """A sequential model in ids from 1 (0 pads histories) that remembers which item followed which history: it
+    scores an item by how much the user's history overlaps the test-time histories it was the next item of."""
+
+    def __init__(self, split):
+        super().__init__()
+        n = split.n_items
+        batch = probe_batch(split, HISTORY, n=split.n_users)
+        bags = self.bag(torch.where(batch.history == n, 0, batch.history + 1), n + 1)
+        self.memory = bags.T @ torch.eye(n + 1)[torch.from_numpy(split.test_items) + 1]  # [n + 1, n + 1]
+        self.tower = nn.Identity()
+
+    @staticmethod
+    def bag(history, width):
+        bags = torch.eye(width)[history].sum(1)
+        bags[:, 0] = 0  # the padding id
+        return bags
+
+    def forward(self, history):
+        return self.tower(self.bag(history, len(self.memory))) @ self.memory  # [B, n_items + 1], column 0 padding
+
+
+def test_a_wrapper_feeding_histories_or_users_one_off_is_refused_saying_which(split, tmp_path):
+    n = split.n_items
+    model = BagMemory(split)
+    right = recprobe.wrap(model, site="tower", d_model=n + 1, max_history=HISTORY, item_tokens=[None, *split.item_ids],
+                          forward=lambda m, b: m(b.history))
+    check = Run.create(tmp_path / "right", right, split).record["ranking_check"]
+    assert check["HR@10"] > 0.9 and check["HR@10 history ids shifted +1"] < 0.5 > check["HR@10 history ids shifted -1"]
+    unshifted = recprobe.wrap(model, site="tower", d_model=n + 1, max_history=HISTORY, n_items=n,  # forgets the + 1
+                              forward=lambda m, b: m(torch.where(b.history == n, 0, b.history))[:, 1:])
+    with pytest.raises(RunFolderError, match=r"better with the item ids of the histories it reads shifted by \+1 "
+                                             r"\(HR@10 (1.0000|0.9\d+) against 0.\d+ as given.*give item_tokens"):
+        Run.create(tmp_path / "unshifted", unshifted, split)
+    users_from_zero = recprobe.wrap(FromOne(split), site="tower", d_model=n, n_items=n,  # forgets the users' + 1
+                                    forward=lambda m, b: m(b.users, b.history)[:, 1:])
+    with pytest.raises(RunFolderError, match=r"better with the user ids it reads shifted by \+1 \(HR@10 (1.0000|0.9\d+) .*"
+                                             r"give user_tokens"):
+        Run.create(tmp_path / "users", users_from_zero, split)
+    assert not (tmp_path / "unshifted").exists() and not (tmp_path / "users").exists()
+
+
+def test_the_target_check_maps_declared_tokens_as_a_run_does(split):
+    from recprobe.testing import ProbeTargetCheckError, check_probe_target
+
+    target = from_one(split, item_tokens=[None, *split.item_ids], user_tokens=[None, *split.user_ids])
+    check_probe_target(target, probe_batch(split, 0), split=split)  # a padding column, declared: no complaint
+    wrong = recprobe.wrap(FromOne(split), site="tower", d_model=split.n_items, n_items=split.n_items,
+                          forward=lambda m, b: m(b.users + 1, b.history)[:, :-1])
+    with pytest.raises(ProbeTargetCheckError, match="better with its item ids shifted by -1"):
+        check_probe_target(wrong, probe_batch(split, 0), split=split)
+
+
+def test_a_target_whose_representation_stages_cannot_read_is_refused_before_anything_is_written(split, tmp_path):
+    n = split.n_items
+    narrow = recprobe.wrap(FromOne(split), site="tower", d_model=n - 1, item_tokens=[None, *split.item_ids],
+                           user_tokens=[None, *split.user_ids], forward=lambda m, b: m(b.users, b.history))
+    with pytest.raises(RecprobeError, match=rf"is \(\d+, {n}\), but a ProbeTarget needs \[B, d_model\] = \(\d+, {n - 1}\)"):
+        Run.create(tmp_path / "narrow", narrow, split)
+    unmapped = recprobe.wrap(BagMemory(split), site="tower", d_model=n + 1, max_history=100, n_items=n,  # padded
+                             forward=lambda m, b: m(b.history + 1)[:, 1:])  # the split's padding id n -> n + 1
+    with pytest.raises(IdMismatchError, match=rf"failed on a batch of the synthetic split \(IndexError: .*padded at the "
+                                              rf"end with {n}\. A model numbering them its own way .* declares item_tokens"):
+        Run.create(tmp_path / "unmapped", unmapped, split)
+    assert not (tmp_path / "narrow").exists() and not (tmp_path / "unmapped").exists()
+
+
+def test_reopening_with_a_wrapper_that_declares_another_window_is_refused(split, tmp_path):
+    from recprobe.errors import StaleArtifactError
+
+    model = BagMemory(split)
+
+    def wrapped(window):
+        return recprobe.wrap(model, site="tower", d_model=split.n_items + 1, max_history=window,
+                             item_tokens=[None, *split.item_ids], forward=lambda m, b: m(b.history))
+
+    run = Run.create(tmp_path / "run", wrapped(HISTORY), split)
+    assert Run.open(run.root, target=wrapped(HISTORY)).fingerprint == run.fingerprint  # same weights, same wrapper
+    with pytest.raises(StaleArtifactError, match=rf"has changed since the run was created \(max_history {HISTORY} -> "
+                                                 rf"now {HISTORY - 1}\); recreate the run"):
+        Run.open(run.root, target=wrapped(HISTORY - 1))
 
 
 def test_scores_of_another_width_name_both_widths_and_the_padding_column(split, tmp_path):

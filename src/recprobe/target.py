@@ -65,3 +65,9 @@ def is_sequential(target: ProbeTarget) -> bool:
     and is given whole histories."""
     declared = getattr(target, "sequential", None)
     return bool(target.max_history) if declared is None else bool(declared) and bool(target.max_history)
+
+
+def reads_users(target: ProbeTarget) -> bool:
+    """Whether the target's user ids must match the split's: general targets read them; sequential ones read
+    histories, and their user ids are bookkeeping, unless they say ``reads_users`` (Caser, HGN...)."""
+    return bool(getattr(target, "reads_users", not target.max_history))

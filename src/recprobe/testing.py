@@ -11,14 +11,18 @@ import torch
 from recprobe.batches import phase_batches
 from recprobe.errors import IdMismatchError, RecprobeError
 from recprobe.ranking.metrics import scored_chunks, seen_items, target_ranks
-from recprobe.target import Batch, ProbeTarget
+from recprobe.target import Batch, ProbeTarget, reads_users
 
 SANITY_USERS = 2000  # held-out items ranked before a run is created
 SANITY_FACTOR = 3.0  # a target must hit at least this many times what random scores would...
 SANITY_SHARE = 1 / 3  # ...or, on catalogs too small for that, a third of the way from random to every hit
 SANITY_K = 10
-SHIFTS = (-1, 1)  # item ids read one off each way: an off-by-one wrapper ranks clearly better under one of them
+SHIFTS = (-1, 1)  # ids read one off each way: an off-by-one wrapper ranks clearly better under one of them
 SHIFT_Z = 3.0  # how clearly: the paired z of users only the shift hits against those only the given ids hit
+# What a wrapper can read one off: its score columns (item ids out), the histories it is fed (item ids in), the
+# users it is fed; and the ids that map each without shifting by hand.
+READ = {"item": "its item ids", "history": "the item ids of the histories it reads", "user": "the user ids it reads"}
+TOKENS = {"item": "item_tokens", "history": "item_tokens", "user": "user_tokens"}
 
 
 class ProbeTargetCheckError(RecprobeError, AssertionError):
@@ -35,8 +39,9 @@ def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5,
     attributes present; ``represent`` gives a finite float [B, d_model] and is deterministic; ``score``
     gives [B, n_items]; ``score(represent(b), b)`` equals ``predict(b)`` within ``atol`` (probing changes
     nothing); an edited representation changes the scores; ``item_embeddings`` is None or [n_items, d]. With
-    ``split`` (in the target's numbering) it also ranks the split's held-out test items: a target near random
-    there is trained on other ids or data (see ``ranking_check``)."""
+    ``split``, it also ranks the split's held-out test items, the target mapped onto the split's ids as a run
+    maps it (``item_tokens`` / ``user_tokens``): a target near random there, or better with ids shifted by one,
+    is trained on other ids or data or reads them one off (see ``ranking_check``)."""
     problems: list[str] = []
     missing = [a for a in ("name", "d_model", "n_items", "max_history", "represent", "score", "predict",
                            "item_embeddings") if not hasattr(target, a)]
@@ -74,9 +79,14 @@ def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5,
     if items is not None and (not isinstance(items, torch.Tensor) or items.ndim != 2 or len(items) != target.n_items):
         problems.append(f"item_embeddings() must be None or [n_items={target.n_items}, d], got {_shape(items)}")
     if split is not None and not problems:
-        check = ranking_check(target, split)
-        if not check.ok:
-            problems.append(check.message())
+        from recprobe.runs.align import align  # the run's id mapping; lazy, as align imports this module
+
+        try:
+            check = ranking_check(align(target, split), split)
+            if not check.ok:
+                problems.append(check.message())
+        except IdMismatchError as e:
+            problems.append(str(e))
     if problems:
         raise ProbeTargetCheckError(
             f"{target.name} breaks {len(problems)} ProbeTarget rule(s):\n" + "\n".join(f"  - {p}" for p in problems)
@@ -86,23 +96,24 @@ def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5,
 @dataclass(frozen=True)
 class RankingCheck:
     """HR@10 of a target on a sample of the split's test items, against what random scores would reach, and
-    against the same scores read with item ids shifted by one each way (an off-by-one wrapper ranks better
-    shifted)."""
+    against the same target with ids shifted by one each way (an off-by-one wrapper ranks better shifted): its
+    score columns, and the history items and user ids it is fed where it reads them."""
 
     target: str
     dataset: str
     users: int
     hr: float
     random_hr: float
-    shifted: dict[int, tuple[float, float]] = field(default_factory=dict)  # shift -> (HR@10, z of shifted - given)
+    shifted: dict[str, tuple[float, float]] = field(default_factory=dict)  # "history +1" -> (HR@10, z of shifted - given)
 
     @property
     def threshold(self) -> float:
         return min(SANITY_FACTOR * self.random_hr, self.random_hr + SANITY_SHARE * (1 - self.random_hr))
 
     @property
-    def off_by(self) -> int | None:
-        """The shift of the item ids under which the held-out items rank clearly better, if any."""
+    def off_by(self) -> str | None:
+        """The shift (``"item -1"``, ``"history +1"``, ``"user +1"``...) under which the held-out items rank
+        clearly better, if any."""
         better = {shift: z for shift, (_, z) in self.shifted.items() if z > SHIFT_Z}
         return max(better, key=better.get) if better else None
 
@@ -113,10 +124,11 @@ class RankingCheck:
     def message(self) -> str:
         if self.off_by is not None:
             shifted_hr, z = self.shifted[self.off_by]
-            return (f"{self.target} ranks the {self.dataset} split's held-out items better with its item ids shifted by "
-                    f"{self.off_by:+d} (HR@{SANITY_K} {shifted_hr:.4f} against {self.hr:.4f} as given, on {self.users} test "
+            part, shift = self.off_by.split()
+            return (f"{self.target} ranks the {self.dataset} split's held-out items better with {READ[part]} shifted by "
+                    f"{shift} (HR@{SANITY_K} {shifted_hr:.4f} against {self.hr:.4f} as given, on {self.users} test "
                     f"users, z = {z:.1f}): its wrapper is likely off by one (ids from 1, or a padding row at 0?); give "
-                    "item_tokens (None at the padding id) instead of shifting ids by hand")
+                    f"{TOKENS[part]} (None at the padding id) instead of shifting ids by hand")
         return (f"{self.target} ranks the {self.dataset} split's held-out items almost at random: HR@{SANITY_K} "
                 f"{self.hr:.4f} on {self.users} test users, random scores would reach {self.random_hr:.4f}, and a "
                 f"trained model at least {self.threshold:.4f}. Likely causes: its user or item ids are numbered "
@@ -126,7 +138,7 @@ class RankingCheck:
 
     def as_dict(self) -> dict[str, float | int]:
         return {"users": self.users, f"HR@{SANITY_K}": self.hr, f"random HR@{SANITY_K}": self.random_hr,
-                **{f"HR@{SANITY_K} ids shifted {shift:+d}": hr for shift, (hr, _) in self.shifted.items()}}
+                **{f"HR@{SANITY_K} {key.replace(' ', ' ids shifted ')}": hr for key, (hr, _) in self.shifted.items()}}
 
 
 def width_message(name: str, width: int, expected: int, declared: str) -> str:
@@ -137,41 +149,83 @@ def width_message(name: str, width: int, expected: int, declared: str) -> str:
             "Make predict/score return one column per item")
 
 
+def represent_check(target: ProbeTarget, batch: Batch, split) -> None:
+    """The target's representation of ``batch`` (the split's, in its numbering) is a float [B, d_model], or one
+    error naming what it is: what every stage after the run's creation reads. A model that indexes past its
+    tables here was most likely given ids it does not number that way."""
+    try:
+        reps = target.represent(batch)
+    except IndexError as e:
+        raise IdMismatchError(
+            f"{target.name} failed on a batch of the {split.name} split ({type(e).__name__}: {e}): recprobe gives users "
+            f"as 0..{split.n_users - 1} and histories as item ids 0..{split.n_items - 1}, padded at the end with "
+            f"{split.n_items}. A model numbering them its own way (ids from 1, padding at 0) declares item_tokens / "
+            "user_tokens (None at its padding id) and recprobe maps them") from e
+    if not isinstance(reps, torch.Tensor) or tuple(reps.shape) != (len(batch), target.d_model):
+        raise RecprobeError(f"{target.name}'s represent(batch) must be [B, d_model] = {(len(batch), target.d_model)}, "
+                            f"got {_shape(reps)}; declare the d_model its representation has")
+    if not reps.is_floating_point():
+        raise RecprobeError(f"{target.name}'s represent(batch) must be a float tensor, got {reps.dtype}")
+
+
+def shifted_input(batch: Batch, part: str, shift: int, n_users: int, n_items: int) -> Batch:
+    """``batch`` (in the split's numbering) with its history items (``part="history"``; padding stays) or its
+    users (``"user"``) moved ``shift`` ids along, modulo their count."""
+    if part == "user":
+        return Batch((batch.users + shift) % n_users, batch.history, batch.lengths)
+    history = torch.where(batch.history < n_items, (batch.history + shift) % n_items, batch.history)
+    return Batch(batch.users, history, batch.lengths)
+
+
+def _scores(target: ProbeTarget, batch: Batch, split) -> torch.Tensor:
+    """``target.predict(batch)`` as float [users, items] on the CPU, or the error naming what is wrong with it."""
+    scores = target.predict(batch)
+    if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or len(scores) != len(batch):
+        raise RecprobeError(f"{target.name}'s predict(batch) must return [users, items] scores, one row per user of "
+                            f"the batch; for {len(batch)} users it returned {_shape(scores)}")
+    scores = scores.float().cpu()
+    if scores.shape[1] != split.n_items:
+        raise IdMismatchError(width_message(target.name, scores.shape[1], split.n_items, "n_items"))
+    broken = torch.isnan(scores).any(1)
+    if broken.any():
+        raise RecprobeError(f"{target.name} scores NaN for {int(broken.sum())} of {len(batch)} users (e.g. user "
+                            f"{split.user_ids[int(batch.users[int(broken.nonzero()[0])])]}); a target's scores must be "
+                            "numbers: check its weights and inputs")
+    return scores
+
+
 @torch.no_grad()
 def ranking_check(target: ProbeTarget, split, *, n_users: int = SANITY_USERS, seed: int = 0) -> RankingCheck:
     """Full-ranking HR@10 of ``target.predict`` on up to ``n_users`` test users (seen items masked), the
     expected HR@10 of random scores on the same users (10 over the items each user can be shown), and HR@10 with
-    the score columns shifted by one each way, with the paired z of the users only the shift hits against those
-    only the given ids hit (McNemar's)."""
+    ids shifted by one each way (the score columns; the history items fed to a target that reads histories; the
+    user ids fed to one that reads users), each with the paired z of the users only the shift hits against
+    those only the given ids hit (McNemar's)."""
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(split.n_users, size=min(n_users, split.n_users), replace=False))
     batch_of = phase_batches(split, "test", target.max_history)
     offsets, items = split.exclusions("test")
+    inputs = ["history"] * bool(target.max_history) + ["user"] * reads_users(target)
     hits, random_hits = 0.0, 0.0
-    shifted = {shift: np.zeros(3) for shift in SHIFTS}  # hits, only shifted, only given
+    shifted = {f"{part} {shift:+d}": np.zeros(3) for part in ["item", *inputs] for shift in SHIFTS}  # hits, only shifted, only given
     for chunk in scored_chunks(users, 512, split.n_items):
-        scores = target.predict(batch_of(chunk))
-        if not isinstance(scores, torch.Tensor) or scores.ndim != 2 or len(scores) != len(chunk):
-            raise RecprobeError(f"{target.name}'s predict(batch) must return [users, items] scores, one row per user of "
-                                f"the batch; for {len(chunk)} users it returned {_shape(scores)}")
-        scores = scores.float().cpu()
-        if scores.shape[1] != split.n_items:
-            raise IdMismatchError(width_message(target.name, scores.shape[1], split.n_items, "n_items"))
-        broken = torch.isnan(scores).any(1)
-        if broken.any():
-            raise RecprobeError(f"{target.name} scores NaN for {int(broken.sum())} of {len(chunk)} users (e.g. user "
-                                f"{split.user_ids[chunk[int(broken.nonzero()[0])]]}); a target's scores must be numbers: "
-                                "check its weights and inputs")
+        batch = batch_of(chunk)
+        scores = _scores(target, batch, split)
         mask = seen_items(offsets, items, chunk)
         held_out = torch.from_numpy(split.test_items[chunk])
-        moved = {shift: target_ranks(scores.roll(shift, dims=1), held_out, mask) <= SANITY_K for shift in SHIFTS}
+        moved = {}
+        for shift in SHIFTS:
+            moved[f"item {shift:+d}"] = target_ranks(scores.roll(shift, dims=1), held_out, mask) <= SANITY_K
+            for part in inputs:
+                fed = _scores(target, shifted_input(batch, part, shift, split.n_users, split.n_items), split)
+                moved[f"{part} {shift:+d}"] = target_ranks(fed, held_out, mask) <= SANITY_K
         given = target_ranks(scores, held_out, mask) <= SANITY_K  # last: it masks scores in place
         hits += float(given.sum())
-        for shift, counts in shifted.items():
-            hit = moved[shift]
+        for key, counts in shifted.items():
+            hit = moved[key]
             counts += (float(hit.sum()), float((hit & ~given).sum()), float((given & ~hit).sum()))
         shown = split.n_items - (offsets[chunk + 1] - offsets[chunk])  # the held-out item is never masked
         random_hits += float(np.minimum(SANITY_K / np.maximum(shown, 1), 1.0).sum())
-    paired = {shift: (hit / len(users), (only - other) / max(np.sqrt(only + other), 1.0))
-              for shift, (hit, only, other) in shifted.items()}
+    paired = {key: (hit / len(users), (only - other) / max(np.sqrt(only + other), 1.0))
+              for key, (hit, only, other) in shifted.items()}
     return RankingCheck(target.name, split.name, len(users), hits / len(users), random_hits / len(users), paired)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from recprobe.errors import IdMismatchError
-from recprobe.target import Batch, ProbeTarget, is_sequential
+from recprobe.target import Batch, ProbeTarget, is_sequential, reads_users
 from recprobe.testing import width_message
 
 EXAMPLES = 3
@@ -46,18 +46,12 @@ def align_ids(target: ProbeTarget, split) -> ProbeTarget:
         raise IdMismatchError(f"{target.name} declares n_items={target.n_items} but {len(item_tokens)} item_tokens; "
                               "give one token per output column (None for a padding id)")
     items = token_map(item_tokens, split.item_ids, "item", target.name, split.name, subset_ok=True)
-    users = None if user_tokens is None or not target_reads_users(target) else token_map(
+    users = None if user_tokens is None or not reads_users(target) else token_map(
         user_tokens, split.user_ids, "user", target.name, split.name)
     pads = [i for i, token in enumerate(item_tokens) if token is None]
     if users is None and np.array_equal(items, np.arange(split.n_items)) and target.n_items == split.n_items:
         return target
     return AlignedTarget(target, items, users, pad=pads[0] if pads else target.n_items)
-
-
-def target_reads_users(target: ProbeTarget) -> bool:
-    """Whether the target's user ids must match the split's: general targets read them; sequential ones read
-    histories, and their user ids are bookkeeping, unless they say ``reads_users`` (Caser, HGN...)."""
-    return bool(getattr(target, "reads_users", not target.max_history))
 
 
 def token_map(target_tokens: Sequence, split_tokens: np.ndarray, kind: str, target_name: str, split_name: str, *,
@@ -93,7 +87,7 @@ class AlignedTarget:
     def __init__(self, inner: ProbeTarget, items: np.ndarray, users: np.ndarray | None, pad: int | None = None):
         self.inner = inner
         self.name, self.d_model, self.max_history = inner.name, inner.d_model, inner.max_history
-        self.sequential = getattr(inner, "sequential", None)
+        self.sequential, self.reads_users = getattr(inner, "sequential", None), reads_users(inner)
         self.n_items = len(items)
         pad = inner.n_items if pad is None else pad
         known = torch.from_numpy(items)

@@ -35,7 +35,7 @@ from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
 from recprobe.schemas import ConceptSettings, RunRecord, SaeMetrics, read_checked
 from recprobe.target import ProbeTarget
-from recprobe.testing import ranking_check
+from recprobe.testing import ranking_check, represent_check
 from recprobe.version import __version__
 
 FORMAT = 1
@@ -108,13 +108,17 @@ class Run:
             raise RunFolderError(
                 f"the {record['dataset']['name']} data given (fingerprint {split.fingerprint}) is not the data {root} "
                 f"was made on ({record['dataset']['fingerprint']})")
-        target = align(target if target is not None else _load_target(record, root, split), split)
+        given = target if target is not None else _load_target(record, root, split)
+        target = align(given, split)
         fingerprint = target_fingerprint(target, _probe_batch(target, split))
-        if fingerprint != record["target"]["fingerprint"]:
+        now = declared(given)
+        changed = [f"{key} {record['target'][key]!r} -> now {now[key]!r}" for key in now
+                   if key in record["target"] and record["target"][key] != now[key]]  # weights alike, wrapper not
+        if fingerprint != record["target"]["fingerprint"] or changed:
+            what = ", ".join(changed) if changed else f"fingerprint {record['target']['fingerprint']}, now {fingerprint}"
             raise StaleArtifactError(
-                f"the recommender {root} probes has changed since the run was created (fingerprint "
-                f"{record['target']['fingerprint']}, now {fingerprint}); recreate the run with `{record['command']} "
-                "--overwrite`, which also clears what was made from the old one")
+                f"the recommender {root} probes has changed since the run was created ({what}); recreate the run with "
+                f"`{record['command']} --overwrite`, which also clears what was made from the old one")
         return cls(root, record, target, split)
 
     # --- the stages' inputs, checked -----------------------------------------------------------------------
@@ -346,15 +350,15 @@ def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter
     enforcing it: a built-in model's ids are the split's by construction)."""
     root = Path(folder)
     aligned = align(target, split)
+    represent_check(aligned, _probe_batch(aligned, split), split)
     check = ranking_check(aligned, split)
     if not check.ok and not untrained_ok and enforce_ranking:
-        raise RunFolderError(f"{check.message()}. Nothing was written; pass --untrained-ok (untrained_ok=True) "
-                             "if the weights are fresh on purpose")
+        escape = ("to create it all the same" if check.off_by else "if the weights are fresh on purpose")
+        raise RunFolderError(f"{check.message()}. Nothing was written; pass --untrained-ok (untrained_ok=True) {escape}")
     record = {
         "format": FORMAT,
         "target": {"adapter": adapter or IN_MEMORY, "options": _portable(adapter, options or {}, root),
-                   "name": target.name, "d_model": target.d_model, "n_items": target.n_items,
-                   "max_history": target.max_history,
+                   **declared(target),
                    "fingerprint": target_fingerprint(aligned, _probe_batch(aligned, split)),
                    "ids": "mapped by raw token" if aligned is not target else "as given"},
         "dataset": {"name": split.name, **split.origin, "fingerprint": split.fingerprint,
@@ -426,6 +430,12 @@ def clear_downstream(layout: RunLayout) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+
+def declared(target: ProbeTarget) -> dict[str, Any]:
+    """What a target says it is, recorded with its fingerprint: a wrapper reading another site or history
+    window over the same weights declares something else."""
+    return {"name": target.name, "d_model": target.d_model, "n_items": target.n_items, "max_history": target.max_history}
 
 
 def _probe_batch(target: ProbeTarget, split: Split):
