@@ -208,6 +208,9 @@ CASES = [
     Case("explain-unknown-item", "explain --run {run} --user 1 --item 99999", "--item '99999' is not one of this run's items"),
     Case("push-bad-repo-id", "push --run {run} --repo ../../etc", "'../../etc' is not a Hub repo id"),
     Case("push-offline", "push --run {run} --repo me/sae", "offline mode (HF_HUB_OFFLINE is set)", env=(("HF_HUB_OFFLINE", "1"),)),
+    # a port nothing listens on: the connection is refused on this machine, as with no network
+    Case("push-unreachable", "push --run {run} --repo me/sae", "could not reach the Hugging Face Hub at http://127.0.0.1:9",
+         env=(("HF_HUB_OFFLINE", "0"), ("HF_ENDPOINT", "http://127.0.0.1:9"), ("HF_TOKEN", "hf_test"))),
     Case("export-neither-dataset-nor-run", "export --out {tmp}/e", "--dataset: give --dataset D or --run RUN"),
     Case("probe-unknown-adapter", "probe --adapter nope --dataset {data} --out {tmp}/r " + TOY, "unknown adapter 'nope'"),
     # options checked before anything is written

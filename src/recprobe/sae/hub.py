@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from pathlib import Path
 
 from recprobe.errors import RecprobeError
@@ -15,6 +17,17 @@ def _hub():
     except ImportError as e:
         raise RecprobeError(f"the Hub client is not installed ({e}); run `pip install 'recprobe[hub]'`") from e
     return huggingface_hub
+
+
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What the Hub client's HTTP library raises when the Hub cannot be reached (no network, a wrong endpoint):
+    httpx's or its fork httpx2's transport errors, requests' connection errors, and the socket's own."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module, names in (("httpx", ("TransportError",)), ("httpx2", ("TransportError",)),
+                          ("requests.exceptions", ("ConnectionError", "Timeout"))):
+        with contextlib.suppress(ImportError):
+            found += [getattr(importlib.import_module(module), name) for name in names]
+    return tuple(found)
 
 
 def from_pretrained(path_or_repo_id: str | Path, *, revision: str | None = None, endpoint: str | None = None,
@@ -69,3 +82,7 @@ def push_to_hub(folder: str | Path, repo_id: str, *, tables: dict[str, Path] | N
     except HfHubHTTPError as e:
         raise RecprobeError(f"the Hub refused the upload to {repo_id!r} ({' '.join(str(e).split())}); check the repo id "
                             "and your token (huggingface-cli login or HF_TOKEN)") from None
+    except network_errors() as e:
+        raise RecprobeError(f"could not reach the Hugging Face Hub at {api.endpoint} to push {repo_id!r} "
+                            f"({type(e).__name__}: {' '.join(str(e).split())}); check the network (or HF_ENDPOINT), "
+                            "or copy the sae/ folder by hand") from None
