@@ -206,6 +206,9 @@ CASES = [
     Case("explain-user-and-fidelity", "explain --run {run} --user 1 --fidelity", "--user: give --user U (with --item I) or --fidelity"),
     Case("explain-unknown-user", "explain --run {run} --user nobody", "--user 'nobody' is not one of this run's users"),
     Case("explain-unknown-item", "explain --run {run} --user 1 --item 99999", "--item '99999' is not one of this run's items"),
+    Case("mistyped-option", "train-sae --run {run} --epoch 2",
+         "No such option: --epoch (Possible options: --arch, --epochs); see `recprobe train-sae --help`"),
+    Case("unknown-command", "trian-sae --run {run}", "No such command 'trian-sae'. Did you mean 'train-sae'? See `recprobe --help`"),
     Case("push-bad-repo-id", "push --run {run} --repo ../../etc", "'../../etc' is not a Hub repo id"),
     Case("push-offline", "push --run {run} --repo me/sae", "offline mode (HF_HUB_OFFLINE is set)", env=(("HF_HUB_OFFLINE", "1"),)),
     # a port nothing listens on: the connection is refused on this machine, as with no network

@@ -717,19 +717,20 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _plugin_warnings_as_lines(warnings.showwarning)
-            app(args=argv, prog_name="recprobe")
-    except SystemExit as e:  # typer turns Ctrl-C into exit code 130 without a word
-        if e.code == 130 and _caused_by(e, KeyboardInterrupt):
-            err.print(Text(INTERRUPTED), soft_wrap=True)
-        if not e.code:
-            DataParallel.current().leave()  # under torchrun: every rank leaves together, once rank 0 is done
-        raise
+            # not standalone: a mistyped command or option reaches user_message instead of a boxed panel
+            code = app(args=argv, prog_name="recprobe", standalone_mode=False)
     except Exception as e:
         message = user_message(e)
         if message is None:
             raise
-        err.print(Text("error: ", style="bold red") + Text(" ".join(message.split())), soft_wrap=True)
+        if message:
+            err.print(Text("error: ", style="bold red") + Text(" ".join(message.split())), soft_wrap=True)
         raise SystemExit(2) from None
+    if code == 130:  # typer's answer to Ctrl-C (a command returns None)
+        err.print(Text(INTERRUPTED), soft_wrap=True)
+    if not code:
+        DataParallel.current().leave()  # under torchrun: every rank leaves together, once rank 0 is done
+    raise SystemExit(code or 0)
 
 
 def _plugin_warnings_as_lines(show):
@@ -743,14 +744,6 @@ def _plugin_warnings_as_lines(show):
             show(message, category, filename, lineno, file, line)
 
     return show_warning
-
-
-def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
-    while error is not None:
-        if isinstance(error, kind):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 click_command = typer.main.get_command(app)  # the CLI as click sees it: the docs' CLI reference reads it

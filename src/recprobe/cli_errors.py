@@ -10,17 +10,32 @@ from __future__ import annotations
 import errno
 
 from pydantic import ValidationError
+from typer import Abort
 
 from recprobe.errors import RecprobeError
+
+try:  # the click that typer parses with: its own copy in recent typer, click itself before
+    from typer._click.exceptions import ClickException
+except ImportError:
+    from click.exceptions import ClickException
 
 INTERRUPTED = ("interrupted; nothing already finished was lost: rerun the same command to go on (train-sae resumes "
                "from its checkpoint, interpret skips the latents it finished)")
 
 
 def user_message(error: BaseException) -> str | None:
-    """The one line to show for an expected failure, or None for a bug (which keeps its traceback)."""
+    """The one line to show for an expected failure ("" when there is nothing to add), or None for a bug (which
+    keeps its traceback)."""
     if isinstance(error, RecprobeError):
         return str(error)
+    if isinstance(error, ClickException):  # a mistyped command or option, in click's words
+        ctx = getattr(error, "ctx", None)
+        text = error.format_message().rstrip(".")  # empty where click printed the help instead (no arguments)
+        if not text or ctx is None:
+            return text
+        return (f"{text} See" if text.endswith("?") else f"{text}; see") + f" `{ctx.command_path} --help`"
+    if isinstance(error, Abort):  # end of input at a prompt
+        return "aborted: the input ended before the command had what it needed"
     if isinstance(error, ValidationError):
         return validation_message(error)
     if isinstance(error, OSError):
