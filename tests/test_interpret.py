@@ -281,6 +281,7 @@ def test_cases_auto_takes_every_position_where_test_cases_score_too_few_latents(
     summary = interpret_run(run, n=10, latents=range(3), progress=False)
     raw = interpret_run(run, n=10, latents=range(3), basis="raw", progress=False)
     assert summary["cases"] == raw["cases"] == "all" and summary["n_cases"] == raw["n_cases"] == len(split.train_items) + split.n_users
+    assert "counts alone do not tell" in summary["controls"] and "controls" not in raw  # a control is the measure
     assert summary["users"] == split.n_users
     assert json.loads((run / "concepts" / "settings.json").read_text())["cases"] == "all"
     with pytest.raises(RunFolderError, match=r"holds concepts made with another cases \(\{'cases': 'all'\}, now \{'cases': 'test'\}\)"):

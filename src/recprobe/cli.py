@@ -352,7 +352,8 @@ def interpret(
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {_number(summary['mean_confidence'])}, "
                   f"random-description baseline {_number(summary['mean_baseline_confidence'])}; intra-concept similarity "
                   f"{_number(summary['intra_similarity'])}, inter {_number(summary['inter_similarity'])} -> {summary['folder']}")
-    console.print(summary["controls"])
+    if "controls" in summary:  # the trained SAE's counts only: a control's are the measure itself
+        console.print(summary["controls"])
 
 
 MAX_LATENTS = 1 << 20  # more latents than any SAE has: a longer --latents range is a typo, not a request

@@ -24,7 +24,7 @@ def index_of(ids: np.ndarray, raw: str, kind: str) -> int:
     """The split's index of a raw user or item id, or an error naming it."""
     found = np.flatnonzero(ids == str(raw).strip())
     if not len(found):
-        raise ConfigError(f"--{kind} {raw!r} is not one of this run's {kind}s (raw ids, e.g. {ids[0]!r} ... {ids[-1]!r})")
+        raise ConfigError(f"--{kind} {raw!r} is not one of this run's {kind}s (raw ids, e.g. {str(ids[0])!r} ... {str(ids[-1])!r})")
     return int(found[0])
 
 

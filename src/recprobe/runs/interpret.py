@@ -147,7 +147,8 @@ def interpret_run(run: Run | str | Path, options: InterpretOptions | None = None
         attributes = attribute_metrics(run, case_set, reps)  # the describer's representations, when it took them
         write_json(out / ATTRIBUTES, attributes)
         summary["attributes"] = attributes.get("mean_best_auroc")
-    summary["controls"] = controls_line(run)
+    if o.basis == "sae":  # a control's own counts are the measure the line speaks of, not a claim to check
+        summary["controls"] = controls_line(run)
     if found.damaged:
         summary["repair_note"] = (f"{len(found.damaged)} damaged line(s) of {out.name}/concepts.jsonl moved to "
                                   f"{out.name}/{DAMAGED}; their latents were interpreted again")

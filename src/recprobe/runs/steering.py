@@ -146,8 +146,8 @@ class SteeringRun:
         for edit in edits:
             edit.check(self.sae.n_latents)
         report = {"n_latents": n_latents, "niche_scale": niche_scale, "popular_scale": popular_scale,
-                  "niche": [{"latent": j, "spearman": rho} for j, rho in niche],
-                  "popular": [{"latent": j, "spearman": rho} for j, rho in popular],
+                  "niche": [{"latent": int(j), "spearman": float(rho)} for j, rho in niche],
+                  "popular": [{"latent": int(j), "spearman": float(rho)} for j, rho in popular],
                   "before": top10_report(self.target, self.sae, self.split, []),
                   "after": top10_report(self.target, self.sae, self.split, edits)}
         report["change"] = {key: report["after"][key] / before - 1 if (before := report["before"][key]) else None
