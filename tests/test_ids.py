@@ -79,7 +79,7 @@ def test_an_off_by_one_wrapper_is_refused_saying_so(split, tmp_path):
     right = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items,
                           forward=lambda m, b: m(b.users + 1, b.history)[:, 1:])
     check = Run.create(tmp_path / "right", right, split).record["ranking_check"]
-    assert check["HR@10"] == 1.0 and check["HR@10 item ids shifted -1"] < 0.5 and check["HR@10 item ids shifted +1"] < 0.5
+    assert check["HR@10"] == 1.0 and check["HR@10 ids shifted -1"] < 0.5 and check["HR@10 ids shifted +1"] < 0.5
 
 
 HISTORY = 4
@@ -127,6 +127,15 @@ def test_a_wrapper_feeding_histories_or_users_one_off_is_refused_saying_which(sp
     assert not (tmp_path / "unshifted").exists() and not (tmp_path / "users").exists()
 
 
+def test_a_held_out_item_a_shifted_input_cannot_score_is_a_miss_not_an_error():
+    from recprobe.testing import hit_at_k
+
+    scores = torch.arange(30.0).repeat(3, 1)  # item 29 first, item 0 last
+    scores[1] = float("nan")  # a history emptied by the shift
+    scores[2, 29] = -torch.inf  # the target masks the held-out item itself
+    assert hit_at_k(scores, torch.tensor([29, 29, 29]), None).tolist() == [True, False, False]
+
+
 def test_the_target_check_maps_declared_tokens_as_a_run_does(split):
     from recprobe.testing import ProbeTargetCheckError, check_probe_target
 
@@ -163,6 +172,7 @@ def test_reopening_with_a_wrapper_that_declares_another_window_is_refused(split,
 
     run = Run.create(tmp_path / "run", wrapped(HISTORY), split)
     assert Run.open(run.root, target=wrapped(HISTORY)).fingerprint == run.fingerprint  # same weights, same wrapper
+    assert Run.open(run.root, target=run.target).fingerprint == run.fingerprint  # its own, mapped target too
     with pytest.raises(StaleArtifactError, match=rf"has changed since the run was created \(max_history {HISTORY} -> "
                                                  rf"now {HISTORY - 1}\); recreate the run"):
         Run.open(run.root, target=wrapped(HISTORY - 1))

@@ -147,7 +147,7 @@ def probe(
     data_dir: DataDir = None,
     min_rating: MinRating = MIN_RATING,
     core: Core = CORE,
-    untrained_ok: Annotated[bool, typer.Option(help="Accept a target that ranks the held-out items near random (weights fresh on purpose).")] = False,
+    untrained_ok: Annotated[bool, typer.Option(help="Accept a target that ranks the held-out items near random (weights fresh on purpose), or better with its ids shifted by one.")] = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Create a run folder for any recommender an adapter opens (RecBole, a plugin, your torch model)."""
@@ -720,6 +720,8 @@ def main(argv: list[str] | None = None) -> None:
             warnings.showwarning = _plugin_warnings_as_lines(warnings.showwarning)
             # not standalone: a mistyped command or option reaches user_message instead of a boxed panel
             code = app(args=argv, prog_name="recprobe", standalone_mode=False)
+    except SystemExit as e:  # raised inside a command (a plugin's sys.exit): its code, read as a return's
+        code = e.code
     except Exception as e:
         message = user_message(e)
         if message is None:

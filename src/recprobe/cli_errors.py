@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 
 from pydantic import ValidationError
-from typer import Abort
 
 from recprobe.errors import RecprobeError
 
@@ -29,13 +28,13 @@ def user_message(error: BaseException) -> str | None:
     if isinstance(error, RecprobeError):
         return str(error)
     if isinstance(error, ClickException):  # a mistyped command or option, in click's words
+        if type(error).__name__ == "NoArgsIsHelpError":  # no arguments: click printed the help already
+            return ""
         ctx = getattr(error, "ctx", None)
-        text = error.format_message().rstrip(".")  # empty where click printed the help instead (no arguments)
-        if not text or ctx is None:
+        text = error.format_message().rstrip(".")
+        if ctx is None:
             return text
         return (f"{text} See" if text.endswith("?") else f"{text}; see") + f" `{ctx.command_path} --help`"
-    if isinstance(error, Abort):  # end of input at a prompt
-        return "aborted: the input ended before the command had what it needed"
     if isinstance(error, ValidationError):
         return validation_message(error)
     if isinstance(error, OSError):

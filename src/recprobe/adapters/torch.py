@@ -60,7 +60,7 @@ class TorchTarget:
         position: Position | None = None, max_history: int = 0,
         item_embeddings: Callable[[], torch.Tensor] | None = None, name: str | None = None,
         item_tokens: Sequence[Any] | None = None, user_tokens: Sequence[Any] | None = None,
-        sequential: bool | None = None,
+        sequential: bool | None = None, reads_users: bool | None = None,
     ):
         self.model, self.site, self.forward = model, site, forward
         self.module = find_site(model, site)
@@ -70,6 +70,7 @@ class TorchTarget:
         self.n_items = len(item_tokens) if n_items is None else n_items
         self.d_model, self.max_history = d_model, max_history
         self.sequential = bool(max_history) if sequential is None else sequential
+        self.reads_users = not max_history if reads_users is None else reads_users  # recprobe.target.reads_users
         self.item_tokens = None if item_tokens is None else list(item_tokens)
         self.user_tokens = None if user_tokens is None else list(user_tokens)
         self.position = position or Position()
@@ -141,8 +142,9 @@ def wrap(model: nn.Module, site: str, **options: Any) -> TorchTarget:
 
     Options: ``d_model``, ``forward(model, batch) -> [B, n_items]`` scores (how a Batch is fed), ``n_items``
     (the scores' width) or ``item_tokens``, and optionally ``position`` (which part of the site's output is the
-    user representation), ``max_history``, ``sequential``, ``item_embeddings`` (a function returning
-    [n_items, d]) and ``name``.
+    user representation), ``max_history``, ``sequential``, ``reads_users`` (a model that reads histories and
+    user ids alike, as Caser does: its ``user_tokens`` are mapped and its user ids checked), ``item_embeddings``
+    (a function returning [n_items, d]) and ``name``.
 
     History: a target with ``max_history`` 0 reads user ids only. One that reads histories is sequential by
     default (it gets the last ``max_history`` items, and every position is a case); ``sequential=False`` (a

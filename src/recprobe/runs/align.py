@@ -142,6 +142,7 @@ class WholeHistory:
     def __init__(self, inner: ProbeTarget, longest: int):
         self.inner = inner
         self.name, self.d_model, self.n_items = inner.name, inner.d_model, inner.n_items
+        self.reads_users = reads_users(inner)
         self.max_history = max(longest, inner.max_history)
 
     def represent(self, batch: Batch) -> torch.Tensor:
@@ -155,3 +156,10 @@ class WholeHistory:
 
     def item_embeddings(self) -> torch.Tensor | None:
         return self.inner.item_embeddings()
+
+
+def unwrapped(target: ProbeTarget) -> ProbeTarget:
+    """The target as its adapter opened it, under the run's id mapping and whole-history wrappers."""
+    while isinstance(target, AlignedTarget | WholeHistory):
+        target = target.inner
+    return target

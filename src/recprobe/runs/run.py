@@ -28,7 +28,7 @@ from recprobe.errors import ConfigError, DataFormatError, RunFolderError, StaleA
 from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
 from recprobe.plugins import adapters, open_target
-from recprobe.runs.align import align
+from recprobe.runs.align import align, unwrapped
 from recprobe.runs.layout import BASES, CASES, CONTROL_BASES, SETTINGS, RunLayout
 from recprobe.runs.lock import run_lock
 from recprobe.runs.provenance import check_made_from, target_fingerprint
@@ -111,7 +111,7 @@ class Run:
         given = target if target is not None else _load_target(record, root, split)
         target = align(given, split)
         fingerprint = target_fingerprint(target, _probe_batch(target, split))
-        now = declared(given)
+        now = declared(unwrapped(given))
         changed = [f"{key} {record['target'][key]!r} -> now {now[key]!r}" for key in now
                    if key in record["target"] and record["target"][key] != now[key]]  # weights alike, wrapper not
         if fingerprint != record["target"]["fingerprint"] or changed:
@@ -350,16 +350,17 @@ def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter
     enforcing it: a built-in model's ids are the split's by construction)."""
     root = Path(folder)
     aligned = align(target, split)
-    represent_check(aligned, _probe_batch(aligned, split), split)
-    check = ranking_check(aligned, split)
+    probe_batch = _probe_batch(aligned, split)
+    represent_check(aligned, probe_batch, split)
+    check = ranking_check(aligned, split, shift_inputs=enforce_ranking)
     if not check.ok and not untrained_ok and enforce_ranking:
         escape = ("to create it all the same" if check.off_by else "if the weights are fresh on purpose")
         raise RunFolderError(f"{check.message()}. Nothing was written; pass --untrained-ok (untrained_ok=True) {escape}")
     record = {
         "format": FORMAT,
         "target": {"adapter": adapter or IN_MEMORY, "options": _portable(adapter, options or {}, root),
-                   **declared(target),
-                   "fingerprint": target_fingerprint(aligned, _probe_batch(aligned, split)),
+                   **declared(unwrapped(target)),
+                   "fingerprint": target_fingerprint(aligned, probe_batch),
                    "ids": "mapped by raw token" if aligned is not target else "as given"},
         "dataset": {"name": split.name, **split.origin, "fingerprint": split.fingerprint,
                     "n_users": split.n_users, "n_items": split.n_items, "notes": split.notes},
@@ -435,7 +436,9 @@ def clear_downstream(layout: RunLayout) -> None:
 def declared(target: ProbeTarget) -> dict[str, Any]:
     """What a target says it is, recorded with its fingerprint: a wrapper reading another site or history
     window over the same weights declares something else."""
-    return {"name": target.name, "d_model": target.d_model, "n_items": target.n_items, "max_history": target.max_history}
+    site = getattr(target, "site", None)
+    return {"name": target.name, "d_model": target.d_model, "n_items": target.n_items,
+            "max_history": target.max_history, **({"site": site} if isinstance(site, str) else {})}
 
 
 def _probe_batch(target: ProbeTarget, split: Split):

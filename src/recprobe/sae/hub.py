@@ -21,8 +21,9 @@ def _hub():
 
 def network_errors() -> tuple[type[BaseException], ...]:
     """What the Hub client's HTTP library raises when the Hub cannot be reached (no network, a wrong endpoint):
-    httpx's or its fork httpx2's transport errors, requests' connection errors, and the socket's own."""
-    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    httpx's or its fork httpx2's transport errors, requests' connection errors, and the socket's own
+    (refused, reset)."""
+    found: list[type[BaseException]] = [ConnectionError]
     for module, names in (("httpx", ("TransportError",)), ("httpx2", ("TransportError",)),
                           ("requests.exceptions", ("ConnectionError", "Timeout"))):
         with contextlib.suppress(ImportError):

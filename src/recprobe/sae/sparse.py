@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def scatter_outer(n_rows: int, indices: torch.Tensor, weights: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
@@ -62,6 +63,7 @@ class _SparseDecode(torch.autograd.Function):
         return F.embedding_bag(indices, W_dec, per_sample_weights=values, mode="sum")
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         values, indices, W_dec = ctx.saved_tensors
         grad_values = grad_W_dec = None
