@@ -83,6 +83,34 @@ def test_sparse_backward_matches_autograd_through_the_dense_reference(d_in, scal
         torch.testing.assert_close(sparse, dense, rtol=1e-4, atol=1e-5)
 
 
+def test_both_ways_of_summing_gradient_rows_give_the_same_gradients():
+    """Small batches sum the B * k weighted rows with index_add, large ones through embedding_bag's sorted
+    backward (``recprobe.sae.sparse.ROW_BYTES``): the same gradients either way."""
+    from unittest import mock
+
+    import recprobe.sae.sparse as sparse
+
+    sae = TopKSAE(SAEConfig(d_in=6, n_latents=24, scale=None, k=3, k_aux=4, seed=2))
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(40, 6, generator=generator)
+    dead = torch.rand(24, generator=generator) < 0.5
+
+    def grads():
+        sae.zero_grad()
+        out = sae(x, dead)
+        ((x - out.x_hat).pow(2).sum(-1).mean() + sae.aux_loss(x, out)).backward()
+        return [p.grad.clone() for p in (sae.W_enc, sae.b_enc, sae.b_dec, sae.W_dec)]
+
+    assert sparse.few_rows(torch.zeros(40, 3), x)
+    small = grads()
+    with mock.patch.object(sparse, "ROW_BYTES", 0):
+        assert not sparse.few_rows(torch.zeros(40, 3), x)
+        large = grads()
+    for a, b in zip(small, large, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert all(g.abs().sum() > 0 for g in small)
+
+
 def test_aux_loss_uses_the_residual_and_no_b_dec():
     sae = TopKSAE(SAEConfig(d_in=4, n_latents=8, scale=None, k=1, k_aux=2))
     x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
