@@ -119,9 +119,10 @@ def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[flo
 def run_limit(train: torch.Tensor, args) -> tuple[float, float]:
     weight = torch.randn(args.d, args.latents, device=args.device)
     bias = torch.zeros(args.latents, device=args.device)
+    pre = torch.empty(args.batch_size, args.latents, device=args.device)  # reused, as train_sae reuses it
     started = synchronised(args.device)
     for x in shuffled(train, args.batch_size, args.epochs, 0):
-        torch.addmm(bias, x, weight).topk(args.k, dim=-1, sorted=False)
+        torch.addmm(bias, x, weight, out=pre[:len(x)]).topk(args.k, dim=-1, sorted=False)
     return synchronised(args.device) - started, float("nan")
 
 

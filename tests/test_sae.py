@@ -111,6 +111,17 @@ def test_both_ways_of_summing_gradient_rows_give_the_same_gradients():
     assert all(g.abs().sum() > 0 for g in small)
 
 
+def test_a_reused_workspace_changes_nothing_but_where_the_pre_activations_go():
+    sae = TopKSAE(SAEConfig(d_in=6, n_latents=24, scale=None, k=3, seed=4))
+    x = torch.randn(10, 6, generator=torch.Generator().manual_seed(4))
+    plain = sae(x)
+    sae.workspace = torch.full((16, 24), float("nan"))  # larger than the batch, stale contents
+    reused = sae(x)
+    assert torch.equal(plain.values, reused.values) and torch.equal(plain.indices, reused.indices)
+    assert torch.equal(plain.x_hat, reused.x_hat) and torch.isfinite(sae.workspace[:10]).all()
+    assert torch.isnan(sae.workspace[10:]).all()  # the rows past the batch are left alone
+
+
 def test_aux_loss_uses_the_residual_and_no_b_dec():
     sae = TopKSAE(SAEConfig(d_in=4, n_latents=8, scale=None, k=1, k_aux=2))
     x = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
@@ -166,6 +177,7 @@ def test_trainer_recovers_sparse_structure_and_is_deterministic(tmp_path):
     again, _ = train_sae(store, config, train, progress=False)
     assert all(torch.equal(getattr(sae, n), getattr(again, n)) for n in ("W_enc", "W_dec", "b_enc", "b_dec"))
     torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
+    assert sae.workspace is None  # the training pass's [batch, n_latents] block is not kept with the SAE
 
 
 def test_save_load_round_trip_gives_the_same_outputs(tmp_path):

@@ -148,6 +148,8 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     parallel = DataParallel.current()
     shards_to = device if parallel.world == 1 else None  # under torchrun each rank moves its slice alone
     sae = initial_sae(store, config).to(device)
+    if config.arch == "topk":  # one [batch, n_latents] block for every step's pre-activations
+        sae.workspace = torch.empty(train.batch_size, config.n_latents, device=device)
     trainable = sae.trainable_parameters()
     optimiser = torch.optim.Adam(trainable, lr=train.lr, fused=True)  # no weight decay on an SAE
     dead = DeadLatents(config.n_latents, config.dead_window or n_train, device)
@@ -221,6 +223,7 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
             epoch_rng = generator.get_state()
             state.seconds = time.perf_counter() - started
             save()
+    sae.workspace = None
     sae.load_state_dict(best_state)
     result = SAEFitResult(best_epoch=state.best_epoch, history=state.history,
                           train_seconds=time.perf_counter() - started)
