@@ -15,6 +15,7 @@ from recprobe.concepts.attributes import (
     auroc_matrix,
     best_per_label,
     bucketed,
+    item_identity,
     item_labels,
     sparse_auroc,
     two_sided,
@@ -158,3 +159,10 @@ def test_interpret_measures_user_attributes_the_model_encodes_and_not_random_one
         assert max(rows[f"coin: {c}"][basis]["auroc"] for c in range(2)) < 0.8, basis  # best of many, 40 users
     assert {rows[f"block: {b}"]["raw"]["direction"] for b in range(3)} == {"+0", "+1", "+2"}
     assert summary["attributes"]["raw"]["block"] > summary["attributes"]["raw"]["coin"] + 0.2
+
+
+def test_item_identity_labels_the_most_frequent_items_one_column_each():
+    names, hot = item_identity(np.array([2, 0, 2, -1, 1, 2, 0]), ["a", "b", "c", "d"], top=2)
+    assert names == ["c", "a"]  # by frequency; "d" never occurs, -1 is no item
+    assert hot.astype(int).tolist() == [[1, 0], [0, 1], [1, 0], [0, 0], [0, 0], [1, 0], [0, 1]]
+    assert item_identity(np.array([3, 3]), ["a", "b", "c", "d"])[0] == ["d"]  # never more than the items seen

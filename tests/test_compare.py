@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from recprobe.cli import app
+from recprobe.concepts.attributes import ITEM_LABELS
 from recprobe.errors import RunFolderError, StaleArtifactError
 from recprobe.runs import Run
 from recprobe.runs.compare import compare_run, headline, sample_cases
@@ -132,3 +133,12 @@ def test_narrow_labels_read_the_item_at_this_position_and_the_next(split, tmp_pa
         names, labels = cases.labels[family]
         assert names == ["block: 0", "block: 1", "block: 2"] and (labels == expected).all(), family
     assert cases.kind == "all" and len(cases.users) > run.split.n_users
+    titles = run.split.catalog.titles
+    for family in ("current-item", "next-item", "predicted-item"):
+        names, labels = cases.labels[family]
+        assert 0 < len(names) <= ITEM_LABELS and labels.sum(1).max() == 1, family  # at most one item per case
+        assert (np.diff(labels.sum(0)) <= 0).all(), family  # the most frequent items first
+        if family != "predicted-item":  # the item itself is of the user's block, as its attribute label says
+            item_block = np.array([(int(run.split.item_ids[titles.index(name)]) - 1) % 3 for name in names])
+            rows, columns = np.nonzero(labels)
+            assert len(rows) > 0 and (item_block[columns] == block[rows]).all(), family

@@ -72,7 +72,7 @@ def test_the_logistic_fit_matches_scikit_learn():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 3))
     y = (x @ [1.5, -2.0, 0.3] + rng.normal(size=500) > 0).astype(float)
-    weights, bias = fit_logistic(torch.from_numpy(x)[None].float(), torch.from_numpy(y)[None].float(), l2=1e-2)
+    weights, bias = fit_logistic(torch.from_numpy(x.T)[None].float(), torch.from_numpy(y)[None].float(), l2=1e-2)
     reference = linear_model.LogisticRegression(C=1 / (1e-2 * 500), tol=1e-10, max_iter=1000).fit(x, y)
     np.testing.assert_allclose(weights[0].numpy(), reference.coef_[0], atol=2e-3)
     np.testing.assert_allclose(float(bias[0]), reference.intercept_[0], atol=2e-3)

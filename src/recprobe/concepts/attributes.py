@@ -20,6 +20,7 @@ from recprobe.data.split import Catalog
 
 MIN_POSITIVES = 10  # a label present in fewer cases (or absent from fewer) is not scored
 MAX_VALUES = 30  # an attribute with more distinct values (after decades) is scored on its most frequent ones
+ITEM_LABELS = 100  # item-identity labels: this many of the most frequent items
 
 
 def is_integer(value: str) -> bool:
@@ -68,6 +69,14 @@ def items_carry(items: np.ndarray, per_item: np.ndarray) -> np.ndarray:
     label."""
     items = items[:, None] if items.ndim == 1 else items
     return np.where(items[..., None] >= 0, per_item[np.maximum(items, 0)], False).any(1)
+
+
+def item_identity(items: np.ndarray, titles: Sequence[str], top: int = ITEM_LABELS) -> tuple[list[str], np.ndarray]:
+    """The item itself as a label: the ``top`` most frequent of ``items`` [n] (-1: none) by title, and the
+    [n, top] bool matrix of which row is which."""
+    counts = np.bincount(items[items >= 0], minlength=len(titles))
+    chosen = np.argsort(-counts, kind="stable")[:min(top, int((counts > 0).sum()))]
+    return [titles[i] for i in chosen], items[:, None] == chosen[None, :]
 
 
 def item_labels(histories: np.ndarray, predicted: np.ndarray, catalog: Catalog) -> tuple[list[str], np.ndarray]:

@@ -60,17 +60,18 @@ def mean_difference(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = L2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched ridge logistic regression by Newton's method: ``x`` [L, n, k] standardised, ``y`` [L, n] in {0, 1}.
-    Returns (weights [L, k], bias [L]); the bias is not penalised."""
-    n_labels, n, k = x.shape
-    design = torch.cat([x, x.new_ones(n_labels, n, 1)], 2)  # [L, n, k + 1]
+    """Batched ridge logistic regression by Newton's method: ``x`` [L, k, n] standardised columns, ``y`` [L, n] in
+    {0, 1}. Returns (weights [L, k], bias [L]); the bias is not penalised."""
+    n_labels, k, n = x.shape
+    design = torch.cat([x, x.new_ones(n_labels, 1, n)], 1)  # [L, k + 1, n]
+    weighted = torch.empty_like(design)  # each step's weighted design, written in place
     theta = x.new_zeros(n_labels, k + 1)
-    ridge = torch.diag(torch.cat([x.new_full((k,), l2 * n), x.new_zeros(1)]))
+    ridge = torch.diag(torch.cat([x.new_full((k,), l2 * n), x.new_zeros(1)])) + 1e-8 * torch.eye(k + 1)
     for _ in range(NEWTON_STEPS):
-        p = torch.sigmoid(torch.einsum("lnk,lk->ln", design, theta))
-        gradient = torch.einsum("lnk,ln->lk", design, p - y) + theta @ ridge
-        weight = (p * (1 - p)).clamp(min=1e-6)
-        hessian = torch.einsum("lnk,ln,lnj->lkj", design, weight, design) + ridge + 1e-8 * torch.eye(k + 1)
+        p = torch.sigmoid(torch.bmm(theta[:, None, :], design)[:, 0])  # [L, n]
+        gradient = torch.bmm(design, (p - y)[:, :, None])[:, :, 0] + theta @ ridge
+        weight = (p * (1 - p)).clamp_(min=1e-6)
+        hessian = torch.bmm(torch.mul(design, weight[:, None, :], out=weighted), design.transpose(1, 2)) + ridge
         step = torch.linalg.solve(hessian, gradient)
         theta = theta - step
         if float(step.abs().max()) < 1e-4:
@@ -96,19 +97,21 @@ def k_sparse_probe(features: np.ndarray, labels: np.ndarray, test: np.ndarray, k
     train = ~test
     ranking = np.argsort(-np.abs(mean_difference(features[train], labels[train])), axis=0, kind="stable")  # [D, L]
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-    fit_rows, test_rows = torch.from_numpy(np.flatnonzero(train)), torch.from_numpy(np.flatnonzero(test))
+    fit_columns = x[torch.from_numpy(np.flatnonzero(train))].T.contiguous()  # [D, n_fit]: a direction per row
+    test_columns = x[torch.from_numpy(np.flatnonzero(test))].T.contiguous()
     out = {}
     for k in ks:
         k = min(k, features.shape[1])
         scores = []
-        for start in range(0, labels.shape[1], LABEL_CHUNK):  # [chunk, n, k] at a time bounds the memory
+        for start in range(0, labels.shape[1], LABEL_CHUNK):  # [chunk, k, n] at a time bounds the memory
             chosen = torch.from_numpy(np.ascontiguousarray(ranking[:k, start:start + LABEL_CHUNK].T))  # [chunk, k]
-            columns = x[:, chosen].permute(1, 0, 2)  # [chunk, n, k]
-            fit = columns[:, fit_rows]
-            mean, std = fit.mean(1, keepdim=True), fit.std(1, keepdim=True).clamp(min=1e-8)
+            fit = fit_columns[chosen]  # [chunk, k, n_fit]
+            mean = fit.mean(2, keepdim=True)
+            fit.sub_(mean)  # centred, then scaled to unit standard deviation (torch's own std is 15x slower here)
+            std = (torch.linalg.vector_norm(fit, dim=2, keepdim=True) / max(fit.shape[2] - 1, 1) ** 0.5).clamp(min=1e-8)
             y = torch.from_numpy(labels[train, start:start + LABEL_CHUNK].T.astype(np.float32))
-            weights, bias = fit_logistic((fit - mean) / std, y, l2)
-            held = (columns[:, test_rows] - mean) / std
-            scores.append((torch.einsum("lnk,lk->ln", held, weights) + bias[:, None]).T.numpy())
+            weights, bias = fit_logistic(fit.div_(std), y, l2)
+            held = (test_columns[chosen] - mean) / std
+            scores.append((torch.bmm(weights[:, None, :], held)[:, 0] + bias[:, None]).T.numpy())
         out[k] = column_auroc(np.concatenate(scores, axis=1), labels[test])
     return out

@@ -8,7 +8,9 @@ and the data's. Families of metrics (``recprobe.concepts.probing``, ``recprobe.c
 
 - ``probing/<labels>@k<k>``: k-sparse probing AUROC on held-out users. Labels: ``history`` (an attribute value
   among the case's shown history: broad), ``current`` (the item at this position), ``next`` (the item the user
-  took next), ``predicted`` (the model's top-1 there): narrow; ``user`` (the user's own attributes). With
+  took next), ``predicted`` (the model's top-1 there): narrow; ``current-item``, ``next-item``,
+  ``predicted-item``: that item itself, one label per item among the 100 most frequent there: the narrowest;
+  ``user`` (the user's own attributes). With
   every-position cases, also ``pooled-history`` and ``pooled-user``: each user's cases averaged into one row;
 - ``output/concentration``, ``steering/success``, ``steering/shift``: each ``predicted`` label's best direction
   pushed through the model's ``score()``;
@@ -33,7 +35,7 @@ import numpy as np
 import torch
 
 from recprobe.batches import phase_batches
-from recprobe.concepts.attributes import item_value_matrix, items_carry, scorable, user_labels
+from recprobe.concepts.attributes import item_identity, item_value_matrix, items_carry, scorable, user_labels
 from recprobe.concepts.cases import case_batches, case_rows, case_times, shown_history
 from recprobe.concepts.grounding import (
     best_directions,
@@ -108,9 +110,12 @@ def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
     following[inside] = items[offsets[users[inside]] + positions[inside]]
     history = shown_history(split, users, positions)
     current = items[offsets[users] + positions - 1]  # the last item before the case (every case has one)
+    top = np.concatenate(predicted)
     families = {"history": items_carry(history, per_item), "current": items_carry(current, per_item),
-                "next": items_carry(following, per_item), "predicted": items_carry(np.concatenate(predicted), per_item)}
+                "next": items_carry(following, per_item), "predicted": items_carry(top, per_item)}
     labels = {family: (names, hot) for family, hot in families.items()}
+    for family, which in (("current", current), ("next", following), ("predicted", top)):
+        labels[f"{family}-item"] = item_identity(which, split.catalog.titles)
     user_names, user_hot = user_labels(users, split.user_attributes)
     if user_names:
         labels["user"] = (user_names, user_hot)

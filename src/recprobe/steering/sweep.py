@@ -4,7 +4,7 @@ of accuracy and beyond-accuracy metrics (an accuracy / popularity-bias curve per
 The methods (``recprobe.steering.methods``; strength 0 is the unedited model for each):
 
 - ``sae`` with a selection rule (``recprobe.steering.debias.SELECTIONS``): PopSteer's edit of the ``n_latents``
-  latents with the largest \|score\| (``methods.latents``);
+  latents with the largest |score| (``methods.latents``);
 - ``random`` with the same rule: the same edit on latents drawn uniformly (seeded) among the other latents firing
   on at least ``MIN_ACTIVE`` test users; the control, averaged over ``seeds`` draws;
 - ``ipr``: inverse-popularity re-ranking with alpha = strength (``methods.ipr``);
