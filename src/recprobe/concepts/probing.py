@@ -65,13 +65,17 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = L2) -> tuple[torc
     n_labels, k, n = x.shape
     design = torch.cat([x, x.new_ones(n_labels, 1, n)], 1)  # [L, k + 1, n]
     weighted = torch.empty_like(design)  # each step's weighted design, written in place
+    hessian = x.new_empty(n_labels, k + 1, k + 1)
     theta = x.new_zeros(n_labels, k + 1)
     ridge = torch.diag(torch.cat([x.new_full((k,), l2 * n), x.new_zeros(1)])) + 1e-8 * torch.eye(k + 1)
     for _ in range(NEWTON_STEPS):
+        # row-vector products and one mm per label: batched column products are 10-20x slower on CPU here
         p = torch.sigmoid(torch.bmm(theta[:, None, :], design)[:, 0])  # [L, n]
-        gradient = torch.bmm(design, (p - y)[:, :, None])[:, :, 0] + theta @ ridge
-        weight = (p * (1 - p)).clamp_(min=1e-6)
-        hessian = torch.bmm(torch.mul(design, weight[:, None, :], out=weighted), design.transpose(1, 2)) + ridge
+        gradient = torch.bmm((p - y)[:, None, :], design.transpose(1, 2))[:, 0] + theta @ ridge
+        torch.mul(design, (p * (1 - p)).clamp_(min=1e-6)[:, None, :], out=weighted)
+        for label in range(n_labels):
+            torch.mm(weighted[label], design[label].T, out=hessian[label])
+        hessian += ridge
         step = torch.linalg.solve(hessian, gradient)
         theta = theta - step
         if float(step.abs().max()) < 1e-4:
@@ -99,19 +103,17 @@ def k_sparse_probe(features: np.ndarray, labels: np.ndarray, test: np.ndarray, k
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     fit_columns = x[torch.from_numpy(np.flatnonzero(train))].T.contiguous()  # [D, n_fit]: a direction per row
     test_columns = x[torch.from_numpy(np.flatnonzero(test))].T.contiguous()
-    out = {}
-    for k in ks:
-        k = min(k, features.shape[1])
-        scores = []
-        for start in range(0, labels.shape[1], LABEL_CHUNK):  # [chunk, k, n] at a time bounds the memory
+    scores: dict[int, list[np.ndarray]] = {}
+    for start in range(0, labels.shape[1], LABEL_CHUNK):  # [chunk, k, n] at a time bounds the memory
+        y = torch.from_numpy(labels[train, start:start + LABEL_CHUNK].T.astype(np.float32))
+        for k in sorted({min(k, features.shape[1]) for k in ks}):
             chosen = torch.from_numpy(np.ascontiguousarray(ranking[:k, start:start + LABEL_CHUNK].T))  # [chunk, k]
             fit = fit_columns[chosen]  # [chunk, k, n_fit]
             mean = fit.mean(2, keepdim=True)
             fit.sub_(mean)  # centred, then scaled to unit standard deviation (torch's own std is 15x slower here)
             std = (torch.linalg.vector_norm(fit, dim=2, keepdim=True) / max(fit.shape[2] - 1, 1) ** 0.5).clamp(min=1e-8)
-            y = torch.from_numpy(labels[train, start:start + LABEL_CHUNK].T.astype(np.float32))
             weights, bias = fit_logistic(fit.div_(std), y, l2)
             held = (test_columns[chosen] - mean) / std
-            scores.append((torch.bmm(weights[:, None, :], held)[:, 0] + bias[:, None]).T.numpy())
-        out[k] = column_auroc(np.concatenate(scores, axis=1), labels[test])
+            scores.setdefault(k, []).append((torch.bmm(weights[:, None, :], held)[:, 0] + bias[:, None]).T.numpy())
+    out = {k: column_auroc(np.concatenate(scores[min(k, features.shape[1])], axis=1), labels[test]) for k in ks}
     return out
