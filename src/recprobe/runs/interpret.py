@@ -41,7 +41,7 @@ from recprobe.concepts.prompts import VERSION
 from recprobe.concepts.records import append_record, repair_records
 from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, StaleArtifactError
-from recprobe.io import atomic_write_text, write_json
+from recprobe.io import atomic_write, atomic_write_text, write_json
 from recprobe.parallel import DataParallel
 from recprobe.progress import stage_bar
 from recprobe.runs.attributes import attribute_metrics, case_representations
@@ -107,6 +107,9 @@ def interpret_run(run: Run | str | Path, options: InterpretOptions | None = None
     created = not out.exists()
     try:
         write_json(out / SETTINGS, settings)
+        alike = None if (out / CASES).exists() else recorded_alike(run, settings)
+        if alike is not None:  # another folder holds these very cases (other latents, describer or verifier)
+            atomic_write(out / CASES, lambda tmp: shutil.copyfile(alike, tmp))
         if parallel.broadcast(not (out / CASES).exists()):
             recorded = record_cases(run.target, sae, run.split, kind=kind, budget=budget, parallel=parallel)
             recorded.made_from = settings["made_from"]
@@ -169,6 +172,20 @@ def controls_line(run: Run) -> str:
     return (f"against its controls (seeds {found['seeds']}): training is ahead with a 95% interval excluding 0 on "
             f"{len(ahead)} of {len(rows)} metrics ({', '.join(ahead) or 'none'}); `recprobe compare --run {run.root}` "
             "shows them all")
+
+
+def recorded_alike(run: Run, settings: dict[str, Any]) -> Path | None:
+    """The cases file of another concepts folder of this run recorded from the same basis, kind of cases, case
+    budget and inputs: a new folder copies it instead of recording every case again."""
+    same = ("basis", "cases", "case_budget", "made_from")
+    for folder in run.layout.concept_folders():
+        try:
+            theirs = json.loads((folder / SETTINGS).read_text())
+        except (OSError, ValueError):
+            continue
+        if (folder / CASES).is_file() and all(theirs.get(key) == settings.get(key) for key in same):
+            return folder / CASES
+    return None
 
 
 def firing_on_cases(cases: CaseSet, n_latents: int) -> dict[str, float]:
