@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from recprobe.concepts.budget import BudgetedRecorder, CaseBudget, uniform_keys
 from recprobe.concepts.cases import CaseSet, record_cases, sample_latent
+from recprobe.errors import RunFolderError
 from recprobe.models import build_model
+from recprobe.runs import Run
 from recprobe.sae import SAEConfig, TopKSAE
 from tests.conftest import sae_run
 
@@ -192,3 +194,18 @@ def test_a_new_folder_copies_the_cases_another_folder_recorded_alike(split, tmp_
     assert [json.loads(line)["latent"] for line in (run / "more" / "concepts.jsonl").read_text().splitlines()] == [2, 3]
     with pytest.raises(AssertionError, match="recorded again"):  # test cases are other cases
         interpret.interpret_run(run, n=3, cases="test", latents=[2], folder="other", progress=False)
+    with pytest.raises(AssertionError, match="recorded again"):  # N = 40 keeps each latent's top 80, not 64
+        interpret.interpret_run(run, n=40, cases="all", latents=[2], folder="wider", progress=False)
+    for folder in ("concepts", "more"):  # a damaged file is not passed on
+        (run / folder / "cases.safetensors").write_bytes(b"not a case set")
+    with pytest.raises(AssertionError, match="recorded again"):
+        interpret.interpret_run(run, n=3, cases="all", latents=[2], folder="after-damage", progress=False)
+
+
+def test_a_damaged_case_file_is_refused_in_one_line_naming_the_rebuild(split, tmp_path, monkeypatch):
+    run = Run.open(sae_run(split, tmp_path, monkeypatch))
+    (run.root / "concepts").mkdir()
+    (run.root / "concepts" / "cases.safetensors").write_bytes(b"not a case set")
+    with pytest.raises(RunFolderError, match=r"cases.safetensors is not a case set interpret writes \(not a readable "
+                                             r"safetensors file: .*\); rebuild it with `recprobe interpret --run"):
+        run.cases()

@@ -133,12 +133,16 @@ def test_narrow_labels_read_the_item_at_this_position_and_the_next(split, tmp_pa
         names, labels = cases.labels[family]
         assert names == ["block: 0", "block: 1", "block: 2"] and (labels == expected).all(), family
     assert cases.kind == "all" and len(cases.users) > run.split.n_users
-    titles = run.split.catalog.titles
+    offsets, items = run.split.sequences("test")
+    start, length = offsets[cases.users], np.diff(offsets)[cases.users]
+    after = np.minimum(start + cases.positions, len(items) - 1)
+    expected_items = {"current-item": items[start + cases.positions - 1],
+                      "next-item": np.where(cases.positions < length, items[after], run.split.test_items[cases.users])}
     for family in ("current-item", "next-item", "predicted-item"):
         names, labels = cases.labels[family]
         assert 0 < len(names) <= ITEM_LABELS and labels.sum(1).max() == 1, family  # at most one item per case
         assert (np.diff(labels.sum(0)) <= 0).all(), family  # the most frequent items first
-        if family != "predicted-item":  # the item itself is of the user's block, as its attribute label says
-            item_block = np.array([(int(run.split.item_ids[titles.index(name)]) - 1) % 3 for name in names])
+        if family in expected_items:  # each labelled case names its own item: "<title> [<raw id>]"
             rows, columns = np.nonzero(labels)
-            assert len(rows) > 0 and (item_block[columns] == block[rows]).all(), family
+            named = [f"{run.split.catalog.titles[i]} [{run.split.item_ids[i]}]" for i in expected_items[family][rows]]
+            assert len(rows) > 0 and named == [names[c] for c in columns], family

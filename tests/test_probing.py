@@ -150,3 +150,20 @@ def test_intervals_use_students_t_and_say_when_they_exclude_zero():
     assert summary["mean"] == 3.0 and summary["low"] == pytest.approx(3 - half, abs=1e-4)
     assert excludes_zero(summary) and not excludes_zero(interval([-1.0, 1.0, 0.5]))
     assert interval([0.2])["low"] is None and not excludes_zero(interval([0.2]))
+
+
+def test_every_label_chunk_keeps_its_own_label_and_k_past_the_directions_uses_them_all():
+    """40 labels (three chunks of the batched fit), label j marking where direction j is high: each label's one
+    direction reads it perfectly, in its own column; a shuffled copy of the labels is read at chance; k = 64 on
+    40 directions is the probe on all 40."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(3000, 40)).astype(np.float32)
+    labels = features > 1.0
+    test = held_out_users(np.arange(3000), seed=0)
+    found = k_sparse_probe(features, labels, test, ks=(1, 40, 64))
+    assert sorted(found) == [1, 40, 64] and all(v.shape == (40,) for v in found.values())
+    assert found[1].min() > 0.999
+    np.testing.assert_array_equal(found[64], found[40])
+    shuffled = k_sparse_probe(features, labels[:, rng.permutation(40)][rng.permutation(3000)], test, ks=(1,))[1]
+    assert abs(shuffled.mean() - 0.5) < 0.03
+    assert np.isnan(k_sparse_probe(features, labels, np.arange(3000) > 0, ks=(1,))[1]).all()  # one training row

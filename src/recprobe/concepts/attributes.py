@@ -71,12 +71,12 @@ def items_carry(items: np.ndarray, per_item: np.ndarray) -> np.ndarray:
     return np.where(items[..., None] >= 0, per_item[np.maximum(items, 0)], False).any(1)
 
 
-def item_identity(items: np.ndarray, titles: Sequence[str], top: int = ITEM_LABELS) -> tuple[list[str], np.ndarray]:
-    """The item itself as a label: the ``top`` most frequent of ``items`` [n] (-1: none) by title, and the
-    [n, top] bool matrix of which row is which."""
-    counts = np.bincount(items[items >= 0], minlength=len(titles))
+def item_identity(items: np.ndarray, names: Sequence[str], top: int = ITEM_LABELS) -> tuple[list[str], np.ndarray]:
+    """The item itself as a label: the ``top`` most frequent of ``items`` [n] (-1: none), by ``names`` (one per
+    item), and the [n, top] bool matrix of which row is which."""
+    counts = np.bincount(items[items >= 0], minlength=len(names))
     chosen = np.argsort(-counts, kind="stable")[:min(top, int((counts > 0).sum()))]
-    return [titles[i] for i in chosen], items[:, None] == chosen[None, :]
+    return [names[i] for i in chosen], items[:, None] == chosen[None, :]
 
 
 def item_labels(histories: np.ndarray, predicted: np.ndarray, catalog: Catalog) -> tuple[list[str], np.ndarray]:

@@ -26,7 +26,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
 from recprobe.batches import PositionPlan, position_batches
@@ -137,11 +137,14 @@ class CaseSet:
 
     @classmethod
     def load(cls, path: str | Path) -> CaseSet:
-        """The case set ``save`` wrote; ValueError when the file's columns are not one (missing, extra, of other
-        lengths or shapes)."""
-        with safe_open(path, framework="numpy") as f:
-            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
-            made_from = dict(f.metadata() or {})
+        """The case set ``save`` wrote; ValueError when the file is not safetensors or its columns are not one
+        (missing, extra, of other lengths or shapes)."""
+        try:
+            with safe_open(path, framework="numpy") as f:
+                tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+                made_from = dict(f.metadata() or {})
+        except SafetensorError as error:
+            raise ValueError(f"not a readable safetensors file: {error}") from None
         budget = {"uniform", "population_fired", "population_users", "population_counts"}
         required = {"users", "history", "predicted", "values", "indices"}
         names = set(tensors)

@@ -60,8 +60,8 @@ def mean_difference(features: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float = L2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batched ridge logistic regression by Newton's method: ``x`` [L, k, n] standardised columns, ``y`` [L, n] in
-    {0, 1}. Returns (weights [L, k], bias [L]); the bias is not penalised."""
+    """Batched ridge logistic regression by Newton's method: ``x`` [L, k, n], per label its k standardised
+    directions, one per row, ``y`` [L, n] in {0, 1}. Returns (weights [L, k], bias [L]); the bias is not penalised."""
     n_labels, k, n = x.shape
     design = torch.cat([x, x.new_ones(n_labels, 1, n)], 1)  # [L, k + 1, n]
     weighted = torch.empty_like(design)  # each step's weighted design, written in place
@@ -96,24 +96,23 @@ def k_sparse_probe(features: np.ndarray, labels: np.ndarray, test: np.ndarray, k
                    l2: float = L2) -> dict[int, np.ndarray]:
     """k -> [n_labels] held-out AUROC of a logistic probe on the top-k directions of ``features`` [n, D] for each
     of ``labels`` [n, L] (bool), trained on the cases not in ``test`` (a [n] bool mask). k above D uses all D."""
-    if labels.shape[1] == 0:  # no label frequent enough in these cases: nothing to probe
-        return {k: np.empty(0) for k in ks}
     train = ~test
+    if labels.shape[1] == 0 or train.sum() < 2:  # no label frequent enough, or no training to speak of
+        return {k: np.full(labels.shape[1], np.nan) for k in ks}
     ranking = np.argsort(-np.abs(mean_difference(features[train], labels[train])), axis=0, kind="stable")  # [D, L]
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
-    fit_columns = x[torch.from_numpy(np.flatnonzero(train))].T.contiguous()  # [D, n_fit]: a direction per row
-    test_columns = x[torch.from_numpy(np.flatnonzero(test))].T.contiguous()
+    fit_by_direction = x[torch.from_numpy(np.flatnonzero(train))].T.contiguous()  # [D, n_fit]: one direction per row
+    test_by_direction = x[torch.from_numpy(np.flatnonzero(test))].T.contiguous()
     scores: dict[int, list[np.ndarray]] = {}
     for start in range(0, labels.shape[1], LABEL_CHUNK):  # [chunk, k, n] at a time bounds the memory
         y = torch.from_numpy(labels[train, start:start + LABEL_CHUNK].T.astype(np.float32))
-        for k in sorted({min(k, features.shape[1]) for k in ks}):
+        for k in sorted({min(wanted, features.shape[1]) for wanted in ks}):
             chosen = torch.from_numpy(np.ascontiguousarray(ranking[:k, start:start + LABEL_CHUNK].T))  # [chunk, k]
-            fit = fit_columns[chosen]  # [chunk, k, n_fit]
+            fit = fit_by_direction[chosen]  # [chunk, k, n_fit]
             mean = fit.mean(2, keepdim=True)
             fit.sub_(mean)  # centred, then scaled to unit standard deviation (torch's own std is 15x slower here)
             std = (torch.linalg.vector_norm(fit, dim=2, keepdim=True) / max(fit.shape[2] - 1, 1) ** 0.5).clamp(min=1e-8)
             weights, bias = fit_logistic(fit.div_(std), y, l2)
-            held = (test_columns[chosen] - mean) / std
+            held = (test_by_direction[chosen] - mean) / std
             scores.setdefault(k, []).append((torch.bmm(weights[:, None, :], held)[:, 0] + bias[:, None]).T.numpy())
-    out = {k: column_auroc(np.concatenate(scores[min(k, features.shape[1])], axis=1), labels[test]) for k in ks}
-    return out
+    return {k: column_auroc(np.concatenate(scores[min(k, features.shape[1])], axis=1), labels[test]) for k in ks}

@@ -85,6 +85,7 @@ class Cases:
 
     kind: str
     users: np.ndarray
+    positions: np.ndarray  # [n] how many of the user's items come before each case
     windows: np.ndarray  # [n] the time window of each case (``grounding.time_windows``)
     reps: torch.Tensor
     labels: dict[str, tuple[list[str], np.ndarray]]  # family -> (names, [n, L] bool)
@@ -114,8 +115,9 @@ def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
     families = {"history": items_carry(history, per_item), "current": items_carry(current, per_item),
                 "next": items_carry(following, per_item), "predicted": items_carry(top, per_item)}
     labels = {family: (names, hot) for family, hot in families.items()}
+    item_names = [f"{title} [{raw}]" for title, raw in zip(split.catalog.titles, split.item_ids, strict=True)]
     for family, which in (("current", current), ("next", following), ("predicted", top)):
-        labels[f"{family}-item"] = item_identity(which, split.catalog.titles)
+        labels[f"{family}-item"] = item_identity(which, item_names)
     user_names, user_hot = user_labels(users, split.user_attributes)
     if user_names:
         labels["user"] = (user_names, user_hot)
@@ -123,7 +125,7 @@ def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
     labels = {family: ([n for n, k in zip(names_, kept[family], strict=True) if k], hot[:, kept[family]])
               for family, (names_, hot) in labels.items()}
     windows = time_windows(case_times(split, users, positions))
-    return Cases(kind, users, windows, torch.cat(reps), labels, per_item[:, kept["predicted"]])
+    return Cases(kind, users, positions, windows, torch.cat(reps), labels, per_item[:, kept["predicted"]])
 
 
 def bases_for_seed(run: Run, rungs: list[Rung], seed: int) -> list[Basis]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from recprobe.activations.store import ActivationStore
-from recprobe.concepts.budget import default_budget
+from recprobe.concepts.budget import CaseBudget, default_budget
 from recprobe.concepts.cases import (
     CASE_KINDS,
     CaseKind,
@@ -40,7 +40,7 @@ from recprobe.concepts.llm import check_llm_spec
 from recprobe.concepts.prompts import VERSION
 from recprobe.concepts.records import append_record, repair_records
 from recprobe.concepts.similarity import concept_similarity
-from recprobe.errors import ConfigError, StaleArtifactError
+from recprobe.errors import ConfigError, RecprobeError, StaleArtifactError
 from recprobe.io import atomic_write, atomic_write_text, write_json
 from recprobe.parallel import DataParallel
 from recprobe.progress import stage_bar
@@ -107,7 +107,7 @@ def interpret_run(run: Run | str | Path, options: InterpretOptions | None = None
     created = not out.exists()
     try:
         write_json(out / SETTINGS, settings)
-        alike = None if (out / CASES).exists() else recorded_alike(run, settings)
+        alike = None if o.overwrite or (out / CASES).exists() else recorded_alike(run, settings, budget)
         if alike is not None:  # another folder holds these very cases (other latents, describer or verifier)
             atomic_write(out / CASES, lambda tmp: shutil.copyfile(alike, tmp))
         if parallel.broadcast(not (out / CASES).exists()):
@@ -174,17 +174,20 @@ def controls_line(run: Run) -> str:
             "shows them all")
 
 
-def recorded_alike(run: Run, settings: dict[str, Any]) -> Path | None:
+def recorded_alike(run: Run, settings: dict[str, Any], budget: CaseBudget) -> Path | None:
     """The cases file of another concepts folder of this run recorded from the same basis, kind of cases, case
-    budget and inputs: a new folder copies it instead of recording every case again."""
-    same = ("basis", "cases", "case_budget", "made_from")
+    budget and inputs, and readable as such: a new folder copies it instead of recording every case again."""
     for folder in run.layout.concept_folders():
         try:
             theirs = json.loads((folder / SETTINGS).read_text())
-        except (OSError, ValueError):
+            kept = CaseBudget(**theirs["case_budget"]) if "case_budget" in theirs else default_budget(theirs["n"])
+            if not ((folder / CASES).is_file() and kept == budget
+                    and all(theirs.get(key) == settings[key] for key in ("basis", "cases", "made_from"))):
+                continue
+            run.cases(folder, basis=settings["basis"])  # refuses a damaged or stale file: record anew instead
+        except (OSError, ValueError, TypeError, KeyError, RecprobeError):
             continue
-        if (folder / CASES).is_file() and all(theirs.get(key) == settings.get(key) for key in same):
-            return folder / CASES
+        return folder / CASES
     return None
 
 
