@@ -10,8 +10,8 @@ and the data's. Families of metrics (``recprobe.concepts.probing``, ``recprobe.c
   among the case's shown history: broad), ``current`` (the item at this position), ``next`` (the item the user
   took next), ``predicted`` (the model's top-1 there): narrow; ``current-item``, ``next-item``,
   ``predicted-item``: that item itself, one label per item among the 100 most frequent there: the narrowest;
-  ``user`` (the user's own attributes). With
-  every-position cases, also ``pooled-history`` and ``pooled-user``: each user's cases averaged into one row;
+  ``user`` (the user's own attributes). With every-position cases, also ``pooled-history`` and
+  ``pooled-user``: each user's cases averaged into one row;
 - ``output/concentration``, ``steering/success``, ``steering/shift``: each ``predicted`` label's best direction
   pushed through the model's ``score()``;
 - ``hard_negatives/hard`` and ``hard_negatives/random``: each ``history`` label's best direction on held-out
