@@ -105,6 +105,12 @@ def test_the_documented_torchrun_commands_make_what_one_process_makes(tmp_path):
     assert np.array_equal(cases[0].population.users, cases[1].population.users)
     assert (one / "concepts" / "concepts.jsonl").read_text() == (two / "concepts" / "concepts.jsonl").read_text()
 
+    # rank 0 refuses the folder (other settings) in one line, and torchrun stops the rank waiting on it at once
+    refused = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "recprobe.cli", "--", "interpret",
+                              "--cases", "all", "--latents", "0-3", "--n", "4", "--run", str(two)], env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "holds concepts made with another n" in refused.stdout + refused.stderr
+
 
 def main_cli(*args: str) -> int:
     try:
