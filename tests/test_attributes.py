@@ -166,3 +166,25 @@ def test_item_identity_labels_the_most_frequent_items_one_column_each():
     assert names == ["c", "a"]  # by frequency; "d" never occurs, -1 is no item
     assert hot.astype(int).tolist() == [[1, 0], [0, 1], [1, 0], [0, 0], [0, 0], [1, 0], [0, 1]]
     assert item_identity(np.array([3, 3]), ["a", "b", "c", "d"])[0] == ["d"]  # never more than the items seen
+
+
+def test_attribute_metrics_score_the_last_item_itself(split, tmp_path, monkeypatch):
+    """Every-position cases of a SASRec run: besides attribute values, each case is labelled with its most recent
+    item (the 100 most frequent, named `last item: <title> [<raw id>]`), counted from the split itself."""
+    from recprobe.concepts.cases import record_cases
+    from recprobe.runs import Run
+    from recprobe.runs.attributes import attribute_metrics
+    from tests.conftest import sae_run
+
+    run = Run.open(sae_run(split, tmp_path, monkeypatch, model="sasrec"))
+    cases = record_cases(run.target, run.sae(), run.split, kind="all")
+    found = attribute_metrics(run, cases)
+    rows = {row["label"]: row for row in found["per_label"]}
+    offsets, items = run.split.sequences("test")
+    last = items[offsets[cases.users] + cases.positions - 1]
+    named = {f"last item: {run.split.catalog.titles[i]} [{run.split.item_ids[i]}]": int((last == i).sum())
+             for i in np.unique(last)}
+    scored = {label: row["cases"] for label, row in rows.items() if label.startswith("last item: ")}
+    assert scored and all(scored[label] == named[label] for label in scored)
+    assert set(scored) == {label for label, count in named.items() if MIN_POSITIVES <= count <= len(last) - MIN_POSITIVES}
+    assert "last item" in found["mean_best_auroc"]["sae"]

@@ -71,6 +71,16 @@ def items_carry(items: np.ndarray, per_item: np.ndarray) -> np.ndarray:
     return np.where(items[..., None] >= 0, per_item[np.maximum(items, 0)], False).any(1)
 
 
+def item_names(catalog: Catalog, item_ids: Sequence[str]) -> list[str]:
+    """Each item as an item label names it, ``<title> [<raw id>]`` (titles need not be unique)."""
+    return [f"{title} [{raw}]" for title, raw in zip(catalog.titles, item_ids, strict=True)]
+
+
+def last_items(histories: np.ndarray) -> np.ndarray:
+    """[n] each case's most recent item, from its shown history ([n, m], oldest first, padded at the end with -1)."""
+    return histories[np.arange(len(histories)), np.maximum((histories >= 0).sum(1) - 1, 0)]
+
+
 def item_identity(items: np.ndarray, names: Sequence[str], top: int = ITEM_LABELS) -> tuple[list[str], np.ndarray]:
     """The item itself as a label: the ``top`` most frequent of ``items`` [n] (-1: none), by ``names`` (one per
     item), and the [n, top] bool matrix of which row is which."""

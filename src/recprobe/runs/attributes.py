@@ -1,5 +1,6 @@
-"""Attribute AUROC of a run (``<run>/concepts/attributes.json``): for every item and user attribute value, the
-best direction of five bases on the same cases:
+"""Attribute AUROC of a run (``<run>/concepts/attributes.json``): for every item and user attribute value, and
+the case's last item itself (``last item: <title> [<raw id>]``, the 100 most frequent), the best direction of five
+bases on the same cases:
 
 - ``sae``: the SAE's latents, as they fire (0 where TopK did not pick them);
 - ``sae_encoder``: the same latents before TopK and ReLU (the encoder's dense linear read-out), which shows
@@ -24,7 +25,10 @@ from recprobe.batches import position_batches
 from recprobe.concepts.attributes import (
     auroc_matrix,
     best_per_label,
+    item_identity,
     item_labels,
+    item_names,
+    last_items,
     mean_best_by_attribute,
     scorable,
     sparse_auroc,
@@ -36,6 +40,7 @@ from recprobe.runs.run import Run
 from recprobe.sae.train import initial_sae
 
 BASES = ("sae", "sae_encoder", "raw", "untrained", "untrained_encoder")
+LAST_ITEM = "last item"  # the labels naming the case's most recent item itself (the 100 most frequent)
 HEATMAP_LATENTS = 12
 MAX_CASES = 20_000  # dense bases rank [cases, directions]; an AUROC from 20,000 cases is precise to about 0.005
 ENCODE_BATCH = 1024  # cases the untrained SAE encodes at a time: [1024, n_latents] pre-activations
@@ -83,9 +88,11 @@ def attribute_metrics(run: Run, cases: CaseSet, reps: np.ndarray | None = None) 
     if len(measured) > MAX_CASES:
         measured = np.sort(np.random.default_rng(0).choice(measured, MAX_CASES, replace=False))
     cases, reps = cases.subset(measured), reps[measured] if reps is not None else None
-    item_names, item = item_labels(cases.history, cases.predicted, split.catalog)
+    value_names, values_held = item_labels(cases.history, cases.predicted, split.catalog)
+    last_names, last = item_identity(last_items(cases.history),
+                                     [f"{LAST_ITEM}: {name}" for name in item_names(split.catalog, split.item_ids)])
     user_names, user = user_labels(cases.users, split.user_attributes)
-    names, labels = item_names + user_names, np.concatenate([item, user], axis=1)
+    names, labels = value_names + last_names + user_names, np.concatenate([values_held, last, user], axis=1)
     keep = scorable(labels)
     names, labels = [n for n, k in zip(names, keep, strict=True) if k], labels[:, keep]
     if not names:

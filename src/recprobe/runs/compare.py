@@ -35,7 +35,14 @@ import numpy as np
 import torch
 
 from recprobe.batches import phase_batches
-from recprobe.concepts.attributes import item_identity, item_value_matrix, items_carry, scorable, user_labels
+from recprobe.concepts.attributes import (
+    item_identity,
+    item_names,
+    item_value_matrix,
+    items_carry,
+    scorable,
+    user_labels,
+)
 from recprobe.concepts.cases import case_batches, case_rows, case_times, shown_history
 from recprobe.concepts.grounding import (
     best_directions,
@@ -115,9 +122,9 @@ def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
     families = {"history": items_carry(history, per_item), "current": items_carry(current, per_item),
                 "next": items_carry(following, per_item), "predicted": items_carry(top, per_item)}
     labels = {family: (names, hot) for family, hot in families.items()}
-    item_names = [f"{title} [{raw}]" for title, raw in zip(split.catalog.titles, split.item_ids, strict=True)]
+    named = item_names(split.catalog, split.item_ids)
     for family, which in (("current", current), ("next", following), ("predicted", top)):
-        labels[f"{family}-item"] = item_identity(which, item_names)
+        labels[f"{family}-item"] = item_identity(which, named)
     user_names, user_hot = user_labels(users, split.user_attributes)
     if user_names:
         labels["user"] = (user_names, user_hot)
