@@ -132,12 +132,16 @@ def test_a_recbole_model_ranks_as_recbole_does_and_goes_through_every_cli_stage(
     cli(capsys, "capture", "--run", run)
     cli(capsys, "train-sae", "--run", run, "--scale", "2", "--k", "4", "--epochs", "1")
     cli(capsys, "interpret", "--run", run)
+    if model == "SASRec":  # every position is a case: items last often enough to score (a general model: one case per user)
+        scored = json.loads((Path(run) / "concepts" / "attributes.json").read_text())["per_label"]
+        assert any(row["label"].startswith("last item: ") for row in scored)  # the item itself, beside attribute values
     steered = cli(capsys, "steer", "--run", run, "--table7")
     assert "steering" in steered
     if model in LADDER:
         cli(capsys, "train-sae", "--run", run, "--seeds", "2", "--scale", "2", "--k", "4", "--epochs", "1")
         compared = cli(capsys, "compare", "--run", run, "--max-cases", "2000")
         assert "gap [95%" in compared and "probing/predicted@k1" in compared
+        assert ("probing/current-item@k1" in compared) == (model == "SASRec")  # 300 test cases: no item 10 times
         cli(capsys, "interpret", "--run", run, "--basis", "frozen-decoder")  # trains the control
         cli(capsys, "steer", "--run", run, "--table7", "--every")
         every = json.loads((Path(run) / "steering" / "table7-every.json").read_text())

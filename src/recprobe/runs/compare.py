@@ -118,12 +118,12 @@ def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
     following[inside] = items[offsets[users[inside]] + positions[inside]]
     history = shown_history(split, users, positions)
     current = items[offsets[users] + positions - 1]  # the last item before the case (every case has one)
-    top = np.concatenate(predicted)
+    top1 = np.concatenate(predicted)  # the model's top-1 item at each case
     families = {"history": items_carry(history, per_item), "current": items_carry(current, per_item),
-                "next": items_carry(following, per_item), "predicted": items_carry(top, per_item)}
+                "next": items_carry(following, per_item), "predicted": items_carry(top1, per_item)}
     labels = {family: (names, hot) for family, hot in families.items()}
     named = item_names(split.catalog, split.item_ids)
-    for family, which in (("current", current), ("next", following), ("predicted", top)):
+    for family, which in (("current", current), ("next", following), ("predicted", top1)):
         labels[f"{family}-item"] = item_identity(which, named)
     user_names, user_hot = user_labels(users, split.user_attributes)
     if user_names:
