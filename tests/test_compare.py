@@ -7,13 +7,15 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from recprobe.cli import app
 from recprobe.concepts.attributes import ITEM_LABELS
+from recprobe.concepts.probing import held_out_users
 from recprobe.errors import RunFolderError, StaleArtifactError
 from recprobe.runs import Run
-from recprobe.runs.compare import compare_run, headline, sample_cases
+from recprobe.runs.compare import Basis, compare_run, grounded, headline, sample_cases
 from recprobe.runs.interpret import controls_line
 from recprobe.runs.ladder import train_ladder
 from recprobe.sae.config import SAETrainConfig
@@ -114,6 +116,8 @@ def test_the_cli_trains_the_ladder_and_compares_a_builtin_sequential_run(split, 
     assert written["cases"]["kind"] == "all" and {"topk", "batchtopk/untrained"} <= set(written["bases"])
     pooled = written["metrics"]["probing/pooled-history@k1"]  # every position: each user's cases pooled too
     assert pooled["raw"]["mean"] > 0.9  # each user's items are of one block, which the representation holds
+    for prefix in ("", "current-item-"):  # hard negatives for broad labels and for the item itself (too few users here)
+        assert {"raw", "topk", "topk/untrained"} <= set(written["metrics"][f"hard_negatives/{prefix}hard"]), prefix
 
 
 def test_several_architectures_without_seeds_are_refused_in_one_line(tmp_path, capsys):
@@ -146,3 +150,21 @@ def test_narrow_labels_read_the_item_at_this_position_and_the_next(split, tmp_pa
             rows, columns = np.nonzero(labels)
             named = [f"{run.split.catalog.titles[i]} [{run.split.item_ids[i]}]" for i in expected_items[family][rows]]
             assert len(rows) > 0 and named == [names[c] for c in columns], family
+
+
+def test_item_hard_negatives_credit_a_direction_that_reads_the_item_and_not_a_shuffled_one(split, tmp_path, monkeypatch):
+    """A basis whose columns are the current-item labels themselves scores high on the item's hard negatives;
+    the same columns shuffled over cases score about 0 (few test users here: fewer top cases per direction)."""
+    run = Run.open(sae_run(split, tmp_path, monkeypatch, model="sasrec"))
+    cases = sample_cases(run)
+    _, items = cases.labels["current-item"]
+    monkeypatch.setattr("recprobe.concepts.grounding.TOP_CASES", 6)
+    test = held_out_users(cases.users, seed=0)
+    reader = items.astype(np.float32)
+    shuffled = reader[np.random.default_rng(0).permutation(len(reader))]
+    found = {}
+    for name, features in (("reader", reader), ("shuffled", shuffled)):
+        basis = Basis(name, "topk", "trained", lambda reps, f=features: f,
+                      lambda columns: torch.zeros(len(columns), run.target.d_model))
+        found[name] = grounded(basis, features, cases, run, test, seed=0)["hard_negatives/current-item-hard"]
+    assert found["reader"] > 0.5 and abs(found["shuffled"]) < 0.2, found

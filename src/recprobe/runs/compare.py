@@ -15,7 +15,8 @@ and the data's. Families of metrics (``recprobe.concepts.probing``, ``recprobe.c
 - ``output/concentration``, ``steering/success``, ``steering/shift``: each ``predicted`` label's best direction
   pushed through the model's ``score()``;
 - ``hard_negatives/hard`` and ``hard_negatives/random``: each ``history`` label's best direction on held-out
-  users' cases, against the nearest non-firing cases of the same time window, and against random ones.
+  users' cases, against the nearest non-firing cases of the same time window, and against random ones;
+  ``hard_negatives/current-item-hard`` and ``-random``: the same for each ``current-item`` label.
 
 Each metric's ``trained_minus_best_control`` is, per seed, a trained SAE's value minus the highest value of every
 control (the raw dimensions, random directions, and every architecture's untrained and frozen SAEs),
@@ -66,6 +67,7 @@ MAX_CASES = 10_000  # cases drawn once (seeded) and shared by every basis and se
 PUSH_USERS = 256  # users whose representations are pushed for the output and steering metrics
 RAW, RANDOM = "raw", "random-direction"
 POOLED = ("history", "user")  # the label families also probed per user, pooled over the user's cases
+HARD_NEGATIVE_FAMILIES = {"history": "", "current-item": "current-item-"}  # label family -> metric name prefix
 
 
 @dataclass
@@ -190,13 +192,15 @@ def grounded(basis: Basis | None, features: np.ndarray | None, cases: Cases, run
         out |= {"output/concentration": float(pushes.concentration.mean()),
                 "steering/success": float(pushes.success.mean()),
                 "steering/shift": float((pushes.raised_share - pushes.lowered_share).mean())}
-    names, history = cases.labels["history"]
-    if names and basis is not None:
-        chosen = best_directions(features, history, ~test)
-        scores = features[test][:, chosen.columns] * chosen.signs
-        hard, random = hard_negative_gaps(scores, history[test], cases.reps[test].numpy(), cases.users[test], seed,
-                                          cases.windows[test])
-        out |= {"hard_negatives/hard": finite_mean(hard), "hard_negatives/random": finite_mean(random)}
+    for family, prefix in HARD_NEGATIVE_FAMILIES.items():
+        names, labels = cases.labels.get(family, ([], None))
+        if names and basis is not None:
+            chosen = best_directions(features, labels, ~test)
+            scores = features[test][:, chosen.columns] * chosen.signs
+            hard, random = hard_negative_gaps(scores, labels[test], cases.reps[test].numpy(), cases.users[test], seed,
+                                              cases.windows[test])
+            out |= {f"hard_negatives/{prefix}hard": finite_mean(hard),
+                    f"hard_negatives/{prefix}random": finite_mean(random)}
     return out
 
 
