@@ -158,7 +158,7 @@ def test_item_hard_negatives_credit_a_direction_that_reads_the_item_and_not_a_sh
     run = Run.open(sae_run(split, tmp_path, monkeypatch, model="sasrec"))
     cases = sample_cases(run)
     _, items = cases.labels["current-item"]
-    monkeypatch.setattr("recprobe.concepts.grounding.TOP_CASES", 6)
+    monkeypatch.setattr("recprobe.concepts.grounding.MIN_TOP_CASES", 3)
     test = held_out_users(cases.users, seed=0)
     reader = items.astype(np.float32)
     shuffled = reader[np.random.default_rng(0).permutation(len(reader))]

@@ -167,3 +167,20 @@ def test_every_label_chunk_keeps_its_own_label_and_k_past_the_directions_uses_th
     shuffled = k_sparse_probe(features, labels[:, rng.permutation(40)][rng.permutation(3000)], test, ks=(1,))[1]
     assert abs(shuffled.mean() - 0.5) < 0.03
     assert np.isnan(k_sparse_probe(features, labels, np.arange(3000) > 0, ks=(1,))[1]).all()  # one training row
+
+
+def test_a_direction_that_reads_a_rare_label_perfectly_scores_one_on_hard_negatives():
+    """A label on 20 of 4,000 users: its perfect reader scores 1 (the top cases shrink to the label's users; with
+    50 of them it could score at most 0.4), a half-right reader less; a label on 5 users is not scored."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    reps = rng.normal(size=(n, 4))
+    rare, rarer = np.zeros(n, bool), np.zeros(n, bool)
+    rare[rng.choice(n, 20, replace=False)] = True
+    rarer[rng.choice(n, 5, replace=False)] = True
+    half_right = rare.copy()
+    half_right[np.flatnonzero(rare)[:10]] = False
+    half_right[np.flatnonzero(~rare)[:10]] = True
+    scores = np.column_stack([rare, half_right, rarer]).astype(float)
+    hard, _ = hard_negative_gaps(scores, np.column_stack([rare, rare, rarer]), reps, np.arange(n))
+    assert hard[0] == 1.0 and 0.3 < hard[1] < 0.7 and np.isnan(hard[2]), hard

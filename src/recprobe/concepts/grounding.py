@@ -26,7 +26,8 @@ TOP_ITEMS = 20  # raised items checked for the concept
 TOP_K = 10  # the steered top-k list
 STEER_NORMS = 1.0  # push = this many typical representation norms along the unit direction
 STEER_IN, STEER_OUT = 0.9, 0.1  # Table 7's success: in >= 90% of top-10s when raised, <= 10% when lowered
-TOP_CASES = 50  # firing cases per direction for the hard-negative test
+TOP_CASES = 50  # firing cases per direction for the hard-negative test (fewer for a label fewer users carry)
+MIN_TOP_CASES = 10  # a label carried by fewer held-out users is not scored on hard negatives
 TIME_WINDOWS = 10  # hard negatives come from the firing case's tenth of the cases' time span (by quantile)
 
 
@@ -94,10 +95,13 @@ def time_windows(times: np.ndarray, n: int = TIME_WINDOWS) -> np.ndarray:
 def hard_negative_gaps(scores: np.ndarray, labels: np.ndarray, reps: np.ndarray, users: np.ndarray,
                        seed: int = 0, windows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per label j, with ``scores[:, j]`` its direction's signed values on held-out cases: P(label | the
-    TOP_CASES cases where it fires most, one per user) minus P(label | each one's nearest non-firing case of
+    top cases where it fires most, one per user) minus P(label | each one's nearest non-firing case of
     another user, in the same time window when ``windows`` [cases] gives one), and the same against random
-    non-firing cases of other users. "Fires" means above the direction's median value (above 0 for a sparse
-    latent); a direction firing on too few cases, or whose firing cases have no silent case in their window, gives NaN."""
+    non-firing cases of other users. The top cases are TOP_CASES, or as many as the held-out users carrying the
+    label when fewer (a direction that reads a rare label perfectly then scores 1, not its users / TOP_CASES);
+    a label carried by fewer than MIN_TOP_CASES users gives NaN. "Fires" means above the direction's median
+    value (above 0 for a sparse latent); a direction firing on fewer than half its top cases, or whose firing
+    cases have no silent case in their window, gives NaN."""
     rng = np.random.default_rng(seed)
     hard, random = np.full(labels.shape[1], np.nan), np.full(labels.shape[1], np.nan)
     for j in range(labels.shape[1]):
@@ -106,16 +110,17 @@ def hard_negative_gaps(scores: np.ndarray, labels: np.ndarray, reps: np.ndarray,
         order = np.argsort(-value, kind="stable")
         order = order[value[order] > cut]
         _, first = np.unique(users[order], return_index=True)
-        firing = order[np.sort(first)][:TOP_CASES]
+        top = min(TOP_CASES, len(np.unique(users[labels[:, j]])))
+        firing = order[np.sort(first)][:top]
         silent = np.flatnonzero(value <= cut)
-        if len(firing) < TOP_CASES // 2 or len(silent) < TOP_CASES:
+        if top < MIN_TOP_CASES or len(firing) < top // 2 or len(silent) < top:
             continue
         distance = ((reps[firing, None, :] - reps[None, silent, :]) ** 2).sum(-1)  # [firing, silent]
         distance[users[firing][:, None] == users[silent][None, :]] = np.inf
         if windows is not None:
             distance[windows[firing][:, None] != windows[silent][None, :]] = np.inf
         matched = np.isfinite(distance).any(1)
-        if matched.sum() < TOP_CASES // 2:
+        if matched.sum() < top // 2:
             continue
         nearest = silent[distance[matched].argmin(1)]
         others = silent[~np.isin(users[silent], users[firing])]
