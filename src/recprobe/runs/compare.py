@@ -195,13 +195,20 @@ def grounded(basis: Basis | None, features: np.ndarray | None, cases: Cases, run
     for family, prefix in HARD_NEGATIVE_FAMILIES.items():
         names, labels = cases.labels.get(family, ([], None))
         if names and basis is not None:
-            chosen = best_directions(features, labels, ~test)
-            scores = features[test][:, chosen.columns] * chosen.signs
-            hard, random = hard_negative_gaps(scores, labels[test], cases.reps[test].numpy(), cases.users[test], seed,
-                                              cases.windows[test])
+            hard, random = hard_negatives(features, labels, cases, test, seed)
             out |= {f"hard_negatives/{prefix}hard": finite_mean(hard),
                     f"hard_negatives/{prefix}random": finite_mean(random)}
     return out
+
+
+def hard_negatives(features: np.ndarray, labels: np.ndarray, cases: Cases, test: np.ndarray,
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per label, its best direction (chosen on the training users) against hard and random negatives on the
+    ``test`` users' cases (``grounding.hard_negative_gaps``)."""
+    chosen = best_directions(features, labels, ~test)
+    scores = features[test][:, chosen.columns] * chosen.signs
+    return hard_negative_gaps(scores, labels[test], cases.reps[test].numpy(), cases.users[test], seed,
+                              cases.windows[test])
 
 
 def finite_mean(values: np.ndarray) -> float:
