@@ -154,7 +154,7 @@ def test_narrow_labels_read_the_item_at_this_position_and_the_next(split, tmp_pa
 
 def test_item_hard_negatives_credit_a_direction_that_reads_the_item_and_not_a_shuffled_one(split, tmp_path, monkeypatch):
     """A basis whose columns are the current-item labels themselves scores high on the item's hard negatives;
-    the same columns shuffled over cases score about 0 (few test users here: fewer top cases per direction)."""
+    the same columns shuffled over cases score about 0 (few test users here: the minimum of users per label lowered)."""
     run = Run.open(sae_run(split, tmp_path, monkeypatch, model="sasrec"))
     cases = sample_cases(run)
     _, items = cases.labels["current-item"]
