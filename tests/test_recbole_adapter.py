@@ -142,6 +142,8 @@ def test_a_recbole_model_ranks_as_recbole_does_and_goes_through_every_cli_stage(
         compared = cli(capsys, "compare", "--run", run, "--max-cases", "2000")
         assert "gap [95%" in compared and "probing/predicted@k1" in compared
         assert ("probing/current-item@k1" in compared) == (model == "SASRec")  # 300 test cases: no item 10 times
+        metrics = json.loads((Path(run) / "compare.json").read_text())["metrics"]
+        assert ("hard_negatives/current-item-hard" in metrics) == (model == "SASRec")  # the item's hard negatives too
         cli(capsys, "interpret", "--run", run, "--basis", "frozen-decoder")  # trains the control
         cli(capsys, "steer", "--run", run, "--table7", "--every")
         every = json.loads((Path(run) / "steering" / "table7-every.json").read_text())
