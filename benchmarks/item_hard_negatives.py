@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
+from recprobe.concepts.cases import SAMPLED_CASES
 from recprobe.concepts.probing import held_out_users
 from recprobe.runs.compare import (
-    MAX_CASES,
     bases_for_seed,
     finite_mean,
     hard_negatives,
@@ -35,7 +35,7 @@ METRIC = "hard_negatives/current-item-hard"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
-    parser.add_argument("--max-cases", type=int, default=MAX_CASES, help="cases sampled once and shared by every basis")
+    parser.add_argument("--max-cases", type=int, default=SAMPLED_CASES, help="cases sampled once and shared by every basis")
     args = parser.parse_args()
     started = time.perf_counter()
     run = open_run(args.run)

@@ -7,15 +7,18 @@ import numpy as np
 import pytest
 import torch
 
+from recprobe.batches import position_batches
 from recprobe.concepts.baseline import RawDimensions
+from recprobe.concepts.cases import case_rows
 from recprobe.errors import RunFolderError
+from recprobe.ranking.metrics import seen_prefix
 from recprobe.runs import Run
 from recprobe.runs.interpret import interpret_run
 from recprobe.runs.table7_every import table7_every_run, trained_minus_best_control
 from recprobe.sae.train import initial_sae
 from recprobe.stats import proportion, proportion_gap
-from recprobe.steering.edit import LatentEdit, steered
-from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect
+from recprobe.steering.edit import LatentEdit, latent_values, steered
+from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect, top_items
 from recprobe.steering.table7 import SCALES, concept_hits, passes
 from tests.conftest import sae_run
 
@@ -52,6 +55,60 @@ def test_every_concept_in_one_pass_equals_steering_each_latent_alone(split, tmp_
         assert [found[latent][key] for key in ("down", "unedited", "up")] == pytest.approx(hits) if hits[0] is not None \
             else found[latent]["up"] is None
 
+
+
+def test_cases_inside_a_sequence_are_steered_at_their_own_position(split, tmp_path, monkeypatch):
+    run = Run.open(sae_run(split, tmp_path, monkeypatch, model="sasrec"))
+    encoder, target = run.basis("sae"), run.target
+    plan = case_rows(split, "all", target.max_history)
+    users, positions = plan.at(np.arange(0, len(plan), 3))  # every third case, most of them inside a sequence
+    concepts = {latent: decoder_items(decoder_scores(target, encoder, latent), 5) for latent in range(encoder.n_latents)}
+    found = concept_hits(target, encoder, split, concepts, (users, positions), batch_size=7)
+    pushed = concept_hits(target, encoder, split, concepts, (users, positions), push=2.0, batch_size=7)
+    offsets, items = split.sequences("test")
+    for latent, concept in concepts.items():  # each case alone: its own history, its own seen items
+        fired, hits, pushed_hits, values = set(), np.zeros(len(SCALES)), np.zeros(len(SCALES)), []
+        for user, position in zip(users, positions, strict=True):
+            batch = next(position_batches(split, np.array([user]), np.array([position]), target.max_history, 1))
+            reps = target.represent(batch).float()
+            value = latent_values(encoder, reps, latent).item()
+            if value <= 0:
+                continue
+            fired.add(int(user))
+            values.append(value)
+            seen = seen_prefix(offsets, items, np.array([user]), np.array([position]))
+            for column, scale in enumerate(SCALES):
+                top = top_items(target, steered(encoder, reps, [LatentEdit(latent, scale=scale)]), batch, seen)
+                hits[column] += concept[top].any()
+                moved = reps + (scale - 1) * 2.0 * encoder.W_dec[latent].detach()  # the same push for every case
+                pushed_hits[column] += concept[top_items(target, moved, batch, seen)].any()
+        n = found[latent]["n_active"]
+        assert n == len(values) and found[latent]["n_users"] == len(fired)
+        if not n:
+            assert found[latent]["up"] is None and found[latent]["mean_value"] is None
+            continue
+        assert found[latent]["mean_value"] == pytest.approx(np.mean(values), rel=1e-5)
+        assert [found[latent][key] for key in ("down", "unedited", "up")] == pytest.approx(hits / n)
+        assert [pushed[latent][key] for key in ("down", "unedited", "up")] == pytest.approx(pushed_hits / n)
+    at_test_time = concept_hits(target, encoder, split, concepts)
+    assert any(found[j]["n_active"] != at_test_time[j]["n_active"] for j in concepts)  # not the test-time cases
+
+
+def test_every_concept_table_steers_the_cases_its_concepts_were_read_from(split, tmp_path, monkeypatch):
+    run = Run.open(sae_run(split, tmp_path, monkeypatch, model="sasrec"))
+    for basis in ("sae", "untrained"):
+        interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis=basis, cases="all", progress=False)
+    every_position = len(case_rows(split, "all", run.target.max_history))
+    assert every_position > split.n_users
+    found = table7_every_run(run, max_cases=40)
+    assert (found["cases"], found["n_cases"], found["max_cases"]) == ("all", 40, 40)
+    assert all(row["n_active"] <= 40 for basis in found["bases"].values() for row in basis["latents"])
+    assert table7_every_run(run)["n_cases"] == every_position  # under the default budget: all of them
+    interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis="untrained", cases="test",
+                  overwrite=True, progress=False)
+    with pytest.raises(RunFolderError, match=r"the bases' concepts were read from different cases \(sae: all, "
+                                             r"untrained: test\); interpret every basis with the same --cases"):
+        table7_every_run(run)
 
 def test_raw_dimensions_steer_one_coordinate_as_a_decoder_row_would():
     x = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 4.0, 1.0]])

@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from recprobe.concepts.cases import SAMPLED_CASES
 from recprobe.data.source import DataSource
 from recprobe.errors import ConfigError, RecprobeError
 from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
 from recprobe.parallel import DataParallel
 from recprobe.ranking.beyond import ITEM_GROUPS, USER_GROUPS
-from recprobe.runs.compare import MAX_CASES as COMPARE_CASES
 from recprobe.runs.options import CaptureOptions, DebiasOptions, InterpretOptions, SweepOptions
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.faithfulness import DENSE_RATE
@@ -270,7 +270,7 @@ def train_sae(
 @app.command()
 def compare(
     run: RunOption,
-    max_cases: Annotated[int, typer.Option(help="Cases drawn (seeded) for every basis and seed.")] = COMPARE_CASES,
+    max_cases: Annotated[int, typer.Option(help="Cases drawn (seeded) for every basis and seed.")] = SAMPLED_CASES,
 ) -> None:
     """Every SAE of RUN/saes against its controls (raw dimensions, untrained, frozen decoder, frozen encoder,
     random directions) on probing, output, steering and hard-negative metrics, over seeds (RUN/compare.json)."""
@@ -399,6 +399,8 @@ def steer(
                                                         "(the SAE and its controls), the share that passes the paper's rule.")] = False,
     user: Annotated[str | None, typer.Option(help="With --latent: this user's (raw id) top 10 at each scale, nothing written.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --user: print the lists as JSON.")] = False,
+    max_cases: Annotated[int | None, typer.Option(help="With --table7 --every: the cases steered, a seeded sample of those "
+                                                       f"the concepts were read from (default {SAMPLED_CASES:,}).")] = None,
 ) -> None:
     """Scale a latent and re-rank: how often its concept items reach the top 10, over the users it fires on."""
     from recprobe.runs.steering import SteeringRun
@@ -414,8 +416,10 @@ def steer(
         raise ConfigError("--latent: give --latent J (with --scale F) or --table7")
     if table7 and scale:
         raise ConfigError("--scale goes with --latent J; --table7 always steers at the paper's -10x, 1x and +10x")
+    if max_cases is not None and not every:
+        raise ConfigError("--max-cases goes with --table7 --every, which steers a sample of cases")
     if every:
-        _table7_every(run)
+        _table7_every(run, SAMPLED_CASES if max_cases is None else max_cases)
         return
     steering = SteeringRun(run)
     found = steering.table7() if table7 else {"latents": [steering.steer(latent, scale or [-10.0, 10.0])], "skipped": []}
@@ -448,13 +452,15 @@ def _user_lists(run: Path, user: str, latent: int, scales: list[float], as_json:
     console.print(table)
 
 
-def _table7_every(run: Path) -> None:
+def _table7_every(run: Path, max_cases: int) -> None:
     from recprobe.runs.layout import RunLayout
     from recprobe.runs.table7_every import TABLE7_EVERY, table7_every_run
 
-    found = table7_every_run(run)
+    found = table7_every_run(run, max_cases=max_cases)
+    cases = "every position" if found["cases"] == "all" else "each user at test time"
     table = Table("basis", "concepts C >= 0.8", "measured", "pass", "pass share [95% CI]", "not measured",
-                  title="Table 7 over every confident concept: +10x puts an item in >= 90% of top-10s, -10x in <= 10%")
+                  title="Table 7 over every confident concept: +10x puts an item in >= 90% of top-10s, -10x in <= 10% "
+                        f"({found['n_cases']:,} cases, {cases})")
     for basis, row in found["bases"].items():
         share = row["share"]
         table.add_row(basis, str(row["confident"]), str(row["measured"]), str(row["passed"]),

@@ -41,6 +41,7 @@ from recprobe.target import ProbeTarget
 SHOWN_HISTORY = 9
 LevelMode = Literal["max", "quantile"]
 CaseKind = Literal["test", "all"]
+SAMPLED_CASES = 10_000  # cases a sampling stage draws once (seeded) and measures every basis on
 CASE_KINDS = ("auto", "test", "all")
 PLAN_BATCHES = 64  # case recording reads its plan this many batches at a time
 
@@ -183,6 +184,17 @@ def case_rows(split: Split, kind: CaseKind, max_history: int) -> PositionPlan:
                           "representation per user; use --cases test")
     return PositionPlan.of(users, np.ones_like(lengths), lengths)  # positions 1 .. lengths
 
+
+
+def sampled_cases(split: Split, kind: CaseKind, max_history: int, max_cases: int = SAMPLED_CASES,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(users, positions) of the cases of ``kind``, all of them or a seeded sample of ``max_cases`` in plan order:
+    what every basis is measured on where a stage measures on a sample (``compare``, Table 7 over every concept)."""
+    plan = case_rows(split, kind, max_history)
+    rows = np.arange(len(plan))
+    if len(plan) > max_cases:
+        rows = np.sort(np.random.default_rng(seed).choice(len(plan), max_cases, replace=False))
+    return plan.at(rows)
 
 @dataclass(frozen=True)
 class LatentIndex:

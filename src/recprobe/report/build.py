@@ -175,9 +175,12 @@ class RunReport:
         missing = missing_controls(found)
         also = (f" Not measured: {', '.join(missing)} (`recprobe interpret --run {self.run} --basis NAME`, then "
                 f"`{TABLE7_EVERY_REBUILD} --run {self.run}`)." if missing else "")
+        cases = ("each test user at test time" if found.get("cases", "test") == "test" else
+                 "every position of the sequences")
+        sampled = f"{found['n_cases']:,} cases, {cases}" if "n_cases" in found else cases
         return {"rows": rows, "note": f"A concept passes when +10x puts one of its items in at least 90% of the top-10s of "
-                                      f"the test users its latent fires on and -10x in at most 10% (Wilson 95% intervals). "
-                                      f"{verdict}{also}"}
+                                      f"the cases its latent fires on and -10x in at most 10% ({sampled}; Wilson 95% "
+                                      f"intervals). {verdict}{also}"}
 
     def _debias(self) -> list[tuple]:
         if not self.debias:

@@ -44,7 +44,7 @@ from recprobe.concepts.attributes import (
     scorable,
     user_labels,
 )
-from recprobe.concepts.cases import case_batches, case_rows, case_times, shown_history
+from recprobe.concepts.cases import SAMPLED_CASES, case_batches, case_times, sampled_cases, shown_history
 from recprobe.concepts.grounding import (
     best_directions,
     hard_negative_gaps,
@@ -63,7 +63,6 @@ from recprobe.runs.run import Run, open_run
 from recprobe.sae.train import initial_sae
 from recprobe.stats import excludes_zero, interval
 
-MAX_CASES = 10_000  # cases drawn once (seeded) and shared by every basis and seed
 PUSH_USERS = 256  # users whose representations are pushed for the output and steering metrics
 RAW, RANDOM = "raw", "random-direction"
 POOLED = ("history", "user")  # the label families also probed per user, pooled over the user's cases
@@ -102,16 +101,12 @@ class Cases:
 
 
 @torch.no_grad()
-def sample_cases(run: Run, max_cases: int = MAX_CASES, seed: int = 0) -> Cases:
+def sample_cases(run: Run, max_cases: int = SAMPLED_CASES, seed: int = 0) -> Cases:
     """Every position of a sequential target's sequences (each user at test time for a general one), a seeded
     sample of at most ``max_cases``, with their representations and label families."""
     target, split = run.target, run.split
     kind = "all" if target.max_history else "test"
-    plan = case_rows(split, kind, target.max_history)
-    keep = np.arange(len(plan))
-    if len(plan) > max_cases:
-        keep = np.sort(np.random.default_rng(seed).choice(len(plan), max_cases, replace=False))
-    users, positions = plan.at(keep)
+    users, positions = sampled_cases(split, kind, target.max_history, max_cases, seed)
     reps, predicted = zip(*case_batches(target, split, users, positions), strict=True)
     names, per_item = item_value_matrix(split.catalog)
     offsets, items = split.sequences("test")
@@ -277,7 +272,7 @@ def read_compare(run: Run) -> dict[str, Any] | None:
 
 
 @locked("compare")
-def compare_run(run: Run | str | Path, *, max_cases: int = MAX_CASES, ks=KS,
+def compare_run(run: Run | str | Path, *, max_cases: int = SAMPLED_CASES, ks=KS,
                 on_seed: Callable[[int, list[str]], None] | None = None, progress: bool = True) -> dict[str, Any]:
     """Measure every basis of the ladder on every seed and write ``<run>/compare.json``; returns what it wrote."""
     run = open_run(run)

@@ -1,9 +1,10 @@
 """Table 7 over every confident concept of every interpreted basis of a run (``recprobe steer --table7 --every``),
 written to ``<run>/steering/table7-every.json``: per basis, how many of its concepts at C >= 0.8 pass the
 paper's steering rule (``recprobe.steering.table7``), with a Wilson 95% interval, and the trained SAE's share minus the
-best control's with Newcombe's interval. One rule for every basis: a concept is measured when it names items
-(at most ``max_share`` of the catalog) and its latent fires on at least ``MIN_TEST_USERS`` test users; the
-others are counted by reason, not dropped silently.
+best control's with Newcombe's interval. One rule for every basis, on the same cases: those the concepts were
+read from (each test user at test time, or every position of the sequences), a seeded sample of at most
+``max_cases``. A concept is measured when it names items (at most ``max_share`` of the catalog) and its latent
+fires on cases of at least ``MIN_TEST_USERS`` users; the others are counted by reason, not dropped silently.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from recprobe.concepts.cases import SAMPLED_CASES, CaseKind, sampled_cases
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.similarity import CONFIDENT
-from recprobe.errors import RunFolderError
+from recprobe.errors import ConfigError, RunFolderError
 from recprobe.hashing import file_hash
 from recprobe.io import read_json, write_json
-from recprobe.runs.layout import BASES, CONCEPTS_FILE, SUMMARY
+from recprobe.runs.layout import BASES, CONCEPTS_FILE, SETTINGS, SUMMARY
 from recprobe.runs.lock import locked
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import MAX_CONCEPT_SHARE, MIN_TEST_USERS
+from recprobe.schemas import ConceptSettings, read_checked
 from recprobe.stats import excludes_zero, proportion, proportion_gap
 from recprobe.steering.effects import LatentEffects
 from recprobe.steering.table7 import DOWN, UP, concept_hits, passes
@@ -46,8 +51,21 @@ def made_from(run: Run, bases: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def measure_basis(run: Run, basis: str, max_share: float = MAX_CONCEPT_SHARE) -> dict[str, Any]:
-    """Every confident concept of one basis through Table 7's rule."""
+def concepts_kind(run: Run, bases: Sequence[str]) -> CaseKind:
+    """The kind of cases the bases' concepts were read from: one for all of them, or a comparison of unlike cases."""
+    kinds = {basis: read_checked(run.layout.concepts(basis=basis) / SETTINGS, ConceptSettings,
+                                 run.interpret_command(run.layout.concepts(basis=basis), basis))["cases"] for basis in bases}
+    if len(set(kinds.values())) > 1:
+        raise RunFolderError(f"{run.root}: the bases' concepts were read from different cases "
+                             f"({', '.join(f'{b}: {k}' for b, k in kinds.items())}); interpret every basis with the same "
+                             "--cases (`recprobe interpret --run RUN --basis B --cases K --overwrite`)")
+    return next(iter(kinds.values()))
+
+
+def measure_basis(run: Run, basis: str, cases: tuple[np.ndarray, np.ndarray], max_share: float = MAX_CONCEPT_SHARE,
+                  push: float | None = None) -> dict[str, Any]:
+    """Every confident concept of one basis through Table 7's rule, over ``cases`` (users, positions); ``push``:
+    see ``recprobe.steering.table7.concept_hits``."""
     folder = run.layout.concepts(basis=basis)
     confident = [r for r in run.concepts(folder) if (r.get("confidence") or 0) >= MIN_CONFIDENCE]
     encoder = run.basis(basis)
@@ -63,14 +81,14 @@ def measure_basis(run: Run, basis: str, max_share: float = MAX_CONCEPT_SHARE) ->
             unmeasured[f"its items are over {max_share:.0%} of the catalog"] += 1
         else:
             items[record["latent"]] = mask
-    hits = concept_hits(run.target, encoder, run.split, items)
+    hits = concept_hits(run.target, encoder, run.split, items, cases, push)
     rows = []
     for record in confident:
         found = hits.get(record["latent"])
         if found is None:
             continue
-        if found["n_active"] < MIN_TEST_USERS:
-            unmeasured[f"fires on fewer than {MIN_TEST_USERS} test users"] += 1
+        if found["n_users"] < MIN_TEST_USERS:
+            unmeasured[f"fires on cases of fewer than {MIN_TEST_USERS} users"] += 1
             continue
         rows.append({"latent": record["latent"], "description": record.get("description"),
                      "confidence": record["confidence"], **found, "passes": passes(found["down"], found["up"])})
@@ -80,8 +98,10 @@ def measure_basis(run: Run, basis: str, max_share: float = MAX_CONCEPT_SHARE) ->
 
 
 @locked("steer")
-def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None) -> dict[str, Any]:
-    """Table 7's rule over every confident concept of each basis (default: every interpreted one)."""
+def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None,
+                     max_cases: int = SAMPLED_CASES) -> dict[str, Any]:
+    """Table 7's rule over every confident concept of each basis (default: every interpreted one), on the cases
+    their concepts were read from (at most ``max_cases`` of them, a seeded sample shared by every basis)."""
     run = open_run(run)
     bases = list(bases or interpreted_bases(run))
     if "sae" not in bases or len(bases) < 2:
@@ -89,9 +109,14 @@ def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None) 
                              f"(interpreted: {', '.join(bases) or 'none'}); run `recprobe interpret --run {run.root}` and "
                              f"`recprobe interpret --run {run.root} --basis untrained` (or raw, frozen-decoder, "
                              "frozen-encoder) first")
-    per_basis = {basis: measure_basis(run, basis) for basis in bases}
+    if max_cases < 1:
+        raise ConfigError(f"--max-cases must be at least 1, got {max_cases}")
+    kind = concepts_kind(run, bases)
+    cases = sampled_cases(run.split, kind, run.target.max_history, max_cases)
+    per_basis = {basis: measure_basis(run, basis, cases) for basis in bases}
     result = {"scales": [DOWN, UP], "min_confidence": MIN_CONFIDENCE, "max_share": MAX_CONCEPT_SHARE,
-              "min_test_users": MIN_TEST_USERS, "bases": per_basis, **trained_minus_best_control(per_basis)}
+              "min_test_users": MIN_TEST_USERS, "cases": kind, "n_cases": len(cases[0]), "max_cases": max_cases,
+              "bases": per_basis, **trained_minus_best_control(per_basis)}
     write_json(run.layout.steering / TABLE7_EVERY, {**result, "made_from": made_from(run, bases)})
     return result
 

@@ -1,8 +1,10 @@
-"""Paper Table 7 for every concept, not three picks: each concept's latent scaled by -10 and by +10 over the test
-users it fires on, and whether its items move as the concept says. A concept *passes* when +10x puts one of its
-items in the top 10 of at least 90% of those users and -10x leaves one there for at most 10%, the rule the paper
-reads its three picks by. Any basis with a decoder row per latent is measured the same way (an SAE, the raw
-dimensions, the untrained and frozen controls), every concept in one pass over the test users.
+"""Paper Table 7 for every concept, not three picks: each concept's latent scaled by -10 and by +10 over the cases
+it fires on, and whether its items move as the concept says. A concept *passes* when +10x puts one of its items in
+the top 10 of at least 90% of those cases and -10x leaves one there for at most 10%, the rule the paper reads its
+three picks by. The cases are each test user at test time (the paper's), or any (user, position) cases, such as
+a sample of every position of a sequential target's sequences. Any basis with a decoder row per latent is measured
+the same way (an SAE, the raw dimensions, the untrained and frozen controls), every concept in one pass over the
+cases.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from recprobe.batches import position_batches
+from recprobe.concepts.cases import case_rows
 from recprobe.data.split import Split
+from recprobe.ranking.metrics import scored_batch_size, seen_prefix
 from recprobe.steering.edit import value_of
-from recprobe.steering.steer import ranked_batches, top_items
+from recprobe.steering.steer import top_items
 from recprobe.target import Batch, ProbeTarget
 
 DOWN, UP = -10.0, 10.0
@@ -33,15 +38,28 @@ def rows_of(batch: Batch, rows: torch.Tensor) -> Batch:
 
 @torch.no_grad()
 def concept_hits(target: ProbeTarget, basis, split: Split, concept_items: Mapping[int, np.ndarray],
+                 cases: tuple[np.ndarray, np.ndarray] | None = None, push: float | None = None,
                  batch_size: int = 512) -> dict[int, dict[str, float | int | None]]:
-    """For each latent of ``concept_items`` (latent -> [n_items] bool): the test users it fires on, and the share
-    of them whose top 10 (seen items masked) holds one of its items with the latent at -10x, unedited and at +10x."""
+    """For each latent of ``concept_items`` (latent -> [n_items] bool): the cases it fires on (``n_active``), their
+    distinct users (``n_users``), its mean value there (``mean_value``), and the share of those cases whose top 10
+    (the history's items masked) holds one of its items with the latent at -10x, unedited and at +10x.
+    ``cases``: (users, positions), default each user at test time. ``push``: instead of the latent's own value z,
+    one amount for every basis and case, x + (scale - 1) * push * d (a diagnostic: how far a direction steers,
+    apart from how strongly it fires)."""
+    users, positions = cases if cases is not None else case_rows(split, "test", target.max_history).rows()
     latents = sorted(concept_items)
     active = np.zeros(len(latents), dtype=np.int64)
+    total_value = np.zeros(len(latents))
     hits = np.zeros((len(latents), len(SCALES)), dtype=np.int64)
+    fired_users: list[list[np.ndarray]] = [[] for _ in latents]
     items = [torch.from_numpy(np.asarray(concept_items[j], dtype=bool)) for j in latents]
     decoder = basis.W_dec.detach().float()
-    for _, batch, seen in ranked_batches(target, split, np.arange(split.n_users), batch_size):
+    offsets, sequences = split.sequences("test")
+    done = 0
+    for batch in position_batches(split, users, positions, target.max_history, scored_batch_size(batch_size, split.n_items)):
+        chunk = slice(done, done + len(batch.users))
+        done = chunk.stop
+        seen = seen_prefix(offsets, sequences, users[chunk], positions[chunk])
         reps = target.represent(batch).float()
         values, indices = basis.encode(reps)
         for slot, latent in enumerate(latents):
@@ -50,11 +68,16 @@ def concept_hits(target: ProbeTarget, basis, split: Split, concept_items: Mappin
             if not len(rows):
                 continue
             active[slot] += len(rows)
+            total_value[slot] += float(z[rows].sum())
+            fired_users[slot].append(users[chunk][rows.numpy()])
             for column, scale in enumerate(SCALES):
-                moved = reps[rows] + ((scale - 1) * z[rows])[:, None] * decoder[latent]
+                amount = z[rows] if push is None else torch.full_like(z[rows], push)
+                moved = reps[rows] + ((scale - 1) * amount)[:, None] * decoder[latent]
                 top = top_items(target, moved, rows_of(batch, rows), seen.take(rows))
                 hits[slot, column] += int(items[slot][top].any(1).sum())
     return {latent: {"n_active": int(active[slot]),
+                     "mean_value": float(total_value[slot] / active[slot]) if active[slot] else None,
+                     "n_users": len(np.unique(np.concatenate(fired_users[slot]))) if fired_users[slot] else 0,
                      **{name: float(hits[slot, column] / active[slot]) if active[slot] else None
                         for column, name in enumerate(("down", "unedited", "up"))}}
             for slot, latent in enumerate(latents)}
