@@ -15,7 +15,8 @@ import argparse
 import resource
 import time
 
-from recprobe.runs.compare import MAX_CASES, compare_run
+from recprobe.concepts.cases import SAMPLED_CASES
+from recprobe.runs.compare import compare_run
 
 
 def cell(summary: dict | None) -> str:
@@ -29,7 +30,7 @@ def cell(summary: dict | None) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+")
-    parser.add_argument("--max-cases", type=int, default=MAX_CASES)
+    parser.add_argument("--max-cases", type=int, default=SAMPLED_CASES)
     args = parser.parse_args()
     for run in args.runs:
         started = time.perf_counter()

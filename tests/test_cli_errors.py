@@ -191,6 +191,8 @@ CASES = [
     Case("steer-every-alone", "steer --run {run} --every", "--every: it widens --table7 to every concept; give --table7 --every"),
     Case("steer-max-cases-without-every", "steer --run {run} --table7 --max-cases 100",
          "--max-cases goes with --table7 --every, which steers a sample of cases"),
+    Case("steer-every-no-cases", "steer --run {run} --table7 --every --max-cases 0",
+         "--max-cases: give at least 1 case to steer, got 0"),
     Case("steer-every-without-controls", "steer --run {run} --table7 --every",
          "needs the SAE's concepts and at least one control's (interpreted: sae)"),
     Case("steer-latent-beyond-the-sae", "steer --run {run} --latent 99 --scale 2", "latent 99 does not exist"),

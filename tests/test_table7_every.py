@@ -11,14 +11,13 @@ from recprobe.batches import position_batches
 from recprobe.concepts.baseline import RawDimensions
 from recprobe.concepts.cases import case_rows
 from recprobe.errors import RunFolderError
-from recprobe.ranking.metrics import seen_prefix
-from recprobe.runs import Run
+from recprobe.runs import Run, table7_every
 from recprobe.runs.interpret import interpret_run
 from recprobe.runs.table7_every import table7_every_run, trained_minus_best_control
 from recprobe.sae.train import initial_sae
 from recprobe.stats import proportion, proportion_gap
 from recprobe.steering.edit import LatentEdit, latent_values, steered
-from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect, top_items
+from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect
 from recprobe.steering.table7 import SCALES, concept_hits, passes
 from tests.conftest import sae_run
 
@@ -76,12 +75,17 @@ def test_cases_inside_a_sequence_are_steered_at_their_own_position(split, tmp_pa
                 continue
             fired.add(int(user))
             values.append(value)
-            seen = seen_prefix(offsets, items, np.array([user]), np.array([position]))
+            seen = items[offsets[user]:offsets[user] + position]  # the history before this case, by hand
+
+            def top(moved, batch=batch, seen=seen):
+                scores = target.score(moved, batch).float()
+                scores[0, torch.tensor(seen)] = -torch.inf
+                return scores.topk(10).indices[0]
+
             for column, scale in enumerate(SCALES):
-                top = top_items(target, steered(encoder, reps, [LatentEdit(latent, scale=scale)]), batch, seen)
-                hits[column] += concept[top].any()
+                hits[column] += concept[top(steered(encoder, reps, [LatentEdit(latent, scale=scale)]))].any()
                 moved = reps + (scale - 1) * 2.0 * encoder.W_dec[latent].detach()  # the same push for every case
-                pushed_hits[column] += concept[top_items(target, moved, batch, seen)].any()
+                pushed_hits[column] += concept[top(moved)].any()
         n = found[latent]["n_active"]
         assert n == len(values) and found[latent]["n_users"] == len(fired)
         if not n:
@@ -92,6 +96,9 @@ def test_cases_inside_a_sequence_are_steered_at_their_own_position(split, tmp_pa
         assert [pushed[latent][key] for key in ("down", "unedited", "up")] == pytest.approx(pushed_hits / n)
     at_test_time = concept_hits(target, encoder, split, concepts)
     assert any(found[j]["n_active"] != at_test_time[j]["n_active"] for j in concepts)  # not the test-time cases
+    assert any(0 < found[j]["n_users"] < found[j]["n_active"] for j in concepts)  # users, not cases, counted
+    with pytest.raises(ValueError, match="give the cases in user order"):
+        concept_hits(target, encoder, split, concepts, (users[::-1], positions[::-1]))
 
 
 def test_every_concept_table_steers_the_cases_its_concepts_were_read_from(split, tmp_path, monkeypatch):
@@ -100,8 +107,18 @@ def test_every_concept_table_steers_the_cases_its_concepts_were_read_from(split,
         interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis=basis, cases="all", progress=False)
     every_position = len(case_rows(split, "all", run.target.max_history))
     assert every_position > split.n_users
+    steered = {}
+
+    def recording(target, basis, split, items, cases, push=None):
+        steered[basis] = cases
+        return concept_hits(target, basis, split, items, cases, push)
+
+    monkeypatch.setattr(table7_every, "concept_hits", recording)
     found = table7_every_run(run, max_cases=40)
     assert (found["cases"], found["n_cases"], found["max_cases"]) == ("all", 40, 40)
+    (users, positions), *others = steered.values()
+    assert len(steered) == 2 and all(np.array_equal(users, u) and np.array_equal(positions, p) for u, p in others)
+    assert len(users) == 40 and (positions < np.diff(split.train_offsets)[users] + 1).any()  # inside a sequence
     assert all(row["n_active"] <= 40 for basis in found["bases"].values() for row in basis["latents"])
     assert table7_every_run(run)["n_cases"] == every_position  # under the default budget: all of them
     interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis="untrained", cases="test",

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from recprobe.concepts.cases import SAMPLED_CASES
+from recprobe.concepts.cases import SAMPLED_CASES, describe_kind
 from recprobe.data.source import DataSource
 from recprobe.errors import ConfigError, RecprobeError
 from recprobe.io import read_json
@@ -402,7 +402,8 @@ def steer(
     max_cases: Annotated[int | None, typer.Option(help="With --table7 --every: the cases steered, a seeded sample of those "
                                                        f"the concepts were read from (default {SAMPLED_CASES:,}).")] = None,
 ) -> None:
-    """Scale a latent and re-rank: how often its concept items reach the top 10, over the users it fires on."""
+    """Scale a latent and re-rank: how often its concept items reach the top 10, over the test users it fires on
+    (with --table7 --every, over the cases its concepts were read from)."""
     from recprobe.runs.steering import SteeringRun
 
     if (user is not None or as_json) and (latent is None or table7):
@@ -418,6 +419,8 @@ def steer(
         raise ConfigError("--scale goes with --latent J; --table7 always steers at the paper's -10x, 1x and +10x")
     if max_cases is not None and not every:
         raise ConfigError("--max-cases goes with --table7 --every, which steers a sample of cases")
+    if max_cases is not None and max_cases < 1:
+        raise ConfigError(f"--max-cases: give at least 1 case to steer, got {max_cases}")
     if every:
         _table7_every(run, SAMPLED_CASES if max_cases is None else max_cases)
         return
@@ -457,10 +460,9 @@ def _table7_every(run: Path, max_cases: int) -> None:
     from recprobe.runs.table7_every import TABLE7_EVERY, table7_every_run
 
     found = table7_every_run(run, max_cases=max_cases)
-    cases = "every position" if found["cases"] == "all" else "each user at test time"
     table = Table("basis", "concepts C >= 0.8", "measured", "pass", "pass share [95% CI]", "not measured",
                   title="Table 7 over every confident concept: +10x puts an item in >= 90% of top-10s, -10x in <= 10% "
-                        f"({found['n_cases']:,} cases, {cases})")
+                        f"({found['n_cases']:,} cases, {describe_kind(found['cases'])})")
     for basis, row in found["bases"].items():
         share = row["share"]
         table.add_row(basis, str(row["confident"]), str(row["measured"]), str(row["passed"]),

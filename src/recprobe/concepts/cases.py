@@ -35,8 +35,8 @@ from recprobe.data.split import Split, last_window
 from recprobe.errors import ConfigError
 from recprobe.io import atomic_write
 from recprobe.parallel import DataParallel
-from recprobe.ranking.metrics import scored_batch_size, seen_prefix
-from recprobe.target import ProbeTarget
+from recprobe.ranking.metrics import SeenItems, scored_batch_size, seen_prefix
+from recprobe.target import Batch, ProbeTarget
 
 SHOWN_HISTORY = 9
 LevelMode = Literal["max", "quantile"]
@@ -185,6 +185,10 @@ def case_rows(split: Split, kind: CaseKind, max_history: int) -> PositionPlan:
     return PositionPlan.of(users, np.ones_like(lengths), lengths)  # positions 1 .. lengths
 
 
+def describe_kind(kind: CaseKind) -> str:
+    """The cases of ``kind`` in words, for tables and reports."""
+    return "each test user at test time" if kind == "test" else "every position of the sequences"
+
 
 def sampled_cases(split: Split, kind: CaseKind, max_history: int, max_cases: int = SAMPLED_CASES,
                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -233,20 +237,28 @@ def case_times(split: Split, users: np.ndarray, positions: np.ndarray) -> np.nda
     return np.where(train_length > 0, split.train_times[np.maximum(last, 0)], 0)
 
 
+def ranked_cases(target: ProbeTarget, split: Split, users: np.ndarray, positions: np.ndarray,
+                 batch_size: int = 1024) -> Iterator[tuple[slice, Batch, SeenItems]]:
+    """Per batch of the cases (users[i], positions[i]): its rows of ``users``, the target's batch (the history
+    before that position) and the items to mask when ranking there (the history's), at most ``batch_size``
+    cases at once (fewer for a large catalog: ``scored_batch_size``)."""
+    offsets, items = split.sequences("test")
+    done = 0
+    for batch in position_batches(split, users, positions, target.max_history,
+                                  scored_batch_size(batch_size, split.n_items)):
+        chunk = slice(done, done + len(batch.users))
+        done = chunk.stop
+        yield chunk, batch, seen_prefix(offsets, items, users[chunk], positions[chunk])
+
+
 @torch.no_grad()
 def case_batches(target: ProbeTarget, split: Split, users: np.ndarray, positions: np.ndarray,
                  batch_size: int = 1024) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
     """Per batch of cases, the representation [B, d] and the original model's top-1 prediction there, the
     history's items masked (no [n_cases, n_items] matrix is ever held)."""
-    offsets, items = split.sequences("test")
-    done = 0
-    for batch in position_batches(split, users, positions, target.max_history,
-                                  scored_batch_size(batch_size, split.n_items)):
-        chunk = slice(done, done + len(batch))
+    for _, batch, seen in ranked_cases(target, split, users, positions, batch_size):
         reps = target.represent(batch)
-        scores = seen_prefix(offsets, items, users[chunk], positions[chunk]).hide(target.score(reps, batch).float())
-        yield reps.float(), scores.argmax(1).numpy().astype(np.int64)
-        done += len(batch)
+        yield reps.float(), seen.hide(target.score(reps, batch).float()).argmax(1).numpy().astype(np.int64)
 
 
 def shown_history(split: Split, users: np.ndarray, positions: np.ndarray) -> np.ndarray:

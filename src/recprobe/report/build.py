@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from recprobe.concepts.cases import levels
+from recprobe.concepts.cases import describe_kind, levels
 from recprobe.concepts.highlights import Highlights
 from recprobe.concepts.interpret import most_confident
 from recprobe.io import write_folder
@@ -175,8 +175,7 @@ class RunReport:
         missing = missing_controls(found)
         also = (f" Not measured: {', '.join(missing)} (`recprobe interpret --run {self.run} --basis NAME`, then "
                 f"`{TABLE7_EVERY_REBUILD} --run {self.run}`)." if missing else "")
-        cases = ("each test user at test time" if found.get("cases", "test") == "test" else
-                 "every position of the sequences")
+        cases = describe_kind(found.get("cases", "test"))  # older tables steered each test user at test time
         sampled = f"{found['n_cases']:,} cases, {cases}" if "n_cases" in found else cases
         return {"rows": rows, "note": f"A concept passes when +10x puts one of its items in at least 90% of the top-10s of "
                                       f"the cases its latent fires on and -10x in at most 10% ({sampled}; Wilson 95% "

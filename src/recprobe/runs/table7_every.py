@@ -42,19 +42,31 @@ def interpreted_bases(run: Run) -> list[str]:
     return [basis for basis in BASES if (run.layout.concepts(basis=basis) / SUMMARY).is_file()]
 
 
-def made_from(run: Run, bases: Sequence[str]) -> dict[str, str]:
-    """The run's SAE and each basis's concepts: a new interpretation or SAE makes the table stale."""
-    found = run.cases_made_from()
+def made_from(run: Run, bases: Sequence[str], max_cases: int) -> dict[str, str]:
+    """The run's SAE, each basis's concepts and the kind of cases steered: a new SAE or interpretation makes the
+    table stale. (A table from before it steered the concepts' own cases lacks the kind and says so: its
+    cases were each test user's at test time.)"""
+    kinds = "/".join(sorted(set(concept_kinds(run, bases).values())))
+    found = {**run.cases_made_from(), "steered_cases": f"{kinds}, at most {max_cases}"}
     for basis in bases:
         concepts = run.layout.concepts(basis=basis) / CONCEPTS_FILE
         found[f"concepts-{basis}"] = file_hash(concepts) if concepts.is_file() else "none"
     return found
 
 
+def concept_kinds(run: Run, bases: Sequence[str]) -> dict[str, str]:
+    """The kind of cases each basis's concepts were read from ("none" for a basis not interpreted)."""
+    kinds = {}
+    for basis in bases:
+        folder = run.layout.concepts(basis=basis)
+        kinds[basis] = (read_checked(folder / SETTINGS, ConceptSettings, run.interpret_command(folder, basis))["cases"]
+                        if (folder / SETTINGS).is_file() else "none")
+    return kinds
+
+
 def concepts_kind(run: Run, bases: Sequence[str]) -> CaseKind:
     """The kind of cases the bases' concepts were read from: one for all of them, or a comparison of unlike cases."""
-    kinds = {basis: read_checked(run.layout.concepts(basis=basis) / SETTINGS, ConceptSettings,
-                                 run.interpret_command(run.layout.concepts(basis=basis), basis))["cases"] for basis in bases}
+    kinds = concept_kinds(run, bases)
     if len(set(kinds.values())) > 1:
         raise RunFolderError(f"{run.root}: the bases' concepts were read from different cases "
                              f"({', '.join(f'{b}: {k}' for b, k in kinds.items())}); interpret every basis with the same "
@@ -110,14 +122,14 @@ def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None,
                              f"`recprobe interpret --run {run.root} --basis untrained` (or raw, frozen-decoder, "
                              "frozen-encoder) first")
     if max_cases < 1:
-        raise ConfigError(f"--max-cases must be at least 1, got {max_cases}")
+        raise ConfigError(f"--max-cases: give at least 1 case to steer, got {max_cases}")
     kind = concepts_kind(run, bases)
     cases = sampled_cases(run.split, kind, run.target.max_history, max_cases)
     per_basis = {basis: measure_basis(run, basis, cases) for basis in bases}
     result = {"scales": [DOWN, UP], "min_confidence": MIN_CONFIDENCE, "max_share": MAX_CONCEPT_SHARE,
-              "min_test_users": MIN_TEST_USERS, "cases": kind, "n_cases": len(cases[0]), "max_cases": max_cases,
+              "min_users": MIN_TEST_USERS, "cases": kind, "n_cases": len(cases[0]), "max_cases": max_cases,
               "bases": per_basis, **trained_minus_best_control(per_basis)}
-    write_json(run.layout.steering / TABLE7_EVERY, {**result, "made_from": made_from(run, bases)})
+    write_json(run.layout.steering / TABLE7_EVERY, {**result, "made_from": made_from(run, bases, max_cases)})
     return result
 
 
@@ -142,5 +154,7 @@ def read_table7_every(run: Run) -> dict[str, Any] | None:
     path = run.layout.steering / TABLE7_EVERY
     if not path.is_file():
         return None
-    bases = list(read_json(path).get("bases", {}))
-    return read_made_from(path, made_from(run, bases), f"{REBUILD} --run {run.root}")
+    found = read_json(path)
+    bases = list(found.get("bases", {}))
+    current = made_from(run, bases, found.get("max_cases", SAMPLED_CASES))
+    return read_made_from(path, current, f"{REBUILD} --run {run.root}")

@@ -14,10 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from recprobe.batches import position_batches
-from recprobe.concepts.cases import case_rows
+from recprobe.concepts.cases import case_rows, ranked_cases
 from recprobe.data.split import Split
-from recprobe.ranking.metrics import scored_batch_size, seen_prefix
 from recprobe.steering.edit import value_of
 from recprobe.steering.steer import top_items
 from recprobe.target import Batch, ProbeTarget
@@ -43,23 +41,21 @@ def concept_hits(target: ProbeTarget, basis, split: Split, concept_items: Mappin
     """For each latent of ``concept_items`` (latent -> [n_items] bool): the cases it fires on (``n_active``), their
     distinct users (``n_users``), its mean value there (``mean_value``), and the share of those cases whose top 10
     (the history's items masked) holds one of its items with the latent at -10x, unedited and at +10x.
-    ``cases``: (users, positions), default each user at test time. ``push``: instead of the latent's own value z,
-    one amount for every basis and case, x + (scale - 1) * push * d (a diagnostic: how far a direction steers,
-    apart from how strongly it fires)."""
+    ``cases``: (users, positions) in user order, default each user at test time. ``push``: instead of the
+    latent's own value z, one amount for every basis and case, x + (scale - 1) * push * d (a diagnostic: how far
+    a direction steers, apart from how strongly it fires). Memory: one batch of cases and a few numbers per
+    latent."""
     users, positions = cases if cases is not None else case_rows(split, "test", target.max_history).rows()
+    if np.any(np.diff(users) < 0):
+        raise ValueError("concept_hits counts each latent's users as they come: give the cases in user order")
     latents = sorted(concept_items)
-    active = np.zeros(len(latents), dtype=np.int64)
+    active, users_fired = np.zeros(len(latents), dtype=np.int64), np.zeros(len(latents), dtype=np.int64)
+    last_user = np.full(len(latents), -1)  # each latent's last user so far: cases come in user order
     total_value = np.zeros(len(latents))
     hits = np.zeros((len(latents), len(SCALES)), dtype=np.int64)
-    fired_users: list[list[np.ndarray]] = [[] for _ in latents]
     items = [torch.from_numpy(np.asarray(concept_items[j], dtype=bool)) for j in latents]
     decoder = basis.W_dec.detach().float()
-    offsets, sequences = split.sequences("test")
-    done = 0
-    for batch in position_batches(split, users, positions, target.max_history, scored_batch_size(batch_size, split.n_items)):
-        chunk = slice(done, done + len(batch.users))
-        done = chunk.stop
-        seen = seen_prefix(offsets, sequences, users[chunk], positions[chunk])
+    for chunk, batch, seen in ranked_cases(target, split, users, positions, batch_size):
         reps = target.represent(batch).float()
         values, indices = basis.encode(reps)
         for slot, latent in enumerate(latents):
@@ -67,9 +63,11 @@ def concept_hits(target: ProbeTarget, basis, split: Split, concept_items: Mappin
             rows = (z > 0).nonzero().squeeze(1)
             if not len(rows):
                 continue
+            fired = users[chunk][rows.numpy()]
+            users_fired[slot] += np.count_nonzero(np.diff(fired, prepend=last_user[slot]))
+            last_user[slot] = fired[-1]
             active[slot] += len(rows)
             total_value[slot] += float(z[rows].sum())
-            fired_users[slot].append(users[chunk][rows.numpy()])
             for column, scale in enumerate(SCALES):
                 amount = z[rows] if push is None else torch.full_like(z[rows], push)
                 moved = reps[rows] + ((scale - 1) * amount)[:, None] * decoder[latent]
@@ -77,7 +75,7 @@ def concept_hits(target: ProbeTarget, basis, split: Split, concept_items: Mappin
                 hits[slot, column] += int(items[slot][top].any(1).sum())
     return {latent: {"n_active": int(active[slot]),
                      "mean_value": float(total_value[slot] / active[slot]) if active[slot] else None,
-                     "n_users": len(np.unique(np.concatenate(fired_users[slot]))) if fired_users[slot] else 0,
+                     "n_users": int(users_fired[slot]),
                      **{name: float(hits[slot, column] / active[slot]) if active[slot] else None
                         for column, name in enumerate(("down", "unedited", "up"))}}
             for slot, latent in enumerate(latents)}
