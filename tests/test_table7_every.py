@@ -10,6 +10,7 @@ import torch
 from recprobe.batches import position_batches
 from recprobe.concepts.baseline import RawDimensions
 from recprobe.concepts.cases import case_rows
+from recprobe.concepts.highlights import DECODER_ITEMS, Highlights
 from recprobe.errors import RunFolderError
 from recprobe.runs import Run, table7_every
 from recprobe.runs.interpret import interpret_run
@@ -17,6 +18,7 @@ from recprobe.runs.table7_every import table7_every_run, trained_minus_best_cont
 from recprobe.sae.train import initial_sae
 from recprobe.stats import proportion, proportion_gap
 from recprobe.steering.edit import LatentEdit, latent_values, steered
+from recprobe.steering.effects import LatentEffects
 from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect
 from recprobe.steering.table7 import SCALES, concept_hits, passes
 from tests.conftest import sae_run
@@ -120,12 +122,25 @@ def test_every_concept_table_steers_the_cases_its_concepts_were_read_from(split,
     assert len(steered) == 2 and all(np.array_equal(users, u) and np.array_equal(positions, p) for u, p in others)
     assert len(users) == 40 and (positions < np.diff(split.train_offsets)[users] + 1).any()  # inside a sequence
     assert all(row["n_active"] <= 40 for basis in found["bases"].values() for row in basis["latents"])
+    for basis in found["bases"].values():
+        assert basis["grounded"] == sum(row["decoder_share"] > row["catalog_share"] for row in basis["latents"])
     assert table7_every_run(run)["n_cases"] == every_position  # under the default budget: all of them
     interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis="untrained", cases="test",
                   overwrite=True, progress=False)
     with pytest.raises(RunFolderError, match=r"the bases' concepts were read from different cases \(sae: all, "
                                              r"untrained: test\); interpret every basis with the same --cases"):
         table7_every_run(run)
+
+
+def test_a_concept_is_decoder_grounded_when_its_direction_raises_its_own_items(split, tmp_path, monkeypatch):
+    run = Run.open(sae_run(split, tmp_path, monkeypatch))
+    encoder = run.basis("sae")
+    highlights = Highlights(run.cases(), split.catalog, LatentEffects(run.target, encoder, split))
+    raised = decoder_items(decoder_scores(run.target, encoder, 0), DECODER_ITEMS)
+    own = np.zeros(split.n_items, dtype=bool)
+    own[raised] = True
+    assert highlights.decoder_shares(0, own) == pytest.approx((1.0, DECODER_ITEMS / split.n_items))
+    assert highlights.decoder_shares(0, ~own) == pytest.approx((0.0, 1 - DECODER_ITEMS / split.n_items))
 
 def test_raw_dimensions_steer_one_coordinate_as_a_decoder_row_would():
     x = torch.tensor([[2.0, -1.0, 0.5], [-3.0, 4.0, 1.0]])

@@ -460,19 +460,22 @@ def _table7_every(run: Path, max_cases: int) -> None:
     from recprobe.runs.table7_every import TABLE7_EVERY, table7_every_run
 
     found = table7_every_run(run, max_cases=max_cases)
-    table = Table("basis", "concepts C >= 0.8", "measured", "pass", "pass share [95% CI]", "not measured",
+    table = Table("basis", "concepts C >= 0.8", "measured", "pass", "pass share [95% CI]", "decoder raises its items",
+                  "not measured",
                   title="Table 7 over every confident concept: +10x puts an item in >= 90% of top-10s, -10x in <= 10% "
                         f"({found['n_cases']:,} cases, {describe_kind(found['cases'])})")
     for basis, row in found["bases"].items():
         share = row["share"]
         table.add_row(basis, str(row["confident"]), str(row["measured"]), str(row["passed"]),
                       "n/a" if share["mean"] is None else f"{share['mean']:.3f} [{share['low']:.3f}, {share['high']:.3f}]",
+                      f"{row['grounded']} of {row['measured']}",
                       "; ".join(f"{n} {reason}" for reason, n in row["unmeasured"].items()) or "-")
     console.print(table)
-    gap = found["trained_minus_best_control"]
-    console.print("no control measurable: nothing to compare" if gap is None else
-                  f"trained minus the best control ({found['best_control']}): {gap['mean']:+.3f} "
-                  f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {found['verdict']}")
+    for name, verdict in (("pass share", found), ("decoder grounded", found["grounded"])):
+        gap = verdict["trained_minus_best_control"]
+        console.print(f"{name}: no control measurable, nothing to compare" if gap is None else
+                      f"{name}, trained minus the best control ({verdict['best_control']}): {gap['mean']:+.3f} "
+                      f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {verdict['verdict']}")
     console.print(f"-> {RunLayout(run).steering / TABLE7_EVERY}")
 
 

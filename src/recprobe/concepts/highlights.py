@@ -58,12 +58,17 @@ class Highlights:
         feature, items = self.concept_items(latent)
         if feature is None or not items.any():
             return None
-        raised = self.effects.items(latent).topk(min(DECODER_ITEMS, len(items))).indices.numpy()
-        among, overall = float(items[raised].mean()), float(items.mean())
+        among, overall = self.decoder_shares(latent, items)
         if among <= overall:
-            return (f"{among:.0%} of the {len(raised)} items its decoder raises most carry {feature}, no more than "
-                    f"the catalog's {overall:.0%}: its description is not what it does")
+            return (f"{among:.0%} of the {min(DECODER_ITEMS, len(items))} items its decoder raises most carry "
+                    f"{feature}, no more than the catalog's {overall:.0%}: its description is not what it does")
         return None
+
+    def decoder_shares(self, latent: int, items: np.ndarray) -> tuple[float, float]:
+        """The share of the ``DECODER_ITEMS`` items the latent's decoder direction raises most that are among
+        ``items`` ([n_items] bool), and the catalog's share (what a random direction's would be on average)."""
+        raised = self.effects.items(latent).topk(min(DECODER_ITEMS, len(items))).indices.numpy()
+        return float(items[raised].mean()), float(items.mean())
 
     def pick(self, records: list[dict[str, Any]], count: int, keep=lambda latent: True,
              also: Callable[[int], str | None] = lambda latent: None) -> tuple[list[dict], list[dict]]:

@@ -166,12 +166,11 @@ class RunReport:
         if found is None:
             return None
         rows = [(basis, row["confident"], row["measured"], row["passed"], row["share"]["mean"],
-                 None if row["share"]["low"] is None else f"[{row['share']['low']:.3f}, {row['share']['high']:.3f}]")
+                 None if row["share"]["low"] is None else f"[{row['share']['low']:.3f}, {row['share']['high']:.3f}]",
+                 row.get("grounded_share", {}).get("mean"))  # older tables lack it
                 for basis, row in found["bases"].items()]
-        gap = found["trained_minus_best_control"]
-        verdict = ("No control was measurable." if gap is None else
-                   f"Trained minus the best control ({found['best_control']}): {gap['mean']:+.3f} [{gap['low']:+.3f}, "
-                   f"{gap['high']:+.3f}]: {found['verdict']}.")
+        verdict = " ".join(self._gap(name, found_gap) for name, found_gap in
+                           (("Pass share", found), ("Decoder grounded", found.get("grounded"))) if found_gap)
         missing = missing_controls(found)
         also = (f" Not measured: {', '.join(missing)} (`recprobe interpret --run {self.run} --basis NAME`, then "
                 f"`{TABLE7_EVERY_REBUILD} --run {self.run}`)." if missing else "")
@@ -179,7 +178,16 @@ class RunReport:
         sampled = f"{found['n_cases']:,} cases, {cases}" if "n_cases" in found else cases
         return {"rows": rows, "note": f"A concept passes when +10x puts one of its items in at least 90% of the top-10s of "
                                       f"the cases its latent fires on and -10x in at most 10% ({sampled}; Wilson 95% "
-                                      f"intervals). {verdict}{also}"}
+                                      f"intervals). Decoder grounded: the share of measured concepts whose decoder "
+                                      f"direction raises their items (its 20 most raised items carry the concept more "
+                                      f"often than the catalog). {verdict}{also}"}
+
+    @staticmethod
+    def _gap(name: str, found: dict[str, Any]) -> str:
+        gap = found["trained_minus_best_control"]
+        return (f"{name}: no control was measurable." if gap is None else
+                f"{name}, trained minus the best control ({found['best_control']}): {gap['mean']:+.3f} "
+                f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {found['verdict']}.")
 
     def _debias(self) -> list[tuple]:
         if not self.debias:

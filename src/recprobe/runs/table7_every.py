@@ -1,10 +1,12 @@
 """Table 7 over every confident concept of every interpreted basis of a run (``recprobe steer --table7 --every``),
 written to ``<run>/steering/table7-every.json``: per basis, how many of its concepts at C >= 0.8 pass the
-paper's steering rule (``recprobe.steering.table7``), with a Wilson 95% interval, and the trained SAE's share minus the
-best control's with Newcombe's interval. One rule for every basis, on the same cases: those the concepts were
-read from (each test user at test time, or every position of the sequences), a seeded sample of at most
-``max_cases``. A concept is measured when it names items (at most ``max_share`` of the catalog) and its latent
-fires on cases of at least ``MIN_TEST_USERS`` users; the others are counted by reason, not dropped silently.
+paper's steering rule (``recprobe.steering.table7``), with a Wilson 95% interval, and the trained SAE's share
+minus the best control's with Newcombe's interval. One rule for every basis, on the same cases: those the
+concepts were read from (each test user at test time, or every position of the sequences), a seeded sample of
+at most ``max_cases``. A concept is measured when it names items (at most ``max_share`` of the catalog) and its
+latent fires on cases of at least ``MIN_TEST_USERS`` users; the others are counted by reason, not dropped
+silently. Beside each measured concept, its output grounding: whether the 20 items its decoder direction raises
+most carry the concept more often than the catalog does (a random direction's expectation).
 """
 
 from __future__ import annotations
@@ -102,11 +104,15 @@ def measure_basis(run: Run, basis: str, cases: tuple[np.ndarray, np.ndarray], ma
         if found["n_users"] < MIN_TEST_USERS:
             unmeasured[f"fires on cases of fewer than {MIN_TEST_USERS} users"] += 1
             continue
+        decoder_share, catalog_share = highlights.decoder_shares(record["latent"], items[record["latent"]])
         rows.append({"latent": record["latent"], "description": record.get("description"),
-                     "confidence": record["confidence"], **found, "passes": passes(found["down"], found["up"])})
+                     "confidence": record["confidence"], **found, "passes": passes(found["down"], found["up"]),
+                     "decoder_share": decoder_share, "catalog_share": catalog_share})
     passed = sum(row["passes"] for row in rows)
-    return {"confident": len(confident), "measured": len(rows), "passed": passed,
-            "share": proportion(passed, len(rows)), "unmeasured": dict(unmeasured), "latents": rows}
+    grounded = sum(row["decoder_share"] > row["catalog_share"] for row in rows)
+    return {"confident": len(confident), "measured": len(rows), "passed": passed, "share": proportion(passed, len(rows)),
+            "grounded": grounded, "grounded_share": proportion(grounded, len(rows)), "unmeasured": dict(unmeasured),
+            "latents": rows}
 
 
 @locked("steer")
@@ -128,18 +134,20 @@ def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None,
     per_basis = {basis: measure_basis(run, basis, cases) for basis in bases}
     result = {"scales": [DOWN, UP], "min_confidence": MIN_CONFIDENCE, "max_share": MAX_CONCEPT_SHARE,
               "min_users": MIN_TEST_USERS, "cases": kind, "n_cases": len(cases[0]), "max_cases": max_cases,
-              "bases": per_basis, **trained_minus_best_control(per_basis)}
+              "bases": per_basis, **trained_minus_best_control(per_basis),
+              "grounded": trained_minus_best_control(per_basis, "grounded_share")}
     write_json(run.layout.steering / TABLE7_EVERY, {**result, "made_from": made_from(run, bases, max_cases)})
     return result
 
 
-def trained_minus_best_control(per_basis: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The SAE's pass share minus that of the control that passes most, and whether its interval excludes 0."""
-    controls = {basis: found["share"] for basis, found in per_basis.items() if basis != "sae" and found["measured"]}
+def trained_minus_best_control(per_basis: dict[str, dict[str, Any]], share: str = "share") -> dict[str, Any]:
+    """The SAE's ``share`` (the pass share, or ``grounded_share``) minus that of the control with the highest one,
+    and whether its interval excludes 0."""
+    controls = {basis: found[share] for basis, found in per_basis.items() if basis != "sae" and found["measured"]}
     if not controls or not per_basis["sae"]["measured"]:
         return {"best_control": None, "trained_minus_best_control": None, "verdict": "not measurable"}
     best = max(controls, key=lambda basis: controls[basis]["mean"])
-    gap = proportion_gap(per_basis["sae"]["share"], controls[best])
+    gap = proportion_gap(per_basis["sae"][share], controls[best])
     verdict = ("trained ahead" if gap["low"] > 0 else "control ahead") if excludes_zero(gap) else "no difference"
     return {"best_control": best, "trained_minus_best_control": gap, "verdict": verdict}
 
