@@ -149,6 +149,7 @@ def test_a_recbole_model_ranks_as_recbole_does_and_goes_through_every_cli_stage(
         every = json.loads((Path(run) / "steering" / "table7-every.json").read_text())
         assert list(every["bases"]) == ["sae", "frozen-decoder"], every  # the interpreted bases: the control beside it
         assert all(0 <= row["passed"] <= row["measured"] <= row["confident"] for row in every["bases"].values())
+        assert every["cases"] == ("all" if model == "SASRec" else "test")  # steered where its concepts were read
         explored_by_api(run, capsys)
         budgeted_as_complete(run)
     cli(capsys, "report", "--run", run)
