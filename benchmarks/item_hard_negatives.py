@@ -19,11 +19,12 @@ import numpy as np
 from recprobe.concepts.cases import SAMPLED_CASES
 from recprobe.concepts.probing import held_out_users
 from recprobe.runs.compare import (
+    MIN_SCORED_LABELS,
     bases_for_seed,
-    finite_mean,
     hard_negatives,
     headline,
     sample_cases,
+    scored_mean,
     summarise,
 )
 from recprobe.runs.ladder import trained_rungs
@@ -49,7 +50,7 @@ def main() -> None:
         for basis in bases_for_seed(run, rungs, seed):
             roles[basis.name] = (basis.role, basis.arch)
             hard, _ = hard_negatives(basis.features(cases.reps), labels, cases, test, seed)
-            values[basis.name] = {METRIC: finite_mean(hard)}
+            values[basis.name] = {METRIC: scored_mean(hard)}
             scored.append(int(np.isfinite(hard).sum()))
         per_seed.append(values)
     metrics = summarise(per_seed, roles)
@@ -59,7 +60,13 @@ def main() -> None:
     print("| basis | mean [95% CI] |")
     print("|---|---|")
     for basis, found in metrics[METRIC].items():
-        if basis in roles:
+        if basis not in roles:
+            continue
+        if found["mean"] is None:
+            print(f"| {basis} | not scored: fewer than {MIN_SCORED_LABELS} labels on every seed |")
+        elif found["low"] is None:
+            print(f"| {basis} | {found['mean']:.3f} (one seed scored) |")
+        else:
             print(f"| {basis} | {found['mean']:.3f} [{found['low']:.3f}, {found['high']:.3f}] |")
     for row in headline({"metrics": metrics, "bases": {b: {"role": r, "arch": a} for b, (r, a) in roles.items()}}):
         gap = row["gap"]

@@ -15,7 +15,15 @@ from recprobe.concepts.attributes import ITEM_LABELS
 from recprobe.concepts.probing import held_out_users
 from recprobe.errors import RunFolderError, StaleArtifactError
 from recprobe.runs import Run
-from recprobe.runs.compare import Basis, compare_run, grounded, headline, sample_cases
+from recprobe.runs.compare import (
+    MIN_SCORED_LABELS,
+    Basis,
+    compare_run,
+    grounded,
+    headline,
+    sample_cases,
+    scored_mean,
+)
 from recprobe.runs.interpret import controls_line
 from recprobe.runs.ladder import train_ladder
 from recprobe.sae.config import SAETrainConfig
@@ -159,6 +167,7 @@ def test_item_hard_negatives_credit_a_direction_that_reads_the_item_and_not_a_sh
     cases = sample_cases(run)
     _, items = cases.labels["current-item"]
     monkeypatch.setattr("recprobe.concepts.grounding.MIN_TOP_CASES", 3)
+    monkeypatch.setattr("recprobe.runs.compare.MIN_SCORED_LABELS", 3)
     test = held_out_users(cases.users, seed=0)
     reader = items.astype(np.float32)
     shuffled = reader[np.random.default_rng(0).permutation(len(reader))]
@@ -168,3 +177,13 @@ def test_item_hard_negatives_credit_a_direction_that_reads_the_item_and_not_a_sh
                       lambda columns: torch.zeros(len(columns), run.target.d_model))
         found[name] = grounded(basis, features, cases, run, test, seed=0)["hard_negatives/current-item-hard"]
     assert found["reader"] > 0.5 and abs(found["shuffled"]) < 0.2, found
+
+
+def test_a_hard_negative_metric_over_too_few_scorable_labels_is_left_unscored():
+    """A large catalog's items are the current one of few held-out users: a mean over the one or two labels that
+    could be scored is not reported as the basis's score."""
+    few = np.array([0.9, np.nan, 0.7] + [np.nan] * 20)
+    assert np.isnan(scored_mean(few))
+    enough = np.concatenate([np.full(MIN_SCORED_LABELS, 0.5), [np.nan, 1.5]])
+    assert scored_mean(enough) == pytest.approx((0.5 * MIN_SCORED_LABELS + 1.5) / (MIN_SCORED_LABELS + 1))
+    assert np.isnan(scored_mean(np.full(MIN_SCORED_LABELS - 1, 0.5)))  # one label fewer: unscored

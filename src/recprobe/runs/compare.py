@@ -67,6 +67,7 @@ PUSH_USERS = 256  # users whose representations are pushed for the output and st
 RAW, RANDOM = "raw", "random-direction"
 POOLED = ("history", "user")  # the label families also probed per user, pooled over the user's cases
 HARD_NEGATIVE_FAMILIES = {"history": "", "current-item": "current-item-"}  # label family -> metric name prefix
+MIN_SCORED_LABELS = 10  # a hard-negative metric over fewer scorable labels is left unscored, not a mean of a few
 
 
 @dataclass
@@ -191,8 +192,8 @@ def grounded(basis: Basis | None, features: np.ndarray | None, cases: Cases, run
         names, labels = cases.labels.get(family, ([], None))
         if names and basis is not None:
             hard, random = hard_negatives(features, labels, cases, test, seed)
-            out |= {f"hard_negatives/{prefix}hard": finite_mean(hard),
-                    f"hard_negatives/{prefix}random": finite_mean(random)}
+            out |= {f"hard_negatives/{prefix}hard": scored_mean(hard),
+                    f"hard_negatives/{prefix}random": scored_mean(random)}
     return out
 
 
@@ -210,6 +211,14 @@ def finite_mean(values: np.ndarray) -> float:
     """The mean of the finite values; NaN (left out of the intervals) when there is none."""
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if len(finite) else float("nan")
+
+
+def scored_mean(values: np.ndarray) -> float:
+    """The mean over the labels that could be scored (finite), NaN when fewer than ``MIN_SCORED_LABELS`` could: on
+    a large catalog few items are the current one of enough held-out users among the sampled cases, and a mean of
+    one or two labels says nothing about a basis (``--max-cases`` raises the sample)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) >= MIN_SCORED_LABELS else float("nan")
 
 
 def summarise(per_seed: list[dict[str, dict[str, float]]], roles: dict[str, tuple[str, str | None]]) -> dict[str, Any]:
