@@ -419,8 +419,6 @@ def steer(
         raise ConfigError("--scale goes with --latent J; --table7 always steers at the paper's -10x, 1x and +10x")
     if max_cases is not None and not every:
         raise ConfigError("--max-cases goes with --table7 --every, which steers a sample of cases")
-    if max_cases is not None and max_cases < 1:
-        raise ConfigError(f"--max-cases: give at least 1 case to steer, got {max_cases}")
     if every:
         _table7_every(run, SAMPLED_CASES if max_cases is None else max_cases)
         return
@@ -457,7 +455,7 @@ def _user_lists(run: Path, user: str, latent: int, scales: list[float], as_json:
 
 def _table7_every(run: Path, max_cases: int) -> None:
     from recprobe.runs.layout import RunLayout
-    from recprobe.runs.table7_every import TABLE7_EVERY, table7_every_run
+    from recprobe.runs.table7_every import TABLE7_EVERY, table7_every_run, verdict_lines
 
     found = table7_every_run(run, max_cases=max_cases)
     table = Table("basis", "concepts C >= 0.8", "measured", "pass", "pass share [95% CI]", "decoder raises its items",
@@ -471,11 +469,8 @@ def _table7_every(run: Path, max_cases: int) -> None:
                       f"{row['grounded']} of {row['measured']}",
                       "; ".join(f"{n} {reason}" for reason, n in row["unmeasured"].items()) or "-")
     console.print(table)
-    for name, verdict in (("pass share", found), ("decoder grounded", found["grounded"])):
-        gap = verdict["trained_minus_best_control"]
-        console.print(f"{name}: no control measurable, nothing to compare" if gap is None else
-                      f"{name}, trained minus the best control ({verdict['best_control']}): {gap['mean']:+.3f} "
-                      f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {verdict['verdict']}")
+    for line in verdict_lines(found):
+        console.print(line)
     console.print(f"-> {RunLayout(run).steering / TABLE7_EVERY}")
 
 

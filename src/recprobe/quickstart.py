@@ -29,7 +29,7 @@ from recprobe.runs.fit import fit_run
 from recprobe.runs.interpret import interpret_run
 from recprobe.runs.sae import train_sae_run
 from recprobe.runs.steering import SteeringRun
-from recprobe.runs.table7_every import table7_every_run
+from recprobe.runs.table7_every import table7_every_run, verdict_lines
 
 QUICKSTART_DATA = DataSource(dataset="ml-100k")
 LLM_FOLDER = "concepts-llm"
@@ -86,10 +86,8 @@ def quickstart(out: str | Path = "runs/quickstart", *, data: DataSource = QUICKS
     for basis, row in every["bases"].items():
         console.print(f"  {basis}: {row['passed']} of {row['measured']} measured concepts pass "
                       f"({row['confident']} at C >= 0.8); the decoder raises the items of {row['grounded']}")
-    for name, verdict in (("pass share", every), ("decoder grounded", every["grounded"])):
-        if (gap := verdict["trained_minus_best_control"]) is not None:
-            console.print(f"  {name}, trained minus the best control ({verdict['best_control']}): {gap['mean']:+.3f} "
-                          f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {verdict['verdict']}")
+    for line in verdict_lines(every):
+        console.print(f"  {line}")
     report = stage("de-biasing", steering.debias)
     console.print(f"  top-10 popularity {report['after']['mean_popularity@10']:.1f} (was {report['before']['mean_popularity@10']:.1f}), "
                   f"HR@10 {report['after']['HR@10']:.4f} (was {report['before']['HR@10']:.4f})")

@@ -32,7 +32,7 @@ from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
 from recprobe.runs.steering import DEBIAS, DEBIAS_SWEEP, TABLE7, latent_file, read_result
 from recprobe.runs.table7_every import REBUILD as TABLE7_EVERY_REBUILD
-from recprobe.runs.table7_every import missing_controls, read_table7_every
+from recprobe.runs.table7_every import missing_controls, read_table7_every, verdict_lines
 from recprobe.sae.faithfulness import DENSE_RATE, splice_effects, store_mean
 from recprobe.schemas import AttributeTable, ConceptSummary, read_checked
 from recprobe.steering.effects import LatentEffects
@@ -169,8 +169,7 @@ class RunReport:
                  None if row["share"]["low"] is None else f"[{row['share']['low']:.3f}, {row['share']['high']:.3f}]",
                  row.get("grounded_share", {}).get("mean"))  # older tables lack it
                 for basis, row in found["bases"].items()]
-        verdict = " ".join(self._gap(name, found_gap) for name, found_gap in
-                           (("Pass share", found), ("Decoder grounded", found.get("grounded"))) if found_gap)
+        verdict = " ".join(f"{line[0].upper()}{line[1:]}." for line in verdict_lines(found))
         missing = missing_controls(found)
         also = (f" Not measured: {', '.join(missing)} (`recprobe interpret --run {self.run} --basis NAME`, then "
                 f"`{TABLE7_EVERY_REBUILD} --run {self.run}`)." if missing else "")
@@ -181,13 +180,6 @@ class RunReport:
                                       f"intervals). Decoder grounded: the share of measured concepts whose decoder "
                                       f"direction raises their items (its 20 most raised items carry the concept more "
                                       f"often than the catalog). {verdict}{also}"}
-
-    @staticmethod
-    def _gap(name: str, found: dict[str, Any]) -> str:
-        gap = found["trained_minus_best_control"]
-        return (f"{name}: no control was measurable." if gap is None else
-                f"{name}, trained minus the best control ({found['best_control']}): {gap['mean']:+.3f} "
-                f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {found['verdict']}.")
 
     def _debias(self) -> list[tuple]:
         if not self.debias:

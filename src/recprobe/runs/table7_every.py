@@ -44,12 +44,11 @@ def interpreted_bases(run: Run) -> list[str]:
     return [basis for basis in BASES if (run.layout.concepts(basis=basis) / SUMMARY).is_file()]
 
 
-def made_from(run: Run, bases: Sequence[str], max_cases: int) -> dict[str, str]:
+def made_from(run: Run, bases: Sequence[str]) -> dict[str, str]:
     """The run's SAE, each basis's concepts and the kind of cases steered: a new SAE or interpretation makes the
     table stale. (A table from before it steered the concepts' own cases lacks the kind and says so: its
     cases were each test user's at test time.)"""
-    kinds = "/".join(sorted(set(concept_kinds(run, bases).values())))
-    found = {**run.cases_made_from(), "steered_cases": f"{kinds}, at most {max_cases}"}
+    found = {**run.cases_made_from(), "steered_cases": "/".join(sorted(set(concept_kinds(run, bases).values())))}
     for basis in bases:
         concepts = run.layout.concepts(basis=basis) / CONCEPTS_FILE
         found[f"concepts-{basis}"] = file_hash(concepts) if concepts.is_file() else "none"
@@ -120,6 +119,8 @@ def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None,
                      max_cases: int = SAMPLED_CASES) -> dict[str, Any]:
     """Table 7's rule over every confident concept of each basis (default: every interpreted one), on the cases
     their concepts were read from (at most ``max_cases`` of them, a seeded sample shared by every basis)."""
+    if max_cases < 1:
+        raise ConfigError(f"--max-cases: give at least 1 case to steer, got {max_cases}")
     run = open_run(run)
     bases = list(bases or interpreted_bases(run))
     if "sae" not in bases or len(bases) < 2:
@@ -127,8 +128,6 @@ def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None,
                              f"(interpreted: {', '.join(bases) or 'none'}); run `recprobe interpret --run {run.root}` and "
                              f"`recprobe interpret --run {run.root} --basis untrained` (or raw, frozen-decoder, "
                              "frozen-encoder) first")
-    if max_cases < 1:
-        raise ConfigError(f"--max-cases: give at least 1 case to steer, got {max_cases}")
     kind = concepts_kind(run, bases)
     cases = sampled_cases(run.split, kind, run.target.max_history, max_cases)
     per_basis = {basis: measure_basis(run, basis, cases) for basis in bases}
@@ -136,7 +135,7 @@ def table7_every_run(run: Run | str | Path, bases: Sequence[str] | None = None,
               "min_users": MIN_TEST_USERS, "cases": kind, "n_cases": len(cases[0]), "max_cases": max_cases,
               "bases": per_basis, **trained_minus_best_control(per_basis),
               "grounded": trained_minus_best_control(per_basis, "grounded_share")}
-    write_json(run.layout.steering / TABLE7_EVERY, {**result, "made_from": made_from(run, bases, max_cases)})
+    write_json(run.layout.steering / TABLE7_EVERY, {**result, "made_from": made_from(run, bases)})
     return result
 
 
@@ -152,6 +151,20 @@ def trained_minus_best_control(per_basis: dict[str, dict[str, Any]], share: str 
     return {"best_control": best, "trained_minus_best_control": gap, "verdict": verdict}
 
 
+def verdict_lines(found: dict[str, Any]) -> list[str]:
+    """The table's two verdicts in words, pass share and decoder grounding, as the CLI, quickstart and report say
+    them (a table from before grounding has only the first)."""
+    lines = []
+    for name, verdict in (("pass share", found), ("decoder grounded", found.get("grounded"))):
+        if verdict is None:
+            continue
+        gap = verdict["trained_minus_best_control"]
+        lines.append(f"{name}: no control measurable, nothing to compare" if gap is None else
+                     f"{name}, trained minus the best control ({verdict['best_control']}): {gap['mean']:+.3f} "
+                     f"[{gap['low']:+.3f}, {gap['high']:+.3f}]: {verdict['verdict']}")
+    return lines
+
+
 def missing_controls(found: dict[str, Any]) -> list[str]:
     """The controls a table left out."""
     return [basis for basis in BASES if basis != "sae" and basis not in found["bases"]]
@@ -162,7 +175,5 @@ def read_table7_every(run: Run) -> dict[str, Any] | None:
     path = run.layout.steering / TABLE7_EVERY
     if not path.is_file():
         return None
-    found = read_json(path)
-    bases = list(found.get("bases", {}))
-    current = made_from(run, bases, found.get("max_cases", SAMPLED_CASES))
-    return read_made_from(path, current, f"{REBUILD} --run {run.root}")
+    bases = list(read_json(path).get("bases", {}))
+    return read_made_from(path, made_from(run, bases), f"{REBUILD} --run {run.root}")
