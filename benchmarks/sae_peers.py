@@ -3,7 +3,7 @@
     pip install -e ".[peers]"   # sae-lens and eai-sparsify beside recprobe and torch 2.13 (make bench does it)
     python benchmarks/sae_peers.py [--rows 500000] [--d 64] [--latents 1024] [--k 8] [--batch-size 4096]
                                    [--epochs 5] [--lr 2e-3] [--threads 2] [--repeats 3] [--breakdown]
-                                   [--device cuda --only limit recprobe sparsify]
+                                   [--device cuda --only limit torch-limit recprobe sparsify]
 
 Every trainer sees the same synthetic activations (sparse sums of 8 of 2,048 random unit directions plus noise)
 in batches of the same size, for the same number of epochs, with Adam at the same learning rate, on the same
@@ -13,7 +13,8 @@ number of CPU threads (or on one GPU with ``--device cuda``, each trainer's batc
 - SAELens: ``SAETrainer`` with a ``TopKTrainingSAE`` (its own training loop, batches from memory);
 - sparsify: a ``SparseCoder`` stepped as sparsify's ``Trainer`` steps it (FVU + AuxK loss, unit-norm decoder,
   parallel gradient removed), batches from memory;
-- the device's limit for the workload: one dense encoder matmul plus top-k per sample, nothing else.
+- the device's limit for the workload: one dense encoder matmul plus top-k per sample, nothing else, by
+  recprobe's kernels (``torch-limit``: by torch's ``addmm`` and ``topk``, slower on CPU).
 It prints the median samples per second of each, the held-out FVU, each as a fraction of the limit, and the
 median over repeats of recprobe's speed over each. ``--breakdown`` profiles one recprobe run instead and prints
 where a training step's time goes, op by op (torch.profiler's self CPU time, per step).
@@ -32,6 +33,7 @@ import torch
 from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
 from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
 from recprobe.sae.faithfulness import reconstruction_metrics
+from recprobe.sae.sparse import chunk_rows, select
 
 
 def synthetic(n: int, d: int, seed: int, atoms: int = 2048, active: int = 8) -> torch.Tensor:
@@ -116,13 +118,19 @@ def run_sparsify(train: torch.Tensor, held_out: torch.Tensor, args) -> tuple[flo
         return seconds, fvu(held_out, sae(held_out).sae_out)
 
 
-def run_limit(train: torch.Tensor, args) -> tuple[float, float]:
-    weight = torch.randn(args.d, args.latents, device=args.device)
+def run_limit(train: torch.Tensor, args, kernels: str = "recprobe") -> tuple[float, float]:
+    """The encoder matmul and top-k alone, by recprobe's kernels (``select``: the bias folded into the matmul,
+    the rows in chunks, the two-round top-k; the faster floor) or by torch's (``addmm`` and ``topk``)."""
+    weight = torch.randn(args.latents, args.d, device=args.device).T  # column-major, as the SAE stores W_enc
     bias = torch.zeros(args.latents, device=args.device)
-    pre = torch.empty(args.batch_size, args.latents, device=args.device)  # reused, as train_sae reuses it
+    rows = args.batch_size if kernels == "torch" else min(args.batch_size, chunk_rows(args.latents, weight.device))
+    pre = torch.empty(rows, args.latents, device=args.device)  # reused, as train_sae reuses it
     started = synchronised(args.device)
     for x in shuffled(train, args.batch_size, args.epochs, 0):
-        torch.addmm(bias, x, weight, out=pre[:len(x)]).topk(args.k, dim=-1, sorted=False)
+        if kernels == "recprobe":
+            select(x, weight, bias, args.k, out=pre)
+        else:
+            torch.addmm(bias, x, weight, out=pre[:len(x)]).topk(args.k, dim=-1, sorted=False)
     return synchronised(args.device) - started, float("nan")
 
 
@@ -193,6 +201,7 @@ def main() -> None:
             return breakdown(store, train, samples, args)
         runners: dict[str, Callable[[], tuple[float, float]]] = {
             "limit": lambda: run_limit(on_device[0], args),
+            "torch-limit": lambda: run_limit(on_device[0], args, kernels="torch"),
             "recprobe": lambda: run_recprobe(store, args),
             "sparsify": lambda: run_sparsify(*on_device, args),
             "saelens": lambda: run_saelens(*on_device, args),
@@ -202,16 +211,16 @@ def main() -> None:
             for name in args.only:
                 seconds, held_out_fvu = runners[name]()
                 results.setdefault(name, []).append((samples / seconds, held_out_fvu))
-                print(f"  {name:9s} {samples / seconds:10,.0f} samples/s  held-out FVU {held_out_fvu:.4f}", flush=True)
+                print(f"  {name:11s} {samples / seconds:10,.0f} samples/s  held-out FVU {held_out_fvu:.4f}", flush=True)
     print(f"\n{args.rows:,} x {args.d} vectors, {args.latents} latents, k={args.k}, batch {args.batch_size}, "
           f"{args.epochs} epochs, lr {args.lr}, {device_name(args)}; medians of {args.repeats} interleaved runs")
-    print(f"{'trainer':10s} {'samples/s':>12s} {'held-out FVU':>13s} {'of limit':>13s} {'recprobe is':>12s}")
+    print(f"{'trainer':11s} {'samples/s':>12s} {'held-out FVU':>13s} {'of limit':>13s} {'recprobe is':>12s}")
     for name, runs in results.items():
         rate = statistics.median(r for r, _ in runs)
         share = rate / statistics.median(r for r, _ in results["limit"]) if "limit" in results else float("nan")
         # the ratio within each repeat, then its median: robust to a noisy spell that slows one repeat
         ratio = statistics.median(ours / theirs for (ours, _), (theirs, _) in zip(results["recprobe"], runs, strict=True))
-        print(f"{name:10s} {rate:12,.0f} {statistics.median(f for _, f in runs):13.4f} {share:13.0%} {ratio:11.2f}x")
+        print(f"{name:11s} {rate:12,.0f} {statistics.median(f for _, f in runs):13.4f} {share:13.0%} {ratio:11.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -14,44 +14,115 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 # On CPU, past this many bytes of [B * k, d] rows (a fresh allocation each step, past glibc's 32 MB mmap ceiling at
-# recommender sizes) embedding_bag's sorted backward beats writing the rows: 10 against 34 ms at 4,096 x 32 x 128,
-# where the rows win below it (0.5 against 2 ms at 4,096 x 8 x 64)
+# recommender sizes) a sparse matrix product beats writing the rows: 6.8 against 23 ms at 4,096 x 32 x 128, where
+# the rows win below it (1.0 against 1.2 ms at 4,096 x 8 x 64)
 ROW_BYTES = 16 * 2**20
+MIN_GROUP = 4  # top_k's smallest group worth its extra round
+CHUNK_BYTES = 32 * 2**20  # the pre-activation block select writes at a time on CPU
+
+
+def folded(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, weights) whose product is ``centred @ W_enc + b_enc``: the bias folded in as one more input column
+    (ones) and one more row of ``W_enc``. ``addmm`` would first copy ``b_enc`` into every row of its [B, n]
+    result, 17 of 86 ms at [4,096, 16,384] on 2 CPU cores."""
+    rows = torch.cat([centred, centred.new_ones(len(centred), 1)], 1)
+    return rows, torch.cat([W_enc.T, b_enc.unsqueeze(1)], 1).T  # [d + 1, n], column-major as W_enc is stored
+
+
+def pre_activations(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor) -> torch.Tensor:
+    """[B, n] ``centred @ W_enc + b_enc``, as one matmul."""
+    return torch.mm(*folded(centred, W_enc, b_enc))
+
+
+def chunk_rows(n_latents: int, device: torch.device) -> int:
+    """How many rows ``select`` encodes at a time: on CPU, a [rows, n_latents] block of CHUNK_BYTES (its top-k
+    rounds then read what the matmul has just written: 81 against 106 ms for 4,096 x 16,384 on 2 cores, where
+    one chunk of 64 rows costs twice one of the whole batch at 4,096 x 1,024); on a GPU, every row at once."""
+    return max(1, CHUNK_BYTES // (4 * n_latents)) if device.type == "cpu" else 2**62
+
+
+def select(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: int,
+           dead_ids: torch.Tensor | None = None, k_aux: int = 0, out: torch.Tensor | None = None):
+    """(values, indices) of the k largest pre-activations ``centred @ W_enc + b_enc`` per row, and (aux_values,
+    aux_indices) of the ``k_aux`` largest among the latents ``dead_ids`` (empty when None); no ReLU, no
+    gradient. The rows go through in chunks (``chunk_rows``), each chunk's block written into ``out`` when it is
+    large enough, so the whole [B, n] block never exists."""
+    rows, weights = folded(centred, W_enc, b_enc)
+    step = chunk_rows(weights.shape[1], rows.device)
+    picked, aux = [], []
+    for chunk in rows.split(step):
+        block = out[:len(chunk)] if out is not None and len(out) >= len(chunk) else None
+        pre = torch.mm(chunk, weights, out=block)
+        picked.append(top_k(pre, k))
+        if dead_ids is not None:  # top k_aux among the dead columns only, mapped back to latent ids
+            values, among = pre.index_select(1, dead_ids).topk(k_aux, dim=-1, sorted=False)
+            aux.append((values, dead_ids[among]))
+    values, indices = (torch.cat(part) for part in zip(*picked, strict=True)) if len(picked) > 1 else picked[0]
+    if dead_ids is None:
+        return values, indices, values.new_zeros(len(rows), 0), indices.new_zeros(len(rows), 0)
+    aux_values, aux_indices = (torch.cat(part) for part in zip(*aux, strict=True)) if len(aux) > 1 else aux[0]
+    return values, indices, aux_values, aux_indices
+
+
+def group_size(n: int, k: int) -> int:
+    """``top_k``'s group: the largest power of two s with s * s * k <= n that divides n, or 1 (one round) when
+    that is below MIN_GROUP. The rounds then cost about n, n / s and s * k per row."""
+    s = 1
+    while s * s * 4 * k <= n:
+        s *= 2
+    while s >= MIN_GROUP and n % s:
+        s //= 2
+    return s if s >= MIN_GROUP else 1
+
+
+def top_k(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values, indices) of the k largest entries in each row of [B, n] ``pre``, unsorted: the values
+    ``pre.topk(k, sorted=False)`` finds (which of tied entries is picked may differ). On CPU with n large beside
+    k, in two rounds: cut each row into n / s strided groups of s entries, keep the k groups with the largest
+    maxima, and take the top k of their s * k entries. The row's top k all lie in those groups: an entry of a
+    group left out is at most its group's maximum, below k kept maxima, each in a group of its own. torch's
+    row-wise top-k is the largest CPU cost of a training step; this takes 49 against 83 ms at [4,096, 16,384],
+    k = 32, and 4.9 against 5.5 ms at [4,096, 1,024], k = 8 (2 cores)."""
+    n = pre.shape[-1]
+    s = group_size(n, k) if pre.device.type == "cpu" else 1
+    if s == 1:
+        return pre.topk(k, dim=-1, sorted=False)
+    strided = pre.reshape(-1, s, n // s)  # entry r * (n / s) + g is member r of group g
+    groups = strided.amax(1).topk(k, dim=-1, sorted=False).indices  # [B, k]
+    members = strided.gather(2, groups.unsqueeze(1).expand(-1, s, k)).flatten(1)  # [B, s * k]
+    values, picked = members.topk(k, dim=-1, sorted=False)
+    indices = (picked // k) * (n // s) + groups.gather(1, picked % k)
+    return values.view(*pre.shape[:-1], k), indices.view(*pre.shape[:-1], k)
 
 
 def few_rows(indices: torch.Tensor, vectors: torch.Tensor) -> bool:
-    """Whether ``scatter_outer`` (rather than embedding_bag's backward) is the faster way to sum these rows."""
+    """Whether ``scatter_outer`` is faster writing the B * k weighted rows than by a sparse matrix product."""
     return vectors.device.type != "cpu" or indices.numel() * vectors.shape[-1] * vectors.element_size() <= ROW_BYTES
 
 
 def scatter_outer(n_rows: int, indices: torch.Tensor, weights: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """[n_rows, d] with row ``indices[b, j]`` accumulating ``weights[b, j] * vectors[b]``: the gradient of a
     weight matrix whose rows were gathered by ``indices``, without a dense [B, n_rows] matrix. Small: the B * k
-    weighted rows and one index_add; large (``few_rows``): embedding_bag's own backward, which sorts the indices
-    instead of writing the rows."""
+    weighted rows and one index_add; large (``few_rows``): the product of the sparse [n_rows, B] matrix of the
+    weights with ``vectors``, which never writes the rows (half embedding_bag's sorted backward's time)."""
     if few_rows(indices, vectors):
         rows = (weights.unsqueeze(2) * vectors.unsqueeze(1)).reshape(-1, vectors.shape[1])  # [B * k, d]
         out = torch.zeros(n_rows, vectors.shape[1], dtype=vectors.dtype, device=vectors.device)
         return out.index_add_(0, indices.flatten(), rows)
-    with torch.enable_grad():
-        table = vectors.new_zeros(n_rows, vectors.shape[1], requires_grad=True)
-        gathered = F.embedding_bag(indices, table, per_sample_weights=weights.detach(), mode="sum")
-        return torch.autograd.grad(gathered, table, vectors)[0]
+    owners = torch.arange(len(indices), device=indices.device).repeat_interleave(indices.shape[1])
+    sparse = torch.sparse_coo_tensor(torch.stack([indices.flatten(), owners]), weights.flatten().to(vectors.dtype),
+                                     (n_rows, len(indices)), check_invariants=False)
+    return torch.sparse.mm(sparse, vectors)
 
 
 class _TopKEncode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, centred, W_enc, b_enc, k: int, dead: torch.Tensor | None, k_aux: int, n_dead: int,
                 out: torch.Tensor | None):
-        pre = torch.addmm(b_enc, centred, W_enc, out=out)  # [B, n]; ReLU commutes with top-k: it runs on k values
-        values, indices = pre.topk(k, dim=-1, sorted=False)
-        if dead is None:
-            aux_values, aux_indices = values.new_zeros(len(centred), 0), indices.new_zeros(len(centred), 0)
-        else:  # top k_aux among the dead columns only, mapped back to latent ids
-            # the dead ids in ascending order, as nonzero() gives them, without its wait on a GPU
-            dead_ids = torch.sort((~dead).to(torch.uint8), stable=True).indices[:n_dead]
-            aux_values, picked = pre.index_select(1, dead_ids).topk(k_aux, dim=-1, sorted=False)
-            aux_indices = dead_ids[picked]
+        # the dead ids in ascending order, as nonzero() gives them, without its wait on a GPU
+        dead_ids = None if dead is None else torch.sort((~dead).to(torch.uint8), stable=True).indices[:n_dead]
+        # ReLU commutes with top-k: it runs on the k values
+        values, indices, aux_values, aux_indices = select(centred, W_enc, b_enc, k, dead_ids, k_aux, out)
         values, aux_values = values.relu_(), aux_values.relu_()
         ctx.save_for_backward(centred, W_enc, torch.cat([indices, aux_indices], 1),
                               torch.cat([values, aux_values], 1) > 0)
@@ -96,12 +167,10 @@ class _SparseDecode(torch.autograd.Function):
 
 
 def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-    """[B, d] sum of ``values[b, j] * W_dec[indices[b, j]]``, by embedding_bag. Where ``few_rows``, ``W_dec``'s
-    gradient comes from ``scatter_outer`` instead of embedding_bag's own backward, which sorts the B * k indices
-    first (at 4,096 x 8 x 64 on CPU that sort and its accumulation took 2.5 of a 20 ms training step)."""
-    if few_rows(indices, W_dec):
-        return _SparseDecode.apply(values, indices, W_dec)
-    return F.embedding_bag(indices, W_dec, per_sample_weights=values, mode="sum")
+    """[B, d] sum of ``values[b, j] * W_dec[indices[b, j]]``, by embedding_bag. ``W_dec``'s gradient comes from
+    ``scatter_outer`` instead of embedding_bag's own backward, which sorts the B * k indices first (at
+    4,096 x 8 x 64 on CPU that sort and its accumulation took 2.5 of a 20 ms training step)."""
+    return _SparseDecode.apply(values, indices, W_dec)
 
 
 def topk_encode(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: int,
@@ -110,8 +179,8 @@ def topk_encode(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor,
     """(values, indices) of the k largest ``relu(centred @ W_enc + b_enc)`` per row, and (aux_values,
     aux_indices) of the ``k_aux`` largest among the ``dead`` latents (empty when ``dead`` is None); the values
     carry gradients to all three inputs. ``n_dead`` must be ``dead.sum()`` (counted here when not given). With
-    ``out`` ([B, n_latents], reused from step to step) the dense pre-activations are written there: on CPU a
-    fresh [B, n] block each step costs its page faults (70 of 180 ms at 4,096 x 16,384)."""
+    ``out`` ([chunk_rows, n_latents], reused from step to step) the dense pre-activations are written there: on
+    CPU a fresh block each step costs its page faults (70 of 180 ms at 4,096 x 16,384, one block)."""
     if dead is not None:
         n_dead = int(dead.sum()) if n_dead is None else n_dead
         k_aux = min(k_aux, n_dead)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recprobe.sae.config import SAEConfig
-from recprobe.sae.sparse import sparse_decode, topk_encode
+from recprobe.sae.sparse import pre_activations, select, sparse_decode, topk_encode
 
 THRESHOLD_RATE = 0.01  # BatchTopK's threshold: running-mean rate (SAELens' topk_threshold_lr)
 
@@ -94,15 +94,16 @@ class TopKSAE(nn.Module):
         return self.config.k
 
     def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu((x - self.b_dec) @ self.W_enc + self.b_enc)
+        """[B, n_latents] ReLU(W_enc^T (x - b_dec) + b_enc) for [B, d_in] x."""
+        return F.relu(pre_activations(x - self.b_dec, self.W_enc, self.b_enc))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(values, indices) of the latents each row keeps: [B, k_max] each, values 0 where a latent was picked
         but did not fire (below the threshold, for the thresholded architectures)."""
-        rows = (x - self.b_dec).reshape(-1, x.shape[-1])  # [..., d_in] -> [B, d_in] for one addmm
-        pre = torch.addmm(self.b_enc, rows, self.W_enc).reshape(*x.shape[:-1], -1)
-        values, indices = pre.topk(self.config.k_max, dim=-1, sorted=False)  # ReLU commutes with top-k: after it
-        values = values.relu()
+        rows = (x - self.b_dec).reshape(-1, x.shape[-1])  # [..., d_in] -> [B, d_in] for one matmul
+        values, indices, _, _ = select(rows, self.W_enc, self.b_enc, self.config.k_max)
+        values, indices = values.view(*x.shape[:-1], -1), indices.view(*x.shape[:-1], -1)
+        values = values.relu()  # ReLU commutes with top-k: after it
         if self.config.arch != "topk":
             values = values * (values > self.threshold)
         return values, indices
@@ -117,10 +118,10 @@ class TopKSAE(nn.Module):
         n_dead = 0 if dead is None else int(dead.sum())
         if self.config.arch != "topk":
             return self._batch_forward(x, dead, n_dead)
-        reuse = self.workspace is not None and len(x) <= len(self.workspace) and x.device == self.workspace.device
+        reuse = self.workspace is not None and x.device == self.workspace.device
         values, indices, aux_values, aux_indices = topk_encode(
             x - self.b_dec, self.W_enc, self.b_enc, self.k, dead, self.config.k_aux, n_dead,
-            out=self.workspace[:len(x)] if reuse else None)
+            out=self.workspace if reuse else None)
         return SAEOutput(self.decode(values, indices), values, indices, aux_values, aux_indices, n_dead)
 
     def _batch_forward(self, x: torch.Tensor, dead: torch.Tensor | None, n_dead: int) -> SAEOutput:

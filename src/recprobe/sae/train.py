@@ -17,6 +17,7 @@ from recprobe.progress import stage_bar
 from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.faithfulness import reconstruction_metrics
+from recprobe.sae.sparse import chunk_rows
 from recprobe.sae.topk import TopKSAE, geometric_median
 
 INIT_SAMPLE = 16_384
@@ -148,8 +149,9 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     parallel = DataParallel.current()
     shards_to = device if parallel.world == 1 else None  # under torchrun each rank moves its slice alone
     sae = initial_sae(store, config).to(device)
-    if config.arch == "topk":  # one [batch, n_latents] block for every step's pre-activations
-        sae.workspace = torch.empty(train.batch_size, config.n_latents, device=device)
+    if config.arch == "topk":  # one [rows, n_latents] block for every step's pre-activations, chunk by chunk
+        rows = min(train.batch_size, chunk_rows(config.n_latents, device))
+        sae.workspace = torch.empty(rows, config.n_latents, device=device)
     trainable = sae.trainable_parameters()
     optimiser = torch.optim.Adam(trainable, lr=train.lr, fused=True)  # no weight decay on an SAE
     dead = DeadLatents(config.n_latents, config.dead_window or n_train, device)
