@@ -84,8 +84,8 @@ def test_sparse_backward_matches_autograd_through_the_dense_reference(d_in, scal
 
 
 def test_both_ways_of_summing_gradient_rows_give_the_same_gradients():
-    """Small batches sum the B * k weighted rows with index_add, large ones through embedding_bag's sorted
-    backward (``recprobe.sae.sparse.ROW_BYTES``): the same gradients either way."""
+    """A CPU sums a weight matrix's gradient rows by a sparse matrix product, a GPU by writing the B * k weighted
+    rows (``recprobe.sae.sparse.by_sparse_product``): the same gradients either way."""
     from unittest import mock
 
     import recprobe.sae.sparse as sparse
@@ -101,14 +101,13 @@ def test_both_ways_of_summing_gradient_rows_give_the_same_gradients():
         ((x - out.x_hat).pow(2).sum(-1).mean() + sae.aux_loss(x, out)).backward()
         return [p.grad.clone() for p in (sae.W_enc, sae.b_enc, sae.b_dec, sae.W_dec)]
 
-    assert sparse.few_rows(torch.zeros(40, 3), x)
-    small = grads()
-    with mock.patch.object(sparse, "ROW_BYTES", 0):
-        assert not sparse.few_rows(torch.zeros(40, 3), x)
-        large = grads()
-    for a, b in zip(small, large, strict=True):
+    assert sparse.by_sparse_product(x.device)
+    product = grads()
+    with mock.patch.object(sparse, "by_sparse_product", lambda device: False):
+        rows = grads()
+    for a, b in zip(product, rows, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    assert all(g.abs().sum() > 0 for g in small)
+    assert all(g.abs().sum() > 0 for g in product)
 
 
 def test_a_reused_workspace_changes_nothing_but_where_the_pre_activations_go():
