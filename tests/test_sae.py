@@ -83,6 +83,67 @@ def test_sparse_backward_matches_autograd_through_the_dense_reference(d_in, scal
         torch.testing.assert_close(sparse, dense, rtol=1e-4, atol=1e-5)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(16, 3000), st.integers(1, 40), st.booleans(), st.integers(0, 10_000))
+def test_top_k_finds_the_values_torch_finds(rows, n, k, ties, seed):
+    """The rounds over strided groups keep every row's k largest values (ties included: integer values)."""
+    from recprobe.sae.sparse import top_k
+
+    k = min(k, n)
+    generator = torch.Generator().manual_seed(seed)
+    pre = torch.randint(-5, 6, (rows, n), generator=generator).float() if ties else torch.randn(rows, n, generator=generator)
+    values, indices = top_k(pre, k)
+    assert torch.equal(values.sort(-1).values, pre.topk(k, dim=-1).values.sort(-1).values)
+    assert torch.equal(pre.gather(1, indices), values)
+    assert (indices.sort(-1).values.diff(dim=-1) > 0).all()  # k distinct entries
+
+
+def test_top_k_goes_by_rounds_where_they_pay():
+    from recprobe.sae.sparse import group_size
+
+    assert group_size(1024, 8) == 8 and group_size(16384, 32) == 16 and group_size(1000, 8) == 8
+    assert group_size(24, 3) == 1 and group_size(1024, 512) == 1  # one round: torch's own top-k
+
+
+def test_selecting_chunk_by_chunk_matches_the_whole_batch_and_the_dense_reference():
+    """``select`` writes a few rows' pre-activations at a time into ``out``: the same picks (AuxK's among the
+    dead latents too) as one chunk and as the dense matrix, and the SAE's pass still matches its reference."""
+    from unittest import mock
+
+    import recprobe.sae.sparse as sparse
+
+    generator = torch.Generator().manual_seed(3)
+    x, W, b = torch.randn(50, 8, generator=generator), torch.randn(8, 512, generator=generator), torch.randn(512)
+    dead = torch.arange(0, 512, 3)
+    whole = sparse.select(x, W, b, 4, dead, 5)
+    out = torch.full((16, 512), float("nan"))
+    with mock.patch.object(sparse, "CHUNK_BYTES", 4 * 512 * 7):  # 7 rows at a time
+        assert sparse.chunk_rows(512, x.device) == 7
+        chunked = sparse.select(x, W, b, 4, dead, 5, out=out)
+    for a, c in zip(whole, chunked, strict=True):  # the same picks; the values to the matmul's rounding
+        if a.is_floating_point():
+            torch.testing.assert_close(a, c, rtol=1e-6, atol=1e-6)
+        else:
+            assert torch.equal(a, c)
+    assert torch.isfinite(out[:7]).all() and torch.isnan(out[7:]).all()  # the chunk's rows, no more
+    dense = x @ W + b
+    torch.testing.assert_close(whole[0].sort(-1).values, dense.topk(4).values.sort(-1).values)
+    torch.testing.assert_close(whole[2].sort(-1).values, dense[:, dead].topk(5).values.sort(-1).values)
+    sae = TopKSAE(SAEConfig(d_in=8, n_latents=512, scale=None, k=4, seed=3))
+    torch.testing.assert_close(sae(x).x_hat, sae.reconstruct_reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_non_finite_row_is_found_and_a_large_finite_sum_is_not_one():
+    from recprobe.activations.store import non_finite_row
+
+    x = torch.zeros(100, 4)
+    assert non_finite_row(x) is None
+    x[:3, 0] = 3e38  # the sum overflows to infinity; every row is finite
+    assert non_finite_row(x) is None
+    x[41, 2], x[77, 1] = float("inf"), float("nan")
+    assert non_finite_row(x) == 41
+
+
 def test_both_ways_of_summing_gradient_rows_give_the_same_gradients():
     """A CPU sums a weight matrix's gradient rows by a sparse matrix product, a GPU by writing the B * k weighted
     rows (``recprobe.sae.sparse.by_sparse_product``): the same gradients either way."""
