@@ -35,7 +35,7 @@ def pre_activations(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Ten
 
 
 def chunk_rows(n_latents: int, device: torch.device) -> int:
-    """How many rows ``select`` encodes at a time: on CPU, a [rows, n_latents] block of CHUNK_BYTES (its top-k
+    """How many rows ``select`` encodes at a time: on CPU, a float32 [rows, n_latents] block of CHUNK_BYTES (its top-k
     rounds then read what the matmul has just written: 81 against 106 ms for 4,096 x 16,384 on 2 cores, where
     one chunk of 64 rows costs twice one of the whole batch at 4,096 x 1,024); on a GPU, every row at once."""
     return max(1, CHUNK_BYTES // (4 * n_latents)) if device.type == "cpu" else 2**62
@@ -44,9 +44,9 @@ def chunk_rows(n_latents: int, device: torch.device) -> int:
 def select(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: int,
            dead_ids: torch.Tensor | None = None, k_aux: int = 0, out: torch.Tensor | None = None):
     """(values, indices) of the k largest pre-activations ``centred @ W_enc + b_enc`` per row, and (aux_values,
-    aux_indices) of the ``k_aux`` largest among the latents ``dead_ids`` (empty when None); no ReLU, no
-    gradient. The rows go through in chunks (``chunk_rows``), each chunk's block written into ``out`` when it is
-    large enough, so the whole [B, n] block never exists."""
+    aux_indices) of the ``k_aux`` largest among the latents ``dead_ids`` (empty when None), before ReLU. The
+    rows go through in chunks (``chunk_rows``), each chunk's block written into ``out`` when it is large enough,
+    so the whole [B, n] block never exists."""
     rows, weights = folded(centred, W_enc, b_enc)
     step = chunk_rows(weights.shape[1], rows.device)
     picked, aux = [], []
