@@ -83,28 +83,6 @@ def test_sparse_backward_matches_autograd_through_the_dense_reference(d_in, scal
         torch.testing.assert_close(sparse, dense, rtol=1e-4, atol=1e-5)
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.integers(1, 6), st.integers(16, 3000), st.integers(1, 40), st.booleans(), st.integers(0, 10_000))
-def test_top_k_finds_the_values_torch_finds(rows, n, k, ties, seed):
-    """The rounds over strided groups keep every row's k largest values (ties included: integer values)."""
-    from recprobe.sae.sparse import top_k
-
-    k = min(k, n)
-    generator = torch.Generator().manual_seed(seed)
-    pre = torch.randint(-5, 6, (rows, n), generator=generator).float() if ties else torch.randn(rows, n, generator=generator)
-    values, indices = top_k(pre, k)
-    assert torch.equal(values.sort(-1).values, pre.topk(k, dim=-1).values.sort(-1).values)
-    assert torch.equal(pre.gather(1, indices), values)
-    assert (indices.sort(-1).values.diff(dim=-1) > 0).all()  # k distinct entries
-
-
-def test_top_k_goes_by_rounds_where_they_pay():
-    from recprobe.sae.sparse import group_size
-
-    assert group_size(1024, 8) == 8 and group_size(16384, 32) == 16 and group_size(1000, 8) == 8
-    assert group_size(24, 3) == 1 and group_size(1024, 512) == 1  # one round: torch's own top-k
-
-
 def test_selecting_chunk_by_chunk_matches_the_whole_batch_and_the_dense_reference():
     """``select`` writes a few rows' pre-activations at a time into ``out``: the same picks (AuxK's among the
     dead latents too) as one chunk and as the dense matrix, and the SAE's pass still matches its reference."""

@@ -21,6 +21,7 @@ import torch
 
 from recprobe.concepts.probing import mean_difference
 from recprobe.target import Batch, ProbeTarget
+from recprobe.topk import top_k
 
 TOP_ITEMS = 20  # raised items checked for the concept
 TOP_K = 10  # the steered top-k list
@@ -76,8 +77,8 @@ def push(target: ProbeTarget, batch: Batch, reps: torch.Tensor, directions: torc
         effect = (up - base).mean(0)
         concentration[j] = per_item[effect.topk(TOP_ITEMS).indices.numpy(), j].mean() - catalog[j]
         down = target.score(reps - size * direction, batch).float()
-        raised[j] = float(carry[up.topk(TOP_K, dim=1).indices, j].any(1).float().mean())
-        lowered[j] = float(carry[down.topk(TOP_K, dim=1).indices, j].any(1).float().mean())
+        raised[j] = float(carry[top_k(up, TOP_K)[1], j].any(1).float().mean())
+        lowered[j] = float(carry[top_k(down, TOP_K)[1], j].any(1).float().mean())
     return Pushes(concentration, raised, lowered)
 
 

@@ -33,6 +33,7 @@ from recprobe.ranking.beyond import (  # noqa: F401  (re-exported: the beyond-ac
     share_groups,
     tail_share,
 )
+from recprobe.topk import top_k
 
 KS = (5, 10, 20, 50)
 SAMPLED = " (sampled-99)"
@@ -118,7 +119,7 @@ def ranks_and_top(scores: torch.Tensor, targets: torch.Tensor, mask: SeenItems |
     """One masked ranking, read twice: each target's rank (``target_ranks``) and the top-``k`` items [B, k] of
     the same masked scores (the target itself is never masked). ``scores`` is modified in place."""
     ranks = target_ranks(scores, targets, mask)
-    return ranks, scores.topk(k, dim=1).indices
+    return ranks, top_k(scores, k, sorted=True)[1]
 
 
 def metrics_from_ranks(ranks: torch.Tensor, ks: Sequence[int] = KS, suffix: str = "") -> dict[str, float]:

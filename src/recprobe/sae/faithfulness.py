@@ -26,6 +26,7 @@ from recprobe.ranking.metrics import (
     target_ranks,
 )
 from recprobe.target import ProbeTarget
+from recprobe.topk import top_k
 
 DENSE_RATE = 0.1  # a latent firing on more than 10% of vectors counts as dense
 
@@ -115,7 +116,7 @@ def splice_effects(target: ProbeTarget, sae, split: Split, mean: torch.Tensor, p
             scores = target.score(rep, batch).float()
             ranks[name][users] = target_ranks(scores, item, mask)  # masks the seen items in place
             losses[name] += float((scores.logsumexp(1) - scores.gather(1, item[:, None])[:, 0]).sum())
-            tops[name] = scores.topk(TOP, dim=1).indices
+            tops[name] = top_k(scores, TOP)[1]
         overlap += float((tops["original"][:, :, None] == tops["spliced"][:, None, :]).any(2).sum()) / TOP
     ndcg = {name: metrics_from_ranks(r, (TOP,))[f"NDCG@{TOP}"] for name, r in ranks.items()}
     loss = {name: total / len(targets) for name, total in losses.items()}

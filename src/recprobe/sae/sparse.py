@@ -7,7 +7,7 @@ B * n_latents * d_in. The AuxK selection (the top ``k_aux`` dead latents) rides 
 the dense pre-activations are computed once and never kept for the backward.
 
 The forward (``select``, shared with inference) is the encoder matmul with the bias folded in, a chunk of rows
-at a time, each chunk's top k found by rounds over strided groups (``top_k``). On 2 CPU cores at 4,096 x 16,384,
+at a time, each chunk's top k found by rounds over strided groups (``recprobe.topk``). On 2 CPU cores at 4,096 x 16,384,
 k = 32, a training step went from 248 to 144 ms this way, ahead of torch's own ``addmm`` and ``topk`` alone.
 """
 
@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-MIN_GROUP = 4  # top_k's smallest group worth its extra round
+from recprobe.topk import top_k
+
 CHUNK_BYTES = 32 * 2**20  # the pre-activation block select writes at a time on CPU
 
 
@@ -62,38 +63,6 @@ def select(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: i
         return values, indices, values.new_zeros(len(rows), 0), indices.new_zeros(len(rows), 0)
     aux_values, aux_indices = (torch.cat(part) for part in zip(*aux, strict=True)) if len(aux) > 1 else aux[0]
     return values, indices, aux_values, aux_indices
-
-
-def group_size(n: int, k: int) -> int:
-    """``top_k``'s group: the largest power of two s with s * s * k <= n that divides n, or 1 (one round) when
-    that is below MIN_GROUP. The rounds then cost about n, n / s and s * k per row."""
-    s = 1
-    while s * s * 4 * k <= n:
-        s *= 2
-    while s >= MIN_GROUP and n % s:
-        s //= 2
-    return s if s >= MIN_GROUP else 1
-
-
-def top_k(pre: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(values, indices) of the k largest entries in each row of [B, n] ``pre``, unsorted: the values
-    ``pre.topk(k, sorted=False)`` finds (which of tied entries is picked may differ). On CPU with n large beside
-    k, by rounds: cut each row into n / s strided groups of s entries, keep the k groups with the largest
-    maxima (this top-k, over the n / s maxima), and take the top k of their s * k entries (this top-k again).
-    The row's top k all lie in those groups: an entry of a group left out is at most its group's maximum, below
-    k kept maxima, each in a group of its own. torch's row-wise top-k is the largest CPU cost of a training step
-    after the encoder matmul; this takes 3.2 against 7.2 ms for [512, 16,384], k = 32, and 4.0 against 4.6 ms
-    for [4,096, 1,024], k = 8 (2 cores)."""
-    n = pre.shape[-1]
-    s = group_size(n, k) if pre.device.type == "cpu" else 1
-    if s == 1:
-        return pre.topk(k, dim=-1, sorted=False)
-    strided = pre.reshape(-1, s, n // s)  # entry r * (n / s) + g is member r of group g
-    groups = top_k(strided.amax(1), k)[1]  # [B, k]
-    members = strided.gather(2, groups.unsqueeze(1).expand(-1, s, k)).flatten(1)  # [B, s * k]
-    values, picked = top_k(members, k)
-    indices = (picked // k) * (n // s) + groups.gather(1, picked % k)
-    return values.view(*pre.shape[:-1], k), indices.view(*pre.shape[:-1], k)
 
 
 def by_sparse_product(device: torch.device) -> bool:

@@ -12,6 +12,7 @@ from recprobe.data.split import Split
 from recprobe.ranking.metrics import SeenItems, scored_chunks, seen_items
 from recprobe.steering.edit import LatentEdit, latent_values, steered
 from recprobe.target import Batch, ProbeTarget
+from recprobe.topk import top_k
 
 TOP = 10
 
@@ -29,7 +30,7 @@ def ranked_batches(target: ProbeTarget, split: Split, users: np.ndarray, batch_s
 @torch.no_grad()
 def top_items(target: ProbeTarget, reps: torch.Tensor, batch: Batch, seen: SeenItems, k: int = TOP) -> torch.Tensor:
     """[B, k] the top-k items for the given representations, seen items masked."""
-    return seen.hide(target.score(reps, batch).float()).topk(k, dim=1).indices
+    return top_k(seen.hide(target.score(reps, batch).float()), k, sorted=True)[1]
 
 
 @torch.no_grad()

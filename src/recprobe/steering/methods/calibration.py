@@ -15,6 +15,7 @@ import torch
 
 from recprobe.ranking.beyond import BEYOND_K
 from recprobe.steering.methods import SweptBatch
+from recprobe.topk import top_k
 
 CANDIDATES = 100  # P-Calibration re-ranks the model's top 100
 CALIBRATION_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
@@ -35,7 +36,7 @@ def calibrated_top(scores: torch.Tensor, item_group: torch.Tensor, user_shares: 
     if not 0 <= lam <= 1:
         raise ValueError(f"P-Calibration's lambda must be in [0, 1] (0: the model's order), got {lam}")
     n_groups = user_shares.shape[1]
-    values, pool = scores.topk(min(candidates, scores.shape[1]), dim=1)
+    values, pool = top_k(scores, min(candidates, scores.shape[1]), sorted=True)
     low, high = values.min(1, keepdim=True).values, values.max(1, keepdim=True).values
     relevance = (values - low) / (high - low).clamp_min(1e-12)
     relevance = torch.where(torch.isfinite(values), relevance, torch.zeros_like(relevance))
