@@ -69,6 +69,25 @@ def test_permuting_item_ids_changes_nothing(problem, seed):
     assert run(permuted, perm[targets], (offsets, perm[items]), n_items) == run(scores, targets, (offsets, items), n_items)
 
 
+@settings(max_examples=50, deadline=None)
+@given(ranking_problems())
+def test_counting_a_few_rows_at_a_time_gives_the_ranks_of_one_block(problem):
+    """On CPU ``target_ranks`` compares a few rows at a time (``COUNT_BYTES``): one row per block here."""
+    from unittest import mock
+
+    import recprobe.ranking.metrics as metrics
+
+    scores, targets, (offsets, items), n_items = problem
+    mask = seen_items(offsets, items, np.arange(len(targets)))
+    whole = target_ranks(torch.from_numpy(scores), torch.from_numpy(targets), mask)
+    with mock.patch.object(metrics, "COUNT_BYTES", 1):
+        rows = target_ranks(torch.from_numpy(scores), torch.from_numpy(targets), mask)
+    assert torch.equal(whole, rows)
+    expected = [(np.where(mask.dense(n_items)[u].numpy() & (np.arange(n_items) != t), -np.inf, scores[u])
+                 >= scores[u, t]).sum() for u, t in enumerate(targets)]
+    assert rows.tolist() == expected
+
+
 def test_ties_count_against_the_target():
     scores = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
     assert target_ranks(scores, torch.tensor([0])).item() == 3
