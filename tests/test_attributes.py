@@ -27,6 +27,20 @@ from recprobe.sae.config import SAEConfig
 from recprobe.sae.topk import TopKSAE
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 5), st.integers(1, 6), st.integers(0, 2**16))
+def test_average_ranks_are_pandas_average_ranks(n, columns, levels, seed):
+    """Ranks within each column, ties (few distinct values) sharing their mean rank; a vector as one column."""
+    import pandas as pd
+
+    from recprobe.stats import average_ranks
+
+    values = np.random.default_rng(seed).integers(0, levels, (n, columns)).astype(np.float32)
+    expected = pd.DataFrame(values).rank(axis=0, method="average").to_numpy()
+    assert np.array_equal(average_ranks(values), expected)
+    assert np.array_equal(average_ranks(values[:, 0]), expected[:, 0])
+
+
 def test_auroc_matches_a_hand_count_with_ties():
     scores = np.array([[0.9], [0.5], [0.5], [0.1]] * MIN_POSITIVES)
     labels = np.array([[True], [True], [False], [False]] * MIN_POSITIVES)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from recprobe.data.split import Catalog
+from recprobe.stats import average_ranks
 
 MIN_POSITIVES = 10  # a label present in fewer cases (or absent from fewer) is not scored
 MAX_VALUES = 30  # an attribute with more distinct values (after decades) is scored on its most frequent ones
@@ -114,7 +115,7 @@ def scorable(labels: np.ndarray) -> np.ndarray:
 def auroc_matrix(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """[n_directions, n_labels] ROC-AUC of each score column for each label column (ties count half), by the
     rank-sum formula; NaN where a label has too few positives or negatives. The reference for ``sparse_auroc``."""
-    ranks = pd.DataFrame(scores).rank(axis=0, method="average").to_numpy()  # ties share their mean rank
+    ranks = average_ranks(scores)
     positives = labels.sum(0).astype(float)
     negatives = len(labels) - positives
     rank_sums = ranks.T @ labels.astype(float)
@@ -138,7 +139,7 @@ def sparse_auroc(values: np.ndarray, indices: np.ndarray, n_latents: int, labels
     for latent in range(n_latents):
         active = slice(bounds[latent], bounds[latent + 1])
         silent = n - (bounds[latent + 1] - bounds[latent])
-        ranks = silent + pd.Series(activations[active]).rank(method="average").to_numpy()
+        ranks = silent + average_ranks(activations[active])
         hit = labels[rows[active]]
         rank_sums = ranks @ hit + (positives - hit.sum(0)) * (silent + 1) / 2
         auc[latent] = (rank_sums - positives * (positives + 1) / 2) / np.maximum(positives * (n - positives), 1)

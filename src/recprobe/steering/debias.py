@@ -22,6 +22,7 @@ from recprobe.concepts.cases import CaseSet
 from recprobe.data.split import Split
 from recprobe.errors import ConfigError, unknown_name
 from recprobe.ranking.beyond import HEAD, TAIL, PopularityGroups, average_popularity, item_coverage
+from recprobe.stats import average_ranks
 from recprobe.steering.edit import LatentEdit, dense_codes, steered
 from recprobe.steering.steer import TOP, ranked_batches, top_items
 from recprobe.target import Batch, ProbeTarget
@@ -34,13 +35,6 @@ SELECTIONS = ("spearman", "cohens-d")
 def applicable_selections(target: ProbeTarget) -> tuple[str, ...]:
     """The rules that apply to ``target``: Cohen's d builds synthetic histories, so it needs a sequential one."""
     return SELECTIONS if target.max_history else ("spearman",)
-
-
-def average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties given their mean rank (as Spearman's correlation needs)."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)
-    return (ends - (counts - 1) / 2.0)[inverse]
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
