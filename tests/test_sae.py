@@ -84,14 +84,16 @@ def test_sparse_backward_matches_autograd_through_the_dense_reference(d_in, scal
 
 
 def test_selecting_chunk_by_chunk_matches_the_whole_batch_and_the_dense_reference():
-    """``select`` writes a few rows' pre-activations at a time into ``out``: the same picks (AuxK's among the
-    dead latents too) as one chunk and as the dense matrix, and the SAE's pass still matches its reference."""
+    """``select`` writes a few rows' pre-activations at a time into ``out`` (the bias folded into the matmul at
+    this many rows): the same picks, AuxK's among the dead latents too, as one chunk and as the dense matrix,
+    and a training pass in chunks has the dense reference's gradients."""
     from unittest import mock
 
     import recprobe.sae.sparse as sparse
 
     generator = torch.Generator().manual_seed(3)
-    x, W, b = torch.randn(50, 8, generator=generator), torch.randn(8, 512, generator=generator), torch.randn(512)
+    x, W, b = torch.randn(300, 8, generator=generator), torch.randn(8, 512, generator=generator), torch.randn(512)
+    assert sparse.encoder_operands(x, W, b)[2] is None  # folded
     dead = torch.arange(0, 512, 3)
     whole = sparse.select(x, W, b, 4, dead, 5)
     out = torch.full((16, 512), float("nan"))
@@ -106,9 +108,29 @@ def test_selecting_chunk_by_chunk_matches_the_whole_batch_and_the_dense_referenc
     assert torch.isfinite(out[:7]).all() and torch.isnan(out[7:]).all()  # the chunk's rows, no more
     dense = x @ W + b
     torch.testing.assert_close(whole[0].sort(-1).values, dense.topk(4).values.sort(-1).values)
+    torch.testing.assert_close(dense.gather(1, whole[1]), whole[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(whole[2].sort(-1).values, dense[:, dead].topk(5).values.sort(-1).values)
+    torch.testing.assert_close(dense.gather(1, whole[3]), whole[2], rtol=1e-5, atol=1e-5)
+    assert torch.isin(whole[3], dead).all()
+
     sae = TopKSAE(SAEConfig(d_in=8, n_latents=512, scale=None, k=4, seed=3))
-    torch.testing.assert_close(sae(x).x_hat, sae.reconstruct_reference(x), rtol=1e-5, atol=1e-5)
+
+    def grads(loss):
+        sae.zero_grad()
+        loss().backward()
+        return [p.grad.clone() for p in (sae.W_enc, sae.b_enc, sae.b_dec, sae.W_dec)]
+
+    def dense_loss():  # torch's topk over the [B, n] pre-activations
+        pre = (x - sae.b_dec) @ sae.W_enc + sae.b_enc
+        values, indices = pre.topk(4, dim=-1)
+        z = torch.zeros_like(pre).scatter(1, indices, values.relu())
+        return (x - (z @ sae.W_dec + sae.b_dec)).pow(2).sum(-1).mean()
+
+    with mock.patch.object(sparse, "CHUNK_BYTES", 4 * 512 * 7):
+        sae.workspace = torch.empty(7, 512)
+        chunked = grads(lambda: (x - sae(x).x_hat).pow(2).sum(-1).mean())
+    for a, c in zip(chunked, grads(dense_loss), strict=True):
+        torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
 
 
 def test_a_non_finite_row_is_found_and_a_large_finite_sum_is_not_one():

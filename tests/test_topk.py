@@ -40,6 +40,27 @@ def test_a_non_contiguous_or_batched_input_reads_the_same_entries():
     assert torch.equal(top_k(columns, 3, sorted=True)[0], columns.topk(3).values)
 
 
+def test_rows_inside_a_larger_tensor_and_non_finite_scores():
+    """Rows at an offset in padded storage (read in place), -inf (masked items) and NaN as torch orders them."""
+    big = torch.randn(7, 3000)
+    part = big[1:, 5:2900]
+    assert part.stride(-1) == 1 and not part.is_contiguous()
+    assert torch.equal(top_k(part, 10, sorted=True)[0], part.topk(10).values)
+    masked = torch.full((2, 1000), float("-inf"))
+    masked[0, [3, 500, 999]] = torch.tensor([1.0, 2.0, 3.0])
+    masked[1, 17] = float("nan")
+    values, indices = top_k(masked, 4, sorted=True)
+    assert indices[0, :3].tolist() == [999, 500, 3] and values[0, 3] == float("-inf")
+    assert indices[1, 0] == 17 and torch.isnan(values[1, 0])
+
+
+def test_the_gradient_reaches_the_picked_entries_only():
+    x = torch.randn(3, 1000, requires_grad=True)
+    values, indices = top_k(x, 8)
+    values.sum().backward()
+    assert torch.equal(x.grad, torch.zeros(3, 1000).scatter(1, indices, 1.0))
+
+
 def test_rounds_only_where_they_pay():
     assert group_size(1024, 8) == 8 and group_size(16384, 32) == 16 and group_size(49113, 10) == 16
     assert group_size(24, 3) == 1 and group_size(1024, 512) == 1  # one round: torch's own top-k

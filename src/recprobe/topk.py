@@ -28,8 +28,9 @@ def group_size(n: int, k: int) -> int:
 
 def top_k(x: torch.Tensor, k: int, sorted: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(values, indices) of the k largest entries along the last dimension: the values ``x.topk(k)`` finds (which
-    of tied entries is picked may differ), largest first when ``sorted``. Rounds on CPU, torch's ``topk``
-    elsewhere (a GPU's is fast)."""
+    of tied entries is picked may differ, so a ranking's top items among tied scores can differ from torch's, and
+    between CPU and GPU), largest first when ``sorted``. Rounds on CPU, torch's ``topk`` elsewhere (a GPU's is
+    fast)."""
     n = x.shape[-1]
     s = group_size(n, k) if x.device.type == "cpu" and k > 0 else 1
     if s == 1:
@@ -38,7 +39,8 @@ def top_k(x: torch.Tensor, k: int, sorted: bool = False) -> tuple[torch.Tensor, 
     rows = rows if rows.stride(-1) == 1 else rows.contiguous()
     width = n // s  # groups; entry r * width + g is member r of group g, entries from s * width on the tail
     strided = rows.as_strided((len(rows), s, width), (rows.stride(0), width, 1))
-    groups = top_k(strided.amax(1), k)[1]  # [B, k]
+    with torch.no_grad():  # only which groups: no gradient flows through the maxima
+        groups = top_k(strided.amax(1), k)[1]  # [B, k]
     members = strided.gather(2, groups.unsqueeze(1).expand(-1, s, k)).flatten(1)  # [B, s * k]
     tail = rows[:, s * width:]
     values, picked = top_k(torch.cat([members, tail], 1) if tail.shape[1] else members, k, sorted)

@@ -20,19 +20,29 @@ from torch.autograd.function import once_differentiable
 from recprobe.topk import top_k
 
 CHUNK_BYTES = 32 * 2**20  # the pre-activation block select writes at a time on CPU
+FOLD_ROWS = 256  # fewer rows: addmm's bias copy costs less than folding the bias into a copy of W_enc
 
 
-def folded(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, weights) whose product is ``centred @ W_enc + b_enc``: the bias folded in as one more input column
-    (ones) and one more row of ``W_enc``. ``addmm`` would first copy ``b_enc`` into every row of its [B, n]
-    result, 17 of 86 ms at [4,096, 16,384] on 2 CPU cores."""
+def encoder_operands(centred: torch.Tensor, W_enc: torch.Tensor,
+                     b_enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(rows, weights, bias) whose ``product`` is ``centred @ W_enc + b_enc``. On CPU with FOLD_ROWS rows or more,
+    the bias folded in as one more input column (ones) and one more row of ``W_enc`` (bias None): ``addmm``
+    would first copy ``b_enc`` into every row of its [B, n] result, 17 of 86 ms at [4,096, 16,384] on 2 cores.
+    Fewer rows, or a GPU: the inputs as they are, for ``addmm``."""
+    if centred.device.type != "cpu" or len(centred) < FOLD_ROWS:
+        return centred, W_enc, b_enc
     rows = torch.cat([centred, centred.new_ones(len(centred), 1)], 1)
-    return rows, torch.cat([W_enc.T, b_enc.unsqueeze(1)], 1).T  # [d + 1, n], column-major as W_enc is stored
+    return rows, torch.cat([W_enc.T, b_enc.unsqueeze(1)], 1).T, None  # [d + 1, n], column-major as W_enc
+
+
+def product(rows: torch.Tensor, weights: torch.Tensor, bias: torch.Tensor | None,
+            out: torch.Tensor | None = None) -> torch.Tensor:
+    return torch.mm(rows, weights, out=out) if bias is None else torch.addmm(bias, rows, weights, out=out)
 
 
 def pre_activations(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor) -> torch.Tensor:
-    """[B, n] ``centred @ W_enc + b_enc``, as one matmul."""
-    return torch.mm(*folded(centred, W_enc, b_enc))
+    """[B, n] ``centred @ W_enc + b_enc``."""
+    return product(*encoder_operands(centred, W_enc, b_enc))
 
 
 def chunk_rows(n_latents: int, device: torch.device) -> int:
@@ -47,13 +57,15 @@ def select(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: i
     """(values, indices) of the k largest pre-activations ``centred @ W_enc + b_enc`` per row, and (aux_values,
     aux_indices) of the ``k_aux`` largest among the latents ``dead_ids`` (empty when None), before ReLU. The
     rows go through in chunks (``chunk_rows``), each chunk's block written into ``out`` when it is large enough,
-    so the whole [B, n] block never exists."""
-    rows, weights = folded(centred, W_enc, b_enc)
+    so the whole [B, n] block never exists (``out`` is left alone where autograd records the product)."""
+    rows, weights, bias = encoder_operands(centred, W_enc, b_enc)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (centred, W_enc, b_enc)):
+        out = None  # autograd does not record a product written into ``out``
     step = chunk_rows(weights.shape[1], rows.device)
     picked, aux = [], []
     for chunk in rows.split(step):
         block = out[:len(chunk)] if out is not None and len(out) >= len(chunk) else None
-        pre = torch.mm(chunk, weights, out=block)
+        pre = product(chunk, weights, bias, out=block)
         picked.append(top_k(pre, k))
         if dead_ids is not None:  # top k_aux among the dead columns only, mapped back to latent ids
             values, among = top_k(pre.index_select(1, dead_ids), k_aux)
@@ -140,9 +152,8 @@ class _SparseDecode(torch.autograd.Function):
 
 
 def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-    """[B, d] sum of ``values[b, j] * W_dec[indices[b, j]]``, by embedding_bag. ``W_dec``'s gradient comes from
-    ``scatter_outer`` instead of embedding_bag's own backward, which sorts the B * k indices first (at
-    4,096 x 8 x 64 on CPU that sort and its accumulation took 2.5 of a 20 ms training step)."""
+    """[B, d] sum of ``values[b, j] * W_dec[indices[b, j]]``, by embedding_bag; ``W_dec``'s gradient by
+    ``scatter_outer``, the values' by embedding_bag's own per-sample backward."""
     return _SparseDecode.apply(values, indices, W_dec)
 
 
@@ -153,7 +164,7 @@ def topk_encode(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor,
     aux_indices) of the ``k_aux`` largest among the ``dead`` latents (empty when ``dead`` is None); the values
     carry gradients to all three inputs. ``n_dead`` must be ``dead.sum()`` (counted here when not given). With
     ``out`` ([chunk_rows, n_latents], reused from step to step) the dense pre-activations are written there: on
-    CPU a fresh block each step costs its page faults (70 of 180 ms at 4,096 x 16,384, one block)."""
+    CPU a fresh block each step costs its page faults."""
     if dead is not None:
         n_dead = int(dead.sum()) if n_dead is None else n_dead
         k_aux = min(k_aux, n_dead)
