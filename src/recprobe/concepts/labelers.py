@@ -85,6 +85,12 @@ class MetadataDescriber:
         uniform = cases.uniform_rows()  # every case, or the budget's uniform sample of them
         self.background = self.counts(uniform)  # summed case by case: no per-case table is held
         self.pool = np.sort(uniform[np.random.default_rng(seed).permutation(len(uniform))[:POOL]])
+        # the pool's columns, gathered once: each latent's search reads them, never every case
+        self._pool_indices, self._pool_fires = cases.indices[self.pool], cases.values[self.pool] > 0
+        self._pool_users = cases.users[self.pool]
+        if reps is not None:
+            self._pool_reps = reps[self.pool]
+            self._pool_norms = (self._pool_reps ** 2).sum(1)
         self.taken: dict[str, frozenset] = {}  # description -> the users of the cases it was made from
 
     @property
@@ -94,15 +100,16 @@ class MetadataDescriber:
     def hard_negatives(self, latent: int, rows: list[int]) -> list[int]:
         """For each of ``rows``, its NEIGHBOURS nearest cases in the pool where ``latent`` is silent, of users
         other than the rows' (each case once)."""
-        pool = self.pool  # only the pool's activations: no scan of every case per latent
-        fired = ((self.cases.indices[pool] == latent) & (self.cases.values[pool] > 0)).any(1)
-        silent = pool[~fired & ~np.isin(self.cases.users[pool], self.cases.users[rows])]
-        if not len(silent) or not rows:
+        fired = ((self._pool_indices == latent) & self._pool_fires).any(1)
+        silent = ~fired & ~np.isin(self._pool_users, self.cases.users[rows])
+        n = min(NEIGHBOURS, int(silent.sum()))
+        if not n or not rows:
             return []
-        focus, candidates = self.reps[rows], self.reps[silent]
-        distance = (focus ** 2).sum(1)[:, None] - 2 * focus @ candidates.T + (candidates ** 2).sum(1)[None, :]
-        nearest = np.argsort(distance, axis=1)[:, :NEIGHBOURS]
-        return sorted(set(silent[nearest.ravel()].tolist()))
+        focus = self.reps[rows]
+        distance = (focus ** 2).sum(1)[:, None] - 2 * focus @ self._pool_reps.T + self._pool_norms[None, :]
+        distance[:, ~silent] = np.inf
+        nearest = np.argpartition(distance, n - 1, axis=1)[:, :n]  # the n nearest, in no order: a set follows
+        return sorted(set(self.pool[nearest.ravel()].tolist()))
 
     def describing_rows(self, latent: int, sample: LatentSample) -> list[int]:
         """The latent's most activating cases, one per user, the verification cases' users excepted."""
