@@ -55,6 +55,28 @@ def test_the_metadata_describer_names_the_enriched_attribute_and_item():
     assert items_with(catalog, '"Film 0 (1990)"').tolist() == [True] + [False] * 5
 
 
+def test_feature_counts_are_those_of_every_case_item_counted_one_by_one():
+    """``counts`` looks each distinct item up once, a block of cases at a time: the same counts as adding every
+    item of every case (history and prediction) feature by feature."""
+    from unittest import mock
+
+    import recprobe.concepts.labelers as labelers
+    from recprobe.concepts.texts import case_items
+
+    cases, catalog = metadata_cases(has_titles=True)
+    describer = MetadataDescriber(cases, catalog)
+    rows = [0, 5, 5, 17, 33, 59]  # a case twice counts twice
+    one_by_one = Counter()
+    for row in rows:
+        for item in case_items(cases, row):
+            one_by_one.update(labelers.item_features(catalog, item))
+    with mock.patch.object(labelers, "COUNT_BLOCK", 4):  # two blocks
+        assert describer.counts(rows) == one_by_one
+    assert describer.counts(rows) == one_by_one and describer.counts([]) == Counter()
+    assert describer.background == sum((Counter(labelers.item_features(catalog, item)) for row in range(60)
+                                        for item in case_items(cases, row)), Counter())
+
+
 def test_an_attribute_joins_a_description_made_only_of_titles():
     describer = MetadataDescriber(*metadata_cases(has_titles=True))
     ranked = [('"A (1990)"', 3.0), ('"B (1991)"', 2.0), ('"C (1992)"', 1.5), ("genre: Drama", 1.0), ("genre: War", 0.5)]

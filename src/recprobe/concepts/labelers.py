@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 
 from recprobe.concepts.cases import CaseSet, LatentSample
-from recprobe.concepts.texts import case_items
+from recprobe.concepts.texts import cases_items
 from recprobe.data.split import Catalog
 
 METADATA_VERSION = 2  # 2: contrasted with hard negatives, one latent per description (1: against every case)
@@ -27,6 +27,7 @@ EXTRA_FEATURES = 3  # added at most, one by one, to tell a description apart fro
 DESCRIBING_CASES = 50  # counts need more cases than N: up to this many activated ones, never verification ones
 NEIGHBOURS = 3  # hard negatives per describing case
 POOL = 8192  # silent cases searched for them (a seeded sample of all cases)
+COUNT_BLOCK = 65_536  # cases whose items are counted at a time
 
 
 def item_features(catalog: Catalog, item: int) -> set[str]:
@@ -124,12 +125,19 @@ class MetadataDescriber:
         return next((feature for feature, _ in self.enriched(rows) if not is_title(feature)), None)
 
     def counts(self, rows) -> Counter:
+        """How many of the ``rows``' case items (``cases_items``) carry each feature: each distinct item looked up
+        once with its multiplicity, a block of cases at a time."""
+        rows = np.asarray(rows, dtype=np.int64)
+        per_item: Counter = Counter()
+        for start in range(0, len(rows), COUNT_BLOCK):
+            block = rows[start:start + COUNT_BLOCK]
+            items, times = np.unique(cases_items(self.cases, block), return_counts=True)
+            per_item.update(dict(zip(items.tolist(), times.tolist(), strict=True)))
         total: Counter = Counter()
-        for row in rows:
-            for item in case_items(self.cases, int(row)):
-                if item not in self._item_features:
-                    self._item_features[item] = item_features(self.catalog, item)
-                total.update(self._item_features[item])
+        for item, times in per_item.items():
+            if item not in self._item_features:
+                self._item_features[item] = item_features(self.catalog, item)
+            total.update(dict.fromkeys(self._item_features[item], times))
         return total
 
     def enriched(self, rows: list[int], against: list[int] | None = None) -> list[tuple[str, float]]:
