@@ -75,13 +75,13 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     if values.ndim == 1:
         return average_ranks(values[:, None])[:, 0]
     columns = torch.from_numpy(np.ascontiguousarray(values.T))
-    values, order = columns.sort(dim=1)
-    positions = torch.arange(columns.shape[1]).expand_as(values)
-    starts = torch.ones_like(values, dtype=torch.bool)
-    starts[:, 1:] = values[:, 1:] != values[:, :-1]
+    ordered, order = columns.sort(dim=1)
+    positions = torch.arange(columns.shape[1]).expand_as(ordered)
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
     ends = torch.ones_like(starts)
     ends[:, :-1] = starts[:, 1:]
     first = torch.where(starts, positions, 0).cummax(1).values  # where each entry's run of ties starts
     last = torch.where(ends, positions, columns.shape[1]).flip(1).cummin(1).values.flip(1)  # and ends
-    ranks = torch.empty(values.shape, dtype=torch.float64).scatter_(1, order, (first + last).double() / 2 + 1)
+    ranks = torch.empty(ordered.shape, dtype=torch.float64).scatter_(1, order, (first + last).double() / 2 + 1)
     return ranks.T.numpy()

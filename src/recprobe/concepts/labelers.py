@@ -84,7 +84,7 @@ class MetadataDescriber:
         self.cases, self.catalog, self.reps = cases, catalog, reps
         self._item_features: dict[int, set[str]] = {}  # grows with the catalog, not the cases
         uniform = cases.uniform_rows()  # every case, or the budget's uniform sample of them
-        self.background = self.counts(uniform)  # summed case by case: no per-case table is held
+        self.background = self.counts(uniform)  # summed a block of cases at a time: no per-case table is held
         self.pool = np.sort(uniform[np.random.default_rng(seed).permutation(len(uniform))[:POOL]])
         # the pool's columns, gathered once: each latent's search reads them, never every case
         self._pool_indices, self._pool_fires = cases.indices[self.pool], cases.values[self.pool] > 0
