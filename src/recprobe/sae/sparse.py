@@ -62,19 +62,18 @@ def select(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: i
     if torch.is_grad_enabled() and any(t.requires_grad for t in (centred, W_enc, b_enc)):
         out = None  # autograd does not record a product written into ``out``
     step = chunk_rows(weights.shape[1], rows.device)
-    picked, aux = [], []
+    parts = []
     for chunk in rows.split(step):
         block = out[:len(chunk)] if out is not None and len(out) >= len(chunk) else None
         pre = product(chunk, weights, bias, out=block)
-        picked.append(top_k(pre, k))
-        if dead_ids is not None:  # top k_aux among the dead columns only, mapped back to latent ids
-            values, among = top_k(pre.index_select(1, dead_ids), k_aux)
-            aux.append((values, dead_ids[among]))
-    values, indices = (torch.cat(part) for part in zip(*picked, strict=True)) if len(picked) > 1 else picked[0]
-    if dead_ids is None:
-        return values, indices, values.new_zeros(len(rows), 0), indices.new_zeros(len(rows), 0)
-    aux_values, aux_indices = (torch.cat(part) for part in zip(*aux, strict=True)) if len(aux) > 1 else aux[0]
-    return values, indices, aux_values, aux_indices
+        values, indices = top_k(pre, k)
+        if dead_ids is None:
+            aux_values, aux_indices = values[:, :0], indices[:, :0]
+        else:  # top k_aux among the dead columns only, mapped back to latent ids
+            aux_values, among = top_k(pre.index_select(1, dead_ids), k_aux)
+            aux_indices = dead_ids[among]
+        parts.append((values, indices, aux_values, aux_indices))
+    return tuple(torch.cat(part) for part in zip(*parts, strict=True))
 
 
 def by_sparse_product(device: torch.device) -> bool:
@@ -91,10 +90,10 @@ def scatter_outer(n_rows: int, indices: torch.Tensor, weights: torch.Tensor, vec
     4,096 x 32 x 128 the product took 6.8 against 23 ms (embedding_bag's sorted backward: 12.6)."""
     if by_sparse_product(vectors.device):
         owners = torch.arange(len(indices), device=indices.device).repeat_interleave(indices.shape[1])
-        product = torch.sparse_coo_tensor(torch.stack([indices.flatten(), owners]),
-                                          weights.flatten().to(vectors.dtype), (n_rows, len(indices)),
-                                          check_invariants=False)
-        return torch.sparse.mm(product, vectors)
+        matrix = torch.sparse_coo_tensor(torch.stack([indices.flatten(), owners]),
+                                         weights.flatten().to(vectors.dtype), (n_rows, len(indices)),
+                                         check_invariants=False)
+        return torch.sparse.mm(matrix, vectors)
     rows = (weights.unsqueeze(2) * vectors.unsqueeze(1)).reshape(-1, vectors.shape[1])  # [B * k, d]
     out = torch.zeros(n_rows, vectors.shape[1], dtype=vectors.dtype, device=vectors.device)
     return out.index_add_(0, indices.flatten(), rows)
