@@ -78,6 +78,8 @@ def log_odds(focus: Counter, background: Counter, prior_strength: float = 1000.0
 class MetadataDescriber:
     """Describes a latent by the catalog features most enriched in its describing cases."""
 
+    case_items = staticmethod(cases_items)  # which items a block of cases contributes (a subclass may choose others)
+
     name = "metadata"
 
     def __init__(self, cases: CaseSet, catalog: Catalog, reps: np.ndarray | None = None, seed: int = 0):
@@ -125,13 +127,13 @@ class MetadataDescriber:
         return next((feature for feature, _ in self.enriched(rows) if not is_title(feature)), None)
 
     def counts(self, rows) -> Counter:
-        """How many of the ``rows``' case items (``cases_items``) carry each feature: each distinct item looked up
+        """How many of the ``rows``' case items (``case_items``) carry each feature: each distinct item looked up
         once with its multiplicity, a block of cases at a time."""
         rows = np.asarray(rows, dtype=np.int64)
         per_item: Counter = Counter()
         for start in range(0, len(rows), COUNT_BLOCK):
             block = rows[start:start + COUNT_BLOCK]
-            items, times = np.unique(cases_items(self.cases, block), return_counts=True)
+            items, times = np.unique(self.case_items(self.cases, block), return_counts=True)
             per_item.update(dict(zip(items.tolist(), times.tolist(), strict=True)))
         total: Counter = Counter()
         for item, times in per_item.items():
