@@ -77,6 +77,21 @@ def test_feature_counts_are_those_of_every_case_item_counted_one_by_one():
                                         for item in case_items(cases, row)), Counter())
 
 
+def test_a_describer_counting_other_items_describes_by_them():
+    """``case_items`` is the one place a case's items come from (``benchmarks/describe_from.py`` swaps in the
+    model's predictions): a subclass that counts each case's prediction alone describes latent 0 by it."""
+    cases, catalog = metadata_cases(has_titles=False)
+    cases.predicted[:20] = 3  # latent 0's cases predict a drama; its history's horror film is no longer counted
+
+    class ByPrediction(MetadataDescriber):
+        def case_items(self, cases, rows):
+            return cases.predicted[rows]
+
+    rows = list(range(20))
+    assert MetadataDescriber(cases, catalog).describe(0, rows).startswith("genre: Horror")
+    assert ByPrediction(cases, catalog).describe(0, rows).startswith("genre: Drama")
+
+
 def test_an_attribute_joins_a_description_made_only_of_titles():
     describer = MetadataDescriber(*metadata_cases(has_titles=True))
     ranked = [('"A (1990)"', 3.0), ('"B (1991)"', 2.0), ('"C (1992)"', 1.5), ("genre: Drama", 1.0), ("genre: War", 0.5)]
