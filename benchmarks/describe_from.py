@@ -119,6 +119,8 @@ def measure(source: Path, choice: str) -> dict:
     for basis in bases:
         with describing_with(describer_for(run, choice, basis)):
             interpret_run(run, InterpretOptions(basis=basis, cases=kind, overwrite=True), progress=False)
+    # Table 7 falls back to the describer's most enriched attribute where a description names none: the
+    # cases' items of this choice (their history for ``decoder``, which reads no case)
     with describing_with(describer_for(run, "history" if choice == "decoder" else choice, "sae")):
         return table7_every_run(run, bases)
 

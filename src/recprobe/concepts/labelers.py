@@ -78,9 +78,8 @@ def log_odds(focus: Counter, background: Counter, prior_strength: float = 1000.0
 class MetadataDescriber:
     """Describes a latent by the catalog features most enriched in its describing cases."""
 
-    case_items = staticmethod(cases_items)  # which items a block of cases contributes (a subclass may choose others)
-
     name = "metadata"
+    case_items = staticmethod(cases_items)  # which items a block of cases contributes (a subclass may choose others)
 
     def __init__(self, cases: CaseSet, catalog: Catalog, reps: np.ndarray | None = None, seed: int = 0):
         self.cases, self.catalog, self.reps = cases, catalog, reps
