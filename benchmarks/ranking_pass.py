@@ -8,7 +8,7 @@ sweep): score every item (random d-dim users and items, dot product), mask 20 se
 held-out item's rank, and take the top 10 in order. recprobe: ``ranks_and_top`` (its target ranks counted a few
 rows at a time, the top 10 by ``recprobe.topk.top_k``). torch: the same scores and mask, the rank counted over the
 whole [users, items] block and ``topk``. Both must give the same ranks and the same top 10 (checked). The users
-per batch shrink past 2^25 scores as ``scored_batch_size`` shrinks them. Prints the median milliseconds per pass
+per batch shrink past ``SCORE_ENTRIES`` scores as ``scored_batch_size`` shrinks them. Prints the median milliseconds per pass
 and the ratio.
 """
 
