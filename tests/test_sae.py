@@ -465,3 +465,36 @@ def test_the_prediction_aware_term_brings_the_item_softmax_of_the_reconstruction
     assert kl[1.0] < 0.8 * kl[0.0], kl  # measured: 0.436 against 0.650
     with pytest.raises(ConfigError, match="--kl-weight needs the target's item embeddings as wide as its 8-wide"):
         train_sae(store, config, SAETrainConfig(epochs=1, kl_weight=1.0), progress=False, items=None)
+
+
+def test_encoding_on_cpu_keeps_one_block_per_thread_and_returns_fresh_values():
+    """Outside training ``select`` writes its pre-activations into a block kept per thread (a fresh one each call
+    is page-faulted in anew): the second call reuses it, another thread gets its own, and no returned value
+    aliases it (an earlier result stays what the dense top-k says)."""
+    import threading
+
+    from recprobe.sae import sparse
+
+    sae = TopKSAE(SAEConfig(d_in=8, scale=4, k=3))
+    x = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+
+    def dense_top(x):
+        return sae.pre_acts(x).topk(3).values
+
+    with torch.no_grad():
+        first, _ = sae.encode(x)
+        block = sparse._kept.block
+        sae.encode(2 * x)
+        assert sparse._kept.block.data_ptr() == block.data_ptr()
+        assert torch.allclose(first.sort(1, descending=True).values, dense_top(x))
+    theirs = []
+
+    def encode_elsewhere():
+        with torch.no_grad():
+            sae.encode(x)
+            theirs.append(sparse._kept.block.data_ptr())
+
+    thread = threading.Thread(target=encode_elsewhere)
+    thread.start()
+    thread.join()
+    assert theirs and theirs[0] != block.data_ptr()
