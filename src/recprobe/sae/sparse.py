@@ -54,7 +54,7 @@ def chunk_rows(n_latents: int, device: torch.device) -> int:
     return max(1, CHUNK_BYTES // (4 * n_latents)) if device.type == "cpu" else 2**62
 
 
-_kept = threading.local()  # per thread (a server encodes on several): select's block on CPU outside training
+_kept = threading.local()  # select's block on CPU outside training, per thread: callers on several never share one
 
 
 def kept_block(rows: int, n: int, dtype: torch.dtype) -> torch.Tensor:
