@@ -33,7 +33,7 @@ import torch
 from recprobe.activations.store import ActivationStore, ActivationWriter, Rows
 from recprobe.sae import SAEConfig, SAETrainConfig, train_sae
 from recprobe.sae.faithfulness import reconstruction_metrics
-from recprobe.sae.sparse import chunk_rows, select
+from recprobe.sae.sparse import select
 
 
 def synthetic(n: int, d: int, seed: int, atoms: int = 2048, active: int = 8) -> torch.Tensor:
@@ -123,12 +123,11 @@ def run_limit(train: torch.Tensor, args, kernels: str = "recprobe") -> tuple[flo
     the rows in chunks, the two-round top-k; the faster floor) or by torch's (``addmm`` and ``topk``)."""
     weight = torch.randn(args.latents, args.d, device=args.device).T  # column-major, as the SAE stores W_enc
     bias = torch.zeros(args.latents, device=args.device)
-    rows = args.batch_size if kernels == "torch" else min(args.batch_size, chunk_rows(args.latents, weight.device))
-    pre = torch.empty(rows, args.latents, device=args.device)  # reused, as train_sae reuses it
+    pre = torch.empty(args.batch_size, args.latents, device=args.device)  # reused, as select reuses its block
     started = synchronised(args.device)
     for x in shuffled(train, args.batch_size, args.epochs, 0):
         if kernels == "recprobe":
-            select(x, weight, bias, args.k, out=pre)
+            select(x, weight, bias, args.k)
         else:
             torch.addmm(bias, x, weight, out=pre[:len(x)]).topk(args.k, dim=-1, sorted=False)
     return synchronised(args.device) - started, float("nan")

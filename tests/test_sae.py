@@ -84,9 +84,9 @@ def test_sparse_backward_matches_autograd_through_the_dense_reference(d_in, scal
 
 
 def test_selecting_chunk_by_chunk_matches_the_whole_batch_and_the_dense_reference():
-    """``select`` writes a few rows' pre-activations at a time into ``out`` (the bias folded into the matmul at
-    this many rows): the same picks, AuxK's among the dead latents too, as one chunk and as the dense matrix,
-    and a training pass in chunks has the dense reference's gradients."""
+    """``select`` writes a few rows' pre-activations at a time into its kept block (the bias folded into the
+    matmul at this many rows): the same picks, AuxK's among the dead latents too, as one chunk and as the dense
+    matrix, and a training pass in chunks has the dense reference's gradients."""
     from unittest import mock
 
     import recprobe.sae.sparse as sparse
@@ -96,16 +96,16 @@ def test_selecting_chunk_by_chunk_matches_the_whole_batch_and_the_dense_referenc
     assert sparse.encoder_operands(x, W, b)[2] is None  # folded
     dead = torch.arange(0, 512, 3)
     whole = sparse.select(x, W, b, 4, dead, 5)
-    out = torch.full((16, 512), float("nan"))
+    sparse._kept.block = torch.full((7, 512), float("nan"))  # a stale block of one chunk's rows
     with mock.patch.object(sparse, "CHUNK_BYTES", 4 * 512 * 7):  # 7 rows at a time
         assert sparse.chunk_rows(512, x.device) == 7
-        chunked = sparse.select(x, W, b, 4, dead, 5, out=out)
+        chunked = sparse.select(x, W, b, 4, dead, 5)
     for a, c in zip(whole, chunked, strict=True):  # the same picks; the values to the matmul's rounding
         if a.is_floating_point():
             torch.testing.assert_close(a, c, rtol=1e-6, atol=1e-6)
         else:
             assert torch.equal(a, c)
-    assert torch.isfinite(out[:7]).all() and torch.isnan(out[7:]).all()  # the chunk's rows, no more
+    assert torch.isfinite(sparse._kept.block).all() and len(sparse._kept.block) == 7  # written, not grown
     dense = x @ W + b
     torch.testing.assert_close(whole[0].sort(-1).values, dense.topk(4).values.sort(-1).values)
     torch.testing.assert_close(dense.gather(1, whole[1]), whole[0], rtol=1e-5, atol=1e-5)
@@ -127,7 +127,6 @@ def test_selecting_chunk_by_chunk_matches_the_whole_batch_and_the_dense_referenc
         return (x - (z @ sae.W_dec + sae.b_dec)).pow(2).sum(-1).mean()
 
     with mock.patch.object(sparse, "CHUNK_BYTES", 4 * 512 * 7):
-        sae.workspace = torch.empty(7, 512)
         chunked = grads(lambda: (x - sae(x).x_hat).pow(2).sum(-1).mean())
     for a, c in zip(chunked, grads(dense_loss), strict=True):
         torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
@@ -169,17 +168,6 @@ def test_both_ways_of_summing_gradient_rows_give_the_same_gradients():
     for a, b in zip(product, rows, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert all(g.abs().sum() > 0 for g in product)
-
-
-def test_a_reused_workspace_changes_nothing_but_where_the_pre_activations_go():
-    sae = TopKSAE(SAEConfig(d_in=6, n_latents=24, scale=None, k=3, seed=4))
-    x = torch.randn(10, 6, generator=torch.Generator().manual_seed(4))
-    plain = sae(x)
-    sae.workspace = torch.full((16, 24), float("nan"))  # larger than the batch, stale contents
-    reused = sae(x)
-    assert torch.equal(plain.values, reused.values) and torch.equal(plain.indices, reused.indices)
-    assert torch.equal(plain.x_hat, reused.x_hat) and torch.isfinite(sae.workspace[:10]).all()
-    assert torch.isnan(sae.workspace[10:]).all()  # the rows past the batch are left alone
 
 
 def test_aux_loss_uses_the_residual_and_no_b_dec():
@@ -237,7 +225,6 @@ def test_trainer_recovers_sparse_structure_and_is_deterministic(tmp_path):
     again, _ = train_sae(store, config, train, progress=False)
     assert all(torch.equal(getattr(sae, n), getattr(again, n)) for n in ("W_enc", "W_dec", "b_enc", "b_dec"))
     torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
-    assert sae.workspace is None  # the training pass's [batch, n_latents] block is not kept with the SAE
 
 
 def test_save_load_round_trip_gives_the_same_outputs(tmp_path):
@@ -468,9 +455,9 @@ def test_the_prediction_aware_term_brings_the_item_softmax_of_the_reconstruction
 
 
 def test_encoding_on_cpu_keeps_one_block_per_thread_and_returns_fresh_values():
-    """Outside training ``select`` writes its pre-activations into a block kept per thread (a fresh one each call
-    is page-faulted in anew): the second call reuses it, another thread gets its own, and no returned value
-    aliases it (an earlier result stays what the dense top-k says)."""
+    """On CPU ``select`` writes its pre-activations into a block kept per thread (a fresh one each call is
+    page-faulted in anew): the second call and a training pass reuse it, another thread gets its own, and no
+    returned value aliases it (an earlier result stays what the dense top-k says)."""
     import threading
 
     from recprobe.sae import sparse
@@ -487,6 +474,8 @@ def test_encoding_on_cpu_keeps_one_block_per_thread_and_returns_fresh_values():
         sae.encode(2 * x)
         assert sparse._kept.block.data_ptr() == block.data_ptr()
         assert torch.allclose(first.sort(1, descending=True).values, dense_top(x))
+    sae(x).x_hat.sum().backward()  # a training pass writes into the same block (its forward is outside autograd)
+    assert sparse._kept.block.data_ptr() == block.data_ptr() and sae.W_enc.grad.abs().sum() > 0
     theirs = []
 
     def encode_elsewhere():

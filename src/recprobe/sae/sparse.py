@@ -54,14 +54,14 @@ def chunk_rows(n_latents: int, device: torch.device) -> int:
     return max(1, CHUNK_BYTES // (4 * n_latents)) if device.type == "cpu" else 2**62
 
 
-_kept = threading.local()  # select's block on CPU outside training, per thread: callers on several never share one
+_kept = threading.local()  # select's block on CPU, per thread: callers on several never share one
 
 
 def kept_block(rows: int, n: int, dtype: torch.dtype) -> torch.Tensor:
-    """A [rows, n] CPU block that ``select`` writes its chunks into outside training, kept per thread between
-    calls and grown to the largest chunk asked (at most CHUNK_BYTES). A fresh block each call, past glibc's mmap
+    """A [rows, n] CPU block that ``select`` writes its chunks into, kept per thread between calls (and training
+    steps) and grown to the largest chunk asked (at most CHUNK_BYTES). A fresh block each call, past glibc's mmap
     threshold, is mapped and page-faulted in anew: encoding 4,096 rows at 8,192 latents took 67 ms so, 26 ms
-    with the block kept (2 cores)."""
+    with the block kept (2 cores); at 16,384 latents a training step paid 70 of 180 ms in page faults."""
     block = getattr(_kept, "block", None)
     if block is None or block.shape[1] != n or block.dtype != dtype or len(block) < rows:
         block = _kept.block = torch.empty(rows, n, dtype=dtype)
@@ -69,22 +69,20 @@ def kept_block(rows: int, n: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 def select(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: int,
-           dead_ids: torch.Tensor | None = None, k_aux: int = 0, out: torch.Tensor | None = None):
+           dead_ids: torch.Tensor | None = None, k_aux: int = 0):
     """(values, indices) of the k largest pre-activations ``centred @ W_enc + b_enc`` per row, and (aux_values,
     aux_indices) of the ``k_aux`` largest among the latents ``dead_ids`` (empty when None), before ReLU. The
-    rows go through in chunks (``chunk_rows``), each chunk's block written into ``out`` when it is large enough
-    (on CPU without ``out``, a ``kept_block``), so the whole [B, n] block never exists (``out`` is left alone
-    where autograd records the product)."""
+    rows go through in chunks (``chunk_rows``), so the whole [B, n] block never exists; on CPU each chunk is
+    written into the thread's ``kept_block`` (the training pass's too: its forward runs outside autograd)."""
     rows, weights, bias = encoder_operands(centred, W_enc, b_enc)
     step = chunk_rows(weights.shape[1], rows.device)
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (centred, W_enc, b_enc)):
-        out = None  # autograd does not record a product written into ``out``
-    elif out is None and rows.device.type == "cpu":
-        out = kept_block(min(step, len(rows)), weights.shape[1], weights.dtype)
+    recorded = torch.is_grad_enabled() and any(t.requires_grad for t in (centred, W_enc, b_enc))
+    # autograd does not record a product written into a block; a GPU's caching allocator reuses blocks itself
+    kept = rows.device.type == "cpu" and not recorded
+    block = kept_block(min(step, len(rows)), weights.shape[1], weights.dtype) if kept else None
     parts = []
     for chunk in rows.split(step):
-        block = out[:len(chunk)] if out is not None and len(out) >= len(chunk) else None
-        pre = product(chunk, weights, bias, out=block)
+        pre = product(chunk, weights, bias, out=None if block is None else block[:len(chunk)])
         values, indices = top_k(pre, k)
         if dead_ids is None:
             aux_values, aux_indices = values[:, :0], indices[:, :0]
@@ -120,12 +118,11 @@ def scatter_outer(n_rows: int, indices: torch.Tensor, weights: torch.Tensor, vec
 
 class _TopKEncode(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, centred, W_enc, b_enc, k: int, dead: torch.Tensor | None, k_aux: int, n_dead: int,
-                out: torch.Tensor | None):
+    def forward(ctx, centred, W_enc, b_enc, k: int, dead: torch.Tensor | None, k_aux: int, n_dead: int):
         # the dead ids in ascending order, as nonzero() gives them, without its wait on a GPU
         dead_ids = None if dead is None else torch.sort((~dead).to(torch.uint8), stable=True).indices[:n_dead]
         # ReLU commutes with top-k: it runs on the k values
-        values, indices, aux_values, aux_indices = select(centred, W_enc, b_enc, k, dead_ids, k_aux, out)
+        values, indices, aux_values, aux_indices = select(centred, W_enc, b_enc, k, dead_ids, k_aux)
         values, aux_values = values.relu_(), aux_values.relu_()
         ctx.save_for_backward(centred, W_enc, torch.cat([indices, aux_indices], 1),
                               torch.cat([values, aux_values], 1) > 0)
@@ -145,7 +142,7 @@ class _TopKEncode(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_b_enc = torch.zeros(W_enc.shape[1], dtype=grad.dtype, device=grad.device).index_add_(
                 0, flat, grad.flatten())
-        return grad_centred, grad_W_enc, grad_b_enc, None, None, None, None, None
+        return grad_centred, grad_W_enc, grad_b_enc, None, None, None, None
 
 
 class _SparseDecode(torch.autograd.Function):
@@ -176,15 +173,12 @@ def sparse_decode(values: torch.Tensor, indices: torch.Tensor, W_dec: torch.Tens
 
 
 def topk_encode(centred: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, k: int,
-                dead: torch.Tensor | None = None, k_aux: int = 0, n_dead: int | None = None,
-                out: torch.Tensor | None = None):
+                dead: torch.Tensor | None = None, k_aux: int = 0, n_dead: int | None = None):
     """(values, indices) of the k largest ``relu(centred @ W_enc + b_enc)`` per row, and (aux_values,
     aux_indices) of the ``k_aux`` largest among the ``dead`` latents (empty when ``dead`` is None); the values
-    carry gradients to all three inputs. ``n_dead`` must be ``dead.sum()`` (counted here when not given). With
-    ``out`` ([chunk_rows, n_latents], reused from step to step) the dense pre-activations are written there: on
-    CPU a fresh block each step costs its page faults."""
+    carry gradients to all three inputs. ``n_dead`` must be ``dead.sum()`` (counted here when not given)."""
     if dead is not None:
         n_dead = int(dead.sum()) if n_dead is None else n_dead
         k_aux = min(k_aux, n_dead)
         dead = dead if k_aux > 0 else None
-    return _TopKEncode.apply(centred, W_enc, b_enc, k, dead, k_aux, n_dead, out)
+    return _TopKEncode.apply(centred, W_enc, b_enc, k, dead, k_aux, n_dead)

@@ -58,7 +58,6 @@ class TopKSAE(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(d))
         self.register_buffer("threshold", torch.zeros(()))  # batchtopk / matryoshka: the inference threshold
         self.folder: Path | None = None  # where it was loaded from, if it was
-        self.workspace: torch.Tensor | None = None  # [rows, n] the training pass's pre-activations, reused (train_sae)
         if config.freeze == "decoder":
             self.W_dec.requires_grad_(False)
         elif config.freeze == "encoder":
@@ -118,10 +117,8 @@ class TopKSAE(nn.Module):
         n_dead = 0 if dead is None else int(dead.sum())
         if self.config.arch != "topk":
             return self._batch_forward(x, dead, n_dead)
-        reuse = self.workspace is not None and x.device == self.workspace.device
         values, indices, aux_values, aux_indices = topk_encode(
-            x - self.b_dec, self.W_enc, self.b_enc, self.k, dead, self.config.k_aux, n_dead,
-            out=self.workspace if reuse else None)
+            x - self.b_dec, self.W_enc, self.b_enc, self.k, dead, self.config.k_aux, n_dead)
         return SAEOutput(self.decode(values, indices), values, indices, aux_values, aux_indices, n_dead)
 
     def _batch_forward(self, x: torch.Tensor, dead: torch.Tensor | None, n_dead: int) -> SAEOutput:

@@ -17,7 +17,6 @@ from recprobe.progress import stage_bar
 from recprobe.sae.checkpoint import TrainingProgress, fingerprint, load_checkpoint, save_checkpoint
 from recprobe.sae.config import SAEConfig, SAETrainConfig
 from recprobe.sae.faithfulness import reconstruction_metrics
-from recprobe.sae.sparse import chunk_rows
 from recprobe.sae.topk import TopKSAE, geometric_median
 
 INIT_SAMPLE = 16_384
@@ -149,9 +148,6 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
     parallel = DataParallel.current()
     shards_to = device if parallel.world == 1 else None  # under torchrun each rank moves its slice alone
     sae = initial_sae(store, config).to(device)
-    if config.arch == "topk":  # one [rows, n_latents] block for every step's pre-activations, chunk by chunk
-        rows = min(train.batch_size, chunk_rows(config.n_latents, device))
-        sae.workspace = torch.empty(rows, config.n_latents, device=device)
     trainable = sae.trainable_parameters()
     optimiser = torch.optim.Adam(trainable, lr=train.lr, fused=True)  # no weight decay on an SAE
     dead = DeadLatents(config.n_latents, config.dead_window or n_train, device)
@@ -225,7 +221,6 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
             epoch_rng = generator.get_state()
             state.seconds = time.perf_counter() - started
             save()
-    sae.workspace = None
     sae.load_state_dict(best_state)
     result = SAEFitResult(best_epoch=state.best_epoch, history=state.history,
                           train_seconds=time.perf_counter() - started)
