@@ -71,8 +71,17 @@ def synthetic_frame(n_users: int = 40, n_items: int = 30, per_user: int = 12, se
     return pd.DataFrame(rows, columns=["user", "item", "time", "rating"])
 
 
+def synthetic_meta(n_items: int = 30, seed: int = 1) -> dict[str, tuple[str, dict[str, list[str]]]]:
+    """A title and two of five genres per item, as a real catalog has: the metadata describer has something to
+    name (without features every latent is left undescribed)."""
+    rng = np.random.default_rng(seed)
+    genres = ["Drama", "Comedy", "Horror", "Action", "Western"]
+    return {str(i + 1): (f"Film {i + 1}", {"genre": [str(g) for g in rng.choice(genres, 2, replace=False)]})
+            for i in range(n_items)}
+
+
 def synthetic_split() -> Split:
-    made = leave_one_out(synthetic_frame(), "synthetic", {}, min_rating=None, core=3)
+    made = leave_one_out(synthetic_frame(), "synthetic", synthetic_meta(), min_rating=None, core=3)
     return replace(made, origin={"source": "synthetic", "min_rating": None, "core": 3})
 
 
@@ -81,11 +90,19 @@ def split() -> Split:
     return synthetic_split()
 
 
-def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy") -> Path:
+def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy", items: bool = True) -> Path:
+    """RecBole atomic files: the interactions, and (``items``) the items' titles and genres (``synthetic_meta``;
+    the frame's item ids are then 1..n)."""
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
     lines += [f"{r.user}\t{r.item}\t{r.rating}\t{r.time}" for r in frame.itertuples()]
     (folder / f"{name}.inter").write_text("\n".join(lines) + "\n")
+    if not items:
+        return folder
+    items = ["item_id:token\ttitle:token\tgenre:token_seq"]
+    items += [f"{item}\t{title}\t{' '.join(attributes['genre'])}"
+              for item, (title, attributes) in synthetic_meta(int(frame["item"].astype(int).max())).items()]
+    (folder / f"{name}.item").write_text("\n".join(items) + "\n")
     return folder
 
 

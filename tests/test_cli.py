@@ -63,7 +63,7 @@ def test_non_numeric_ids(capsys, tmp_path):
     folder.mkdir()
     for name in ("train.csv", "dev.csv", "test.csv"):
         (folder / name).write_text("user_id\titem_id\ttime\nu1\t2\t3\n")
-    code, _, err = run_cli(capsys, *fit_args(folder, tmp_path / "r"))
+    code, _, err = run_cli(capsys, "fit", "--model", "bprmf", "--dataset", str(folder), "--out", str(tmp_path / "r"))
     assert_one_line_error(code, err, "'user_id' must be an integer", "'u1'")
 
 
@@ -203,12 +203,15 @@ def test_run_json_records_the_command_that_makes_the_same_run_again(capsys, tmp_
 
 
 def test_a_damaged_stored_split_names_the_command_that_writes_it_again(capsys, tmp_path, toy):
-    out = tmp_path / "run"
-    assert run_cli(capsys, *fit_args(toy, out))[0] == 0
+    made, out = tmp_path / "made", tmp_path / "copy"
+    assert run_cli(capsys, *fit_args(toy, made))[0] == 0
+    shutil.copytree(made, out)  # a copied run: the fix offered must mend the copy, not the run it was copied from
     arrays = out / "split" / "test_items.npy"
     np.save(arrays, np.load(arrays)[::-1])  # another split's held-out items
     code, _, err = run_cli(capsys, "evaluate", "--run", str(out))
-    assert_one_line_error(code, err, "has changed since it was written", "write it again with `recprobe fit")
+    assert_one_line_error(code, err, "has changed since it was written", "write it again with `recprobe fit",
+                          f"--out {out}")
+    assert str(made) not in err
     (out / "split" / "catalog.json").unlink()
     code, _, err = run_cli(capsys, "evaluate", "--run", str(out))
     assert_one_line_error(code, err, "does not hold a whole split", "catalog.json")

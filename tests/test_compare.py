@@ -102,6 +102,12 @@ def test_the_report_leads_with_the_comparison_and_refuses_a_stale_one(labelled_r
     assert f"excluding 0 on {ahead} of {len(headline(result))} metrics" in controls_line(labelled_run)
     index = labelled_run.report().read_text()
     assert "Does training find anything?" in index and "probing/history@k1" in index and "verdict" in index
+    # one control retrained otherwise (as `interpret --basis frozen-decoder` retrains it with the run SAE's settings)
+    train_ladder(labelled_run, ("topk",), 1, {"scale": 2, "k": 2}, SAETrainConfig(epochs=1),
+                 variants=("frozen-decoder",), progress=False)
+    with pytest.raises(StaleArtifactError, match=r"compare.json was made from another saes .* rebuild it with `recprobe compare"):
+        labelled_run.report()
+    compare_run(labelled_run, ks=(1,))
     record = json.loads(labelled_run.layout.compare.read_text())
     record["made_from"]["activations"] = "0" * 16
     labelled_run.layout.compare.write_text(json.dumps(record))

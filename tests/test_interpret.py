@@ -11,7 +11,8 @@ import torch
 from pydantic import ValidationError
 
 from recprobe.concepts.cases import CaseSet, LatentSample
-from recprobe.concepts.labelers import MetadataDescriber, described_attribute, items_with, log_odds
+from recprobe.concepts.interpret import interpret_latent, summarize
+from recprobe.concepts.labelers import NOTHING_STANDS_OUT, MetadataDescriber, described_attribute, items_with, log_odds
 from recprobe.concepts.records import read_records, repair_records
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
@@ -143,6 +144,30 @@ def test_two_latents_from_other_users_never_share_a_description():
     assert first != second and second.startswith(first.split(";")[0]) and again == first
 
 
+def test_a_latent_with_nothing_that_stands_out_is_left_undescribed_not_scored():
+    """Found by a new user on a Grocery model: the MiniLM verifier told the cases of some latents apart by the
+    phrase "no feature stands out", and they counted as concepts at C = 1.0. Such a latent is now left
+    undescribed whatever a verifier says (here one that separates every description perfectly)."""
+    cases, catalog = metadata_cases(has_titles=True)
+
+    class Separating:  # the firing cases at level 10, the others at 0, whatever the description
+        def levels(self, description, rows, construction, calibration):
+            fires = cases.values[rows, 0] > 0
+            return np.where(fires, 10, 0), fires.astype(float)
+
+    class Blank(MetadataDescriber):  # finds nothing enriched in any cases
+        def enriched(self, rows, against=None):
+            return []
+
+    described, blank = (interpret_latent(0, cases, describer(cases, catalog), Separating(), n=5, seed=0)
+                        for describer in (MetadataDescriber, Blank))
+    assert described["status"] == "ok" and described["confidence"] == 1.0
+    assert blank["status"] == "undescribed" and blank["description"] == NOTHING_STANDS_OUT
+    assert "confidence" not in blank
+    summary = summarize([described, blank], 2)
+    assert summary["undescribed"] == 1 and summary["concepts"]["C=1.0"] == summary["concepts"]["all"] == 1
+
+
 def test_placeholder_titles_are_not_described():
     cases, catalog = metadata_cases(has_titles=False)
     describer = MetadataDescriber(cases, catalog)
@@ -195,7 +220,12 @@ def test_interpret_resumes_and_refuses_other_settings(split, tmp_path, monkeypat
     assert [r["latent"] for r in records] == list(range(8)) and second["interpreted"] == 8
     assert records[2] == json.loads(lines[2])  # redone identically
     ok = [r for r in records if r["status"] == "ok"]
-    assert all(0 <= r["confidence"] <= 1 and len(r["levels"]) == 4 for r in ok)
+    assert ok and all(0 <= r["confidence"] <= 1 and len(r["levels"]) == 4 for r in ok)
+    whole = (run / "concepts" / "concepts.jsonl").read_bytes()
+    cut = whole.splitlines(keepends=True)
+    (run / "concepts" / "concepts.jsonl").write_bytes(b"".join(cut[:4] + [cut[4][:20] + b"\n"] + cut[5:]))
+    interpret_run(run, n=2, latents=range(8), progress=False)  # a line damaged mid-file: repaired in its place
+    assert (run / "concepts" / "concepts.jsonl").read_bytes() == whole
     with pytest.raises(RunFolderError, match=r"holds concepts made with another n .*start it over with `recprobe interpret "
                                              r"--run .* --overwrite`, or keep it and write elsewhere with --folder NAME"):
         interpret_run(run, n=3, progress=False)
@@ -294,7 +324,7 @@ def test_concepts_export_as_parquet_and_push_beside_the_sae(split, tmp_path, mon
     opened = Run.open(run)
     tables = export_tables(opened.cases(), opened.concepts(), split.catalog, tmp_path / "tables")
     cases = datasets.Dataset.from_parquet(str(tables["cases"]))
-    assert len(cases) == split.n_users and cases[0]["predicted"].startswith("item ")
+    assert len(cases) == split.n_users and cases[0]["predicted"].startswith("Film ")
     concepts = datasets.Dataset.from_parquet(str(tables["concepts"]))
     assert concepts["latent"] == [0, 1, 2, 3] and json.loads(concepts[0]["record"])["latent"] == 0
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)

@@ -348,7 +348,8 @@ def interpret(
                   f"{summary['dead_on_cases']:.1%} of the latents never fire, {summary['dense_on_cases']:.1%} fire on "
                   f"over {DENSE_RATE:.0%} of the cases); "
                   f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
-                  f"activated users, {summary['unparsable']} unparsable); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
+                  f"activated users, {summary['unparsable']} unparsable, {summary['undescribed']} with no feature that "
+                  f"stands out); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {_number(summary['mean_confidence'])}, "
                   f"random-description baseline {_number(summary['mean_baseline_confidence'])}; intra-concept similarity "
                   f"{_number(summary['intra_similarity'])}, inter {_number(summary['inter_similarity'])} -> {summary['folder']}")

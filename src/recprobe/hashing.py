@@ -31,3 +31,11 @@ def file_hash(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:HASH_CHARS]
+
+
+def files_hash(paths: Mapping[str, str | Path]) -> str:
+    """A hash of named files' contents, independent of their order."""
+    h = hashlib.sha256()
+    for name in sorted(paths):
+        h.update(f"{name}:{file_hash(paths[name])}\0".encode())
+    return h.hexdigest()[:HASH_CHARS]

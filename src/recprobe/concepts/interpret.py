@@ -9,7 +9,7 @@ import numpy as np
 
 from recprobe.concepts.cases import CaseSet, LatentSample, LevelMode, levels, sample_latent
 from recprobe.concepts.describe import LLMDescriber
-from recprobe.concepts.labelers import MetadataDescriber
+from recprobe.concepts.labelers import NOTHING_STANDS_OUT, MetadataDescriber
 from recprobe.concepts.llm import CountingLLM, load_llm
 from recprobe.concepts.prompts import domain_of, load_prompts
 from recprobe.concepts.scoring import auroc, confidence
@@ -50,6 +50,8 @@ def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, s
         return record
     if description is None or baseline_description is None:
         return {**record, "status": "unparsable"}
+    if description == NOTHING_STANDS_OUT:  # no concept to verify: a verifier may still separate the phrase by chance
+        return {**record, "status": "undescribed", "description": description}
     rows = sample.verification + sample.negatives
     levels, scores = verifier.levels(description, rows, sample.construction, sample.calibration)
     baseline_levels, _ = verifier.levels(baseline_description, rows, sample.construction, sample.calibration)
@@ -73,6 +75,7 @@ def summarize(records: list[dict[str, Any]], n_latents: int) -> dict[str, Any]:
         "latents": n_latents, "interpreted": len(records),
         "insufficient": sum(r["status"] == "insufficient" for r in records),
         "unparsable": sum(r["status"] == "unparsable" for r in records),
+        "undescribed": sum(r["status"] == "undescribed" for r in records),
         "concepts": {"C=1.0": int((c == 1.0).sum()), "C>=0.9": int((c >= 0.9).sum()),
                      "C>=0.8": int((c >= 0.8).sum()), "all": len(scored)},
         "mean_confidence": float(c.mean()) if len(c) else None,

@@ -21,7 +21,10 @@ from recprobe.concepts.cases import CaseSet, LatentSample
 from recprobe.concepts.texts import cases_items
 from recprobe.data.split import Catalog
 
-METADATA_VERSION = 2  # 2: contrasted with hard negatives, one latent per description (1: against every case)
+# 3: a latent whose cases have nothing that stands out is left undescribed, not scored; 2: contrasted with hard
+# negatives, one latent per description; 1: against every case
+METADATA_VERSION = 3
+NOTHING_STANDS_OUT = "no feature stands out"  # the phrase of no enriched feature: a latent without a description
 MAX_FEATURES = 3
 EXTRA_FEATURES = 3  # added at most, one by one, to tell a description apart from another latent's
 DESCRIBING_CASES = 50  # counts need more cases than N: up to this many activated ones, never verification ones
@@ -175,7 +178,7 @@ class MetadataDescriber:
         (and a verifier) learns what kind of items these are, not only which."""
         top = ranked[:size]
         if not top:
-            return "no feature stands out"
+            return NOTHING_STANDS_OUT
         if all(is_title(feature) for feature, _ in top):
             top += [(feature, score) for feature, score in ranked if not is_title(feature)][:1]
         attributes: dict[str, list[str]] = {}

@@ -66,8 +66,13 @@ def repair_records(folder: Path, n_latents: int | None = None) -> Records:
     if found.damaged:
         with open(folder / DAMAGED, "a", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in found.damaged)
-        atomic_write_text(folder / CONCEPTS_FILE, "".join(json.dumps(r) + "\n" for r in found.records))
+        write_records(folder, found.records)
     return found
+
+
+def write_records(folder: Path, records: list[dict[str, Any]]) -> None:
+    """``concepts.jsonl`` anew, atomically, one record a line as ``append_record`` writes them."""
+    atomic_write_text(folder / CONCEPTS_FILE, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def append_record(folder: Path, record: dict[str, Any]) -> None:

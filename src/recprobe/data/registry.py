@@ -21,7 +21,7 @@ from recprobe.data.fetch import fetch, fetched_folder
 from recprobe.data.prepare import given_split, leave_one_out, with_user_attributes
 from recprobe.data.sources import SOURCES
 from recprobe.data.split import Split
-from recprobe.errors import DataFormatError, DatasetFetchError, DatasetNotFoundError, unknown_name
+from recprobe.errors import ConfigError, DataFormatError, DatasetFetchError, DatasetNotFoundError, unknown_name
 from recprobe.settings import settings
 
 
@@ -65,6 +65,10 @@ def _load_grocery(folder: Path, name: str, min_rating: float | None, core: int) 
     if missing:
         raise DataFormatError(f"{folder} is a ReChorus dataset without {', '.join(missing)}; a ReChorus folder holds "
                               "train.csv, dev.csv and test.csv (leave-one-out, as ReChorus writes them)")
+    if core != 5 or min_rating not in (None, 4):  # the defaults: what the user did not set
+        raise ConfigError(f"{folder} is split already (ReChorus), so it is loaded as given: --min-rating and --core "
+                          f"filter only datasets recprobe splits itself; leave them out (got --min-rating {min_rating}, "
+                          f"--core {core})")
     meta_path = folder / "item_meta.csv"
     meta = readers.read_rechorus_item_meta(meta_path) if meta_path.exists() else {}
     parts = [

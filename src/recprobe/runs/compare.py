@@ -56,7 +56,7 @@ from recprobe.concepts.probing import KS, held_out_users, k_sparse_probe, pool_b
 from recprobe.errors import RunFolderError
 from recprobe.io import write_json
 from recprobe.progress import stage_bar
-from recprobe.runs.ladder import Rung, load_rung, trained_rungs
+from recprobe.runs.ladder import Rung, ladder_hash, load_rung, trained_rungs
 from recprobe.runs.lock import locked
 from recprobe.runs.provenance import read_made_from
 from recprobe.runs.run import Run, open_run
@@ -274,10 +274,14 @@ def headline(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def compare_made_from(run: Run) -> dict[str, str]:
+    """What a comparison is made from: the run's recommender and data, its activations and every SAE of its ladder."""
+    return {**run.made_from(), "activations": run.activations().content, "saes": ladder_hash(run)}
+
+
 def read_compare(run: Run) -> dict[str, Any] | None:
-    """The run's compare.json (None when absent), refused when made from other activations."""
-    return read_made_from(run.layout.compare, {**run.made_from(), "activations": run.activations().content},
-                          f"recprobe compare --run {run.root}")
+    """The run's compare.json (None when absent), refused when made from other activations or another ladder."""
+    return read_made_from(run.layout.compare, compare_made_from(run), f"recprobe compare --run {run.root}")
 
 
 @locked("compare")
@@ -310,7 +314,7 @@ def compare_run(run: Run | str | Path, *, max_cases: int = SAMPLED_CASES, ks=KS,
     result = {"metrics": summarise(per_seed, roles), "seeds": seeds, "cases": {"kind": cases.kind, "n": len(cases.users)},
               "labels": {family: len(names) for family, (names, _) in cases.labels.items()},
               "bases": {name: {"role": role, "arch": arch} for name, (role, arch) in roles.items()},
-              "ks": list(ks), "made_from": {**run.made_from(), "activations": run.activations().content},
+              "ks": list(ks), "made_from": compare_made_from(run),
               "seconds": round(time.perf_counter() - started, 1)}
     write_json(run.layout.compare, result)
     return result

@@ -38,7 +38,7 @@ from recprobe.concepts.interpret import (
 from recprobe.concepts.labelers import METADATA_VERSION
 from recprobe.concepts.llm import check_llm_spec
 from recprobe.concepts.prompts import VERSION
-from recprobe.concepts.records import append_record, repair_records
+from recprobe.concepts.records import append_record, repair_records, write_records
 from recprobe.concepts.similarity import concept_similarity
 from recprobe.errors import ConfigError, RecprobeError, StaleArtifactError
 from recprobe.io import atomic_write, atomic_write_text, write_json
@@ -140,6 +140,9 @@ def interpret_run(run: Run | str | Path, options: InterpretOptions | None = None
             records.append(record)
             calls = f" ({counter.calls} LLM prompts)" if counter is not None else ""
             bar.update(task, advance=1, description=f"interpret latents{calls}")
+    if found.damaged:  # the latents interpreted again go back in their place: a repaired file reads as before
+        records.sort(key=lambda r: r["latent"])
+        write_records(out, records)
     summary = {**summarize(records, sae.n_latents), **concept_similarity(records, case_set, run.target.item_embeddings()),
                "cases": kind, "n_cases": case_set.n_cases, "users": case_set.n_users,
                **firing_on_cases(case_set, sae.n_latents),

@@ -20,12 +20,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
+from recprobe.hashing import files_hash
 from recprobe.io import read_json
 from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.config import ARCHITECTURES, CONTROLS, SAEConfig, SAETrainConfig
 from recprobe.sae.faithfulness import reconstruction_metrics
-from recprobe.sae.io import CONFIG, METRICS, load_sae, save_sae
+from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae, save_sae
 from recprobe.sae.train import train_sae
 
 VARIANTS = ("trained", *CONTROLS)
@@ -69,6 +70,12 @@ def trained_rungs(folder: Path) -> list[Rung]:
             if arch in ARCHITECTURES and variant in VARIANTS and seed.isdigit():
                 found.append(Rung(arch, variant, int(seed)))
     return found
+
+
+def ladder_hash(run: Run) -> str:
+    """One hash of every finished SAE of the ladder, by name and weights: what is measured on the ladder is stale
+    once one of them is retrained (the run's frozen controls are rungs too) or another is added."""
+    return files_hash({rung.name: run.layout.ladder(rung.name) / WEIGHTS for rung in trained_rungs(run.layout.saes)})
 
 
 def _is_current(folder: Path, config: SAEConfig, made_from: dict[str, str]) -> bool:

@@ -118,7 +118,7 @@ class Run:
             what = ", ".join(changed) if changed else f"fingerprint {record['target']['fingerprint']}, now {fingerprint}"
             raise StaleArtifactError(
                 f"the recommender {root} probes has changed since the run was created ({what}); recreate the run with "
-                f"`{record['command']} --overwrite`, which also clears what was made from the old one")
+                f"`{recreate_command(record, root)} --overwrite`, which also clears what was made from the old one")
         return cls(root, record, target, split)
 
     # --- the stages' inputs, checked -----------------------------------------------------------------------
@@ -405,7 +405,7 @@ def load_split(folder: str | Path) -> Split:
     record = read_record(root)
     data, layout = record["dataset"], RunLayout(root)
     if layout.split.is_dir():
-        split = read_split(layout.split, record["command"])
+        split = read_split(layout.split, recreate_command(record, root))
     elif "source" not in data:
         raise RunFolderError(f"{root}'s dataset was handed over in Python and is not stored in the run; pass it: "
                              "recprobe.Run.open(folder, target=..., split=your_split)")
@@ -415,7 +415,7 @@ def load_split(folder: str | Path) -> Split:
         raise RunFolderError(
             f"the {data['name']} data found now (fingerprint {split.fingerprint}) is not the data {root} was made on "
             f"({data['fingerprint']}); set RECPROBE_DATA_DIR to the original files, or recreate the run with "
-            f"`{record['command']} --overwrite`")
+            f"`{recreate_command(record, root)} --overwrite`")
     return split
 
 
@@ -491,6 +491,16 @@ def _versions(adapter: str | None) -> dict[str, str]:
     if registered is not None:
         versions["adapter"] = f"{registered.package} {registered.version}".strip()
     return versions
+
+
+def recreate_command(record: dict[str, Any], root: Path) -> str:
+    """The command that made the run, writing into ``root``: a copied or moved run's record names the folder it
+    was made in, and the fix a message offers must mend this one."""
+    parts = shlex.split(record["command"])
+    if "--out" not in parts[:-1]:  # made in Python: no command line
+        return record["command"]
+    parts[parts.index("--out") + 1] = str(root)
+    return shlex.join(parts)
 
 
 def _command(adapter: str | None, options: dict[str, Any], split: Split, root: Path) -> str:
