@@ -42,5 +42,5 @@ def test_a_widespread_latent_and_one_whose_decoder_disagrees_are_skipped_with_th
     assert [r["latent"] for r in chosen] == [1]
     assert [s["latent"] for s in skipped] == [0, 2]
     assert skipped[0]["reason"].startswith("fires on 100.0% of the cases (more than 20%")
-    assert skipped[1]["reason"] == ("0% of the 20 items its decoder raises most carry genre: A, no more than the "
-                                    "catalog's 33%: its description is not what it does")
+    assert skipped[1]["reason"] == ("0 of the 20 items its decoder raises most carry genre: A (0.0%), no more than "
+                                    "the catalog's 33.3%: its description is not what it does")

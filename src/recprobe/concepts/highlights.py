@@ -60,8 +60,9 @@ class Highlights:
             return None
         among, overall = self.decoder_shares(latent, items)
         if among <= overall:
-            return (f"{among:.0%} of the {min(DECODER_ITEMS, len(items))} items its decoder raises most carry "
-                    f"{feature}, no more than the catalog's {overall:.0%}: its description is not what it does")
+            raised = min(DECODER_ITEMS, len(items))
+            return (f"{round(among * raised)} of the {raised} items its decoder raises most carry {feature} ({among:.1%}), "
+                    f"no more than the catalog's {overall:.1%}: its description is not what it does")
         return None
 
     def decoder_shares(self, latent: int, items: np.ndarray) -> tuple[float, float]:
