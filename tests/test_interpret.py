@@ -12,7 +12,13 @@ from pydantic import ValidationError
 
 from recprobe.concepts.cases import CaseSet, LatentSample
 from recprobe.concepts.interpret import interpret_latent, summarize
-from recprobe.concepts.labelers import NOTHING_STANDS_OUT, MetadataDescriber, described_attribute, items_with, log_odds
+from recprobe.concepts.labelers import (
+    NOTHING_STANDS_OUT,
+    MetadataDescriber,
+    described_attribute,
+    items_with,
+    log_odds,
+)
 from recprobe.concepts.records import read_records, repair_records
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels

@@ -21,7 +21,13 @@ from recprobe.data.fetch import fetch, fetched_folder
 from recprobe.data.prepare import given_split, leave_one_out, with_user_attributes
 from recprobe.data.sources import SOURCES
 from recprobe.data.split import Split
-from recprobe.errors import ConfigError, DataFormatError, DatasetFetchError, DatasetNotFoundError, unknown_name
+from recprobe.errors import (
+    ConfigError,
+    DataFormatError,
+    DatasetFetchError,
+    DatasetNotFoundError,
+    unknown_name,
+)
 from recprobe.settings import settings
 
 
