@@ -107,6 +107,7 @@ def test_the_report_leads_with_the_comparison_and_refuses_a_stale_one(labelled_r
                  variants=("frozen-decoder",), progress=False)
     with pytest.raises(StaleArtifactError, match=r"compare.json was made from another saes .* rebuild it with `recprobe compare"):
         labelled_run.report()
+    assert "the comparison is out of date: " in controls_line(labelled_run)  # interpret still finishes, and says so
     compare_run(labelled_run, ks=(1,))
     record = json.loads(labelled_run.layout.compare.read_text())
     record["made_from"]["activations"] = "0" * 16

@@ -166,7 +166,10 @@ def controls_line(run: Run) -> str:
     """What the counts above mean beside the controls: the comparison's headline, or how to measure it."""
     from recprobe.runs.compare import headline, read_compare
 
-    found = read_compare(run) if ActivationStore.finished(run.layout.activations) else None
+    try:
+        found = read_compare(run) if ActivationStore.finished(run.layout.activations) else None
+    except StaleArtifactError as stale:  # a ladder SAE retrained since: the concepts stand, the comparison waits
+        return f"counts alone do not tell a trained SAE from a random one, and the comparison is out of date: {stale}"
     if found is None:
         return (f"counts alone do not tell a trained SAE from a random one; measure it against its controls with "
                 f"`recprobe train-sae --run {run.root} --seeds 5` and `recprobe compare --run {run.root}`")
