@@ -99,10 +99,10 @@ def write_atomic(folder: Path, frame: pd.DataFrame, name: str = "toy", items: bo
     (folder / f"{name}.inter").write_text("\n".join(lines) + "\n")
     if not items:
         return folder
-    items = ["item_id:token\ttitle:token\tgenre:token_seq"]
-    items += [f"{item}\t{title}\t{' '.join(attributes['genre'])}"
-              for item, (title, attributes) in synthetic_meta(int(frame["item"].astype(int).max())).items()]
-    (folder / f"{name}.item").write_text("\n".join(items) + "\n")
+    catalog = ["item_id:token\ttitle:token\tgenre:token_seq"]
+    catalog += [f"{item}\t{title}\t{' '.join(attributes['genre'])}"
+                for item, (title, attributes) in synthetic_meta(int(frame["item"].astype(int).max())).items()]
+    (folder / f"{name}.item").write_text("\n".join(catalog) + "\n")
     return folder
 
 
