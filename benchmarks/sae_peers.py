@@ -123,7 +123,7 @@ def run_limit(train: torch.Tensor, args, kernels: str = "recprobe") -> tuple[flo
     the rows in chunks, the two-round top-k; the faster floor) or by torch's (``addmm`` and ``topk``)."""
     weight = torch.randn(args.latents, args.d, device=args.device).T  # column-major, as the SAE stores W_enc
     bias = torch.zeros(args.latents, device=args.device)
-    pre = torch.empty(args.batch_size, args.latents, device=args.device)  # reused, as select reuses its block
+    pre = torch.empty(args.batch_size, args.latents, device=args.device) if kernels == "torch" else None  # reused
     started = synchronised(args.device)
     for x in shuffled(train, args.batch_size, args.epochs, 0):
         if kernels == "recprobe":

@@ -202,6 +202,16 @@ def test_run_json_records_the_command_that_makes_the_same_run_again(capsys, tmp_
     assert json.loads((tmp_path / "bare-run" / "run.json").read_text())["dataset"]["min_rating"] is None
 
 
+def test_a_fix_names_the_run_it_is_about_and_leaves_other_text_alone(tmp_path):
+    from recprobe.runs.run import recreate_command
+
+    made = "recprobe probe --adapter torch --dataset 'my data' --out runs/a"
+    assert recreate_command({"command": made}, tmp_path / "b c") == (
+        f"recprobe probe --adapter torch --dataset 'my data' --out '{tmp_path / 'b c'}'")
+    for other in ("python make.py --out /models/x", "Alice's notebook", "recprobe.Run.create(...)"):
+        assert recreate_command({"command": other}, tmp_path) == other
+
+
 def test_a_damaged_stored_split_names_the_command_that_writes_it_again(capsys, tmp_path, toy):
     made, out = tmp_path / "made", tmp_path / "copy"
     assert run_cli(capsys, *fit_args(toy, made))[0] == 0

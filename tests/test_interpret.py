@@ -11,7 +11,7 @@ import torch
 from pydantic import ValidationError
 
 from recprobe.concepts.cases import CaseSet, LatentSample
-from recprobe.concepts.interpret import interpret_latent, summarize
+from recprobe.concepts.interpret import interpret_latent, most_confident, summarize
 from recprobe.concepts.labelers import (
     NOTHING_STANDS_OUT,
     MetadataDescriber,
@@ -172,6 +172,8 @@ def test_a_latent_with_nothing_that_stands_out_is_left_undescribed_not_scored():
     assert "confidence" not in blank
     summary = summarize([described, blank], 2)
     assert summary["undescribed"] == 1 and summary["concepts"]["C=1.0"] == summary["concepts"]["all"] == 1
+    scored_before = {**described, "latent": 1, "description": NOTHING_STANDS_OUT}  # as describer version 2 wrote it
+    assert most_confident([scored_before, described]) == [described]
 
 
 def test_placeholder_titles_are_not_described():

@@ -474,8 +474,10 @@ def test_encoding_on_cpu_keeps_one_block_per_thread_and_returns_fresh_values():
         sae.encode(2 * x)
         assert sparse._kept.block.data_ptr() == block.data_ptr()
         assert torch.allclose(first.sort(1, descending=True).values, dense_top(x))
+    block.fill_(float("nan"))
     sae(x).x_hat.sum().backward()  # a training pass writes into the same block (its forward is outside autograd)
-    assert sparse._kept.block.data_ptr() == block.data_ptr() and sae.W_enc.grad.abs().sum() > 0
+    assert sparse._kept.block.data_ptr() == block.data_ptr() and torch.isfinite(block).all()
+    assert sae.W_enc.grad.abs().sum() > 0
     theirs = []
 
     def encode_elsewhere():

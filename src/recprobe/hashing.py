@@ -34,8 +34,8 @@ def file_hash(path: str | Path) -> str:
 
 
 def files_hash(paths: Mapping[str, str | Path]) -> str:
-    """A hash of named files' contents, independent of their order."""
+    """A hash of named files' contents (a missing file counts as missing), independent of their order."""
     h = hashlib.sha256()
     for name in sorted(paths):
-        h.update(f"{name}:{file_hash(paths[name])}\0".encode())
+        h.update(f"{name}:{file_hash(paths[name]) if Path(paths[name]).is_file() else 'missing'}\0".encode())
     return h.hexdigest()[:HASH_CHARS]

@@ -61,7 +61,7 @@ def quickstart(out: str | Path = "runs/quickstart", *, data: DataSource = QUICKS
     stage("capture", lambda: capture_run(run), done=(run.layout.activations / "index.json").exists())
     stage("train the TopK SAE", lambda: train_sae_run(run), done=(run.layout.sae / "cfg.json").exists())
     summary = stage("interpret every latent (metadata + embedding)", lambda: interpret_run(run))
-    console.print(f"  concepts with C >= 0.8: {summary['concepts']['C>=0.8']} of {summary['interpreted'] - summary['insufficient']} verified")
+    console.print(f"  concepts with C >= 0.8: {summary['concepts']['C>=0.8']} of {summary['concepts']['all']} verified")
     for basis in CONTROLS:
         control = stage(f"interpret the {basis} control", lambda basis=basis: interpret_run(run, basis=basis))
         console.print(f"  {basis}: concepts with C >= 0.8: {control['concepts']['C>=0.8']}")

@@ -21,7 +21,8 @@ NO_TITLES = "this dataset has no item titles: items read as their id and categor
 
 def most_confident(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The verified concepts, most confident first; ties broken by AUROC, then by how many cases they fire on."""
-    scored = [r for r in records if r.get("confidence") is not None]
+    scored = [r for r in records if r.get("confidence") is not None
+              and r.get("description") != NOTHING_STANDS_OUT]  # a folder from describer version 2 scored it
     return sorted(scored, key=lambda r: (-r["confidence"], -(r.get("auroc") or 0), -r["n_active"], r["latent"]))
 
 

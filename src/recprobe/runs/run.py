@@ -496,8 +496,11 @@ def _versions(adapter: str | None) -> dict[str, str]:
 def recreate_command(record: dict[str, Any], root: Path) -> str:
     """The command that made the run, writing into ``root``: a copied or moved run's record names the folder it
     was made in, and the fix a message offers must mend this one."""
-    parts = shlex.split(record["command"])
-    if "--out" not in parts[:-1]:  # made in Python: no command line
+    try:
+        parts = shlex.split(record["command"])
+    except ValueError:  # a caller's own text (Run.create(command=...)), not a command line
+        return record["command"]
+    if parts[:1] != ["recprobe"] or "--out" not in parts[:-1]:  # made in Python, or by another tool
         return record["command"]
     parts[parts.index("--out") + 1] = str(root)
     return shlex.join(parts)
