@@ -222,6 +222,9 @@ def test_a_damaged_stored_split_names_the_command_that_writes_it_again(capsys, t
     assert_one_line_error(code, err, "has changed since it was written", "write it again with `recprobe fit",
                           f"--out {out}")
     assert str(made) not in err
+    advised = " ".join(err.split()).split("write it again with `")[1].split("`")[0]
+    assert run_cli(capsys, *shlex.split(advised)[1:])[0] == 0  # the advice mends it: the split written again
+    assert run_cli(capsys, "evaluate", "--run", str(out))[0] == 0
     (out / "split" / "catalog.json").unlink()
     code, _, err = run_cli(capsys, "evaluate", "--run", str(out))
     assert_one_line_error(code, err, "does not hold a whole split", "catalog.json")

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from recprobe.data.source import DataSource, data_source
-from recprobe.data.stored import write_split
+from recprobe.data.split import Split
+from recprobe.data.stored import read_split, write_split
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json
 from recprobe.models import build_model, evaluate_model, fit, save_recommender
@@ -60,7 +61,7 @@ def fit_run(
             if not layout.run_file.exists():  # a run folder from before run.json existed
                 recommender.load_state_dict(_saved_weights(out))
                 _make_run(out, recommender, split, model, command)
-            elif not layout.split.is_dir():  # a run from before runs stored their split
+            elif not stored_split_is(layout.split, split):  # damaged, or a run from before runs stored theirs
                 write_split(split, layout.split)
             return read_json(out / FOLDER / "metrics.json"), True
         raise RunFolderError(
@@ -83,6 +84,14 @@ def fit_run(
     save_recommender(out, recommender, config, metrics)
     _make_run(out, recommender, split, model, command)
     return metrics, False
+
+
+def stored_split_is(folder: Path, split: Split) -> bool:
+    """Whether ``folder`` holds ``split`` whole (a damaged or altered one does not: fit writes it again)."""
+    try:
+        return read_split(folder, "recprobe fit").fingerprint == split.fingerprint
+    except RunFolderError:
+        return False
 
 
 def _make_run(out: Path, recommender, split, model: str, command: str) -> None:
