@@ -65,13 +65,16 @@ def _load_atomic(folder: Path, name: str, min_rating: float | None, core: int) -
     return split
 
 
+MIN_RATING, CORE = 4, 5  # the filters' defaults: positives at rating 4 or more, a 5-core
+
+
 def _load_grocery(folder: Path, name: str, min_rating: float | None, core: int) -> Split:
     needed = [("train.csv",), ("dev_positives.csv", "dev.csv"), ("test_positives.csv", "test.csv")]
     missing = [" or ".join(names) for names in needed if not any((folder / n).is_file() for n in names)]
     if missing:
         raise DataFormatError(f"{folder} is a ReChorus dataset without {', '.join(missing)}; a ReChorus folder holds "
                               "train.csv, dev.csv and test.csv (leave-one-out, as ReChorus writes them)")
-    if core != 5 or min_rating not in (None, 4):  # the defaults: what the user did not set
+    if core != CORE or min_rating not in (None, MIN_RATING):  # the defaults: what the user did not set
         raise ConfigError(f"{folder} is split already (ReChorus), so it is loaded as given: --min-rating and --core "
                           f"filter only datasets recprobe splits itself; leave them out (got --min-rating {min_rating}, "
                           f"--core {core})")
@@ -168,7 +171,7 @@ def find_dataset(name: str, data_dir: str | Path | None = None) -> tuple[Dataset
 
 
 def load_dataset(
-    name: str, data_dir: str | Path | None = None, *, min_rating: float | None = 4, core: int = 5,
+    name: str, data_dir: str | Path | None = None, *, min_rating: float | None = MIN_RATING, core: int = CORE,
     fetch_missing: bool = True, progress: bool = True,
 ) -> Split:
     """Load a named dataset (or a folder of RecBole atomic / ReChorus files) as a leave-one-out Split; a named
