@@ -55,14 +55,15 @@ def test_sparse_backward_matches_autograd_through_the_dense_reference(d_in, scal
     with torch.no_grad():
         sae.b_enc.normal_(generator=generator)
         sae.b_dec.normal_(generator=generator)
-    x = torch.randn(batch, d_in, generator=generator)
+    x = torch.randn(batch, d_in, generator=generator).requires_grad_()  # the input's gradient too
     dead = torch.zeros(n, dtype=torch.bool)
     dead[torch.randperm(n, generator=generator)[:min(n_dead, n)]] = True
 
     def loss_and_grads(loss_fn):
         sae.zero_grad()
+        x.grad = None
         loss_fn().backward()
-        return [p.grad.clone() for p in (sae.W_enc, sae.b_enc, sae.b_dec, sae.W_dec)]
+        return [p.grad.clone() for p in (sae.W_enc, sae.b_enc, sae.b_dec, sae.W_dec, x)]
 
     def sparse_loss():
         out = sae(x, dead)

@@ -42,8 +42,12 @@ def top_k(x: torch.Tensor, k: int, sorted: bool = False) -> tuple[torch.Tensor, 
     with torch.no_grad():  # only which groups: no gradient flows through the maxima
         groups = top_k(strided.amax(1), k)[1]  # [B, k]
     members = strided.gather(2, groups.unsqueeze(1).expand(-1, s, k)).flatten(1)  # [B, s * k]
+    # member r * k + j of a row is its entry r * width + groups[j]: the ids beside the members, read off by one
+    # gather (integer division by k cost as much as the members' round)
+    ids = (groups.unsqueeze(1) + torch.arange(0, s * width, width, device=x.device).view(1, s, 1)).flatten(1)
     tail = rows[:, s * width:]
-    values, picked = top_k(torch.cat([members, tail], 1) if tail.shape[1] else members, k, sorted)
-    indices = torch.where(picked < s * k, (picked // k) * width + groups.gather(1, picked % k),
-                          picked - s * k + s * width)
-    return values.view(*x.shape[:-1], k), indices.view(*x.shape[:-1], k)
+    if tail.shape[1]:
+        members = torch.cat([members, tail], 1)
+        ids = torch.cat([ids, torch.arange(s * width, n, device=x.device).expand(len(rows), -1)], 1)
+    values, picked = top_k(members, k, sorted)
+    return values.view(*x.shape[:-1], k), ids.gather(1, picked).view(*x.shape[:-1], k)

@@ -118,7 +118,7 @@ class TopKSAE(nn.Module):
         if self.config.arch != "topk":
             return self._batch_forward(x, dead, n_dead)
         values, indices, aux_values, aux_indices = topk_encode(
-            x - self.b_dec, self.W_enc, self.b_enc, self.k, dead, self.config.k_aux, n_dead)
+            x, self.b_dec, self.W_enc, self.b_enc, self.k, dead, self.config.k_aux, n_dead)
         return SAEOutput(self.decode(values, indices), values, indices, aux_values, aux_indices, n_dead)
 
     def _batch_forward(self, x: torch.Tensor, dead: torch.Tensor | None, n_dead: int) -> SAEOutput:
