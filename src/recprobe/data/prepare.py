@@ -12,6 +12,8 @@ from recprobe.data.readers import ItemMeta
 from recprobe.data.split import Catalog, Split
 from recprobe.errors import ConfigError, EmptySplitError
 
+MIN_RATING, CORE = 4, 5  # the filters' defaults: positives at rating 4 or more, a 5-core
+
 RATING_SCALE = (0.0, 10.0)  # explicit ratings lie on a small scale; other "rating" columns count plays or clicks
 RATING_LEVELS = 21  # at most this many distinct values (half stars on 0-10)
 
@@ -120,7 +122,7 @@ def build_catalog(item_ids: np.ndarray, meta: ItemMeta, *, has_titles: bool = Tr
 
 
 def leave_one_out(
-    frame: pd.DataFrame, name: str, meta: ItemMeta, *, min_rating: float | None = 4, core: int = 5
+    frame: pd.DataFrame, name: str, meta: ItemMeta, *, min_rating: float | None = MIN_RATING, core: int = CORE
 ) -> Split:
     """Positives, k-core, then per user by time: last -> test, second-to-last -> dev, rest -> train.
     Ties in time keep the file's order."""

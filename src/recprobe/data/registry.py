@@ -18,7 +18,7 @@ from pathlib import Path
 import recprobe.data.readers as readers
 from recprobe.data.export import BENCHMARK_PARTS
 from recprobe.data.fetch import fetch, fetched_folder
-from recprobe.data.prepare import given_split, leave_one_out, with_user_attributes
+from recprobe.data.prepare import CORE, MIN_RATING, given_split, leave_one_out, with_user_attributes
 from recprobe.data.sources import SOURCES
 from recprobe.data.split import Split
 from recprobe.errors import (
@@ -65,7 +65,6 @@ def _load_atomic(folder: Path, name: str, min_rating: float | None, core: int) -
     return split
 
 
-MIN_RATING, CORE = 4, 5  # the filters' defaults: positives at rating 4 or more, a 5-core
 
 
 def _load_grocery(folder: Path, name: str, min_rating: float | None, core: int) -> Split:

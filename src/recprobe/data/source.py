@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from recprobe.data.prepare import CORE, MIN_RATING
 from recprobe.data.split import Split
 
 
@@ -20,8 +21,8 @@ class DataSource(BaseModel):
     dataset: str = Field(description="ml-100k, ml-1m, grocery, or a folder of RecBole/ReChorus files.")
     data_dir: Path | None = Field(
         None, description="Folder holding the datasets (default: $RECPROBE_DATA_DIR, then ./data).")
-    min_rating: float | None = Field(4, description="Ratings at least this are positives (None: keep all).")
-    core: int = Field(5, description="Iterative k-core filter on users and items (at least 3).")
+    min_rating: float | None = Field(MIN_RATING, description="Ratings at least this are positives (None: keep all).")
+    core: int = Field(CORE, description="Iterative k-core filter on users and items (at least 3).")
 
     def load(self, **options) -> Split:
         """The leave-one-out split (``options``: ``recprobe.data.load_dataset``'s, e.g. ``progress``)."""

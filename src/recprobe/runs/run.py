@@ -22,6 +22,8 @@ import torch
 from recprobe.activations.store import ActivationStore
 from recprobe.batches import phase_batches
 from recprobe.data import load_dataset
+from recprobe.data.prepare import CORE
+from recprobe.data.source import DataSource
 from recprobe.data.split import Split
 from recprobe.data.stored import read_split, write_split
 from recprobe.errors import ConfigError, DataFormatError, RunFolderError, StaleArtifactError
@@ -512,10 +514,7 @@ def _command(adapter: str | None, options: dict[str, Any], split: Split, root: P
     parts = ["recprobe", "probe", "--adapter", adapter]
     for key, value in options.items():
         parts += ["--option", f"{key}={value if isinstance(value, str | Path) else json.dumps(value)}"]
-    origin = split.origin
-    parts += ["--dataset", str(origin.get("source", split.name))]
-    if origin.get("min_rating") != 4:
-        parts += ["--min-rating", str(-1 if origin.get("min_rating") is None else origin["min_rating"])]
-    if origin.get("core", 5) != 5:
-        parts += ["--core", str(origin["core"])]
-    return shlex.join([*parts, "--out", str(root)])
+    origin = split.origin  # no min_rating recorded: every rating kept
+    source = DataSource(dataset=str(origin.get("source", split.name)), min_rating=origin.get("min_rating"),
+                        core=origin.get("core", CORE))
+    return shlex.join([*parts, *source.flags(), "--out", str(root)])
