@@ -228,7 +228,7 @@ CASES = [
          "invalid TrainConfig option 'seed': Input should be greater than or equal to 0"),
     Case("interpret-latents-beyond-any-sae", "interpret --run {run} --latents 0-1000000000",
          "--latents: the range '0-1000000000' is not latents of an SAE"),
-    Case("quickstart-negative-llm-latents", "quickstart --out {tmp}/q --llm-latents -1", "--llm-latents: how many latents"),
+    Case("quickstart-negative-llm-latents", "quickstart --out {tmp}/q --llm-latents -1", "--llm-latents: how many concepts"),
     Case("debias-more-latents-than-the-sae", "debias --run {run} --latents 100000",
          "--latents 100000: give a count from 1 to 8, the SAE's number of latents"),
     Case("steer-table7-with-scale", "steer --run {run} --table7 --scale 5", "--scale goes with --latent J"),

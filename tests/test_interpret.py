@@ -176,6 +176,45 @@ def test_a_latent_with_nothing_that_stands_out_is_left_undescribed_not_scored():
     assert most_confident([scored_before, described]) == [described]
 
 
+def test_a_copy_of_the_prompts_example_is_left_undescribed_and_says_so():
+    """SmolLM2-135M answered every latent with its one-shot example's description ("1980s science-fiction
+    action films"), which the issue found printed for three latents at C = 0.8, 0.4 and 0.6. A copy of the
+    example, however spaced or cased, is now recorded as undescribed with the reason; any other answer is scored."""
+    from recprobe.concepts.describe import LLMDescriber
+    from recprobe.concepts.interpret import card_description
+    from recprobe.concepts.prompts import load_prompts
+    from recprobe.concepts.schemas import ConceptDescription
+
+    cases, catalog = metadata_cases(has_titles=True)
+    prompts = load_prompts()
+
+    class Answering:  # an LLM that gives one fixed answer
+        def __init__(self, answer):
+            self.answer = answer
+
+        def generate(self, conversations, schema, max_new_tokens):
+            return [ConceptDescription(description=self.answer) for _ in conversations]
+
+    class Separating:
+        def levels(self, description, rows, construction, calibration):
+            fires = cases.values[rows, 0] > 0
+            return np.where(fires, 10, 0), fires.astype(float)
+
+    def interpreted(answer):
+        describer = LLMDescriber(Answering(answer), prompts, "movies", cases, catalog, np.full(cases.n_cases, 10))
+        return interpret_latent(0, cases, describer, Separating(), n=5, seed=0)
+
+    echoed = interpreted("  1980s Science-Fiction action films ")
+    assert prompts.example("movies")["description"] == "1980s science-fiction action films"
+    assert echoed["status"] == "undescribed" and echoed["description"] is None and "confidence" not in echoed
+    assert card_description(echoed) == echoed["reason"] and "repeated its prompt's example" in echoed["reason"]
+    described = interpreted("film noir of the 1940s")
+    assert described["status"] == "ok" and described["confidence"] == 1.0
+    summary = summarize([described, {**echoed, "latent": 1}], 2)
+    assert summary["undescribed"] == 1 and summary["concepts"]["all"] == 1
+    assert most_confident([described, {**echoed, "latent": 1}]) == [described]
+
+
 def test_placeholder_titles_are_not_described():
     cases, catalog = metadata_cases(has_titles=False)
     describer = MetadataDescriber(cases, catalog)

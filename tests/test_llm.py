@@ -94,7 +94,8 @@ def test_the_likelihood_verifier_scores_a_matching_case_above_an_unrelated_one()
 @pytest.mark.slow
 @pytest.mark.parametrize("verbose", [False, True])
 def test_the_console_carries_no_third_party_progress_bar_unless_verbose(split, tmp_path, monkeypatch, capfd, verbose):
-    """The real SmolLM2 through `recprobe interpret`: a description it wrote, verified by the likelihood verifier.
+    """The real SmolLM2 through `recprobe interpret`: a description it wrote, verified by the likelihood verifier
+    (or left undescribed when it copies its prompt's example, as it does on these cases).
     Loading it draws transformers' "Loading weights" and GGUF conversion bars; recprobe's console keeps them out,
     and --verbose lets them through."""
     pytest.importorskip("gguf", reason="pip install 'recprobe[llm]'")
@@ -113,6 +114,6 @@ def test_the_console_carries_no_third_party_progress_bar_unless_verbose(split, t
     assert bool(noise) == verbose, noise
     from recprobe.runs import Run
 
-    records = [r for r in Run.open(run).concepts() if r["status"] == "ok"]
-    assert len(records) == 1 and records[0]["description"] and not records[0]["description"].startswith("fake")
-    assert 0 <= records[0]["confidence"] <= 1
+    (record,) = Run.open(run).concepts()  # a description it wrote, or the copy of its example it writes here
+    assert ((record["status"] == "ok" and not record["description"].startswith("fake") and 0 <= record["confidence"] <= 1)
+            or (record["status"] == "undescribed" and "repeated its prompt's example" in record["reason"])), record

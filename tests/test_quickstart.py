@@ -80,7 +80,7 @@ def test_the_wheel_runs_the_quickstart_in_an_empty_folder(fresh_install, server,
     out = empty / "runs" / "quickstart"
     assert "Open the report:" in printed and str((out / "report" / "index.html").resolve()) in printed
     for path in ("recommender/model.safetensors", "activations/index.json", "sae/sae_weights.safetensors",
-                 "concepts/summary.json", "concepts-llm/summary.json", "steering/table7.json", "steering/debias.json",
+                 "concepts/summary.json", "concepts-llm-check/summary.json", "steering/table7.json", "steering/debias.json",
                  "report/index.html"):
         assert (out / path).is_file(), path
     table7 = json.loads((out / "steering" / "table7.json").read_text())

@@ -348,8 +348,8 @@ def interpret(
                   f"{summary['dead_on_cases']:.1%} of the latents never fire, {summary['dense_on_cases']:.1%} fire on "
                   f"over {DENSE_RATE:.0%} of the cases); "
                   f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
-                  f"activated users, {summary['unparsable']} unparsable, {summary['undescribed']} with no feature that "
-                  f"stands out); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
+                  f"activated users, {summary['unparsable']} unparsable, {summary['undescribed']} undescribed: nothing "
+                  f"stands out, or an LLM repeated its prompt's example); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
                   f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {_number(summary['mean_confidence'])}, "
                   f"random-description baseline {_number(summary['mean_baseline_confidence'])}; intra-concept similarity "
                   f"{_number(summary['intra_similarity'])}, inter {_number(summary['inter_similarity'])} -> {summary['folder']}")
@@ -577,8 +577,8 @@ def explain(
 @app.command()
 def quickstart(
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/quickstart"),
-    llm: Annotated[str, typer.Option(help="LLM for the handful of LLM-described latents.")] = "smollm2",
-    llm_latents: Annotated[int, typer.Option(help="How many latents the LLM describes and verifies (0: none).")] = 3,
+    llm: Annotated[str, typer.Option(help="LLM whose likelihoods verify the most confident concepts a second time.")] = "smollm2",
+    llm_latents: Annotated[int, typer.Option(help="How many of the most confident concepts the LLM checks (0: none).")] = 3,
     data_dir: DataDir = None,
 ) -> None:
     """Every stage on MovieLens-100K with the embedded defaults, ending with the HTML report."""

@@ -26,6 +26,14 @@ def most_confident(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(scored, key=lambda r: (-r["confidence"], -(r.get("auroc") or 0), -r["n_active"], r["latent"]))
 
 
+def card_description(record: dict[str, Any] | None) -> str:
+    """What a latent's card says it is: its description, else why it has none."""
+    record = record or {}
+    return (record.get("description") or record.get("reason")
+            or {"insufficient": "too few activated users to describe and verify"}.get(record.get("status"),
+                                                                                      "not interpreted yet"))
+
+
 Describer = Literal["metadata", "llm"]
 Verifier = Literal["embedding", "llm", "llm-likelihood"]
 
@@ -53,6 +61,9 @@ def interpret_latent(latent: int, cases: CaseSet, describer, verifier, n: int, s
         return {**record, "status": "unparsable"}
     if description == NOTHING_STANDS_OUT:  # no concept to verify: a verifier may still separate the phrase by chance
         return {**record, "status": "undescribed", "description": description}
+    if getattr(describer, "repeats_example", lambda _: False)(description):  # nor in a copy of the prompt's example
+        return {**record, "status": "undescribed", "description": None,
+                "reason": f"the LLM repeated its prompt's example ({description!r})"}
     rows = sample.verification + sample.negatives
     levels, scores = verifier.levels(description, rows, sample.construction, sample.calibration)
     baseline_levels, _ = verifier.levels(baseline_description, rows, sample.construction, sample.calibration)

@@ -22,9 +22,13 @@ class Prompts:
     verify: str
     examples: dict[str, dict[str, str]]
 
+    def example(self, domain: str) -> dict[str, str]:
+        """The domain's one-shot example: its ``cases`` and their ``description``."""
+        return self.examples.get(domain, self.examples["generic"])
+
     def describe_messages(self, domain: str, cases: str) -> list[dict[str, str]]:
         """System prompt, the domain's one-shot example (question and answer), then the latent's cases."""
-        example = self.examples.get(domain, self.examples["generic"])
+        example = self.example(domain)
         return [
             {"role": "system", "content": self.system},
             {"role": "user", "content": self.describe.format(cases=example["cases"])},

@@ -18,7 +18,7 @@ import numpy as np
 
 from recprobe.concepts.cases import describe_kind, levels
 from recprobe.concepts.highlights import Highlights
-from recprobe.concepts.interpret import most_confident
+from recprobe.concepts.interpret import card_description, most_confident
 from recprobe.io import write_folder
 from recprobe.progress import stage_bar
 from recprobe.ranking.beyond import ITEM_GROUPS, USER_GROUPS
@@ -246,8 +246,7 @@ class RunReport:
                  ("max activation", f"{peak:.3f}"), ("mean when firing", f"{mean:.3f}")]
         if record.get("confidence") is not None:
             facts.append(("confidence C", f"{record['confidence']:.2f}"))
-        description = record.get("description") or {"insufficient": "too few activated cases to describe and verify"}.get(
-            record.get("status"), "not interpreted yet")
+        description = card_description(record)
         verification = None if record.get("confidence") is None else [
             ("activated cases", record["tp"], record["fn"]), ("non-activated cases", record["fp"], record["tn"])]
         return render("latent.html", title=f"Latent {latent}", subtitle=self.title, root="../", description=description,

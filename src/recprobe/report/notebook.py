@@ -82,6 +82,7 @@ class Latent:
     def facts(self, shown: int = SHOWN, *, cases=None, effects=None, record: dict[str, Any] | None = None) -> dict[str, Any]:
         """Its description, confidence, firing, ``shown`` strongest cases and the items and attribute values it
         raises most; ``cases``, ``effects`` and ``record`` when the caller holds them already."""
+        from recprobe.concepts.interpret import card_description
         from recprobe.steering.effects import LatentEffects
 
         run, titles = self.run, self.run.split.catalog.titles
@@ -91,6 +92,7 @@ class Latent:
         rows, values = cases.fired(self.index)
         summary = effects.summary(self.index)
         return {"latent": self.index, "description": record.get("description"), "status": record.get("status"),
+                "shown": card_description(record),
                 "confidence": record.get("confidence"), "cases": cases.fired_count(self.index), "of_cases": cases.n_cases,
                 "strongest": [{"activation": float(v), "predicted": titles[int(cases.predicted[r])],
                                "history": [titles[i] for i in cases.history[r] if i >= 0][-3:]}
@@ -106,8 +108,7 @@ class Latent:
                    ("peak activation", f"{strongest[0]['activation']:.3f}" if strongest else "-")]
         if facts["confidence"] is not None:
             figures.append(("confidence C", f"{facts['confidence']:.2f}"))
-        description = facts["description"] or ("too few cases to describe" if facts["status"] == "insufficient"
-                                               else "not interpreted yet")
+        description = facts["shown"]
         return Card(f"Latent {self.index}", description, figures, [
             Section("strongest cases", ["activation", "last items", "predicted"],
                     [(c["activation"], "; ".join(c["history"]), c["predicted"]) for c in strongest], (0,), "it never fires"),
