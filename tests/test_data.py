@@ -282,19 +282,33 @@ def test_a_user_file_beside_the_inter_file_gives_user_attributes(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["fit", "probe", "export"])
-def test_a_data_source_gives_the_flags_each_raw_reading_command_loads_it_again_with(command, tmp_path):
-    from recprobe.cli import _source, click_command
+def test_a_data_source_gives_the_flags_each_raw_reading_command_loads_it_again_with(command, tmp_path, monkeypatch):
+    """Each command that reads raw files takes the filters declared once (``reads_raw_files``) and receives them as
+    one DataFilter: the flags a DataSource writes load the same source again, and no flag gives the defaults."""
+    import recprobe.cli as cli
     from recprobe.data import DataSource
 
-    source = DataSource(dataset=str(tmp_path), min_rating=None, core=3)
+    source = DataSource(dataset=str(tmp_path), data_dir=tmp_path / "d", min_rating=None, core=3)
     assert source.flags() == ["--dataset", str(tmp_path), "--min-rating", "-1", "--core", "3"]
     required = {"fit": ["--model", "bprmf", "--out", "o"], "probe": ["--adapter", "x", "--out", "o"],
                 "export": ["--out", "o"]}[command]
-    params = click_command.commands[command].make_context(command, [*required, *source.flags()]).params
-    assert _source(params["dataset"], params["data_dir"], params["min_rating"], params["core"]) == source
-    defaults = click_command.commands[command].make_context(command, [*required, "--dataset", "ml-100k"]).params
-    assert _source(defaults["dataset"], None, defaults["min_rating"], defaults["core"]) == DataSource(dataset="ml-100k")
-    helps = {p.name: p.help for p in click_command.commands[command].params}
+    received = []
+
+    class Stop(Exception):
+        pass
+
+    def load(self, **options):  # the command's source, caught where it is read
+        received.append(self)
+        raise Stop
+
+    monkeypatch.chdir(tmp_path)  # where --out o would go
+    monkeypatch.setattr(DataSource, "load", load)
+    monkeypatch.setattr("recprobe.runs.fit.data_source", lambda data: load(data))
+    for flags in ([*source.flags(), "--data-dir", str(tmp_path / "d")], ["--dataset", "ml-100k"]):
+        with pytest.raises(Stop):
+            cli.app([command, *required, *flags], standalone_mode=False)
+    assert received == [source, DataSource(dataset="ml-100k")]
+    helps = {p.name: p.help for p in cli.click_command.commands[command].params}
     assert helps["core"] == DataSource.model_fields["core"].description
 
 

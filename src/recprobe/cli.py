@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import warnings
 from pathlib import Path
@@ -14,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from recprobe.concepts.cases import SAMPLED_CASES, describe_kind
-from recprobe.data.source import DataSource
+from recprobe.data.source import DataFilter, DataSource
 from recprobe.errors import ConfigError, RecprobeError
 from recprobe.io import read_json
 from recprobe.models.train import TrainConfig
@@ -86,25 +88,39 @@ def metrics_table(title: str, columns: dict[str, dict[str, float | None]]) -> Ta
     return table
 
 
-# The options of the commands that read raw files: help and defaults from DataSource
+# The options of the commands that read raw files (fit, probe, export): help and defaults from DataFilter
 Dataset = Annotated[str, from_config(DataSource, "dataset")]
-DataDir = Annotated[Path | None, from_config(DataSource, "data_dir", "--data-dir")]
-MinRating = Annotated[float, typer.Option(help="Ratings at least this are positives (negative: keep all).")]
-Core = Annotated[int, from_config(DataSource, "core")]
-MIN_RATING, CORE = default(DataSource, "min_rating"), default(DataSource, "core")
+DataDir = Annotated[Path | None, from_config(DataFilter, "data_dir", "--data-dir")]
+FILTER_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default(DataFilter, name))
+                  for name, kind in (("data_dir", DataDir),
+                                     ("min_rating", Annotated[float, typer.Option(help="Ratings at least this are "
+                                                                                       "positives (negative: keep all).")]),
+                                     ("core", Annotated[int, from_config(DataFilter, "core")]))]
+DEFAULT_FILTERS = DataFilter()  # frozen; what a command decorated with reads_raw_files sees without those flags
 Overwrite = Annotated[bool, typer.Option(help="Replace a different run already in --out, and everything made from it.")]
 
 
-def _source(dataset: str, data_dir: Path | None, min_rating: float, core: int) -> DataSource:
-    return DataSource(dataset=dataset, data_dir=data_dir, min_rating=None if min_rating < 0 else min_rating, core=core)
+def reads_raw_files(command):
+    """A command that reads raw files takes FILTER_OPTIONS, declared once here, as one ``filters`` (a DataFilter;
+    on the command line a negative --min-rating keeps every rating): its own --dataset says what they filter."""
+    @functools.wraps(command)
+    def with_filters(**given):
+        options = {parameter.name: given.pop(parameter.name) for parameter in FILTER_OPTIONS}
+        options["min_rating"] = None if options["min_rating"] < 0 else options["min_rating"]
+        return command(**given, filters=DataFilter(**options))
+
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "filters"]
+    with_filters.__signature__ = inspect.Signature([*own, *FILTER_OPTIONS])
+    with_filters.__annotations__ = {p.name: p.annotation for p in with_filters.__signature__.parameters.values()}
+    return with_filters
 
 
 @app.command()
+@reads_raw_files
 def fit(
     model: Annotated[str, typer.Option(help="bprmf, lightgcn, sasrec or timirec.")],
     dataset: Dataset,
     out: Annotated[Path, typer.Option(help="Run folder, e.g. runs/NAME.")],
-    data_dir: DataDir = None,
     epochs: Annotated[int, from_config(TrainConfig, "epochs")] = default(TrainConfig, "epochs"),
     patience: Annotated[int, from_config(TrainConfig, "patience")] = default(TrainConfig, "patience"),
     lr: Annotated[float | None, from_config(TrainConfig, "lr")] = default(TrainConfig, "lr"),
@@ -113,11 +129,10 @@ def fit(
     batch_size: Annotated[int, from_config(TrainConfig, "batch_size")] = default(TrainConfig, "batch_size"),
     d: Annotated[int, typer.Option("--d", help="Embedding size.")] = 64,
     option: Annotated[list[str], typer.Option(help="Model option KEY=VALUE, e.g. n_layers=2 (repeatable).")] = [],  # noqa: B006
-    min_rating: MinRating = MIN_RATING,
-    core: Core = CORE,
     seed: Annotated[int, from_config(TrainConfig, "seed")] = default(TrainConfig, "seed"),
     device: Annotated[str, from_config(TrainConfig, "device")] = default(TrainConfig, "device"),
     overwrite: Overwrite = False,
+    filters: DataFilter = DEFAULT_FILTERS,
 ) -> None:
     """Train a built-in recommender into RUN/recommender/ (weights, config, metrics) and make RUN a run folder."""
     from recprobe.runs.fit import fit_run
@@ -125,7 +140,7 @@ def fit(
     train = TrainConfig(epochs=epochs, patience=patience, lr=lr, l2=l2, loss=loss, batch_size=batch_size,
                         seed=seed, device=device)
     metrics, reused = fit_run(
-        out, model, _source(dataset, data_dir, min_rating, core),
+        out, model, filters.source(dataset),
         model_options=_parse_options(option, {"d": d}), train=train, overwrite=overwrite,
     )
     if reused:
@@ -139,23 +154,22 @@ def fit(
 
 
 @app.command()
+@reads_raw_files
 def probe(
     adapter: Annotated[str, typer.Option(help="Adapter name (`recprobe adapters` lists them), e.g. recbole.")],
     dataset: Dataset,
     out: Annotated[Path, typer.Option(help="Run folder to create, e.g. runs/NAME.")],
     option: Annotated[list[str], typer.Option(help="Adapter option KEY=VALUE, e.g. checkpoint=saved/BPR.pth (repeatable).")] = [],  # noqa: B006
-    data_dir: DataDir = None,
-    min_rating: MinRating = MIN_RATING,
-    core: Core = CORE,
     untrained_ok: Annotated[bool, typer.Option(help="Accept a target that ranks the held-out items near random (weights fresh on purpose), or better with its ids shifted by one.")] = False,
     overwrite: Overwrite = False,
+    filters: DataFilter = DEFAULT_FILTERS,
 ) -> None:
     """Create a run folder for any recommender an adapter opens (RecBole, a plugin, your torch model)."""
     from recprobe.plugins import load_target
     from recprobe.runs import Run
 
     options = _parse_options(option)
-    split = _source(dataset, data_dir, min_rating, core).load()
+    split = filters.source(dataset).load()
     target = load_target(adapter, split=split, **options)
     run = Run.create(out, target, split, adapter=adapter, options=options, untrained_ok=untrained_ok,
                      overwrite=overwrite)
@@ -579,13 +593,11 @@ def quickstart(
     out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/quickstart"),
     llm: Annotated[str, typer.Option(help="LLM whose likelihoods verify the most confident concepts a second time.")] = "smollm2",
     llm_latents: Annotated[int, typer.Option(help="How many of the most confident concepts the LLM checks (0: none).")] = 3,
-    data_dir: DataDir = None,
 ) -> None:
     """Every stage on MovieLens-100K with the embedded defaults, ending with the HTML report."""
-    from recprobe.quickstart import QUICKSTART_DATA
     from recprobe.quickstart import quickstart as run_quickstart
 
-    run_quickstart(out, data=QUICKSTART_DATA.model_copy(update={"data_dir": data_dir}), llm=llm, llm_latents=llm_latents, console=console)
+    run_quickstart(out, llm=llm, llm_latents=llm_latents, console=console)
 
 
 @app.command()
@@ -692,14 +704,13 @@ def serve(
 
 
 @app.command()
+@reads_raw_files
 def export(
     out: Annotated[Path, typer.Option(help="Folder to write <name>/<name>.{train,valid,test}.inter (and .item) into.")],
     dataset: Annotated[str | None, typer.Option(help="Dataset name or folder (or give --run).")] = None,
     run: Annotated[Path | None, typer.Option(help="Export the split this run was made on.")] = None,
     name: Annotated[str | None, typer.Option(help="Dataset name in RecBole (default: recprobe-<dataset>, so RecBole never swaps in its own copy).")] = None,
-    data_dir: DataDir = None,
-    min_rating: MinRating = MIN_RATING,
-    core: Core = CORE,
+    filters: DataFilter = DEFAULT_FILTERS,
 ) -> None:
     """Export a split as RecBole atomic benchmark files, so RecBole trains on exactly the same data."""
     from recprobe.data import export_recbole, recbole_settings
@@ -711,7 +722,7 @@ def export(
 
         split = load_split(run)
     else:
-        split = _source(dataset, data_dir, min_rating, core).load()
+        split = filters.source(dataset).load()
     folder = export_recbole(split, out, f"recprobe-{split.name}" if name is None else name)
     console.print(f"wrote {folder}; RecBole reads it as this split with these settings (config_dict):")
     console.print(json.dumps(recbole_settings(folder)), soft_wrap=True)

@@ -1,7 +1,8 @@
 """Which interactions a run is made from: a dataset, where it is read from, and the filters applied to it.
 
-The one place the filters' defaults and help are written: ``recprobe fit``, ``probe``, ``export`` and
-``quickstart`` (the only commands that read raw files) take their options from it, and ``fit_run`` records it.
+The one place the filters' defaults and help are written: ``recprobe fit``, ``probe`` and ``export`` (the commands
+that read raw files, with ``quickstart``, which fits on MovieLens-100K) take their options from ``DataFilter``,
+and ``fit_run`` records the ``DataSource``.
 """
 
 from __future__ import annotations
@@ -14,15 +15,25 @@ from recprobe.data.prepare import CORE, MIN_RATING
 from recprobe.data.split import Split
 
 
-class DataSource(BaseModel):
-    """A dataset by name or folder, the folder to find named datasets in, and the positive / k-core filters."""
+class DataFilter(BaseModel):
+    """Where named datasets are found and which interactions are kept: the options of every command that reads raw
+    files, whatever dataset they apply to."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    dataset: str = Field(description="ml-100k, ml-1m, grocery, or a folder of RecBole/ReChorus files.")
     data_dir: Path | None = Field(
         None, description="Folder holding the datasets (default: $RECPROBE_DATA_DIR, then ./data).")
     min_rating: float | None = Field(MIN_RATING, description="Ratings at least this are positives (None: keep all).")
     core: int = Field(CORE, description="Iterative k-core filter on users and items (at least 3).")
+
+    def source(self, dataset: str) -> DataSource:
+        """These filters applied to ``dataset``."""
+        return DataSource(dataset=dataset, **self.model_dump())
+
+
+class DataSource(DataFilter):
+    """A dataset by name or folder, the folder to find named datasets in, and the positive / k-core filters."""
+
+    dataset: str = Field(description="ml-100k, ml-1m, grocery, or a folder of RecBole/ReChorus files.")
 
     def load(self, **options) -> Split:
         """The leave-one-out split (``options``: ``recprobe.data.load_dataset``'s, e.g. ``progress``)."""
