@@ -116,6 +116,7 @@ def test_capture_then_train_sae_writes_the_sae_folder(capsys, tmp_path, toy):
     code, text, _ = run_cli(capsys, "train-sae", "--run", str(out), "--epochs", "2",
                             "--scale", "2", "--k", "4")
     assert code == 0 and "random init" in text and "full-softmax loss recovered" in text
+    assert "(lowest dev FVU)" in text  # a sequential model's dev vectors are held-out positions
     sae = out / "sae"
     assert sorted(p.name for p in sae.iterdir()) == ["README.md", "cfg.json", "metrics.json", "sae_weights.safetensors"]
     metrics = json.loads((sae / "metrics.json").read_text())

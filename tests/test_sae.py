@@ -226,6 +226,22 @@ def test_trainer_recovers_sparse_structure_and_is_deterministic(tmp_path):
     again, _ = train_sae(store, config, train, progress=False)
     assert all(torch.equal(getattr(sae, n), getattr(again, n)) for n in ("W_enc", "W_dec", "b_enc", "b_dec"))
     torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
+    assert result.selected_on == "dev"
+
+
+def test_the_kept_epoch_says_what_chose_it(tmp_path):
+    """Without dev vectors the epoch is chosen on the train FVU, and a general model's dev vectors are its users'
+    train vectors: both are said, not passed off as a held-out choice (a new user found the second unsaid)."""
+    from recprobe.runs.sae import selection
+
+    writer = ActivationWriter(tmp_path / "acts", 8, {"target": "synthetic"})
+    x = torch.randn(300, 8, generator=torch.Generator().manual_seed(0))
+    writer.append("train", Rows(x, torch.arange(300), torch.zeros(300, dtype=torch.long)))
+    _, result = train_sae(ActivationStore(writer.close()), SAEConfig(d_in=8, scale=2, k=2),
+                          SAETrainConfig(epochs=2, batch_size=64), progress=False)
+    assert result.selected_on == "train" and "train_fvu" in result.history[0]
+    assert selection("train", 50) == "lowest train FVU: the activations hold no dev vectors"
+    assert "users' own train vectors" in selection("dev", 0) and selection("dev", 50) == "lowest dev FVU"
 
 
 def test_save_load_round_trip_gives_the_same_outputs(tmp_path):

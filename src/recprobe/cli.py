@@ -273,7 +273,7 @@ def train_sae(
             console.print(f"{part} ({r['vectors']:,} vectors): FVU {r['fvu']:.4f}  L0 {r['l0']:.2f}  "
                           f"dead {r['dead_fraction']:.1%}  dense {r['dense_fraction']:.1%}")
     processes = f", data-parallel over {metrics['processes']} processes" if metrics["processes"] > 1 else ""
-    console.print(f"best epoch {metrics['best_epoch']} (lowest dev FVU){processes}")
+    console.print(f"best epoch {metrics['best_epoch']} ({metrics['selected_on']}){processes}")
     console.print(metrics_table("test ranking: original, spliced at random init, spliced after training", {
         "original": after["original_test"], "random init": before["spliced_test"], "trained": after["spliced_test"],
     }))

@@ -35,9 +35,20 @@ def train_sae_run(run: Run | str | Path, sae_options: dict[str, Any] | None = No
         return {}
     after = faithfulness(model, sae, split, store)
     metrics = {"after": after, "before": before, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
-               "train_config": train.model_dump(), "history": result.history, "processes": parallel.world}
+               "train_config": train.model_dump(), "history": result.history, "processes": parallel.world,
+               "selected_on": selection(result.selected_on, model.max_history)}
     provenance = {**store.provenance, "activations": store.content, "d_in": store.d}
     save_sae(sae, run.layout.sae, provenance, extra={METRICS: json.dumps(metrics, indent=2) + "\n",
                                               "README.md": model_card(sae.config, provenance, metrics)})
     checkpoint.unlink()  # the SAE is saved: nothing left to resume
     return metrics
+
+
+def selection(split: str, max_history: int) -> str:
+    """How the kept epoch was chosen, in words: a general target's dev vectors are its users' own train vectors
+    (one representation per user), so there the lowest dev FVU is the best fit, not the best held-out epoch."""
+    if split != "dev":
+        return f"lowest {split} FVU: the activations hold no dev vectors"
+    if not max_history:
+        return "lowest dev FVU, on the users' own train vectors: a general model has one representation per user"
+    return "lowest dev FVU"

@@ -28,6 +28,7 @@ class SAEFitResult:
     best_epoch: int
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
+    selected_on: str = "dev"  # the split whose FVU chose the epoch: "train" when the store has no dev rows
 
 
 def init_sample(store: ActivationStore) -> torch.Tensor:
@@ -223,6 +224,6 @@ def train_sae(store: ActivationStore, config: SAEConfig, train: SAETrainConfig |
             save()
     sae.load_state_dict(best_state)
     result = SAEFitResult(best_epoch=state.best_epoch, history=state.history,
-                          train_seconds=time.perf_counter() - started)
+                          train_seconds=time.perf_counter() - started, selected_on=select_on)
     return sae.cpu().eval(), result
 
