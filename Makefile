@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The shared datasets sit beside the checkout here; elsewhere set RECPROBE_DATA_DIR or pass --data-dir.
+# The shared datasets sit beside the checkout here; elsewhere set RECPROBE_DATA_DIR.
 export RECPROBE_DATA_DIR ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE := 1
 export NO_MKDOCS_2_WARNING := 1

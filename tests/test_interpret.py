@@ -204,7 +204,7 @@ def test_a_copy_of_the_prompts_example_is_left_undescribed_and_says_so():
         describer = LLMDescriber(Answering(answer), prompts, "movies", cases, catalog, np.full(cases.n_cases, 10))
         return interpret_latent(0, cases, describer, Separating(), n=5, seed=0)
 
-    echoed = interpreted("  1980s Science-Fiction action films ")
+    echoed = interpreted('  "1980s Science-Fiction action films." ')
     assert prompts.example("movies")["description"] == "1980s science-fiction action films"
     assert echoed["status"] == "undescribed" and echoed["description"] is None and "confidence" not in echoed
     assert card_description(echoed) == echoed["reason"] and "repeated its prompt's example" in echoed["reason"]

@@ -105,7 +105,7 @@ def reads_raw_files(command):
     on the command line a negative --min-rating keeps every rating): its own --dataset says what they filter."""
     @functools.wraps(command)
     def with_filters(**given):
-        options = {parameter.name: given.pop(parameter.name) for parameter in FILTER_OPTIONS}
+        options = {parameter.name: given.pop(parameter.name, parameter.default) for parameter in FILTER_OPTIONS}
         options["min_rating"] = None if options["min_rating"] < 0 else options["min_rating"]
         return command(**given, filters=DataFilter(**options))
 
@@ -140,7 +140,7 @@ def fit(
     train = TrainConfig(epochs=epochs, patience=patience, lr=lr, l2=l2, loss=loss, batch_size=batch_size,
                         seed=seed, device=device)
     metrics, reused = fit_run(
-        out, model, filters.source(dataset),
+        out, model, filters.applied_to(dataset),
         model_options=_parse_options(option, {"d": d}), train=train, overwrite=overwrite,
     )
     if reused:
@@ -169,7 +169,7 @@ def probe(
     from recprobe.runs import Run
 
     options = _parse_options(option)
-    split = filters.source(dataset).load()
+    split = filters.applied_to(dataset).load()
     target = load_target(adapter, split=split, **options)
     run = Run.create(out, target, split, adapter=adapter, options=options, untrained_ok=untrained_ok,
                      overwrite=overwrite)
@@ -722,7 +722,7 @@ def export(
 
         split = load_split(run)
     else:
-        split = filters.source(dataset).load()
+        split = filters.applied_to(dataset).load()
     folder = export_recbole(split, out, f"recprobe-{split.name}" if name is None else name)
     console.print(f"wrote {folder}; RecBole reads it as this split with these settings (config_dict):")
     console.print(json.dumps(recbole_settings(folder)), soft_wrap=True)

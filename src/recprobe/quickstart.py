@@ -75,8 +75,11 @@ def quickstart(out: str | Path = "runs/quickstart", *, data: DataSource = QUICKS
         checked = {r["latent"]: r for r in read_records(run.layout.concepts(LLM_FOLDER)).records}
         for record in confident:
             again = checked.get(record["latent"], {})
-            console.print(f"  latent {record['latent']} ({record['description']!r}): C = {record['confidence']} by MiniLM, "
-                          f"{again.get('confidence')} by {llm}'s likelihoods")
+            # described among 3 latents, a description need not grow to stay apart from the others' as among all
+            same = again.get("description") == record["description"]
+            console.print(f"  latent {record['latent']} ({again.get('description')!r}): C = {again.get('confidence')} by "
+                          f"{llm}'s likelihoods, " + (f"{record['confidence']} by MiniLM" if same else
+                                                      f"MiniLM's {record['confidence']} was for {record['description']!r}"))
     steering = SteeringRun(run)
     table = stage("steering (Table 7)", steering.table7)
     for row in table["latents"]:

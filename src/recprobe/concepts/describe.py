@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from recprobe.concepts.cases import CaseSet, LatentSample
@@ -12,6 +14,10 @@ from recprobe.concepts.texts import case_text
 from recprobe.data.split import Catalog
 
 DESCRIBE_TOKENS = 60
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
 
 
 class LLMDescriber:
@@ -29,9 +35,10 @@ class LLMDescriber:
         return int(np.where(self.cases.indices[row] == latent, self.levels[row], 0).max())
 
     def repeats_example(self, description: str) -> bool:
-        """Whether a description is the one-shot example's own, which says nothing of this latent: a small model
-        copies it (SmolLM2-135M did for 16 latents of 16 on MovieLens-100K)."""
-        return " ".join(description.lower().split()) == " ".join(self.prompts.example(self.domain)["description"].lower().split())
+        """Whether a description is the one-shot example's own (case, spacing and punctuation aside), which says
+        nothing of this latent: a small model copies it (SmolLM2-135M did for 16 latents of 16 on MovieLens-100K).
+        A latent that really is the example's concept loses its description too, the price of never counting a copy."""
+        return _words(description) == _words(self.prompts.example(self.domain)["description"])
 
     def describe(self, latent: int, rows: list[int]) -> str | None:
         """The description, or None when the model's answer does not parse."""

@@ -29,9 +29,9 @@ def most_confident(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def card_description(record: dict[str, Any] | None) -> str:
     """What a latent's card says it is: its description, else why it has none."""
     record = record or {}
-    return (record.get("description") or record.get("reason")
-            or {"insufficient": "too few activated users to describe and verify"}.get(record.get("status"),
-                                                                                      "not interpreted yet"))
+    why = {"insufficient": "too few activated users (or other users to verify against) to describe and verify",
+           "unparsable": "the describer's answer did not parse"}
+    return record.get("description") or record.get("reason") or why.get(record.get("status"), "not interpreted yet")
 
 
 Describer = Literal["metadata", "llm"]

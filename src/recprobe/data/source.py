@@ -25,7 +25,7 @@ class DataFilter(BaseModel):
     min_rating: float | None = Field(MIN_RATING, description="Ratings at least this are positives (None: keep all).")
     core: int = Field(CORE, description="Iterative k-core filter on users and items (at least 3).")
 
-    def source(self, dataset: str) -> DataSource:
+    def applied_to(self, dataset: str) -> DataSource:
         """These filters applied to ``dataset``."""
         return DataSource(dataset=dataset, **self.model_dump())
 

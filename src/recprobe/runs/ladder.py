@@ -24,6 +24,7 @@ from recprobe.hashing import files_hash
 from recprobe.io import read_json
 from recprobe.runs.lock import locked
 from recprobe.runs.run import Run, open_run
+from recprobe.runs.sae import selection
 from recprobe.sae.config import ARCHITECTURES, CONTROLS, SAEConfig, SAETrainConfig
 from recprobe.sae.faithfulness import reconstruction_metrics
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae, save_sae
@@ -122,7 +123,7 @@ def train_rungs(run: Run, todo: Sequence[Rung], sae_options: dict[str, Any] | No
             sae, result = train_sae(store, config, train, progress=progress, items=items)
             metrics = {part: reconstruction_metrics(sae, store, part) for part in store.splits()}
             metrics |= {"best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
-                        "history": result.history}
+                        "history": result.history, "selected_on": selection(result.selected_on, run.target.max_history)}
             save_sae(sae, folder, {**store.provenance, **made_from, "d_in": store.d},
                      extra={METRICS: json.dumps(metrics, indent=2) + "\n"})
         if on_rung is not None:

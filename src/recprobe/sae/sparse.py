@@ -22,6 +22,9 @@ from torch.autograd.function import once_differentiable
 
 from recprobe.topk import top_k
 
+# torch warns once per process that compressed-row tensors are "beta"; scatter_outer builds one every step
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
 CHUNK_BYTES = 32 * 2**20  # the pre-activation block select writes at a time on CPU
 FOLD_ROWS = 256  # fewer rows: addmm's bias copy costs less than folding the bias into a copy of W_enc
 
@@ -115,10 +118,8 @@ def scatter_outer(n_rows: int, indices: torch.Tensor, weights: torch.Tensor, vec
         starts = torch.zeros(n_rows + 1, dtype=torch.long)
         torch.cumsum(torch.bincount(flat, minlength=n_rows), 0, out=starts[1:])
         owners = order.div(indices.shape[1], rounding_mode="floor")  # the row b of entry b * k + j
-        with warnings.catch_warnings():  # torch calls compressed rows "beta" once per process
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            matrix = torch.sparse_csr_tensor(starts, owners, weights.flatten()[order].to(vectors.dtype),
-                                             (n_rows, len(indices)), check_invariants=False)
+        matrix = torch.sparse_csr_tensor(starts, owners, weights.flatten()[order].to(vectors.dtype),
+                                         (n_rows, len(indices)), check_invariants=False)
         return matrix @ vectors
     rows = (weights.unsqueeze(2) * vectors.unsqueeze(1)).reshape(-1, vectors.shape[1])  # [B * k, d]
     out = torch.zeros(n_rows, vectors.shape[1], dtype=vectors.dtype, device=vectors.device)
