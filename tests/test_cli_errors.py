@@ -222,6 +222,8 @@ CASES = [
     Case("push-unreachable", "push --run {run} --repo me/sae", "could not reach the Hugging Face Hub at http://127.0.0.1:9",
          env=(("HF_HUB_OFFLINE", "0"), ("HF_ENDPOINT", "http://127.0.0.1:9"), ("HF_TOKEN", "hf_test"))),
     Case("export-neither-dataset-nor-run", "export --out {tmp}/e", "--dataset: give --dataset D or --run RUN"),
+    Case("export-run-with-filters", "export --run {run} --out {tmp}/e --core 3",
+         "--core: --run exports the split the run was made on, filtered as it was; these options apply to --dataset D"),
     Case("probe-unknown-adapter", "probe --adapter nope --dataset {data} --out {tmp}/r " + TOY, "unknown adapter 'nope'"),
     # options checked before anything is written
     Case("fit-negative-seed", "fit --model bprmf --dataset {data} --out {tmp}/r --seed -1 " + TOY,

@@ -717,6 +717,10 @@ def export(
 
     if (dataset is None) == (run is None):
         raise ConfigError("--dataset: give --dataset D or --run RUN")
+    if run is not None and filters != DEFAULT_FILTERS:
+        given = ", ".join(f"--{name.replace('_', '-')}" for name, value in filters if value != getattr(DEFAULT_FILTERS, name))
+        raise ConfigError(f"{given}: --run exports the split the run was made on, filtered as it was; "
+                          "these options apply to --dataset D")
     if run is not None:
         from recprobe.runs.run import load_split
 
