@@ -132,6 +132,26 @@ def test_every_concept_table_steers_the_cases_its_concepts_were_read_from(split,
         table7_every_run(run)
 
 
+def test_a_damaged_concepts_line_is_named_not_the_table_made_from_it(split, tmp_path, monkeypatch):
+    """A cut line in a basis's concepts.jsonl changes the file's hash, and the report used to call the table
+    stale; it now names the damaged file and the command that repairs it, after which the table reads again."""
+    from recprobe.runs.table7_every import read_table7_every
+
+    run = Run.open(sae_run(split, tmp_path, monkeypatch))
+    for basis in ("sae", "untrained"):
+        interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis=basis, progress=False)
+    table7_every_run(run, max_cases=40)
+    path = run.layout.concepts(basis="untrained") / "concepts.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join([*lines[:1], lines[1][:10] + "\n", *lines[2:]]))
+    with pytest.raises(RunFolderError, match=rf"concepts-untrained/concepts.jsonl has 1 damaged line\(s\), so "
+                                             rf"table7-every.json, made from it, cannot be checked; `recprobe interpret "
+                                             rf"--run {run.root} --basis untrained` moves them aside"):
+        read_table7_every(run)
+    interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis="untrained", progress=False)
+    assert read_table7_every(run)["bases"].keys() == {"sae", "untrained"}  # the same records again: the same file
+
+
 def test_a_concept_is_decoder_grounded_when_its_direction_raises_its_own_items(split, tmp_path, monkeypatch):
     run = Run.open(sae_run(split, tmp_path, monkeypatch))
     encoder = run.basis("sae")

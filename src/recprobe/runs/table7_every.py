@@ -20,6 +20,7 @@ import numpy as np
 
 from recprobe.concepts.cases import SAMPLED_CASES, CaseKind, sampled_cases
 from recprobe.concepts.highlights import Highlights
+from recprobe.concepts.records import read_records
 from recprobe.concepts.similarity import CONFIDENT
 from recprobe.errors import ConfigError, RunFolderError
 from recprobe.hashing import file_hash
@@ -171,9 +172,17 @@ def missing_controls(found: dict[str, Any]) -> list[str]:
 
 
 def read_table7_every(run: Run) -> dict[str, Any] | None:
-    """The run's table, None when absent; refused when made from another SAE or other concepts."""
+    """The run's table, None when absent; refused when made from another SAE or other concepts, and when a basis's
+    concepts file has damaged lines (its hash no longer matches the table's, but the table is not what is wrong)."""
     path = run.layout.steering / TABLE7_EVERY
     if not path.is_file():
         return None
     bases = list(read_json(path).get("bases", {}))
+    for basis in bases:
+        folder = run.layout.concepts(basis=basis)
+        damaged = len(read_records(folder).damaged)
+        if damaged:
+            again = f"recprobe interpret --run {run.root}" + ("" if basis == "sae" else f" --basis {basis}")
+            raise RunFolderError(f"{folder / CONCEPTS_FILE} has {damaged} damaged line(s), so {TABLE7_EVERY}, made from "
+                                 f"it, cannot be checked; `{again}` moves them aside and completes it")
     return read_made_from(path, made_from(run, bases), f"{REBUILD} --run {run.root}")
