@@ -91,11 +91,12 @@ def metrics_table(title: str, columns: dict[str, dict[str, float | None]]) -> Ta
 # The options of the commands that read raw files (fit, probe, export): help and defaults from DataFilter
 Dataset = Annotated[str, from_config(DataSource, "dataset")]
 DataDir = Annotated[Path | None, from_config(DataFilter, "data_dir", "--data-dir")]
-FILTER_OPTIONS = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default(DataFilter, name))
-                  for name, kind in (("data_dir", DataDir),
-                                     ("min_rating", Annotated[float, typer.Option(help="Ratings at least this are "
-                                                                                       "positives (negative: keep all).")]),
-                                     ("core", Annotated[int, from_config(DataFilter, "core")]))]
+MinRating = Annotated[float, typer.Option(help="Ratings at least this are positives (negative: keep all).")]
+FILTER_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default(DataFilter, name))
+    for name, kind in (("data_dir", DataDir), ("min_rating", MinRating),
+                       ("core", Annotated[int, from_config(DataFilter, "core")]))
+]
 DEFAULT_FILTERS = DataFilter()  # frozen; what a command decorated with reads_raw_files sees without those flags
 Overwrite = Annotated[bool, typer.Option(help="Replace a different run already in --out, and everything made from it.")]
 
@@ -363,8 +364,8 @@ def interpret(
                   f"over {DENSE_RATE:.0%} of the cases); "
                   f"{summary['interpreted']} of {summary['latents']} latents ({summary['insufficient']} with too few "
                   f"activated users, {summary['unparsable']} unparsable, {summary['undescribed']} undescribed: nothing "
-                  f"stands out, or an LLM repeated its prompt's example); concepts at C=1.0: {counts['C=1.0']}, >=0.9: {counts['C>=0.9']}, "
-                  f">=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {_number(summary['mean_confidence'])}, "
+                  f"stands out, or an LLM repeated its prompt's example); concepts at C=1.0: {counts['C=1.0']}, "
+                  f">=0.9: {counts['C>=0.9']}, >=0.8: {counts['C>=0.8']}, all: {counts['all']}; mean confidence {_number(summary['mean_confidence'])}, "
                   f"random-description baseline {_number(summary['mean_baseline_confidence'])}; intra-concept similarity "
                   f"{_number(summary['intra_similarity'])}, inter {_number(summary['inter_similarity'])} -> {summary['folder']}")
     if "controls" in summary:  # the trained SAE's counts only: a control's are the measure itself
@@ -718,7 +719,8 @@ def export(
     if (dataset is None) == (run is None):
         raise ConfigError("--dataset: give --dataset D or --run RUN")
     if run is not None and filters != DEFAULT_FILTERS:
-        given = ", ".join(f"--{name.replace('_', '-')}" for name, value in filters if value != getattr(DEFAULT_FILTERS, name))
+        given = ", ".join(f"--{name.replace('_', '-')}" for name, value in filters
+                          if value != getattr(DEFAULT_FILTERS, name))
         raise ConfigError(f"{given}: --run exports the split the run was made on, filtered as it was; "
                           "these options apply to --dataset D")
     if run is not None:
