@@ -48,6 +48,19 @@ def test_report_pages_and_links(reported_run):
             assert (page.parent / target).resolve().is_file(), f"{page.name} links to missing {target}"
 
 
+def test_an_unfinished_interpretation_is_reported_as_such(split, tmp_path, monkeypatch):
+    """interpret killed after some latents (their records written, no summary yet): the report says how far it got
+    and that the same command goes on, not that nothing was interpreted."""
+    run = sae_run(split, tmp_path, monkeypatch)
+    interpret_run(run, verifier="llm", llm="fake", n=2, progress=False, latents=[0, 1, 2])
+    (run / "concepts" / "summary.json").unlink()
+    html = " ".join(build_report(run).read_text().split())
+    assert "Unfinished: 3 of " in html and "latents interpreted" in html and "Not interpreted yet" not in html
+    shutil.rmtree(run / "concepts")
+    html = " ".join(build_report(run).read_text().split())
+    assert "Not interpreted yet" in html and "Unfinished" not in html
+
+
 def test_report_needs_an_sae(split, tmp_path, monkeypatch, capsys):
     run = sae_run(split, tmp_path, monkeypatch)
     shutil.rmtree(run / "sae")

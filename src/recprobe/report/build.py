@@ -82,7 +82,8 @@ class RunReport:
             recommender=[(k, f"{test[k]:.4f}") for k in ("HR@10", "NDCG@10", "HR@20", "NDCG@20")],
             faithfulness=self._faithfulness(), controls=self._controls(), users=self.n_users,
             firing=histogram(self.user_share[self.user_share > 0], 24, "share of users a latent fires on", log=True),
-            concepts=self._concepts(), attributes=self._attributes(), table7=self._table7(),
+            concepts=self._concepts(), interpreted=(len(self.records), self.sae.n_latents),
+            attributes=self._attributes(), table7=self._table7(),
             table7_every=self._table7_every(), debias=self._debias(), sweep=self._sweep())
 
     def _controls(self) -> dict[str, Any] | None:
