@@ -2,9 +2,9 @@
 
 fit SASRec -> capture every train position -> TopK SAE -> concepts for every latent (metadata describer,
 MiniLM embedding verifier), and for two controls (the SAE untrained, the raw dimensions) -> the embedded LLM
-(SmolLM2) verifying the most confident concepts a second time -> steering (paper Table 7, and its rule over every confident concept of the
-SAE and the controls) and de-biasing -> report. A stage whose output is already in the run folder is reused, so a rerun after an
-interruption picks up where it stopped.
+(SmolLM2) verifying the most confident concepts a second time -> steering (paper Table 7, and its rule over
+every confident concept of the SAE and the controls) and de-biasing -> report. A stage whose output is already
+in the run folder is reused, so a rerun after an interruption picks up where it stopped.
 """
 
 from __future__ import annotations

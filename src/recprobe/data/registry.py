@@ -65,8 +65,6 @@ def _load_atomic(folder: Path, name: str, min_rating: float | None, core: int) -
     return split
 
 
-
-
 def _load_grocery(folder: Path, name: str, min_rating: float | None, core: int) -> Split:
     needed = [("train.csv",), ("dev_positives.csv", "dev.csv"), ("test_positives.csv", "test.csv")]
     missing = [" or ".join(names) for names in needed if not any((folder / n).is_file() for n in names)]

@@ -208,11 +208,11 @@ class Run:
         sae = self.sae()
         return sae if name == "sae" else initial_sae(self.activations(), sae.config).eval()
 
-    def interpret_command(self, folder: Path, basis: str = "sae") -> str:
-        """The command that rebuilds a concepts folder."""
+    def interpret_command(self, folder: Path, basis: str = "sae", *, overwrite: bool = True) -> str:
+        """The command that rebuilds a concepts folder (without ``overwrite``: that goes on with it, repairing it)."""
         default = self.layout.concepts(basis=basis)
         return (f"recprobe interpret --run {self.root}{'' if basis == 'sae' else f' --basis {basis}'}"
-                f"{'' if folder == default else f' --folder {folder.name}'} --overwrite")
+                f"{'' if folder == default else f' --folder {folder.name}'}{' --overwrite' if overwrite else ''}")
 
     def cases(self, folder: Path | None = None, *, basis: str = "sae"):
         """The cases under the current SAE (or another basis): the concepts folder's recorded cases when they were

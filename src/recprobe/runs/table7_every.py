@@ -182,7 +182,7 @@ def read_table7_every(run: Run) -> dict[str, Any] | None:
         folder = run.layout.concepts(basis=basis)
         damaged = len(read_records(folder).damaged)
         if damaged:
-            again = f"recprobe interpret --run {run.root}" + ("" if basis == "sae" else f" --basis {basis}")
             raise RunFolderError(f"{folder / CONCEPTS_FILE} has {damaged} damaged line(s), so {TABLE7_EVERY}, made from "
-                                 f"it, cannot be checked; `{again}` moves them aside and completes it")
+                                 f"it, cannot be checked; `{run.interpret_command(folder, basis, overwrite=False)}` "
+                                 "moves them aside and completes it")
     return read_made_from(path, made_from(run, bases), f"{REBUILD} --run {run.root}")
