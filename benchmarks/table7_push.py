@@ -10,6 +10,11 @@ moves by -11 c and +9 c: the same distance, so what is left to differ is the dir
 pass share with its Wilson interval, the concepts whose +10x reaches 90% and whose -10x reaches 10%, the median
 hit share at -10x / 1x / +10x, the share of concepts whose +10x raises their items at all, and the median of each
 concept's mean firing value.
+
+Last, the rule once more with each latent pushed along its encoder row (rescaled to its decoder row's norm)
+instead of its decoder row: a concept is read from the cases its encoder row picks, so if the trained SAE failed
+because its decoder points elsewhere, this would pass more of its concepts. An untrained SAE's encoder is its
+decoder, so its row does not change; the raw dimensions have no encoder rows and are left out.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import argparse
 import time
 
 import numpy as np
+import torch
 
 from recprobe.concepts.cases import SAMPLED_CASES, sampled_cases
 from recprobe.runs.run import open_run
@@ -43,6 +49,28 @@ def summary(found: dict) -> str:
             f"{np.median(up):.2f}  raised {np.mean(up > unedited):.2f}  firing {firing:.2f}")
 
 
+class AlongEncoder:
+    """A basis that encodes as ``basis`` does and is steered along its encoder rows, each at its decoder row's norm."""
+
+    def __init__(self, basis):
+        self.basis, self.n_latents = basis, basis.n_latents
+        rows, decoder = basis.W_enc.detach().float().T, basis.W_dec.detach().float()
+        self.W_dec = rows / rows.norm(dim=1, keepdim=True) * decoder.norm(dim=1, keepdim=True)  # noqa: N815 (the SAE's name)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.basis.encode(x)
+
+
+def report(per_basis: dict) -> None:
+    for basis, found in per_basis.items():
+        print(f"  {basis:15s} {summary(found)}")
+    gap = trained_minus_best_control(per_basis)
+    if gap["trained_minus_best_control"] is not None:
+        g = gap["trained_minus_best_control"]
+        print(f"  trained minus the best control ({gap['best_control']}): {g['mean']:+.3f} "
+              f"[{g['low']:+.3f}, {g['high']:+.3f}]: {gap['verdict']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
@@ -56,15 +84,11 @@ def main() -> None:
     cases = sampled_cases(run.split, kind, run.target.max_history, args.max_cases)
     print(f"{run.root}: {len(cases[0]):,} cases ({kind}), bases {', '.join(bases)}")
     for push in [None, *(float(c) for c in args.pushes.split(","))]:
-        per_basis = {basis: measure_basis(run, basis, cases, push=push) for basis in bases}
         print(f"\n{'own value z (the paper)' if push is None else f'fixed push c = {push:g}'}")
-        for basis, found in per_basis.items():
-            print(f"  {basis:15s} {summary(found)}")
-        gap = trained_minus_best_control(per_basis)
-        if gap["trained_minus_best_control"] is not None:
-            g = gap["trained_minus_best_control"]
-            print(f"  trained minus the best control ({gap['best_control']}): {g['mean']:+.3f} "
-                  f"[{g['low']:+.3f}, {g['high']:+.3f}]: {gap['verdict']}")
+        report({basis: measure_basis(run, basis, cases, push=push) for basis in bases})
+    print("\nown value z, along each latent's encoder row")
+    report({basis: measure_basis(run, basis, cases, encoder=AlongEncoder(run.basis(basis)))
+            for basis in bases if not basis.startswith("raw")})
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

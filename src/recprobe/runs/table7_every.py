@@ -77,12 +77,13 @@ def concepts_kind(run: Run, bases: Sequence[str]) -> CaseKind:
 
 
 def measure_basis(run: Run, basis: str, cases: tuple[np.ndarray, np.ndarray], max_share: float = MAX_CONCEPT_SHARE,
-                  push: float | None = None) -> dict[str, Any]:
+                  push: float | None = None, encoder=None) -> dict[str, Any]:
     """Every confident concept of one basis through Table 7's rule, over ``cases`` (users, positions); ``push``:
-    see ``recprobe.steering.table7.concept_hits``."""
+    see ``recprobe.steering.table7.concept_hits``; ``encoder``: what encodes and steers instead of the basis
+    itself (a diagnostic's variant of it, such as one pushed along other directions)."""
     folder = run.layout.concepts(basis=basis)
     confident = [r for r in run.concepts(folder) if (r.get("confidence") or 0) >= MIN_CONFIDENCE]
-    encoder = run.basis(basis)
+    encoder = encoder or run.basis(basis)
     highlights = Highlights(run.cases(folder, basis=basis), run.split.catalog, LatentEffects(run.target, encoder, run.split),
                             {r["latent"]: r.get("description") for r in confident})
     unmeasured: Counter[str] = Counter()
