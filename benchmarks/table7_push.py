@@ -13,8 +13,9 @@ concept's mean firing value.
 
 Last, the rule once more with each latent pushed along its encoder row (rescaled to its decoder row's norm)
 instead of its decoder row: a concept is read from the cases its encoder row picks, so if the trained SAE failed
-because its decoder points elsewhere, this would pass more of its concepts. An untrained SAE's encoder is its
-decoder, so its row does not change; the raw dimensions have no encoder rows and are left out.
+because its decoder points elsewhere, this would pass more of its concepts; beside it, the median cosine between
+the measured concepts' encoder and decoder rows. An untrained SAE's encoder is its decoder (cosine 1), so its row
+does not change; the raw dimensions have no encoder rows and are left out.
 """
 
 from __future__ import annotations
@@ -60,10 +61,19 @@ class AlongEncoder:
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.basis.encode(x)
 
+    def cosine(self, latents: list[int]) -> float:
+        """The median cosine between these latents' encoder and decoder rows (1 for a tied basis)."""
+        if not latents:
+            return float("nan")
+        decoder = self.basis.W_dec[latents].detach().float()
+        return float(torch.nn.functional.cosine_similarity(self.W_dec[latents], decoder, dim=1).median())
 
-def report(per_basis: dict) -> None:
+
+def report(per_basis: dict, along: dict[str, AlongEncoder] | None = None) -> None:
     for basis, found in per_basis.items():
-        print(f"  {basis:15s} {summary(found)}")
+        cosine = (f"  encoder.decoder cosine {along[basis].cosine([row['latent'] for row in found['latents']]):.2f}"
+                  if along else "")
+        print(f"  {basis:15s} {summary(found)}{cosine}")
     gap = trained_minus_best_control(per_basis)
     if gap["trained_minus_best_control"] is not None:
         g = gap["trained_minus_best_control"]
@@ -87,8 +97,8 @@ def main() -> None:
         print(f"\n{'own value z (the paper)' if push is None else f'fixed push c = {push:g}'}")
         report({basis: measure_basis(run, basis, cases, push=push) for basis in bases})
     print("\nown value z, along each latent's encoder row")
-    report({basis: measure_basis(run, basis, cases, encoder=AlongEncoder(run.basis(basis)))
-            for basis in bases if not basis.startswith("raw")})
+    along = {basis: AlongEncoder(run.basis(basis)) for basis in bases if not basis.startswith("raw")}
+    report({basis: measure_basis(run, basis, cases, encoder=steered) for basis, steered in along.items()}, along)
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 
