@@ -83,7 +83,7 @@ def measure_basis(run: Run, basis: str, cases: tuple[np.ndarray, np.ndarray], ma
     itself (a diagnostic's variant of it, such as one pushed along other directions)."""
     folder = run.layout.concepts(basis=basis)
     confident = [r for r in run.concepts(folder) if (r.get("confidence") or 0) >= MIN_CONFIDENCE]
-    encoder = encoder or run.basis(basis)
+    encoder = run.basis(basis) if encoder is None else encoder
     highlights = Highlights(run.cases(folder, basis=basis), run.split.catalog, LatentEffects(run.target, encoder, run.split),
                             {r["latent"]: r.get("description") for r in confident})
     unmeasured: Counter[str] = Counter()
