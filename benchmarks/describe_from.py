@@ -13,7 +13,10 @@ over every confident concept (``recprobe steer --table7 --every``). What the des
 - ``predictions``: the model's top 10 at each case, the history's items masked;
 - ``both``: the two together;
 - ``decoder``: no case at all: the 20 items the latent's decoder direction raises most, against the catalog (an
-  output-centric description, as Gur-Arieh et al. 2025 propose for LLM SAEs).
+  output-centric description, as Gur-Arieh et al. 2025 propose for LLM SAEs);
+- ``decades``: the default's items, with an integer attribute of many values (a release year) cut into decades
+  as the attribute metrics cut it, for the describer and for Table 7's concept items alike ("release_year:
+  1940-1949" names the 1940s' films, not 1946's).
 
 The verifier and the confidence C stay as they are (the case's history and top-1), so a description must still
 predict where its latent fires. Prints, per choice and basis, the concepts at C >= 0.8, those measured, those
@@ -27,7 +30,7 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +38,8 @@ import torch
 
 import recprobe.concepts.highlights as highlights
 import recprobe.concepts.interpret as interpret
+import recprobe.concepts.labelers as labelers
+from recprobe.concepts.attributes import MAX_VALUES, is_integer
 from recprobe.concepts.cases import CaseSet, case_rows, ranked_cases
 from recprobe.concepts.labelers import MetadataDescriber, item_features, log_odds
 from recprobe.runs.interpret import interpret_run
@@ -44,7 +49,7 @@ from recprobe.runs.table7_every import concepts_kind, interpreted_bases, table7_
 from recprobe.steering.effects import LatentEffects
 from recprobe.steering.steer import top_items
 
-CHOICES = ("history", "predictions", "both", "decoder")
+CHOICES = ("history", "predictions", "both", "decoder", "decades")
 PREDICTED = 10
 DECODER_ITEMS = 20
 
@@ -101,10 +106,35 @@ def describing_with(describer: type[MetadataDescriber]) -> Iterator[None]:
         interpret.MetadataDescriber, highlights.MetadataDescriber = saved
 
 
+@contextmanager
+def years_in_decades(catalog) -> Iterator[None]:
+    """Every item's integer values of an attribute with more than ``MAX_VALUES`` of them as their decade, wherever
+    the describer and Table 7 read an item's features, for the block's duration."""
+    distinct: dict[str, set[str]] = {}
+    for attributes in catalog.attributes:
+        for name, values in attributes.items():
+            distinct.setdefault(name, set()).update(v for v in values if is_integer(v))
+    many = {name for name, values in distinct.items() if len(values) > MAX_VALUES}
+    saved = labelers.item_features
+
+    def in_decades(feature: str) -> str:
+        name, _, value = feature.partition(": ")
+        if name not in many or not is_integer(value):
+            return feature
+        decade = int(value) // 10 * 10
+        return f"{name}: {decade}-{decade + 9}"
+
+    labelers.item_features = lambda catalog, item: {in_decades(f) for f in saved(catalog, item)}
+    try:
+        yield
+    finally:
+        labelers.item_features = saved
+
+
 def describer_for(run: Run, choice: str, basis: str) -> type[MetadataDescriber]:
     if choice == "decoder":
         return decoder_describer(run, basis)
-    if choice == "history":
+    if choice in ("history", "decades"):
         return MetadataDescriber
     return predictions_describer(run, with_history=choice == "both")
 
@@ -116,13 +146,14 @@ def measure(source: Path, choice: str) -> dict:
     run = open_run(copy)
     bases = interpreted_bases(run)
     kind = concepts_kind(run, bases)
-    for basis in bases:
-        with describing_with(describer_for(run, choice, basis)):
-            interpret_run(run, InterpretOptions(basis=basis, cases=kind, overwrite=True), progress=False)
-    # Table 7 falls back to the describer's most enriched attribute where a description names none: the
-    # cases' items of this choice (their history for ``decoder``, which reads no case)
-    with describing_with(describer_for(run, "history" if choice == "decoder" else choice, "sae")):
-        return table7_every_run(run, bases)
+    with years_in_decades(run.split.catalog) if choice == "decades" else nullcontext():
+        for basis in bases:
+            with describing_with(describer_for(run, choice, basis)):
+                interpret_run(run, InterpretOptions(basis=basis, cases=kind, overwrite=True), progress=False)
+        # Table 7 falls back to the describer's most enriched attribute where a description names none: the
+        # cases' items of this choice (their history for ``decoder``, which reads no case)
+        with describing_with(describer_for(run, "history" if choice == "decoder" else choice, "sae")):
+            return table7_every_run(run, bases)
 
 
 def main() -> None:

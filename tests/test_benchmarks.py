@@ -46,3 +46,24 @@ def test_table7_push_steers_a_trained_sae_along_its_encoder_rows_at_its_decoder_
     cosine = torch.nn.functional.cosine_similarity(along.W_dec, sae.W_enc.T, dim=1)
     assert torch.allclose(cosine, torch.ones(12), atol=1e-5)
     assert torch.nn.functional.cosine_similarity(along.W_dec, sae.W_dec, dim=1).max() < 0.99
+
+
+def test_describe_from_cuts_many_release_years_into_decades_for_the_describer_and_table7_then_restores(monkeypatch):
+    """``benchmarks/describe_from.py --items decades``: an item's year is read as its decade where an attribute has
+    more distinct integer values than the attribute metrics keep, by the describer's features and by Table 7's
+    concept items alike; another attribute, and everything after the block, is as before."""
+    from recprobe.concepts.attributes import MAX_VALUES
+    from recprobe.concepts.labelers import item_features, items_with
+    from recprobe.data.split import Catalog
+
+    module = load(BENCHMARKS / "describe_from.py", monkeypatch)
+    years = [str(1920 + i) for i in range(MAX_VALUES + 5)]
+    catalog = Catalog([f"Film {i}" for i in range(len(years))],
+                      [{"release_year": [year], "genre": ["Drama"]} for year in years])
+    before = item_features(catalog, 26)
+    with module.years_in_decades(catalog):
+        assert module.labelers.item_features(catalog, 26) == {"release_year: 1940-1949", "genre: Drama", '"Film 26"'}
+        assert items_with(catalog, "release_year: 1940-1949").sum() == 10
+        assert not items_with(catalog, "release_year: 1946").any()
+    assert module.labelers.item_features(catalog, 26) == before == {"release_year: 1946", "genre: Drama", '"Film 26"'}
+    assert items_with(catalog, "release_year: 1946").sum() == 1
