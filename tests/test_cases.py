@@ -123,7 +123,7 @@ def model_batch(split, user, position):
 def test_all_cases_are_refused_for_a_general_model(split):
     from recprobe.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="--cases all needs a sequential target"):
+    with pytest.raises(ConfigError, match="--cases all needs a target that reads histories"):
         record_cases(build_model("bprmf", split, d=8), TopKSAE(SAEConfig(d_in=8, scale=2, k=3)), split, kind="all")
 
 

@@ -182,7 +182,7 @@ CASES = [
          "--top-cases: at least 2N = 10 (a latent's construction and verification cases) are kept (got 3)"),
     Case("interpret-max-cases", "interpret --run {run} --max-cases 0", "--max-cases: Input should be greater than or equal to 1 (got 0)"),
     Case("interpret-all-cases-of-a-general-model", "interpret --run {run} --cases all",
-         "--cases all needs a sequential target (one that reads histories)"),
+         "--cases all needs a target that reads histories: one that reads user ids only"),
     Case("interpret-raw-and-basis", "interpret --run {run} --raw --basis untrained",
          "--raw: it means --basis raw; give one of them, not --raw with --basis untrained"),
     Case("interpret-unknown-basis", "interpret --run {run} --basis pca", "--basis: Input should be 'sae', 'raw', 'raw-both', 'untrained', 'frozen-decoder' or 'frozen-encoder' (got 'pca')"),

@@ -259,3 +259,20 @@ def test_sparse_spearman_equals_the_dense_one(seed, n, share):
     rows = np.flatnonzero(dense)
     ranks = average_ranks(popularity)
     assert sparse_spearman(rows, dense[rows], ranks - ranks.mean()) == pytest.approx(spearman(dense, popularity), abs=1e-9)
+
+
+def test_the_default_latent_count_leaves_the_random_control_as_many_others(skewed, planted):
+    """By default each SAE edit moves at most half the latents that fire on enough users, so an SAE narrower than
+    twice ``N_LATENTS`` is swept rather than refused (a count given is kept, and refused when too large)."""
+    from recprobe.steering.sweep import N_LATENTS, code_spread
+
+    target, sae, cases = planted
+    eligible = len(code_spread(target, sae, skewed, 512)[1])
+    assert eligible < 2 * N_LATENTS  # the case the old default of N_LATENTS refused
+    result = debias_sweep(target, sae, skewed, cases, selections=("spearman",), strengths=(0.0, 1.0),
+                          ipr_alphas=(0.0,), calibration_lambdas=(0.0,), seeds=1)
+    assert result["n_latents"] == max(1, min(N_LATENTS, eligible // 2))
+    assert len(result["latents"]["spearman"]) == result["n_latents"]
+    with pytest.raises(ConfigError, match="too few latents fire"):
+        debias_sweep(target, sae, skewed, cases, selections=("spearman",), strengths=(0.0,), ipr_alphas=(0.0,),
+                     calibration_lambdas=(0.0,), seeds=1, n_latents=eligible)

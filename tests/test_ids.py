@@ -223,3 +223,59 @@ def test_a_general_target_that_reads_histories_gets_them_whole_and_test_cases(sp
     sequential = recprobe.wrap(model, site="tower", d_model=split.n_items, n_items=split.n_items, max_history=2,
                                forward=lambda m, b: m(b.users, b.history, b.lengths))
     assert align(sequential, split).max_history == 2 and is_sequential(align(sequential, split))
+
+
+def test_tokens_that_cannot_number_the_model_are_refused_before_anything_is_written(split, tmp_path):
+    """A raw id given twice (one of its items could never be scored) and more tokens than the model's tables have
+    rows (an IndexError deep in torch, only for the users whose histories reach the last ids) are each one
+    error naming the tokens."""
+    ids = [*split.item_ids]
+    with pytest.raises(IdMismatchError, match=rf"item_tokens name '{ids[0]}' twice \(its items 1 and {len(ids)}\)"):
+        Run.create(tmp_path / "twice", from_one(split, item_tokens=[None, *ids[:-1], ids[0]],
+                                                user_tokens=[None, *split.user_ids]), split)
+    model = FromOne(split)
+    with torch.no_grad():  # a model of 3 fewer users than its tokens declare
+        model.users = nn.Parameter(model.users[:-3].clone())
+    short = recprobe.wrap(model, site="tower", d_model=split.n_items, forward=lambda m, b: m(b.users, b.history),
+                          item_tokens=[None, *ids], user_tokens=[None, *split.user_ids])
+    with pytest.raises(IdMismatchError, match=rf"mapped through its tokens it was fed item ids 0..{len(ids)} from its "
+                                              rf"{len(ids) + 1} item_tokens; user ids 0..{split.n_users} .* A table "
+                                              r"with fewer rows than its tokens"):
+        Run.create(tmp_path / "short", short, split)
+    assert not (tmp_path / "twice").exists() and not (tmp_path / "short").exists()
+
+
+def test_a_wrapped_target_is_refused_where_the_split_is_fed_to_it_and_run_target_is_named(split, tmp_path):
+    """The object given to wrap() reads the split's batches as its own ids: explain() on it would name other items
+    without a word. Functions that feed it the split refuse it; the run's target, in the split's ids, works."""
+    from recprobe.sae import SAEConfig, TopKSAE
+    from recprobe.steering.explain import explain
+
+    target = from_one(split, item_tokens=[None, *split.item_ids], user_tokens=[None, *split.user_ids])
+    run = Run.create(tmp_path / "run", target, split)
+    sae = TopKSAE(SAEConfig(d_in=split.n_items, scale=1, k=4))
+    with pytest.raises(IdMismatchError, match=r"declares item_tokens and user_tokens other than the split's ids: .* "
+                                              r"Give run.target"):
+        explain(target, sae, split, 0)
+    assert explain(run.target, sae, split, 0).item == split.test_items[0]  # the Oracle's own top item
+    same = from_one(split, item_tokens=list(split.item_ids), n_items=None)  # tokens that are the split's ids
+    assert same.n_items == split.n_items
+    explain(same, sae, split, 0)  # its own ids are the split's: nothing to refuse (a wrong column is no error here)
+
+
+def test_a_score_or_batch_built_by_hand_wrongly_is_one_error(split, tmp_path):
+    target = from_one(split, item_tokens=[None, *split.item_ids], user_tokens=[None, *split.user_ids])
+    run = Run.create(tmp_path / "run", target, split)
+    n, good = split.n_items, probe_batch(split, 0)
+    cases = {"must be \\[B, L\\] integer item ids": Batch(good.users, good.history.float(), good.lengths),
+             "got torch.int64 \\(4,\\) for 4 users": Batch(good.users[:4], torch.arange(4), good.lengths[:4]),
+             f"holds item ids from 0 to {n + 5}": Batch(good.users[:1], torch.tensor([[0, n + 5]]), good.lengths[:1]),
+             f"users are from 0 to {split.n_users + 2}": Batch(torch.tensor([0, split.n_users + 2]), good.history[:2],
+                                                               good.lengths[:2])}
+    for message, batch in cases.items():
+        with pytest.raises(RecprobeError, match=message):
+            run.target.predict(batch)
+    flat = AlignedTarget(recprobe.wrap(FromOne(split), site="tower", d_model=n, forward=lambda m, b: m(b.users, b.history)[:, 0],
+                                       item_tokens=[None, *split.item_ids]), np.arange(1, n + 1), None, pad=0)
+    with pytest.raises(RecprobeError, match=r"scores must be \[users, items\], one row per user, got \(\d+,\)"):
+        flat.predict(good)

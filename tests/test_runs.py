@@ -194,8 +194,19 @@ class OneRowShort(Oracle):
         return super().predict(batch)[1:]
 
 
+class InfiniteForOneUser(Oracle):
+    def represent(self, batch):
+        reps = super().represent(batch)
+        reps[1, 2] = float("inf")
+        return reps
+
+
 @pytest.mark.parametrize(("target", "message"), [
     (NanForOneUser, r"oracle scores NaN for 1 of \d+ users \(e\.g\. user .*\); a target's scores must be numbers"),
+    (InfiniteForOneUser, r"oracle's representation holds NaN or inf values for 1 of \d+ users \(e\.g\. user .*\); a "
+                         r"representation must be finite numbers"),
+    (lambda split: torch.nn.Linear(2, 2), r"Linear is not a ProbeTarget: it lacks name, d_model, n_items, max_history, "
+                                          r"represent, .* Open a torch model with recprobe.wrap\(model, site="),
     (OneRowShort, r"oracle's predict\(batch\) must return \[users, items\] scores, one row per user of the batch; for "
                   r"\d+ users it returned \(\d+, \d+\)"),
 ])
@@ -239,3 +250,35 @@ def test_only_the_builtin_adapter_opens_builtin_run_folders():
     src = Path(recprobe.__file__).parent
     users = sorted(str(p.relative_to(src)) for p in src.rglob("*.py") if "load_recommender" in p.read_text())
     assert users == ["adapters/builtin.py", "models/__init__.py", "models/checkpoint.py"]
+
+
+def test_python_api_slips_are_one_error_each(split, tmp_path):
+    """What a notebook user mistypes: arguments swapped, a number for a path, a dict or a wrong value for a stage's
+    options, an unknown or invalid SAE option, a phase misspelt."""
+    from recprobe.errors import ConfigError
+    from recprobe.runs.options import CaptureOptions
+
+    target = Oracle(split, shuffled_order(split.n_items))
+    with pytest.raises(ConfigError, match=r"a run needs a recprobe Split .* got Oracle: the order is Run.create\(folder, "
+                                          r"target, split\)"):
+        Run.create(tmp_path / "swapped", split, target)
+    with pytest.raises(ConfigError, match=r"a run is opened from its folder's path, got int 123"):
+        Run.open(123)
+    run = Run.create(tmp_path / "run", target, split)
+    with pytest.raises(RecprobeError, match=r"Linear is not a ProbeTarget"):
+        Run.open(run.root, target=torch.nn.Linear(2, 2))
+    with pytest.raises(ConfigError, match=r"CaptureOptions.positions: Input should be 'auto', 'last' or 'all' \(got 'some'\)"):
+        run.capture(positions="some")
+    with pytest.raises(ConfigError, match=r"give a CaptureOptions \(or its fields by name\), got list"):
+        run.capture(["last"])
+    store = run.capture({"positions": "last", "parts": ["train"]}, progress=False)  # a dict of the fields works
+    assert store.splits() == ["train"] and store.n_rows("train") <= split.n_users
+    with pytest.raises(ConfigError, match=r"unknown options \['epoch'\]"):
+        run.train_sae(epoch=1)
+    with pytest.raises(ConfigError, match=r"SAETrainConfig.lr: Input should be a finite number \(got nan\)"):
+        run.train_sae(lr=float("nan"))
+    with pytest.raises(ConfigError, match=r"^SAEConfig: k \(100\) must be below n_latents"):
+        run.train_sae(scale=1, k=100)
+    with pytest.raises(ConfigError, match=r"phase must be 'dev' or 'test', got 'tests'"):
+        run.evaluate("tests")
+    assert CaptureOptions().positions == "auto"

@@ -52,11 +52,24 @@ def test_edits_change_only_the_edited_latent_along_its_decoder_row():
     (LatentEdit(3), "give exactly one of scale, clamp and shift"),
     (LatentEdit(3, scale=1.0, clamp=1.0), "give exactly one of scale, clamp and shift"),
     (LatentEdit(3, clamp=1.0, shift=1.0), "give exactly one of scale, clamp and shift"),
+    (LatentEdit("3", scale=2.0), "an edit's latent is a latent id, an integer from 0 to 23; got '3'"),
+    (LatentEdit(3.7, scale=2.0), "an edit's latent is a latent id, an integer from 0 to 23; got 3.7"),
+    (LatentEdit(3, scale="10"), "edit of latent 3: '10' is not a number"),
 ])
 def test_bad_edits_are_refused(edit, message):
     sae, x = small_sae()
     with pytest.raises(RecprobeError, match=message):
         steered(sae, x, [edit])
+
+
+def test_one_edit_needs_no_list_and_vectors_of_another_width_are_refused():
+    sae, x = small_sae()
+    latent = int(sae.encode(x)[1][0, 0])
+    torch.testing.assert_close(steered(sae, x, LatentEdit(latent, scale=3.0)), steered(sae, x, [LatentEdit(latent, scale=3.0)]))
+    assert not torch.equal(steered(sae, x, LatentEdit(latent, scale=3.0)), x)
+    steered(sae, x, LatentEdit(np.int64(latent), scale=3.0))  # a numpy integer is a latent id too
+    with pytest.raises(RecprobeError, match=r"the SAE reads 6-wide vectors \(d_in\), got \(20, 5\)"):
+        steered(sae, x[:, :5], LatentEdit(latent, scale=3.0))
 
 
 @settings(max_examples=30, deadline=None)
@@ -96,6 +109,10 @@ def test_steering_effect_and_debias_report_on_a_real_run(split, tmp_path, monkey
     assert json.loads((run / "steering" / "debias.json").read_text())["after"] == report["after"]
     with pytest.raises(RunFolderError, match="no interpreted concepts; run `recprobe interpret"):
         steering.table7()
+    one = steering.steer(latent, 10.0)  # one scale needs no list
+    assert [row["scale"] for row in one["metadata"]["scales"]] == [1.0, 10.0]
+    with pytest.raises(RecprobeError, match="an edit's latent is a latent id, an integer"):
+        steering.steer(str(latent), [10.0])
 
 
 def test_steering_a_run_without_an_sae_is_refused(split, tmp_path, monkeypatch, capsys):

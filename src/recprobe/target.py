@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
+
+from recprobe.errors import ConfigError, IdMismatchError
 
 
 @dataclass
@@ -71,3 +74,37 @@ def reads_users(target: ProbeTarget) -> bool:
     """Whether the target's user ids must match the split's: general targets read them; sequential ones read
     histories, and their user ids are bookkeeping, unless they say ``reads_users`` (Caser, HGN...)."""
     return bool(getattr(target, "reads_users", not target.max_history))
+
+
+def require_split_numbering(target: ProbeTarget, split) -> None:
+    """Refuse a target that numbers users or items its own way (its ``item_tokens`` / ``user_tokens`` are not
+    the split's ids, or it scores another count of items) where the split's batches are fed to it: ``run.target``
+    is the same target mapped into the split's numbering."""
+    own = [f"{kind}_tokens" for kind, ids in (("item", split.item_ids), ("user", split.user_ids))
+           if not numbered_as(getattr(target, f"{kind}_tokens", None), ids) and (kind == "item" or reads_users(target))]
+    if own or target.n_items != split.n_items:
+        why = (f"declares {' and '.join(own)} other than the split's ids" if own
+               else f"scores {target.n_items} items where the split has {split.n_items}")
+        raise IdMismatchError(f"{target.name} {why}: it numbers ids its own way, so the {split.name} split's batches "
+                              "would be read as other users and items. Give run.target (Run.create maps the ids; "
+                              "recprobe.runs.align.align(target, split) does it alone)")
+
+
+def numbered_as(tokens, ids: np.ndarray) -> bool:
+    """Whether declared raw ``tokens`` (None: none declared) number their ids as ``ids`` does."""
+    if tokens is None:
+        return True
+    return len(tokens) == len(ids) and bool(np.array_equal(np.char.strip(np.asarray(tokens, dtype=str)),
+                                                           np.char.strip(np.asarray(ids, dtype=str))))
+
+
+def check_batch(batch: Batch, n_items: int) -> None:
+    """One error naming what is wrong with a batch built by hand: histories are [B, L] integer ids from 0 to
+    ``n_items`` (the pad), one row per user."""
+    history = batch.history
+    if history.ndim != 2 or history.dtype.is_floating_point or history.dtype == torch.bool or len(history) != len(batch):
+        raise ConfigError(f"a Batch's history must be [B, L] integer item ids, one row per user: got {history.dtype} "
+                          f"{tuple(history.shape)} for {len(batch)} users")
+    if history.numel() and not 0 <= int(history.min()) <= int(history.max()) <= n_items:
+        raise ConfigError(f"a Batch's history holds item ids from {int(history.min())} to {int(history.max())}; the "
+                          f"split's are 0..{n_items - 1}, padded with {n_items}")

@@ -3,6 +3,8 @@ keep and reports all the broken ones at once (in the spirit of scikit-learn's ``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +36,21 @@ def _shape(x: object) -> str:
     return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
+def missing_members(target: object) -> list[str]:
+    """The ProbeTarget attributes and methods ``target`` lacks."""
+    return [a for a in ("name", "d_model", "n_items", "max_history", "represent", "score", "predict", "item_embeddings")
+            if not hasattr(target, a)]
+
+
+def require_probe_target(target: object) -> None:
+    """One error naming what ``target`` lacks when it is not a ProbeTarget, and how a torch model becomes one."""
+    missing = missing_members(target)
+    if missing:
+        wrap = (" Open a torch model with recprobe.wrap(model, site=..., d_model=..., forward=..., n_items=...) "
+                "(docs: Ways in)" if isinstance(target, torch.nn.Module) else " See recprobe.target.ProbeTarget")
+        raise RecprobeError(f"{type(target).__name__} is not a ProbeTarget: it lacks {', '.join(missing)}.{wrap}")
+
+
 @torch.no_grad()
 def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5, split=None) -> None:
     """Raise ProbeTargetCheckError unless ``target`` keeps the ProbeTarget rules on ``batch``:
@@ -44,8 +61,7 @@ def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5,
     maps it (``item_tokens`` / ``user_tokens``): a target near random there, or better with ids shifted by one,
     is trained on other ids or data or reads them one off (see ``ranking_check``)."""
     problems: list[str] = []
-    missing = [a for a in ("name", "d_model", "n_items", "max_history", "represent", "score", "predict",
-                           "item_embeddings") if not hasattr(target, a)]
+    missing = missing_members(target)
     if missing:
         raise ProbeTargetCheckError(f"{type(target).__name__} lacks {', '.join(missing)} (see recprobe.target.ProbeTarget)")
     n = len(batch)
@@ -83,7 +99,9 @@ def check_probe_target(target: ProbeTarget, batch: Batch, *, atol: float = 1e-5,
         from recprobe.runs.align import align  # the run's id mapping; lazy, as align imports this module
 
         try:
-            check = ranking_check(align(target, split), split)
+            aligned = align(target, split)
+            with lookups_checked(aligned, split):
+                check = ranking_check(aligned, split)
             if not check.ok:
                 problems.append(check.message())
         except IdMismatchError as e:
@@ -166,26 +184,52 @@ def width_message(name: str, width: int, expected: int, declared: str) -> str:
             "Make predict/score return one column per item")
 
 
-def represent_check(target: ProbeTarget, batch: Batch, split) -> None:
-    """The target's representation of ``batch`` (the split's, in its numbering) is a float [B, d_model], or one
-    error naming what it is: what every stage after the run's creation reads. A model that indexes past its
-    tables here was most likely given ids it does not number that way."""
+@contextmanager
+def lookups_checked(target: ProbeTarget, split) -> Iterator[None]:
+    """Runs the block; a lookup past one of the model's tables (an IndexError "out of range") becomes one
+    IdMismatchError naming the ids the model was given: most likely ids it does not number that way."""
     try:
-        reps = target.represent(batch)
+        yield
     except IndexError as e:
-        if "out of range" not in str(e) and "out of bounds" not in str(e):  # a lookup past a table, or a bug of its own
+        if "out of range" not in str(e) and "out of bounds" not in str(e):  # a bug of the model's own
             raise
-        raise IdMismatchError(
-            f"{target.name} failed on a batch of the {split.name} split ({type(e).__name__}: {e}): recprobe gives users "
-            f"as 0..{split.n_users - 1} and histories of at most max_history={target.max_history} item ids "
-            f"0..{split.n_items - 1}, padded at the end with {split.n_items}. A model numbering them its own way (ids "
-            "from 1, padding at 0) declares item_tokens / user_tokens (None at its padding id) and recprobe maps "
-            "them; one with a shorter position table declares a smaller max_history") from e
+        raise IdMismatchError(lookup_message(target, split, e)) from e
+
+
+def lookup_message(target: ProbeTarget, split, error: IndexError) -> str:
+    failed = f"{target.name} failed on a batch of the {split.name} split ({type(error).__name__}: {error})"
+    declared = target
+    while hasattr(declared, "inner"):  # the target as its adapter opened it, under the run's wrappers
+        declared = declared.inner
+    tokens = {kind: getattr(declared, f"{kind}_tokens", None) for kind in ("item", "user")}
+    if tokens["item"] is None and tokens["user"] is None:
+        return (f"{failed}: recprobe gives users as 0..{split.n_users - 1} and histories of at most "
+                f"max_history={target.max_history} item ids 0..{split.n_items - 1}, padded at the end with "
+                f"{split.n_items}. A model numbering them its own way (ids from 1, padding at 0) declares item_tokens / "
+                "user_tokens (None at its padding id) and recprobe maps them; one with a shorter position table "
+                "declares a smaller max_history")
+    fed = "; ".join(f"{kind} ids 0..{len(given) - 1} from its {len(given)} {kind}_tokens"
+                    for kind, given in tokens.items() if given is not None)
+    return (f"{failed}: mapped through its tokens it was fed {fed}. A table with fewer rows than its tokens (a model "
+            "of fewer items or users than declared) fails so: give one token per row of the model's table, None at "
+            "padding ids; one with a shorter position table declares a smaller max_history")
+
+
+def represent_check(target: ProbeTarget, batch: Batch, split) -> None:
+    """The target's representation of ``batch`` (the split's, in its numbering) is a finite float [B, d_model],
+    or one error naming what it is: what every stage after the run's creation reads."""
+    with lookups_checked(target, split):
+        reps = target.represent(batch)
     if not isinstance(reps, torch.Tensor) or tuple(reps.shape) != (len(batch), target.d_model):
         raise RecprobeError(f"{target.name}'s represent(batch) must be [B, d_model] = {(len(batch), target.d_model)}, "
                             f"got {_shape(reps)}; declare the d_model its representation has")
     if not reps.is_floating_point():
         raise RecprobeError(f"{target.name}'s represent(batch) must be a float tensor, got {reps.dtype}")
+    broken = ~torch.isfinite(reps).all(1)
+    if broken.any():
+        raise RecprobeError(f"{target.name}'s representation holds NaN or inf values for {int(broken.sum())} of "
+                            f"{len(batch)} users (e.g. user {split.user_ids[int(batch.users[int(broken.nonzero()[0])])]}); "
+                            "a representation must be finite numbers: check the model's weights and inputs")
 
 
 def shifted_input(batch: Batch, part: str, shift: int, n_users: int, n_items: int) -> Batch:

@@ -38,7 +38,8 @@ SPLITS = ("train", "dev", "test")
 
 
 def resolve_positions(positions: Positions, max_history: int) -> Positions:
-    """``auto``: every train position for a sequential target (the method's default), the last for a general one."""
+    """``auto``: every train position for a target that reads histories (the method's default; a bag-of-items
+    model's prefixes too), the last for one that reads user ids only."""
     if positions not in ("auto", "last", "all"):
         raise RecprobeError(f"positions must be 'auto', 'last' or 'all', got {positions!r}")
     if positions == "auto":
@@ -48,7 +49,7 @@ def resolve_positions(positions: Positions, max_history: int) -> Positions:
 
 def rows_to_probe(split: Split, part: str, max_history: int, positions: Positions) -> PositionPlan:
     """The rows captured for ``part``. train/last: each user before their last train item; train/all: before
-    every train item that has a history (sequential models); dev and test: each user as evaluated."""
+    every train item that has a history (targets that read histories); dev and test: each user as evaluated."""
     positions = resolve_positions(positions, max_history)
     n_train = np.diff(split.train_offsets)
     users, once = np.arange(split.n_users), np.ones(split.n_users, dtype=np.int64)

@@ -96,7 +96,7 @@ class TorchTarget:
         return self._checked(captured[0], batch, "the site's output")
 
     def score(self, reps: torch.Tensor, batch: Batch) -> torch.Tensor:
-        reps = self._checked(reps, batch, "the representations given to score")
+        reps = self._checked(reps, batch, "the representations given to score", given=True)
 
         def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
             return self.position.replace(output, batch, reps)
@@ -113,14 +113,14 @@ class TorchTarget:
     def item_embeddings(self) -> torch.Tensor | None:
         return None if self._item_embeddings is None else self._item_embeddings()
 
-    def _checked(self, reps: Any, batch: Batch, what: str) -> torch.Tensor:
+    def _checked(self, reps: Any, batch: Batch, what: str, *, given: bool = False) -> torch.Tensor:
         expected = (len(batch), self.d_model)
         if not isinstance(reps, torch.Tensor) or tuple(reps.shape) != expected:
             got = tuple(reps.shape) if isinstance(reps, torch.Tensor) else type(reps).__name__
-            raise RecprobeError(
-                f"{what} at site {self.site!r} is {got}, but a ProbeTarget needs [B, d_model] = {expected}; "
-                "pick another site, fix d_model, or pass a position (e.g. LastValid()) that selects one vector per user"
-            )
+            fix = ("give one d_model-wide row per user of the batch, as represent(batch) gives" if given else
+                   "pick another site, fix d_model, or pass a position (e.g. LastValid()) that selects one vector per user")
+            raise RecprobeError(f"{what} at site {self.site!r} is {got}, but a ProbeTarget needs [B, d_model] = "
+                                f"{expected}; {fix}")
         return reps
 
 
@@ -144,7 +144,8 @@ def wrap(model: nn.Module, site: str, **options: Any) -> TorchTarget:
     (the scores' width) or ``item_tokens``, and optionally ``position`` (which part of the site's output is the
     user representation), ``max_history``, ``sequential``, ``reads_users`` (a model that reads histories and
     user ids alike, as Caser does: its ``user_tokens`` are mapped and its user ids checked), ``item_embeddings``
-    (a function returning [n_items, d]) and ``name``.
+    (a function returning [n_items, d], in the model's own ids: with ``item_tokens``, one row per token, padding
+    included) and ``name``.
 
     History: a target with ``max_history`` 0 reads user ids only. One that reads histories is sequential by
     default (it gets the last ``max_history`` items, and every position is a case); ``sequential=False`` (a
@@ -154,7 +155,8 @@ def wrap(model: nn.Module, site: str, **options: Any) -> TorchTarget:
     column j and its input id j), ``None`` marking a padding id; the run translates histories into the model's
     ids and scores back into the split's, so ids from 1, a padding row at 0 or at the end, and a model of a
     subset of the catalog need no translation by hand. ``user_tokens`` likewise for user ids. Without them the
-    model's ids must be the split's (0..n-1, histories padded at the end with n_items).
+    model's ids must be the split's (0..n-1, histories padded at the end with n_items). Either way, feed the
+    split's batches to ``run.target`` (the run's mapping over this target), not to the target itself.
     """
     return TorchTarget(model, site, **options)
 

@@ -172,7 +172,7 @@ def _padded(counts: np.ndarray, n: int) -> np.ndarray:
 
 def case_rows(split: Split, kind: CaseKind, max_history: int) -> PositionPlan:
     """The cases of ``kind``: ``test``, each user at test time (after train and dev); ``all``, every position with
-    at least one item of history, of sequential targets only."""
+    at least one item of history, of targets that read histories only."""
     lengths = np.diff(split.train_offsets) + 1  # train items, then the dev item
     users = np.arange(split.n_users)
     if kind == "test":
@@ -180,7 +180,7 @@ def case_rows(split: Split, kind: CaseKind, max_history: int) -> PositionPlan:
     if kind != "all":
         raise ConfigError(f"--cases must be one of {', '.join(CASE_KINDS)}, got {kind!r}")
     if not max_history:
-        raise ConfigError("--cases all needs a sequential target (one that reads histories): a general model has one "
+        raise ConfigError("--cases all needs a target that reads histories: one that reads user ids only has one "
                           "representation per user; use --cases test")
     return PositionPlan.of(users, np.ones_like(lengths), lengths)  # positions 1 .. lengths
 

@@ -9,7 +9,16 @@ from typing import Literal
 
 import numpy as np
 
+from recprobe.errors import ConfigError
+
 Phase = Literal["dev", "test"]
+
+
+def checked_phase(phase: str) -> Phase:
+    """``phase``, or one error naming the two there are."""
+    if phase not in ("dev", "test"):
+        raise ConfigError(f"phase must be 'dev' or 'test', got {phase!r}")
+    return phase  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -77,10 +86,8 @@ class Split:
     def sequences(self, phase: Phase) -> tuple[np.ndarray, np.ndarray]:
         """Each user's chronological items visible at ``phase`` as CSR (offsets, items):
         train items for dev, train items then the dev item for test."""
-        if phase == "dev":
+        if checked_phase(phase) == "dev":
             return self.train_offsets, self.train_items
-        if phase != "test":
-            raise ValueError(f"phase must be 'dev' or 'test', got {phase!r}")
         return self._test_sequences
 
     @cached_property
@@ -104,12 +111,12 @@ class Split:
         return last_window(offsets, items, np.arange(self.n_users), offsets[1:], max_len, self.pad_item)
 
     def targets(self, phase: Phase) -> np.ndarray:
-        return self.dev_items if phase == "dev" else self.test_items
+        return self.dev_items if checked_phase(phase) == "dev" else self.test_items
 
     def exclusions(self, phase: Phase) -> tuple[np.ndarray, np.ndarray]:
         """Items masked when ranking for ``phase`` as CSR (offsets, items): the user's train items and
         the other held-out item (the test item at dev time, the dev item at test time)."""
-        other = self.test_items if phase == "dev" else self.dev_items
+        other = self.test_items if checked_phase(phase) == "dev" else self.dev_items
         offsets, items = self.sequences("test")  # train + dev, per user
         if phase == "dev":
             items = items.copy()

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from recprobe.errors import IdMismatchError
-from recprobe.target import Batch, ProbeTarget, is_sequential, reads_users
+from recprobe.errors import ConfigError, IdMismatchError, RecprobeError
+from recprobe.target import Batch, ProbeTarget, check_batch, is_sequential, reads_users
 from recprobe.testing import width_message
 
 EXAMPLES = 3
@@ -61,7 +61,11 @@ def token_map(target_tokens: Sequence, split_tokens: np.ndarray, kind: str, targ
     knows most of them. A target token the split lacks is always refused."""
     mine = [None if t is None else str(t).strip() for t in target_tokens]
     theirs = [str(t).strip() for t in split_tokens]
-    index = {token: i for i, token in enumerate(mine) if token is not None}
+    index: dict[str, int] = {}
+    for i, token in enumerate(mine):
+        if token is not None and index.setdefault(token, i) != i:
+            raise IdMismatchError(f"{target_name}'s {kind}_tokens name {token!r} twice (its {kind}s {index[token]} and {i}), "
+                                  f"so one of them could never be mapped; give each raw id once (None for a padding id)")
     missing = [t for t in theirs if t not in index]
     extra = sorted(set(index) - set(theirs))
     if extra or (missing and not (subset_ok and len(missing) <= len(theirs) * MAX_UNKNOWN)):
@@ -97,6 +101,10 @@ class AlignedTarget:
         self._users = None if users is None else torch.from_numpy(users)
 
     def _batch(self, batch: Batch) -> Batch:
+        check_batch(batch, self.n_items)
+        if self._users is not None and len(batch) and not 0 <= int(batch.users.min()) <= int(batch.users.max()) < len(self._users):
+            raise ConfigError(f"a Batch's users are from {int(batch.users.min())} to {int(batch.users.max())}; the "
+                              f"split's are 0..{len(self._users) - 1}")
         users = batch.users if self._users is None else self._users[batch.users]
         if not batch.history.numel():
             return Batch(users, batch.history, batch.lengths)
@@ -110,6 +118,9 @@ class AlignedTarget:
         return Batch(users, history, batch.lengths)
 
     def _columns(self, scores: torch.Tensor) -> torch.Tensor:
+        if not isinstance(scores, torch.Tensor) or scores.ndim != 2:
+            raise RecprobeError(f"{self.inner.name}'s scores must be [users, items], one row per user, got "
+                                f"{tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__}")
         if scores.shape[1] != self.inner.n_items:
             raise IdMismatchError(width_message(self.inner.name, scores.shape[1], self.inner.n_items, "item_tokens"))
         picked = scores[:, self._items.to(scores.device)]

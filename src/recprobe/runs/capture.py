@@ -17,7 +17,7 @@ def capture_run(run: Run | str | Path, options: CaptureOptions | None = None, *,
                 **fields: Any) -> ActivationStore:
     """Capture the run's target over ``parts`` into ``run/activations`` (the previous store stays until the new
     one is complete); ``options`` (or its fields by name): ``recprobe.runs.options.CaptureOptions``.
-    ``positions="auto"`` records every train position of a sequential target."""
+    ``positions="auto"`` records every train position of a target that reads histories."""
     o = stage_options(CaptureOptions, options, fields)
     run = open_run(run)
     return capture(run.target, run.split, run.layout.activations, parts=o.parts, positions=o.positions,

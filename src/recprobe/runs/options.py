@@ -7,9 +7,10 @@ apart. A value the model refuses reaches the user as one line naming the flag (`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recprobe.activations.capture import SPLITS, Positions
 from recprobe.concepts.budget import DEFAULT_RESERVOIR, DEFAULT_TOP, CaseBudget, default_budget
@@ -123,13 +124,30 @@ class SweepOptions(StageOptions):
         return tuple(sorted(set(strengths)))
 
 
-def stage_options(kind: type[Options], options: Options | None, fields: dict[str, Any]) -> Options:
-    """``options``, or a ``kind`` made from its fields given by name (a stage function takes either, not both)."""
-    if options is None:
-        return kind(**fields)
-    if fields:
+def stage_options(kind: type[Options], options: Options | Mapping[str, Any] | None, fields: dict[str, Any]) -> Options:
+    """``options`` (a ``kind``, or a dict of its fields), or a ``kind`` made from its fields given by name (a stage
+    function takes either, not both); a value a field refuses is one ConfigError naming the field."""
+    if options is not None and fields:
         raise ConfigError(f"give {kind.__name__} or its fields by name, not both (also got {', '.join(sorted(fields))})")
-    return options
+    if isinstance(options, kind):
+        return options
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"give a {kind.__name__} (or its fields by name), got {type(options).__name__}")
+    return built(kind, **(fields if options is None else options))
+
+
+def built(kind: type[BaseModel], **fields: Any):
+    """``kind(**fields)``, or one ConfigError naming the field a value does not suit (for the Python API; the
+    CLI names its flags instead)."""
+    try:
+        return kind(**fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if not first["loc"]:  # a rule between fields: its message names them
+            raise ConfigError(f"{kind.__name__}: {message}") from None
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{kind.__name__}.{where}: {message} (got {first.get('input')!r})") from None
 
 
 def option_flag(model: str, field: str) -> str | None:

@@ -9,6 +9,7 @@ stages in-process: ``Run.create(folder, target, split)`` and later ``Run.open(fo
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shlex
 import shutil
@@ -37,7 +38,7 @@ from recprobe.runs.provenance import check_made_from, target_fingerprint
 from recprobe.sae.io import CONFIG, METRICS, WEIGHTS, load_sae
 from recprobe.schemas import ConceptSettings, RunRecord, SaeMetrics, read_checked
 from recprobe.target import ProbeTarget
-from recprobe.testing import ranking_check, represent_check
+from recprobe.testing import lookups_checked, ranking_check, represent_check, require_probe_target
 from recprobe.version import __version__
 
 FORMAT = 1
@@ -75,8 +76,8 @@ class Run:
         from recprobe.report.notebook import Latent
 
         n_latents = self.sae().n_latents
-        if not 0 <= index < n_latents:
-            raise ConfigError(f"latent {index} is not one of this SAE's 0..{n_latents - 1}")
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < n_latents:
+            raise ConfigError(f"latent {index!r} is not one of this SAE's 0..{n_latents - 1}")
         return Latent(self, index)
 
     # --- creating and opening --------------------------------------------------------------------------------
@@ -98,7 +99,11 @@ class Run:
         """Reopen a run folder: its target through the adapter registry (or the ``target`` given, for a run
         created in Python), its split from the run folder (``load_split``); both are checked against the
         fingerprints recorded at creation. ``open`` never writes."""
+        if not isinstance(folder, str | os.PathLike):
+            raise ConfigError(f"a run is opened from its folder's path, got {type(folder).__name__} {folder!r}")
         root = Path(folder)
+        if target is not None:
+            require_probe_target(target)
         record = read_record(root)
         if target is None and record["target"]["adapter"] == IN_MEMORY:
             raise RunFolderError(
@@ -336,12 +341,13 @@ class Run:
 
 def _sae_fields(fields: dict[str, Any]):
     """SAEConfig fields (a dict) and the SAETrainConfig of the rest, from one set of keyword options."""
+    from recprobe.runs.options import built
     from recprobe.sae.config import SAEConfig, SAETrainConfig
 
     unknown = set(fields) - set(SAEConfig.model_fields) - set(SAETrainConfig.model_fields)
     if unknown:
-        raise TypeError(f"unknown options {sorted(unknown)}: give SAEConfig or SAETrainConfig fields")
-    train = SAETrainConfig(**{k: v for k, v in fields.items() if k in SAETrainConfig.model_fields})
+        raise ConfigError(f"unknown options {sorted(unknown)}: give SAEConfig or SAETrainConfig fields")
+    train = built(SAETrainConfig, **{k: v for k, v in fields.items() if k in SAETrainConfig.model_fields})
     return {k: v for k, v in fields.items() if k in SAEConfig.model_fields}, train
 
 
@@ -351,10 +357,15 @@ def create_run(folder: str | Path, target: ProbeTarget, split: Split, *, adapter
     """``Run.create`` for a caller that already holds the run's lock (``fit`` records the ranking check without
     enforcing it: a built-in model's ids are the split's by construction)."""
     root = Path(folder)
+    if not isinstance(split, Split):
+        raise ConfigError(f"a run needs a recprobe Split (recprobe.load_dataset(...)) as its split, got "
+                          f"{type(split).__name__}: the order is Run.create(folder, target, split)")
+    require_probe_target(target)
     aligned = align(target, split)
     probe_batch = _probe_batch(aligned, split)
     represent_check(aligned, probe_batch, split)
-    check = ranking_check(aligned, split, shift_inputs=enforce_ranking)
+    with lookups_checked(aligned, split):
+        check = ranking_check(aligned, split, shift_inputs=enforce_ranking)
     if not check.ok and not untrained_ok and enforce_ranking:
         escape = ("to create it all the same" if check.off_by else "if the weights are fresh on purpose")
         raise RunFolderError(f"{check.message()}. Nothing was written; pass --untrained-ok (untrained_ok=True) {escape}")

@@ -8,6 +8,7 @@ from typing import Any
 
 from recprobe.parallel import DataParallel
 from recprobe.runs.lock import locked
+from recprobe.runs.options import built
 from recprobe.runs.run import Run, open_run
 from recprobe.sae.card import model_card
 from recprobe.sae.config import SAEConfig, SAETrainConfig
@@ -24,7 +25,7 @@ def train_sae_run(run: Run | str | Path, sae_options: dict[str, Any] | None = No
     ``run/sae``. Returns the metrics."""
     run = open_run(run)
     model, split, store = run.target, run.split, run.activations(verify=True)
-    config = SAEConfig(d_in=store.d, **(sae_options or {}))
+    config = built(SAEConfig, d_in=store.d, **(sae_options or {}))
     train = train or SAETrainConfig()
     parallel = DataParallel.from_env(train.device)  # under torchrun: every rank trains, rank 0 writes
     before = faithfulness(model, initial_sae(store, config).eval(), split, store) if parallel.main else {}

@@ -88,7 +88,11 @@ class SteeringRun:
         items = user_top(self.target, self.sae, self.split, index_of(self.split.user_ids, user, "user"), edits)
         return [str(self.split.item_ids[i]) for i in items]
 
-    def steer(self, latent: int, scales: Sequence[float]) -> dict[str, Any]:
+    def steer(self, latent: int, scales: Sequence[float] | float) -> dict[str, Any]:
+        """``recprobe steer --latent``: the latent at each of ``scales`` (and 1x), written to steering/."""
+        scales = [scales] if isinstance(scales, int | float) else list(scales)
+        for scale in scales:
+            LatentEdit(latent, scale=scale).check(self.sae.n_latents)
         record = self.effect(latent, sorted({1.0, *scales}))
         self._write(latent_file(latent), record, "steer")
         return record
@@ -157,14 +161,14 @@ class SteeringRun:
 
     def debias_sweep(self, options: SweepOptions | None = None, **fields: Any) -> dict[str, Any]:
         """``recprobe.steering.sweep`` over this run: SAE de-biasing by each selection rule (default: every rule
-        that applies to the target) with ``n_latents`` latents (default ``N_LATENTS``, at most the SAE's), its
-        random-latent control, IPR and P-Calibration, one row per method and strength; ``options`` or its fields
-        by name: ``SweepOptions``."""
+        that applies to the target) with ``n_latents`` latents (default ``N_LATENTS``, at most half those that
+        fire on enough users), its random-latent control, IPR and P-Calibration, one row per method and strength;
+        ``options`` or its fields by name: ``SweepOptions``."""
         o = stage_options(SweepOptions, options, fields)
         selections = applicable_selections(self.target) if o.selections is None else o.selections
+        given = None if o.n_latents is None else latent_count(o.n_latents, N_LATENTS, self.sae.n_latents)
         result = debias_sweep(self.target, self.sae, self.split, self.cases, selections=selections,
-                              strengths=o.strengths, n_latents=latent_count(o.n_latents, N_LATENTS, self.sae.n_latents),
-                              seeds=o.seeds)
+                              strengths=o.strengths, n_latents=given, seeds=o.seeds)
         self._write(DEBIAS_SWEEP, result, "debias")
         return result
 

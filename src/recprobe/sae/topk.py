@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recprobe.errors import ConfigError
 from recprobe.sae.config import SAEConfig
 from recprobe.sae.sparse import pre_activations, select, sparse_decode, topk_encode
 
@@ -43,6 +44,12 @@ class SAEOutput:
 
 
 class TopKSAE(nn.Module):
+    """A sparse autoencoder over d_in-wide vectors with ``n_latents`` latents (``config.arch``: TopK keeps each
+    vector's k largest pre-activations, the paper's; BatchTopK and Matryoshka keep k per vector on average while
+    training and those above a learned threshold after). Weights as SAELens names them: ``W_enc`` [d_in,
+    n_latents], ``b_enc``, ``W_dec`` [n_latents, d_in] with unit-norm rows, ``b_dec``. ``encode(x)`` gives the
+    kept latents as (values, indices), ``decode`` the vectors back; load one with ``from_pretrained``."""
+
     def __init__(self, config: SAEConfig):
         super().__init__()
         self.config = config
@@ -99,6 +106,9 @@ class TopKSAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(values, indices) of the latents each row keeps: [B, k_max] each, values 0 where a latent was picked
         but did not fire (below the threshold, for the thresholded architectures)."""
+        if x.shape[-1] != self.config.d_in:
+            raise ConfigError(f"the SAE reads {self.config.d_in}-wide vectors (d_in), got {tuple(x.shape)}: give it "
+                              "the representations it was trained on")
         rows = (x - self.b_dec).reshape(-1, x.shape[-1])  # [..., d_in] -> [B, d_in] for one matmul
         values, indices, _, _ = select(rows, self.W_enc, self.b_enc, self.config.k_max)
         values, indices = values.view(*x.shape[:-1], -1), indices.view(*x.shape[:-1], -1)

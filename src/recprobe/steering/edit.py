@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from recprobe.errors import RecprobeError
@@ -30,12 +31,16 @@ class LatentEdit:
     shift: float | None = None
 
     def check(self, n_latents: int) -> None:
+        if isinstance(self.latent, bool) or not isinstance(self.latent, int | np.integer):
+            raise RecprobeError(f"an edit's latent is a latent id, an integer from 0 to {n_latents - 1}; got {self.latent!r}")
         if not 0 <= self.latent < n_latents:
             raise RecprobeError(f"latent {self.latent} does not exist: this SAE has latents 0..{n_latents - 1}")
         given = [value for value in (self.scale, self.clamp, self.shift) if value is not None]
         if len(given) != 1:
             raise RecprobeError(f"edit of latent {self.latent}: give exactly one of scale, clamp and shift")
         value = given[0]
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise RecprobeError(f"edit of latent {self.latent}: {value!r} is not a number; give e.g. 10, -10 or 0")
         if not math.isfinite(value):
             raise RecprobeError(f"edit of latent {self.latent}: {value} is not a finite number; give e.g. 10, -10 or 0")
         if abs(value) > MAX_EDIT:
@@ -68,9 +73,12 @@ def dense_codes(sae, reps: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def steered(sae, reps: torch.Tensor, edits: Sequence[LatentEdit], codes: torch.Tensor | None = None) -> torch.Tensor:
-    """The representation with the edits applied (see the module docstring); ``codes`` [B, n_latents], the
-    ``dense_codes`` of ``reps`` when the caller has them already (each edit then reads its latent from them)."""
+def steered(sae, reps: torch.Tensor, edits: Sequence[LatentEdit] | LatentEdit,
+            codes: torch.Tensor | None = None) -> torch.Tensor:
+    """The representation with the edits (or one edit) applied (see the module docstring); ``codes`` [B,
+    n_latents], the ``dense_codes`` of ``reps`` when the caller has them already (each edit then reads its latent
+    from them)."""
+    edits = [edits] if isinstance(edits, LatentEdit) else list(edits)
     reps = reps.float()
     if not edits:
         return reps.clone()

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from recprobe.batches import phase_batches
 from recprobe.data.split import Split
 from recprobe.ranking.metrics import SeenItems, scored_chunks, seen_items, target_ranks
-from recprobe.target import Batch, ProbeTarget
+from recprobe.target import Batch, ProbeTarget, require_split_numbering
 
 FIDELITY_M = 3
 
@@ -65,6 +65,7 @@ class Explanation:
 def explain(target: ProbeTarget, sae, split: Split, user: int, item: int | None = None) -> Explanation:
     """The active latents behind ``item`` (default: the user's top-1 recommendation) for ``user`` at test time,
     largest contribution first; ``share`` is a contribution over the sum of their absolute values."""
+    require_split_numbering(target, split)
     batch = phase_batches(split, "test", target.max_history)([user])
     seen = seen_items(*split.exclusions("test"), np.array([user]))
     scores = target.predict(batch).float()
@@ -86,6 +87,7 @@ def fidelity(target: ProbeTarget, sae, split: Split, *, m: int = FIDELITY_M, see
     """Over every test user with at least ``2 m`` active latents, for their top-1 item: how often ablating the
     ``m`` latents that contribute most pushes it further down than ablating ``m`` other active latents drawn at
     random (the control), and the mean rank drop both ways. A tie counts as not beating the control."""
+    require_split_numbering(target, split)
     generator = torch.Generator().manual_seed(seed)
     batch_of = phase_batches(split, "test", target.max_history)
     exclusions = split.exclusions("test")

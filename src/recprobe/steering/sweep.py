@@ -87,10 +87,12 @@ def _average(rows: list[dict[str, float | None]]) -> dict[str, float | None]:
 def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, *,
                  selections: Sequence[str] = SELECTIONS, strengths: Sequence[float] = STRENGTHS,
                  ipr_alphas: Sequence[float] = IPR_ALPHAS, calibration_lambdas: Sequence[float] = CALIBRATION_LAMBDAS,
-                 n_latents: int = N_LATENTS, seeds: int = SEEDS, batch_size: int = 512,
+                 n_latents: int | None = None, seeds: int = SEEDS, batch_size: int = 512,
                  methods: Sequence[Method] = (), progress: bool = True) -> dict[str, Any]:
     """Run every method at every strength over all test users; one row per (method, selection, strength).
-    ``methods``: more methods (``recprobe.steering.methods.Method``), measured after the built-in ones."""
+    ``n_latents``: the latents each SAE edit moves (default ``N_LATENTS``, at most half the latents that fire on
+    enough users, so the random control can draw as many others). ``methods``: more methods
+    (``recprobe.steering.methods.Method``), measured after the built-in ones."""
     started = time.perf_counter()
     strengths = check_strengths(strengths)
     ipr_alphas = check_strengths(ipr_alphas, "ipr_alphas")
@@ -98,7 +100,7 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
     if calibration_lambdas[-1] > 1:
         raise ConfigError(f"calibration_lambdas: {calibration_lambdas[-1]} is above 1; lambda weighs relevance "
                           f"against calibration, give values in [0, 1]")
-    if n_latents < 1 or seeds < 1:
+    if (n_latents is not None and n_latents < 1) or seeds < 1:
         raise ConfigError(f"n_latents and seeds must be at least 1, got n_latents={n_latents}, seeds={seeds}")
     for selection in selections:
         if selection not in SELECTIONS:
@@ -108,6 +110,8 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
         check_strengths(method.strengths, f"{method.name}'s strengths")
     groups = PopularityGroups.of(split)
     sd, eligible = code_spread(target, sae, split, batch_size)
+    if n_latents is None:
+        n_latents = max(1, min(N_LATENTS, len(eligible) // 2))
 
     chosen: dict[str, list[dict]] = {}
     for selection in selections:
