@@ -102,9 +102,10 @@ class AlignedTarget:
 
     def _batch(self, batch: Batch) -> Batch:
         check_batch(batch, self.n_items)
-        if self._users is not None and len(batch) and not 0 <= int(batch.users.min()) <= int(batch.users.max()) < len(self._users):
-            raise ConfigError(f"a Batch's users are from {int(batch.users.min())} to {int(batch.users.max())}; the "
-                              f"split's are 0..{len(self._users) - 1}")
+        if self._users is not None and len(batch):
+            low, high = int(batch.users.min()), int(batch.users.max())
+            if not 0 <= low <= high < len(self._users):
+                raise ConfigError(f"a Batch's users are from {low} to {high}; the split's are 0..{len(self._users) - 1}")
         users = batch.users if self._users is None else self._users[batch.users]
         if not batch.history.numel():
             return Batch(users, batch.history, batch.lengths)

@@ -113,7 +113,8 @@ class SweepOptions(StageOptions):
     strengths: tuple[float, ...] = Field(
         STRENGTHS, description="SAE and random-latent strengths, in units of each latent's standard deviation.")
     n_latents: int | None = Field(None, ge=1, description=f"How many latents in all, largest |score| first (default "
-                                  f"{N_LATENTS}, at most the SAE's).")
+                                  f"{N_LATENTS}, at most half those that fire on enough users, so the random control "
+                                  "draws as many others).")
     seeds: int = Field(SEEDS, ge=1, description="Random-latent draws averaged at each strength (the control).")
 
     @field_validator("strengths")
