@@ -8,7 +8,6 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from pydantic import ValidationError
 
 from recprobe.concepts.cases import CaseSet, LatentSample
 from recprobe.concepts.interpret import interpret_latent, most_confident, summarize
@@ -23,7 +22,7 @@ from recprobe.concepts.records import read_records, repair_records
 from recprobe.concepts.scoring import auroc, confidence
 from recprobe.concepts.verify import calibrate, to_levels
 from recprobe.data.split import Catalog
-from recprobe.errors import RunFolderError
+from recprobe.errors import ConfigError, RunFolderError
 from recprobe.runs.interpret import interpret_run
 from tests.conftest import sae_run
 
@@ -418,5 +417,5 @@ def test_every_basis_is_interpreted_into_its_own_folder_and_an_unknown_one_is_re
         summary = interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis=basis, progress=False)
         assert summary["latents"] == n_latents and summary["folder"].endswith(f"concepts-{basis}")
     assert run.cases(basis="untrained").made_from["sae"] == f"untrained:{run.sae_hash()}"
-    with pytest.raises(ValidationError, match="basis\n  Input should be 'sae', 'raw', 'raw-both', 'untrained', 'frozen-decoder' or 'frozen-encoder'"):
+    with pytest.raises(ConfigError, match="InterpretOptions.basis: Input should be 'sae', 'raw', 'raw-both', 'untrained', 'frozen-decoder' or 'frozen-encoder' \\(got 'pca'\\)"):
         interpret_run(run, n=2, basis="pca", progress=False)
