@@ -131,6 +131,9 @@ CASES = [
          write("run/run.json", "null")),
     Case("run-json-wrong-type", "evaluate --run {run}", "run.json is not what recprobe writes there (target.d_model: Input "
          "should be a valid integer", edit_json("run.json", lambda d: d["target"].update(d_model="wide"))),
+    Case("run-json-ranking-check-a-word", "evaluate --run {run}", "run.json is not what recprobe writes there "
+         "(ranking_check.HR@10.int: Input should be a valid integer",
+         edit_json("run.json", lambda d: d["ranking_check"].update({"HR@10": "high"}))),
     Case("activation-index-empty-object", "train-sae --run {run}", "activations/index.json is not what recprobe writes "
          "there (d: Field required); rebuild it with `recprobe capture", write("run/activations/index.json", "{}")),
     Case("activation-shard-swapped", "train-sae --run {run}", "activations holds other activations than it recorded "
@@ -144,6 +147,9 @@ CASES = [
          "Field required); rebuild it with `recprobe interpret", write("run/concepts/summary.json", "{}")),
     Case("nan-in-the-sae-weights", "steer --run {run} --latent 0", "sae_weights.safetensors holds NaN or infinite values in "
          "W_enc", nan_in_sae),
+    Case("activation-rows-not-its-shards", "train-sae --run {run}", "activations/index.json is not what recprobe "
+         "writes there (splits.train: Value error, rows 5 is not the sum of its shards' rows",
+         edit_json("activations/index.json", lambda d: d["splits"]["train"].update(rows=5))),
     Case("activation-shard-outside-the-store", "train-sae --run {run}", "activations/index.json is not what recprobe "
          "writes there (splits.train.shards.0.file: Value error, a shard is a file name inside the store, got '../x'",
          edit_json("activations/index.json", lambda d: d["splits"]["train"]["shards"][0].update(file="../x"))),

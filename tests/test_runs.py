@@ -165,13 +165,14 @@ def test_records_of_a_latent_the_sae_lacks_or_of_the_wrong_types_are_damaged_lin
     run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
     path = run.layout.concepts() / "concepts.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    wrong = [{**records[0], "latent": 9999}, {**records[1], "confidence": "high"}, {**records[2], "latent": True}]
-    path.write_text("".join(json.dumps(r) + "\n" for r in [*wrong, *records[3:]]))
-    assert sorted(r["latent"] for r in run.concepts()) == [r["latent"] for r in records[3:]]
+    wrong = [{**records[0], "latent": 9999}, {**records[1], "confidence": "high"}, {**records[2], "latent": True},
+             {**records[3], "confidence": 7.5}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*wrong, *records[4:]]))
+    assert sorted(r["latent"] for r in run.concepts()) == [r["latent"] for r in records[4:]]
     run.report()
     SteeringRun(run).table7()
     summary = run.interpret(describer="llm", verifier="llm", llm="fake", n=2, progress=False)
-    assert "3 damaged line(s)" in summary["repair_note"]
+    assert "4 damaged line(s)" in summary["repair_note"]
     assert sorted(r["latent"] for r in run.concepts()) == [r["latent"] for r in records]
 
 

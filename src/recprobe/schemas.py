@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recprobe.errors import RunFolderError
 from recprobe.io import read_json
@@ -45,6 +45,7 @@ class RunRecord(Record):
     dataset: DatasetRecord
     command: str
     untrained_ok: bool
+    ranking_check: dict[str, int | float] = {}  # HR@10 and the like; a run written before it existed has none
 
 
 class TrainedOn(Record):
@@ -70,7 +71,7 @@ class ConceptRecord(Record):
     model_config = ConfigDict(extra="allow", strict=True)
     latent: int = Field(ge=0)
     status: str
-    confidence: float | None = None
+    confidence: float | None = Field(None, ge=0, le=1)
     description: str | None = None
 
 
@@ -90,6 +91,13 @@ class Shard(Record):
 class SplitShards(Record):
     rows: int = Field(ge=0)
     shards: list[Shard]
+
+    @model_validator(mode="after")
+    def rows_are_its_shards(self) -> SplitShards:
+        found = sum(shard.rows for shard in self.shards)
+        if self.rows != found:
+            raise ValueError(f"rows {self.rows} is not the sum of its shards' rows, {found}")
+        return self
 
 
 class StoreIndex(Record):
