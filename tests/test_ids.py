@@ -258,6 +258,12 @@ def test_a_wrapped_target_is_refused_where_the_split_is_fed_to_it_and_run_target
                                               r"Give run.target"):
         explain(target, sae, split, 0)
     assert explain(run.target, sae, split, 0).item == split.test_items[0]  # the Oracle's own top item
+    users_only = from_one(split, n_items=split.n_items, user_tokens=[None, *split.user_ids])  # items as the split's
+    users_only.forward = lambda m, b: m(b.users, b.history)[:, 1:]
+    mapped = Run.create(tmp_path / "users", users_only, split).target
+    with pytest.raises(IdMismatchError, match=r"declares user_tokens other than the split's ids"):
+        explain(users_only, sae, split, 0)
+    assert explain(mapped, sae, split, 0).item == split.test_items[0]
     same = from_one(split, item_tokens=list(split.item_ids), n_items=None)  # tokens that are the split's ids
     assert same.n_items == split.n_items
     explain(same, sae, split, 0)  # its own ids are the split's: nothing to refuse (a wrong column is no error here)
@@ -267,14 +273,19 @@ def test_a_score_or_batch_built_by_hand_wrongly_is_one_error(split, tmp_path):
     target = from_one(split, item_tokens=[None, *split.item_ids], user_tokens=[None, *split.user_ids])
     run = Run.create(tmp_path / "run", target, split)
     n, good = split.n_items, probe_batch(split, 0)
-    cases = {"must be \\[B, L\\] integer item ids": Batch(good.users, good.history.float(), good.lengths),
+    cases = {"must be \\[B, L\\] integer item ids": Batch(good.users[:1], torch.tensor([[0.0, 1.0]]), good.lengths[:1]),
              "got torch.int64 \\(4,\\) for 4 users": Batch(good.users[:4], torch.arange(4), good.lengths[:4]),
              f"holds item ids from 0 to {n + 5}": Batch(good.users[:1], torch.tensor([[0, n + 5]]), good.lengths[:1]),
+             "holds item ids from -1 to 0": Batch(good.users[:1], torch.tensor([[0, -1]]), good.lengths[:1]),
+             "got torch.uint8 \\(1, 2\\)": Batch(good.users[:1], torch.tensor([[0, 1]], dtype=torch.uint8), good.lengths[:1]),
+             "users must be \\[B\\] integer user ids, got torch.float32": Batch(good.users.float(), good.history, good.lengths),
              f"users are from 0 to {split.n_users + 2}": Batch(torch.tensor([0, split.n_users + 2]), good.history[:2],
                                                                good.lengths[:2])}
     for message, batch in cases.items():
         with pytest.raises(RecprobeError, match=message):
             run.target.predict(batch)
+    empty = Batch(good.users, torch.empty(len(good), 0), good.lengths)  # torch.empty is float: no ids, no fault
+    assert torch.equal(run.target.predict(empty), run.target.predict(good))
     flat = AlignedTarget(recprobe.wrap(FromOne(split), site="tower", d_model=n, forward=lambda m, b: m(b.users, b.history)[:, 0],
                                        item_tokens=[None, *split.item_ids]), np.arange(1, n + 1), None, pad=0)
     with pytest.raises(RecprobeError, match=r"scores must be \[users, items\], one row per user, got \(\d+,\)"):

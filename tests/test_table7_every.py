@@ -125,6 +125,9 @@ def test_every_concept_table_steers_the_cases_its_concepts_were_read_from(split,
     for basis in found["bases"].values():
         assert basis["grounded"] == sum(row["decoder_share"] > row["catalog_share"] for row in basis["latents"])
     assert table7_every_run(run)["n_cases"] == every_position  # under the default budget: all of them
+    other = run.basis("untrained")  # a diagnostic's encoder steers the SAE's concepts in its place
+    table7_every.measure_basis(run, "sae", (users, positions), encoder=other)
+    assert list(steered)[-1] is other
     interpret_run(run, describer="llm", verifier="llm", llm="fake", n=2, basis="untrained", cases="test",
                   overwrite=True, progress=False)
     with pytest.raises(RunFolderError, match=r"the bases' concepts were read from different cases \(sae: all, "

@@ -6,6 +6,7 @@ built-in run folder, a RecBole checkpoint, a torch model (see ``recprobe.adapter
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -13,6 +14,9 @@ import numpy as np
 import torch
 
 from recprobe.errors import ConfigError, IdMismatchError
+
+INTEGERS = (torch.int64, torch.int32, torch.int16, torch.int8)  # ids (uint8 would index as a mask)
+_NUMBERED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # target -> fingerprints of splits it speaks
 
 
 @dataclass
@@ -80,6 +84,12 @@ def require_split_numbering(target: ProbeTarget, split) -> None:
     """Refuse a target that numbers users or items its own way (its ``item_tokens`` / ``user_tokens`` are not
     the split's ids, or it scores another count of items) where the split's batches are fed to it: ``run.target``
     is the same target mapped into the split's numbering."""
+    try:
+        checked = _NUMBERED.setdefault(target, set())
+    except TypeError:  # a target that takes no weak reference is checked every time
+        checked = set()
+    if split.fingerprint in checked and target.n_items == split.n_items:
+        return
     own = [f"{kind}_tokens" for kind, ids in (("item", split.item_ids), ("user", split.user_ids))
            if not numbered_as(getattr(target, f"{kind}_tokens", None), ids) and (kind == "item" or reads_users(target))]
     if own or target.n_items != split.n_items:
@@ -88,6 +98,7 @@ def require_split_numbering(target: ProbeTarget, split) -> None:
         raise IdMismatchError(f"{target.name} {why}: it numbers ids its own way, so the {split.name} split's batches "
                               "would be read as other users and items. Give run.target (Run.create maps the ids; "
                               "recprobe.runs.align.align(target, split) does it alone)")
+    checked.add(split.fingerprint)  # its tokens compared once per split: explain runs per request in `serve`
 
 
 def numbered_as(tokens, ids: np.ndarray) -> bool:
@@ -99,10 +110,12 @@ def numbered_as(tokens, ids: np.ndarray) -> bool:
 
 
 def check_batch(batch: Batch, n_items: int) -> None:
-    """One error naming what is wrong with a batch built by hand: histories are [B, L] integer ids from 0 to
-    ``n_items`` (the pad), one row per user."""
-    history = batch.history
-    if history.ndim != 2 or history.dtype.is_floating_point or history.dtype == torch.bool or len(history) != len(batch):
+    """One error naming what is wrong with a batch built by hand: users are [B] integer ids, histories [B, L]
+    integer item ids from 0 to ``n_items`` (the pad), one row per user."""
+    users, history = batch.users, batch.history
+    if users.ndim != 1 or users.dtype not in INTEGERS:
+        raise ConfigError(f"a Batch's users must be [B] integer user ids, got {users.dtype} {tuple(users.shape)}")
+    if history.ndim != 2 or len(history) != len(batch) or (history.numel() and history.dtype not in INTEGERS):
         raise ConfigError(f"a Batch's history must be [B, L] integer item ids, one row per user: got {history.dtype} "
                           f"{tuple(history.shape)} for {len(batch)} users")
     if history.numel() and not 0 <= int(history.min()) <= int(history.max()) <= n_items:

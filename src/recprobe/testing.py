@@ -26,6 +26,8 @@ SHIFT_USERS = 1000  # the users fed shifted ids (a forward pass each way): enoug
 # users it is fed; and the ids that map each without shifting by hand.
 _READ = {"item": "its item ids", "history": "the item ids of the histories it reads", "user": "the user ids it reads"}
 _TOKENS = {"item": "item_tokens", "history": "item_tokens", "user": "user_tokens"}
+# torch's words for an id past a table: nn.Embedding / index_select, and indexing a tensor
+TABLE_LOOKUPS = ("index out of range in self", "is out of bounds for dimension")
 
 
 class ProbeTargetCheckError(RecprobeError, AssertionError):
@@ -191,17 +193,16 @@ def lookups_checked(target: ProbeTarget, split) -> Iterator[None]:
     try:
         yield
     except IndexError as e:
-        if "out of range" not in str(e) and "out of bounds" not in str(e):  # a bug of the model's own
+        if not any(lookup in str(e) for lookup in TABLE_LOOKUPS):  # a bug of the model's own (a list, numpy)
             raise
         raise IdMismatchError(lookup_message(target, split, e)) from e
 
 
 def lookup_message(target: ProbeTarget, split, error: IndexError) -> str:
     failed = f"{target.name} failed on a batch of the {split.name} split ({type(error).__name__}: {error})"
-    declared = target
-    while hasattr(declared, "inner"):  # the target as its adapter opened it, under the run's wrappers
-        declared = declared.inner
-    tokens = {kind: getattr(declared, f"{kind}_tokens", None) for kind in ("item", "user")}
+    from recprobe.runs.align import unwrapped  # lazy: align imports this module
+
+    tokens = {kind: getattr(unwrapped(target), f"{kind}_tokens", None) for kind in ("item", "user")}
     if tokens["item"] is None and tokens["user"] is None:
         return (f"{failed}: recprobe gives users as 0..{split.n_users - 1} and histories of at most "
                 f"max_history={target.max_history} item ids 0..{split.n_items - 1}, padded at the end with "

@@ -41,14 +41,15 @@ def align_ids(target: ProbeTarget, split) -> ProbeTarget:
                 "Otherwise probe it against the dataset (and filters: --min-rating, --core) it was trained on, or give "
                 "the target item_tokens (each of its item indices' raw id) so recprobe can map the ids"
             )
-        return target
-    if len(item_tokens) != target.n_items:
-        raise IdMismatchError(f"{target.name} declares n_items={target.n_items} but {len(item_tokens)} item_tokens; "
-                              "give one token per output column (None for a padding id)")
-    items = token_map(item_tokens, split.item_ids, "item", target.name, split.name, subset_ok=True)
+        items, pads = np.arange(split.n_items), []
+    else:
+        if len(item_tokens) != target.n_items:
+            raise IdMismatchError(f"{target.name} declares n_items={target.n_items} but {len(item_tokens)} item_tokens; "
+                                  "give one token per output column (None for a padding id)")
+        items = token_map(item_tokens, split.item_ids, "item", target.name, split.name, subset_ok=True)
+        pads = [i for i, token in enumerate(item_tokens) if token is None]
     users = None if user_tokens is None or not reads_users(target) else token_map(
         user_tokens, split.user_ids, "user", target.name, split.name)
-    pads = [i for i, token in enumerate(item_tokens) if token is None]
     if users is None and np.array_equal(items, np.arange(split.n_items)) and target.n_items == split.n_items:
         return target
     return AlignedTarget(target, items, users, pad=pads[0] if pads else target.n_items)

@@ -23,6 +23,7 @@ from recprobe.errors import ConfigError, RunFolderError, StaleArtifactError
 from recprobe.hashing import files_hash
 from recprobe.io import read_json
 from recprobe.runs.lock import locked
+from recprobe.runs.options import built
 from recprobe.runs.run import Run, open_run
 from recprobe.runs.sae import selection
 from recprobe.sae.config import ARCHITECTURES, CONTROLS, SAEConfig, SAETrainConfig
@@ -47,7 +48,8 @@ class Rung:
         return f"{self.arch}-{self.variant}-seed{self.seed}"
 
     def config(self, d_in: int, options: dict[str, Any]) -> SAEConfig:
-        return SAEConfig(d_in=d_in, **{**options, "arch": self.arch, "freeze": FREEZE[self.variant], "seed": self.seed})
+        rung = {"arch": self.arch, "freeze": FREEZE[self.variant], "seed": self.seed}
+        return built(SAEConfig, d_in=d_in, **{**options, **rung})
 
 
 def rungs(archs: Sequence[str], seeds: int, variants: Sequence[str] = VARIANTS) -> list[Rung]:

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ class SteeringRun:
 
     def steer(self, latent: int, scales: Sequence[float] | float) -> dict[str, Any]:
         """``recprobe steer --latent``: the latent at each of ``scales`` (and 1x), written to steering/."""
-        scales = [scales] if isinstance(scales, int | float) else list(scales)
+        scales = [scales] if isinstance(scales, numbers.Real) else list(scales)
         for scale in scales:
             LatentEdit(latent, scale=scale).check(self.sae.n_latents)
         record = self.effect(latent, sorted({1.0, *scales}))

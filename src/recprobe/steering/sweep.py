@@ -111,7 +111,10 @@ def debias_sweep(target: ProbeTarget, sae, split: Split, cases: CaseSet | None, 
     groups = PopularityGroups.of(split)
     sd, eligible = code_spread(target, sae, split, batch_size)
     if n_latents is None:
-        n_latents = max(1, min(N_LATENTS, len(eligible) // 2))
+        if len(eligible) < 2:
+            raise ConfigError(f"{len(eligible)} of the SAE's latents fire on at least {MIN_ACTIVE} test users: too few to "
+                              "edit one and draw the random control from the rest; train a wider SAE")
+        n_latents = min(N_LATENTS, len(eligible) // 2)
 
     chosen: dict[str, list[dict]] = {}
     for selection in selections:
