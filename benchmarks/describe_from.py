@@ -39,7 +39,7 @@ import torch
 import recprobe.concepts.highlights as highlights
 import recprobe.concepts.interpret as interpret
 import recprobe.concepts.labelers as labelers
-from recprobe.concepts.attributes import MAX_VALUES, is_integer
+from recprobe.concepts.attributes import bucketed
 from recprobe.concepts.cases import CaseSet, case_rows, ranked_cases
 from recprobe.concepts.labelers import MetadataDescriber, item_features, log_odds
 from recprobe.runs.interpret import interpret_run
@@ -108,23 +108,17 @@ def describing_with(describer: type[MetadataDescriber]) -> Iterator[None]:
 
 @contextmanager
 def years_in_decades(catalog) -> Iterator[None]:
-    """Every item's integer values of an attribute with more than ``MAX_VALUES`` of them as their decade, wherever
-    the describer and Table 7 read an item's features, for the block's duration."""
+    """Every item's attribute values as the attribute metrics read them (``recprobe.concepts.attributes.bucketed``:
+    an integer attribute of more than ``MAX_VALUES`` values cut into decades), wherever the describer and Table 7
+    read an item's features, for the block's duration."""
     distinct: dict[str, set[str]] = {}
     for attributes in catalog.attributes:
         for name, values in attributes.items():
-            distinct.setdefault(name, set()).update(v for v in values if is_integer(v))
-    many = {name for name, values in distinct.items() if len(values) > MAX_VALUES}
+            distinct.setdefault(name, set()).update(values)
+    read_as = {f"{name}: {value}": f"{name}: {cut}" for name, values in distinct.items()
+               for value, cut in zip(sorted(values), bucketed(sorted(values)), strict=True)}
     saved = labelers.item_features
-
-    def in_decades(feature: str) -> str:
-        name, _, value = feature.partition(": ")
-        if name not in many or not is_integer(value):
-            return feature
-        decade = int(value) // 10 * 10
-        return f"{name}: {decade}-{decade + 9}"
-
-    labelers.item_features = lambda catalog, item: {in_decades(f) for f in saved(catalog, item)}
+    labelers.item_features = lambda catalog, item: {read_as.get(f, f) for f in saved(catalog, item)}
     try:
         yield
     finally:

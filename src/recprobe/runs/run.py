@@ -74,9 +74,10 @@ class Run:
     def latent(self, index: int):
         """One latent of the run's SAE (``recprobe.report.notebook.Latent``), shown as a card in a notebook."""
         from recprobe.report.notebook import Latent
+        from recprobe.steering.edit import is_integer_id
 
         n_latents = self.sae().n_latents
-        if isinstance(index, bool) or not isinstance(index, int | np.integer) or not 0 <= index < n_latents:
+        if not is_integer_id(index) or not 0 <= index < n_latents:
             raise ConfigError(f"latent {index!r} is not one of this SAE's 0..{n_latents - 1}")
         return Latent(self, index)
 

@@ -32,7 +32,7 @@ from recprobe.steering.debias import DEBIAS_LATENTS, applicable_selections, popu
 from recprobe.steering.edit import LatentEdit
 from recprobe.steering.effects import LatentEffects
 from recprobe.steering.steer import decoder_items, decoder_scores, steering_effect, user_top
-from recprobe.steering.sweep import N_LATENTS, debias_sweep
+from recprobe.steering.sweep import debias_sweep
 
 TABLE7_SCALES = (-10.0, 1.0, 10.0)
 MIN_TEST_USERS = 10  # steering is measured over the test users a latent fires on: fewer make a meaningless row
@@ -139,7 +139,8 @@ class SteeringRun:
         tracks *un*popular predictions by ``niche_scale`` and the ``n_latents`` that most track popular ones by
         ``popular_scale`` (0 ablates, 1 leaves them); ``options`` or its fields by name: ``DebiasOptions``."""
         o = stage_options(DebiasOptions, options, fields)
-        n_latents = latent_count(o.n_latents, DEBIAS_LATENTS, self.sae.n_latents)
+        n_latents = (min(DEBIAS_LATENTS, self.sae.n_latents) if o.n_latents is None
+                     else latent_count(o.n_latents, self.sae.n_latents))
         niche_scale, popular_scale = o.niche_scale, o.popular_scale
         for scale in (niche_scale, popular_scale):
             LatentEdit(0, scale=scale).check(self.sae.n_latents)  # refuse a bad scale even when no latent qualifies
@@ -167,18 +168,15 @@ class SteeringRun:
         ``options`` or its fields by name: ``SweepOptions``."""
         o = stage_options(SweepOptions, options, fields)
         selections = applicable_selections(self.target) if o.selections is None else o.selections
-        given = None if o.n_latents is None else latent_count(o.n_latents, N_LATENTS, self.sae.n_latents)
+        given = None if o.n_latents is None else latent_count(o.n_latents, self.sae.n_latents)
         result = debias_sweep(self.target, self.sae, self.split, self.cases, selections=selections,
                               strengths=o.strengths, n_latents=given, seeds=o.seeds)
         self._write(DEBIAS_SWEEP, result, "debias")
         return result
 
 
-def latent_count(given: int | None, default: int, available: int) -> int:
-    """How many latents de-biasing edits: the default, capped at the SAE's size, or the count given, which must
-    be from 1 to the SAE's size."""
-    if given is None:
-        return min(default, available)
+def latent_count(given: int, available: int) -> int:
+    """The count of latents de-biasing edits, as given: from 1 to the SAE's size."""
     if not 1 <= given <= available:
         raise ConfigError(f"--latents {given}: give a count from 1 to {available}, the SAE's number of latents")
     return given

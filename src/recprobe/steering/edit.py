@@ -10,6 +10,7 @@ an edit that changes nothing (scale 1, shift 0) leaves the model's ranking exact
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,11 @@ import torch
 from recprobe.errors import RecprobeError
 
 MAX_EDIT = 1e6  # scales and clamps beyond this overflow float32 scores on ordinary representations
+
+
+def is_integer_id(value: object) -> bool:
+    """Whether ``value`` can be an id: a Python or numpy integer, not a bool (nor a float or a string)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class LatentEdit:
     shift: float | None = None
 
     def check(self, n_latents: int) -> None:
-        if isinstance(self.latent, bool) or not isinstance(self.latent, int | np.integer):
+        if not is_integer_id(self.latent):
             raise RecprobeError(f"an edit's latent is a latent id, an integer from 0 to {n_latents - 1}; got {self.latent!r}")
         if not 0 <= self.latent < n_latents:
             raise RecprobeError(f"latent {self.latent} does not exist: this SAE has latents 0..{n_latents - 1}")
@@ -39,7 +45,7 @@ class LatentEdit:
         if len(given) != 1:
             raise RecprobeError(f"edit of latent {self.latent}: give exactly one of scale, clamp and shift")
         value = given[0]
-        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise RecprobeError(f"edit of latent {self.latent}: {value!r} is not a number; give e.g. 10, -10 or 0")
         if not math.isfinite(value):
             raise RecprobeError(f"edit of latent {self.latent}: {value} is not a finite number; give e.g. 10, -10 or 0")
